@@ -1,0 +1,15 @@
+//! Database migrations for the pipelines service, one file per schema change. They run at
+//! start-up and through `pipelines migrate`, on SQLite and PostgreSQL alike.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_core_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_create_core_tables::Migration)]
+    }
+}

@@ -1,0 +1,85 @@
+//! Who is calling and what their role lets them do.
+
+use std::fmt;
+
+/// A caller's role. Each role includes the powers of the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Get, list and watch.
+    Read,
+    /// Adds create, update and promote.
+    Write,
+    /// Adds elevated access: deleting couplings and pipelines, removing required contexts
+    /// and bypassing status checks.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Write => "write",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        [Role::Read, Role::Write, Role::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == value)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The name of the token that authenticated the call, recorded on what it creates.
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn new(name: impl Into<String>, role: Role) -> Self {
+        Self {
+            name: name.into(),
+            role,
+        }
+    }
+
+    /// Whether the caller may take elevated (break-glass) actions.
+    pub fn is_elevated(&self) -> bool {
+        self.role >= Role::Admin
+    }
+
+    pub fn has_role(&self, needed: Role) -> bool {
+        self.role >= needed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_admin_is_elevated() {
+        assert!(!Caller::new("ci", Role::Read).is_elevated());
+        assert!(!Caller::new("ci", Role::Write).is_elevated());
+        assert!(Caller::new("ops", Role::Admin).is_elevated());
+    }
+
+    #[test]
+    fn roles_include_lower_roles() {
+        let writer = Caller::new("ci", Role::Write);
+        assert!(writer.has_role(Role::Read));
+        assert!(writer.has_role(Role::Write));
+        assert!(!writer.has_role(Role::Admin));
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! `pipelines.v1.PipelineService`.
+
+use tonic::{Request, Response, Status};
+
+use super::{caller_of, convert};
+use crate::{
+    proto::{self, pipeline_service_server::PipelineService},
+    service::Services,
+};
+
+pub struct PipelineGrpc {
+    services: Services,
+}
+
+impl PipelineGrpc {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[tonic::async_trait]
+impl PipelineService for PipelineGrpc {
+    async fn create_pipeline(
+        &self,
+        request: Request<proto::CreatePipelineRequest>,
+    ) -> Result<Response<proto::Pipeline>, Status> {
+        let request = request.into_inner();
+        let view = self
+            .services
+            .pipelines
+            .create(&request.name, &request.description)
+            .await?;
+        Ok(Response::new(convert::pipeline(view)))
+    }
+
+    async fn get_pipeline(
+        &self,
+        request: Request<proto::GetPipelineRequest>,
+    ) -> Result<Response<proto::Pipeline>, Status> {
+        let view = self
+            .services
+            .pipelines
+            .get(&request.into_inner().pipeline)
+            .await?;
+        Ok(Response::new(convert::pipeline(view)))
+    }
+
+    async fn list_pipelines(
+        &self,
+        _request: Request<proto::ListPipelinesRequest>,
+    ) -> Result<Response<proto::ListPipelinesResponse>, Status> {
+        let views = self.services.pipelines.list().await?;
+        Ok(Response::new(proto::ListPipelinesResponse {
+            pipelines: views.into_iter().map(convert::pipeline).collect(),
+        }))
+    }
+
+    async fn delete_pipeline(
+        &self,
+        request: Request<proto::DeletePipelineRequest>,
+    ) -> Result<Response<proto::Pipeline>, Status> {
+        let caller = caller_of(&request)?;
+        let view = self
+            .services
+            .pipelines
+            .delete(&request.into_inner().pipeline, &caller)
+            .await?;
+        Ok(Response::new(convert::pipeline(view)))
+    }
+
+    async fn list_stages(
+        &self,
+        _request: Request<proto::ListStagesRequest>,
+    ) -> Result<Response<proto::ListStagesResponse>, Status> {
+        let stages = self
+            .services
+            .pipelines
+            .stages()
+            .into_iter()
+            .map(|(stage, next)| proto::StageTransition {
+                stage: convert::stage_to_proto(stage) as i32,
+                next: next.map(|next| convert::stage_to_proto(next) as i32),
+            })
+            .collect();
+        Ok(Response::new(proto::ListStagesResponse { stages }))
+    }
+
+    async fn list_pipeline_statuses(
+        &self,
+        request: Request<proto::ListPipelineStatusesRequest>,
+    ) -> Result<Response<proto::ListPipelineStatusesResponse>, Status> {
+        let statuses = self
+            .services
+            .pipelines
+            .statuses(&request.into_inner().pipeline)
+            .await?
+            .into_iter()
+            .map(|status| proto::StatusContext {
+                context: status.context,
+                name: status.name,
+            })
+            .collect();
+        Ok(Response::new(proto::ListPipelineStatusesResponse {
+            statuses,
+        }))
+    }
+}

@@ -1,0 +1,136 @@
+//! `pipelines.v1.ReleaseService`.
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::{
+    error::Error,
+    proto::{self, release_service_server::ReleaseService},
+    service::{NewReleaseStatus, ReleaseStatusChanges, Services},
+};
+
+pub struct ReleaseGrpc {
+    services: Services,
+}
+
+impl ReleaseGrpc {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+#[tonic::async_trait]
+impl ReleaseService for ReleaseGrpc {
+    async fn create_release(
+        &self,
+        request: Request<proto::CreateReleaseRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        let request = request.into_inner();
+        let view = self
+            .services
+            .releases
+            .create(&request.app, &request.image, &request.description)
+            .await?;
+        Ok(Response::new(convert::release(view)))
+    }
+
+    async fn get_release(
+        &self,
+        request: Request<proto::GetReleaseRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        let request = request.into_inner();
+        let view = self
+            .services
+            .releases
+            .get(&request.app, &request.release_id)
+            .await?;
+        Ok(Response::new(convert::release(view)))
+    }
+
+    async fn list_releases(
+        &self,
+        request: Request<proto::ListReleasesRequest>,
+    ) -> Result<Response<proto::ListReleasesResponse>, Status> {
+        let views = self
+            .services
+            .releases
+            .list(&request.into_inner().app)
+            .await?;
+        Ok(Response::new(proto::ListReleasesResponse {
+            releases: views.into_iter().map(convert::release).collect(),
+        }))
+    }
+
+    async fn create_release_status(
+        &self,
+        request: Request<proto::CreateReleaseStatusRequest>,
+    ) -> Result<Response<proto::ReleaseStatus>, Status> {
+        let request = request.into_inner();
+        let state = convert::status_state_from_proto("state", request.state).map_err(Error::from)?;
+        let view = self
+            .services
+            .releases
+            .create_status(
+                &request.app,
+                &request.release_id,
+                NewReleaseStatus {
+                    context: request.context,
+                    name: request.name,
+                    state,
+                    description: request.description,
+                    target_url: request.target_url,
+                    image_url: request.image_url,
+                },
+            )
+            .await?;
+        Ok(Response::new(convert::release_status(view)))
+    }
+
+    async fn update_release_status(
+        &self,
+        request: Request<proto::UpdateReleaseStatusRequest>,
+    ) -> Result<Response<proto::ReleaseStatus>, Status> {
+        let request = request.into_inner();
+        let state = match request.state {
+            None => None,
+            Some(value) => Some(
+                convert::status_state_from_proto("state", value)
+                    .map_err(Error::from)?
+                    .ok_or_else(|| Error::invalid("state", "must not be unspecified"))?,
+            ),
+        };
+        let view = self
+            .services
+            .releases
+            .update_status(
+                &request.app,
+                &request.release_id,
+                &request.status_id,
+                ReleaseStatusChanges {
+                    context: None,
+                    name: request.name,
+                    state,
+                    description: request.description,
+                    target_url: request.target_url,
+                    image_url: request.image_url,
+                },
+            )
+            .await?;
+        Ok(Response::new(convert::release_status(view)))
+    }
+
+    async fn list_release_statuses(
+        &self,
+        request: Request<proto::ListReleaseStatusesRequest>,
+    ) -> Result<Response<proto::ListReleaseStatusesResponse>, Status> {
+        let request = request.into_inner();
+        let views = self
+            .services
+            .releases
+            .list_statuses(&request.app, &request.release_id)
+            .await?;
+        Ok(Response::new(proto::ListReleaseStatusesResponse {
+            statuses: views.into_iter().map(convert::release_status).collect(),
+        }))
+    }
+}

@@ -1,0 +1,170 @@
+//! Creating, reading and deleting apps, and their config vars.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::{
+    lookup::{app_view, find_app},
+    views::{AppView, ConfigVars},
+};
+use crate::{
+    domain::names::{check_config_key, check_config_value, AppName},
+    error::{Error, Result},
+    store::{
+        entities::{app, config_var, coupling},
+        is_unique_violation,
+    },
+};
+
+/// One change to an app's config vars: a new value, or `None` to delete the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigVarChange {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Apps {
+    db: DatabaseConnection,
+}
+
+impl Apps {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn create(&self, name: &str) -> Result<AppView> {
+        let name = AppName::parse("name", name)?;
+        let now = Utc::now();
+        let row = app::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(name.as_str().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        };
+        match row.insert(&self.db).await {
+            Ok(model) => Ok(app_view(model)),
+            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
+                "app '{}' already exists",
+                name.as_str()
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn get(&self, app: &str) -> Result<AppView> {
+        Ok(app_view(find_app(&self.db, "app", app).await?))
+    }
+
+    /// Live apps, sorted by name.
+    pub async fn list(&self) -> Result<Vec<AppView>> {
+        Ok(app::Entity::find()
+            .filter(app::Column::DeletedAt.is_null())
+            .order_by_asc(app::Column::Name)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(app_view)
+            .collect())
+    }
+
+    /// Deletes an app: it leaves its pipeline and its config vars are erased. The row and its
+    /// releases are kept, marked deleted, so that past promotions stay readable; the name
+    /// becomes free again.
+    pub async fn delete(&self, app: &str) -> Result<AppView> {
+        let txn = self.db.begin().await?;
+        let found = find_app(&txn, "app", app).await?;
+        coupling::Entity::delete_many()
+            .filter(coupling::Column::AppId.eq(found.id))
+            .exec(&txn)
+            .await?;
+        config_var::Entity::delete_many()
+            .filter(config_var::Column::AppId.eq(found.id))
+            .exec(&txn)
+            .await?;
+        let now = Utc::now();
+        let mut row: app::ActiveModel = found.clone().into();
+        row.deleted_at = Set(Some(now));
+        row.updated_at = Set(now);
+        row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(app_view(found))
+    }
+
+    pub async fn config_vars(&self, app: &str) -> Result<ConfigVars> {
+        let found = find_app(&self.db, "app", app).await?;
+        self.load_config_vars(&self.db, found.id).await
+    }
+
+    async fn load_config_vars(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        app_id: Uuid,
+    ) -> Result<ConfigVars> {
+        Ok(config_var::Entity::find()
+            .filter(config_var::Column::AppId.eq(app_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|row| (row.key, row.value))
+            .collect())
+    }
+
+    /// Applies all changes together, or none when one of them is invalid.
+    pub async fn patch_config_vars(
+        &self,
+        app: &str,
+        changes: Vec<ConfigVarChange>,
+    ) -> Result<ConfigVars> {
+        let mut seen = HashSet::new();
+        for change in &changes {
+            check_config_key("config_vars", &change.key)?;
+            if let Some(value) = &change.value {
+                check_config_value(&format!("config_vars.{}", change.key), value)?;
+            }
+            if !seen.insert(change.key.as_str()) {
+                return Err(Error::invalid(
+                    "config_vars",
+                    format!("'{}' is changed twice", change.key),
+                ));
+            }
+        }
+        let txn = self.db.begin().await?;
+        let found = find_app(&txn, "app", app).await?;
+        for change in changes {
+            match change.value {
+                Some(value) => {
+                    config_var::Entity::insert(config_var::ActiveModel {
+                        app_id: Set(found.id),
+                        key: Set(change.key),
+                        value: Set(value),
+                    })
+                    .on_conflict(
+                        OnConflict::columns([config_var::Column::AppId, config_var::Column::Key])
+                            .update_column(config_var::Column::Value)
+                            .to_owned(),
+                    )
+                    .exec(&txn)
+                    .await?;
+                }
+                None => {
+                    config_var::Entity::delete_many()
+                        .filter(config_var::Column::AppId.eq(found.id))
+                        .filter(config_var::Column::Key.eq(change.key))
+                        .exec(&txn)
+                        .await?;
+                }
+            }
+        }
+        let result = self.load_config_vars(&txn, found.id).await?;
+        txn.commit().await?;
+        Ok(result)
+    }
+}

@@ -1,0 +1,267 @@
+//! Coupling apps to pipelines at a stage, and the status checks that guard promotions into
+//! them.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use super::{
+    lookup::{
+        app_ref, apps_by_id, current_release, find_app, find_pipeline, parse_uuid,
+        release_summary,
+    },
+    views::{CouplingView, ResourceRef},
+};
+use crate::{
+    domain::{
+        access::Caller,
+        names::check_required_contexts,
+        stage::Stage,
+        status::removed_contexts,
+    },
+    error::{Error, Result},
+    store::{
+        entities::{coupling, pipeline},
+        is_unique_violation,
+    },
+};
+
+const CONTEXTS_FIELD: &str = "required_status_checks.contexts";
+const MAX_UPDATE_ATTEMPTS: usize = 10;
+
+/// A coupling to create. `stage` is `None` when the request left it out.
+#[derive(Debug, Clone, Default)]
+pub struct NewCoupling {
+    pub app: String,
+    pub pipeline: String,
+    pub stage: Option<Stage>,
+    pub required_contexts: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Couplings {
+    db: DatabaseConnection,
+}
+
+fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
+    check_required_contexts(CONTEXTS_FIELD, contexts)?;
+    if !stage.allows_required_checks() && !contexts.is_empty() {
+        return Err(Error::invalid(
+            CONTEXTS_FIELD,
+            "a review-stage coupling cannot require status checks",
+        ));
+    }
+    Ok(())
+}
+
+fn encode_contexts(contexts: &[String]) -> Result<String> {
+    serde_json::to_string(contexts).map_err(|error| Error::Internal(error.to_string()))
+}
+
+fn decode_contexts(model: &coupling::Model) -> Result<Vec<String>> {
+    serde_json::from_str(&model.required_contexts).map_err(|error| {
+        Error::Internal(format!(
+            "coupling {} has unreadable required contexts: {error}",
+            model.id
+        ))
+    })
+}
+
+fn decode_stage(model: &coupling::Model) -> Result<Stage> {
+    Stage::parse("stage", &model.stage)
+        .map_err(|error| Error::Internal(format!("coupling {}: {error}", model.id)))
+}
+
+/// Turns coupling rows into views, resolving apps, pipelines and current releases.
+async fn coupling_views(
+    db: &impl ConnectionTrait,
+    rows: Vec<coupling::Model>,
+) -> Result<Vec<CouplingView>> {
+    let apps = apps_by_id(db, rows.iter().map(|row| row.app_id)).await?;
+    let pipeline_ids: Vec<Uuid> = rows.iter().map(|row| row.pipeline_id).collect();
+    let pipelines: std::collections::HashMap<Uuid, pipeline::Model> = if pipeline_ids.is_empty() {
+        Default::default()
+    } else {
+        pipeline::Entity::find()
+            .filter(pipeline::Column::Id.is_in(pipeline_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|model| (model.id, model))
+            .collect()
+    };
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let app = apps
+            .get(&row.app_id)
+            .ok_or_else(|| Error::Internal(format!("coupling {} lost its app", row.id)))?;
+        let pipeline = pipelines
+            .get(&row.pipeline_id)
+            .ok_or_else(|| Error::Internal(format!("coupling {} lost its pipeline", row.id)))?;
+        let release = current_release(db, row.app_id).await?;
+        views.push(CouplingView {
+            id: row.id,
+            app: app_ref(app),
+            pipeline: ResourceRef {
+                id: pipeline.id,
+                name: pipeline.name.clone(),
+            },
+            stage: decode_stage(&row)?,
+            required_contexts: decode_contexts(&row)?,
+            current_release: release.as_ref().map(release_summary),
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        });
+    }
+    Ok(views)
+}
+
+async fn coupling_view(db: &impl ConnectionTrait, row: coupling::Model) -> Result<CouplingView> {
+    coupling_views(db, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("coupling view went missing".into()))
+}
+
+fn sort_for_listing(views: &mut [CouplingView]) {
+    views.sort_by(|a, b| {
+        (&a.pipeline.name, a.stage, &a.app.name).cmp(&(&b.pipeline.name, b.stage, &b.app.name))
+    });
+}
+
+impl Couplings {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    async fn find(&self, id: &str) -> Result<coupling::Model> {
+        let uuid = parse_uuid("id", id)?;
+        coupling::Entity::find_by_id(uuid)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("coupling", id))
+    }
+
+    pub async fn create(&self, request: NewCoupling) -> Result<CouplingView> {
+        let stage = request
+            .stage
+            .ok_or_else(|| Error::invalid("stage", "is required"))?;
+        check_contexts_for_stage(stage, &request.required_contexts)?;
+        let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
+        let app = find_app(&self.db, "app", &request.app).await?;
+        let now = Utc::now();
+        let row = coupling::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            pipeline_id: Set(pipeline.id),
+            app_id: Set(app.id),
+            stage: Set(stage.as_str().to_owned()),
+            required_contexts: Set(encode_contexts(&request.required_contexts)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&self.db).await {
+            Ok(model) => coupling_view(&self.db, model).await,
+            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(
+                "the application already is pipelined".into(),
+            )),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn get(&self, id: &str) -> Result<CouplingView> {
+        let row = self.find(id).await?;
+        coupling_view(&self.db, row).await
+    }
+
+    /// Every coupling, ordered by pipeline name, stage and app name.
+    pub async fn list(&self) -> Result<Vec<CouplingView>> {
+        let rows = coupling::Entity::find().all(&self.db).await?;
+        let mut views = coupling_views(&self.db, rows).await?;
+        sort_for_listing(&mut views);
+        Ok(views)
+    }
+
+    /// The couplings of one pipeline, ordered by stage and app name.
+    pub async fn list_for_pipeline(&self, pipeline: &str) -> Result<Vec<CouplingView>> {
+        let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
+        let rows = coupling::Entity::find()
+            .filter(coupling::Column::PipelineId.eq(found.id))
+            .all(&self.db)
+            .await?;
+        let mut views = coupling_views(&self.db, rows).await?;
+        sort_for_listing(&mut views);
+        Ok(views)
+    }
+
+    /// The coupling of one app.
+    pub async fn get_for_app(&self, app: &str) -> Result<CouplingView> {
+        let found = find_app(&self.db, "app", app).await?;
+        let row = coupling::Entity::find()
+            .filter(coupling::Column::AppId.eq(found.id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found("coupling", format!("{}' (the app is in no pipeline)", app))
+            })?;
+        coupling_view(&self.db, row).await
+    }
+
+    /// Replaces the required contexts whole. Dropping a context weakens a gate, so only an
+    /// elevated caller may do it.
+    pub async fn update_required_contexts(
+        &self,
+        id: &str,
+        contexts: Vec<String>,
+        caller: &Caller,
+    ) -> Result<CouplingView> {
+        // Optimistic concurrency: the update only applies if the contexts are still the
+        // ones the permission check saw, so a concurrent change cannot slip a removal past it.
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let row = self.find(id).await?;
+            check_contexts_for_stage(decode_stage(&row)?, &contexts)?;
+            let current = decode_contexts(&row)?;
+            let removed = removed_contexts(&current, &contexts);
+            if !removed.is_empty() && !caller.is_elevated() {
+                return Err(Error::PermissionDenied(format!(
+                    "removing required contexts ({}) needs elevated access (role admin)",
+                    removed.join(", ")
+                )));
+            }
+            let result = coupling::Entity::update_many()
+                .col_expr(
+                    coupling::Column::RequiredContexts,
+                    encode_contexts(&contexts)?.into(),
+                )
+                .col_expr(coupling::Column::UpdatedAt, Utc::now().into())
+                .filter(coupling::Column::Id.eq(row.id))
+                .filter(coupling::Column::RequiredContexts.eq(row.required_contexts.clone()))
+                .exec(&self.db)
+                .await?;
+            if result.rows_affected == 1 {
+                return self.get(id).await;
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "coupling '{id}' kept changing concurrently; retry the update"
+        )))
+    }
+
+    /// Removes an app from its pipeline. Only an elevated caller may do it.
+    pub async fn delete(&self, id: &str, caller: &Caller) -> Result<CouplingView> {
+        if !caller.is_elevated() {
+            return Err(Error::PermissionDenied(
+                "deleting a coupling needs elevated access (role admin)".into(),
+            ));
+        }
+        let row = self.find(id).await?;
+        let view = coupling_view(&self.db, row.clone()).await?;
+        let result = coupling::Entity::delete_by_id(row.id).exec(&self.db).await?;
+        if result.rows_affected == 0 {
+            return Err(Error::not_found("coupling", id));
+        }
+        Ok(view)
+    }
+}

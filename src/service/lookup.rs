@@ -1,0 +1,197 @@
+//! Resolving references and turning stored rows into views, shared by the use cases.
+
+use std::collections::HashMap;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::views::{
+    AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef,
+};
+use crate::{
+    domain::status::ReleaseState,
+    error::{Error, Result},
+    store::{
+        entities::{app, pipeline, release},
+        Reference,
+    },
+};
+
+/// Parses a field that must hold a UUID.
+pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| Error::invalid(field, format!("'{value}' is not a UUID")))
+}
+
+fn require_reference(field: &str, value: &str) -> Result<Reference> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Ok(Reference::parse(value))
+}
+
+/// Finds a live pipeline by UUID or name.
+pub async fn find_pipeline(
+    db: &impl ConnectionTrait,
+    field: &str,
+    value: &str,
+) -> Result<pipeline::Model> {
+    let live = pipeline::Entity::find().filter(pipeline::Column::DeletedAt.is_null());
+    let found = match require_reference(field, value)? {
+        Reference::Id(id) => live.filter(pipeline::Column::Id.eq(id)).one(db).await?,
+        Reference::Name(name) => live.filter(pipeline::Column::Name.eq(name)).one(db).await?,
+    };
+    found.ok_or_else(|| Error::not_found("pipeline", value))
+}
+
+/// Finds a live app by UUID or name. A UUID that matches no id is also tried as a name,
+/// because app names are long enough to look like one.
+pub async fn find_app(db: &impl ConnectionTrait, field: &str, value: &str) -> Result<app::Model> {
+    let live = || app::Entity::find().filter(app::Column::DeletedAt.is_null());
+    let found = match require_reference(field, value)? {
+        Reference::Id(id) => match live().filter(app::Column::Id.eq(id)).one(db).await? {
+            Some(found) => Some(found),
+            None => live().filter(app::Column::Name.eq(value)).one(db).await?,
+        },
+        Reference::Name(name) => live().filter(app::Column::Name.eq(name)).one(db).await?,
+    };
+    found.ok_or_else(|| Error::not_found("app", value))
+}
+
+/// Finds a release by UUID, which must belong to `app`.
+pub async fn find_release_of_app(
+    db: &impl ConnectionTrait,
+    app: &app::Model,
+    field: &str,
+    value: &str,
+) -> Result<release::Model> {
+    let id = parse_uuid(field, value)?;
+    release::Entity::find_by_id(id)
+        .filter(release::Column::AppId.eq(app.id))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("release", format!("{value}' of app '{}", app.name)))
+}
+
+/// The app's current release: its newest succeeded one.
+pub async fn current_release(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+) -> Result<Option<release::Model>> {
+    Ok(release::Entity::find()
+        .filter(release::Column::AppId.eq(app_id))
+        .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
+        .order_by_desc(release::Column::Version)
+        .one(db)
+        .await?)
+}
+
+pub fn pipeline_view(model: pipeline::Model) -> PipelineView {
+    PipelineView {
+        id: model.id,
+        name: model.name,
+        description: model.description,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+pub fn app_view(model: app::Model) -> AppView {
+    AppView {
+        id: model.id,
+        name: model.name,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+pub fn app_ref(model: &app::Model) -> ResourceRef {
+    ResourceRef {
+        id: model.id,
+        name: model.name.clone(),
+    }
+}
+
+pub fn release_summary(model: &release::Model) -> ReleaseSummary {
+    ReleaseSummary {
+        id: model.id,
+        version: model.version,
+        image: model.image.clone(),
+        created_at: model.created_at,
+    }
+}
+
+/// Loads apps by id, deleted ones included, since history may point at them.
+pub async fn apps_by_id(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, app::Model>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(app::Entity::find()
+        .filter(app::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|model| (model.id, model))
+        .collect())
+}
+
+/// Turns release rows of one app into views, resolving where promoted releases came from.
+pub async fn release_views(
+    db: &impl ConnectionTrait,
+    owner: &app::Model,
+    releases: Vec<release::Model>,
+) -> Result<Vec<ReleaseView>> {
+    let sources = apps_by_id(
+        db,
+        releases
+            .iter()
+            .filter_map(|release| release.promoted_from_app_id),
+    )
+    .await?;
+    releases
+        .into_iter()
+        .map(|model| {
+            let status = ReleaseState::parse(&model.status).ok_or_else(|| {
+                Error::Internal(format!(
+                    "release {} has unknown status '{}'",
+                    model.id, model.status
+                ))
+            })?;
+            let promoted_from = match (
+                model.promoted_from_app_id,
+                model.promoted_from_release_id,
+                model.promoted_from_promotion_id,
+            ) {
+                (Some(app_id), Some(release_id), Some(promotion_id)) => Some(PromotedFrom {
+                    app: ResourceRef {
+                        id: app_id,
+                        name: sources
+                            .get(&app_id)
+                            .map(|source| source.name.clone())
+                            .unwrap_or_default(),
+                    },
+                    release_id,
+                    promotion_id,
+                }),
+                _ => None,
+            };
+            Ok(ReleaseView {
+                id: model.id,
+                app: app_ref(owner),
+                version: model.version,
+                image: model.image,
+                description: model.description,
+                status,
+                promoted_from,
+                created_at: model.created_at,
+                updated_at: model.updated_at,
+            })
+        })
+        .collect()
+}

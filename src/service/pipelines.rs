@@ -1,0 +1,138 @@
+//! Creating, reading and deleting pipelines, and what a pipeline knows of its statuses.
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::Query, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::{
+    lookup::{find_pipeline, pipeline_view},
+    views::{PipelineView, StatusContext},
+};
+use crate::{
+    domain::{
+        access::Caller,
+        names::{check_description, PipelineName},
+        stage::Stage,
+    },
+    error::{Error, Result},
+    store::{
+        entities::{coupling, pipeline, release, release_status},
+        is_unique_violation,
+    },
+};
+
+#[derive(Clone)]
+pub struct Pipelines {
+    db: DatabaseConnection,
+}
+
+impl Pipelines {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn create(&self, name: &str, description: &str) -> Result<PipelineView> {
+        let name = PipelineName::parse("name", name)?;
+        check_description("description", description)?;
+        let now = Utc::now();
+        let row = pipeline::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(name.as_str().to_owned()),
+            description: Set(description.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        };
+        match row.insert(&self.db).await {
+            Ok(model) => Ok(pipeline_view(model)),
+            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
+                "pipeline '{}' already exists",
+                name.as_str()
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn get(&self, pipeline: &str) -> Result<PipelineView> {
+        Ok(pipeline_view(
+            find_pipeline(&self.db, "pipeline", pipeline).await?,
+        ))
+    }
+
+    /// Live pipelines, sorted by name.
+    pub async fn list(&self) -> Result<Vec<PipelineView>> {
+        Ok(pipeline::Entity::find()
+            .filter(pipeline::Column::DeletedAt.is_null())
+            .order_by_asc(pipeline::Column::Name)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(pipeline_view)
+            .collect())
+    }
+
+    /// Deletes a pipeline with its couplings. The row is kept, marked deleted, so that past
+    /// promotions can still name it; its name becomes free again.
+    pub async fn delete(&self, pipeline: &str, caller: &Caller) -> Result<PipelineView> {
+        if !caller.is_elevated() {
+            return Err(Error::PermissionDenied(
+                "deleting a pipeline needs elevated access (role admin)".into(),
+            ));
+        }
+        let txn = self.db.begin().await?;
+        let found = find_pipeline(&txn, "pipeline", pipeline).await?;
+        coupling::Entity::delete_many()
+            .filter(coupling::Column::PipelineId.eq(found.id))
+            .exec(&txn)
+            .await?;
+        let now = Utc::now();
+        let mut row: pipeline::ActiveModel = found.clone().into();
+        row.deleted_at = Set(Some(now));
+        row.updated_at = Set(now);
+        row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(pipeline_view(found))
+    }
+
+    /// Each stage with the stage that follows it.
+    pub fn stages(&self) -> Vec<(Stage, Option<Stage>)> {
+        Stage::ALL
+            .into_iter()
+            .map(|stage| (stage, stage.next()))
+            .collect()
+    }
+
+    /// The distinct (context, name) pairs of statuses on releases of the apps currently
+    /// coupled to the pipeline, sorted.
+    pub async fn statuses(&self, pipeline: &str) -> Result<Vec<StatusContext>> {
+        let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
+        let coupled_apps = Query::select()
+            .column(coupling::Column::AppId)
+            .from(coupling::Entity)
+            .and_where(coupling::Column::PipelineId.eq(found.id))
+            .to_owned();
+        let their_releases = Query::select()
+            .column(release::Column::Id)
+            .from(release::Entity)
+            .and_where(release::Column::AppId.in_subquery(coupled_apps))
+            .to_owned();
+        let pairs: Vec<(String, String)> = release_status::Entity::find()
+            .select_only()
+            .column(release_status::Column::Context)
+            .column(release_status::Column::Name)
+            .distinct()
+            .filter(release_status::Column::ReleaseId.in_subquery(their_releases))
+            .order_by_asc(release_status::Column::Context)
+            .order_by_asc(release_status::Column::Name)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(pairs
+            .into_iter()
+            .map(|(context, name)| StatusContext { context, name })
+            .collect())
+    }
+}

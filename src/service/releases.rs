@@ -1,0 +1,236 @@
+//! Recording releases on apps and the status checks CI systems post on them.
+
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::{
+    lookup::{find_app, find_release_of_app, parse_uuid, release_views},
+    views::{ReleaseStatusView, ReleaseView},
+};
+use crate::{
+    domain::{
+        names::{check_context, check_description, check_image, check_label, check_optional_url},
+        status::{ReleaseState, StatusState},
+    },
+    error::{Error, Result},
+    store::{
+        entities::{app, release, release_status},
+        insert_release_with_next_version, is_unique_violation, NewRelease,
+    },
+};
+
+/// A status check result to attach to a release. `state` is `None` when the request left
+/// it out.
+#[derive(Debug, Clone, Default)]
+pub struct NewReleaseStatus {
+    pub context: String,
+    pub name: String,
+    pub state: Option<StatusState>,
+    pub description: String,
+    pub target_url: String,
+    pub image_url: String,
+}
+
+/// Changes to a release status; `None` leaves a field as it is. `context` may only repeat
+/// the current context, since contexts are immutable.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseStatusChanges {
+    pub context: Option<String>,
+    pub name: Option<String>,
+    pub state: Option<StatusState>,
+    pub description: Option<String>,
+    pub target_url: Option<String>,
+    pub image_url: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Releases {
+    db: DatabaseConnection,
+}
+
+fn status_view(model: release_status::Model) -> Result<ReleaseStatusView> {
+    let state = StatusState::parse("state", &model.state)
+        .map_err(|error| Error::Internal(format!("release status {}: {error}", model.id)))?;
+    Ok(ReleaseStatusView {
+        id: model.id,
+        release_id: model.release_id,
+        context: model.context,
+        name: model.name,
+        state,
+        description: model.description,
+        target_url: model.target_url,
+        image_url: model.image_url,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+impl Releases {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    async fn view_of(&self, owner: &app::Model, model: release::Model) -> Result<ReleaseView> {
+        release_views(&self.db, owner, vec![model])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Internal("release view went missing".into()))
+    }
+
+    /// Records a release built elsewhere. It is `succeeded` at once, so it becomes the app's
+    /// current release.
+    pub async fn create(&self, app: &str, image: &str, description: &str) -> Result<ReleaseView> {
+        check_image("image", image)?;
+        check_description("description", description)?;
+        let owner = find_app(&self.db, "app", app).await?;
+        let model = insert_release_with_next_version(
+            &self.db,
+            NewRelease {
+                app_id: owner.id,
+                image: image.to_owned(),
+                description: description.to_owned(),
+                status: ReleaseState::Succeeded.as_str(),
+                promoted_from_app_id: None,
+                promoted_from_release_id: None,
+                promoted_from_promotion_id: None,
+            },
+        )
+        .await?;
+        self.view_of(&owner, model).await
+    }
+
+    pub async fn get(&self, app: &str, release_id: &str) -> Result<ReleaseView> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let model = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        self.view_of(&owner, model).await
+    }
+
+    /// The app's releases, newest first.
+    pub async fn list(&self, app: &str) -> Result<Vec<ReleaseView>> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let rows = release::Entity::find()
+            .filter(release::Column::AppId.eq(owner.id))
+            .order_by_desc(release::Column::Version)
+            .all(&self.db)
+            .await?;
+        release_views(&self.db, &owner, rows).await
+    }
+
+    pub async fn create_status(
+        &self,
+        app: &str,
+        release_id: &str,
+        status: NewReleaseStatus,
+    ) -> Result<ReleaseStatusView> {
+        check_context("context", &status.context)?;
+        check_label("name", &status.name)?;
+        let state = status
+            .state
+            .ok_or_else(|| Error::invalid("state", "is required"))?;
+        check_description("description", &status.description)?;
+        check_optional_url("target_url", &status.target_url)?;
+        check_optional_url("image_url", &status.image_url)?;
+        let owner = find_app(&self.db, "app", app).await?;
+        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let now = Utc::now();
+        let row = release_status::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            release_id: Set(target.id),
+            context: Set(status.context.clone()),
+            name: Set(status.name),
+            state: Set(state.as_str().to_owned()),
+            description: Set(status.description),
+            target_url: Set(status.target_url),
+            image_url: Set(status.image_url),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&self.db).await {
+            Ok(model) => status_view(model),
+            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
+                "release {} already has a status with context '{}'",
+                target.id, status.context
+            ))),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn update_status(
+        &self,
+        app: &str,
+        release_id: &str,
+        status_id: &str,
+        changes: ReleaseStatusChanges,
+    ) -> Result<ReleaseStatusView> {
+        if let Some(name) = &changes.name {
+            check_label("name", name)?;
+        }
+        if let Some(description) = &changes.description {
+            check_description("description", description)?;
+        }
+        if let Some(url) = &changes.target_url {
+            check_optional_url("target_url", url)?;
+        }
+        if let Some(url) = &changes.image_url {
+            check_optional_url("image_url", url)?;
+        }
+        let owner = find_app(&self.db, "app", app).await?;
+        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let status_uuid = parse_uuid("status_id", status_id)?;
+        let existing = release_status::Entity::find_by_id(status_uuid)
+            .filter(release_status::Column::ReleaseId.eq(target.id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("release status", status_id))?;
+        if let Some(context) = &changes.context {
+            if *context != existing.context {
+                return Err(Error::invalid(
+                    "context",
+                    format!(
+                        "is immutable; this status's context is '{}'",
+                        existing.context
+                    ),
+                ));
+            }
+        }
+        let mut row: release_status::ActiveModel = existing.into();
+        if let Some(name) = changes.name {
+            row.name = Set(name);
+        }
+        if let Some(state) = changes.state {
+            row.state = Set(state.as_str().to_owned());
+        }
+        if let Some(description) = changes.description {
+            row.description = Set(description);
+        }
+        if let Some(url) = changes.target_url {
+            row.target_url = Set(url);
+        }
+        if let Some(url) = changes.image_url {
+            row.image_url = Set(url);
+        }
+        row.updated_at = Set(Utc::now());
+        status_view(row.update(&self.db).await?)
+    }
+
+    /// The release's statuses, ordered by context.
+    pub async fn list_statuses(
+        &self,
+        app: &str,
+        release_id: &str,
+    ) -> Result<Vec<ReleaseStatusView>> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        release_status::Entity::find()
+            .filter(release_status::Column::ReleaseId.eq(target.id))
+            .order_by_asc(release_status::Column::Context)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(status_view)
+            .collect()
+    }
+}

@@ -1,0 +1,8 @@
+//! sea-orm entities, one per table. See the migration crate for the constraints.
+
+pub mod app;
+pub mod config_var;
+pub mod coupling;
+pub mod pipeline;
+pub mod release;
+pub mod release_status;

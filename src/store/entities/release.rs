@@ -1,0 +1,24 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "releases")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub app_id: Uuid,
+    pub version: i64,
+    pub image: String,
+    pub description: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub promoted_from_app_id: Option<Uuid>,
+    pub promoted_from_release_id: Option<Uuid>,
+    pub promoted_from_promotion_id: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

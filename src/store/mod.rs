@@ -1,0 +1,140 @@
+//! Storage: the sea-orm entities, the connection and migrations, and the few queries that
+//! need to know which backend they run on. Nothing outside this module writes SQL.
+
+pub mod entities;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database,
+    DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect, Set, SqlErr,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pipelines.db?mode=rwc";
+
+/// Opens the database named by `url` and prepares the connection for the service.
+///
+/// SQLite runs with a single connection: the embedded mode serves one process, and one
+/// writer at a time is what SQLite allows anyway, so requests queue in the pool instead of
+/// failing with `SQLITE_BUSY`.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10));
+    if url.starts_with("sqlite:") {
+        options.max_connections(1).min_connections(1);
+    } else {
+        options.max_connections(20).min_connections(1);
+    }
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
+        db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
+        db.execute_unprepared("PRAGMA busy_timeout = 10000").await?;
+    }
+    Ok(db)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Whether the database answers a trivial query.
+pub async fn is_reachable(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
+/// Whether an error is a unique-constraint violation, which concurrent writers turn into
+/// ALREADY_EXISTS or a retry.
+pub fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A reference by UUID or by name, as every `{app}` and `{pipeline}` parameter accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Id(Uuid),
+    Name(String),
+}
+
+impl Reference {
+    pub fn parse(value: &str) -> Reference {
+        match Uuid::parse_str(value) {
+            Ok(id) => Reference::Id(id),
+            Err(_) => Reference::Name(value.to_owned()),
+        }
+    }
+}
+
+/// A release to record with the app's next version.
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    pub app_id: Uuid,
+    pub image: String,
+    pub description: String,
+    pub status: &'static str,
+    pub promoted_from_app_id: Option<Uuid>,
+    pub promoted_from_release_id: Option<Uuid>,
+    pub promoted_from_promotion_id: Option<Uuid>,
+}
+
+const RELEASE_VERSION_ATTEMPTS: usize = 50;
+
+/// Inserts a release with the app's next version. Concurrent writers race for the same
+/// version; the unique index on (app, version) lets exactly one win, and the others retry
+/// with the next number. Each attempt runs in its own (nested) transaction so that a lost
+/// race does not abort an enclosing one on PostgreSQL.
+pub async fn insert_release_with_next_version<C>(
+    db: &C,
+    new: NewRelease,
+) -> Result<entities::release::Model, DbErr>
+where
+    C: TransactionTrait,
+{
+    use entities::release;
+    let mut last_error = None;
+    for _ in 0..RELEASE_VERSION_ATTEMPTS {
+        let attempt = db.begin().await?;
+        let newest: Option<i64> = release::Entity::find()
+            .select_only()
+            .column_as(release::Column::Version.max(), "newest")
+            .filter(release::Column::AppId.eq(new.app_id))
+            .into_tuple::<Option<i64>>()
+            .one(&attempt)
+            .await?
+            .flatten();
+        let now = chrono::Utc::now();
+        let row = release::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            app_id: Set(new.app_id),
+            version: Set(newest.unwrap_or(0) + 1),
+            image: Set(new.image.clone()),
+            description: Set(new.description.clone()),
+            status: Set(new.status.to_owned()),
+            promoted_from_app_id: Set(new.promoted_from_app_id),
+            promoted_from_release_id: Set(new.promoted_from_release_id),
+            promoted_from_promotion_id: Set(new.promoted_from_promotion_id),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&attempt).await {
+            Ok(model) => {
+                attempt.commit().await?;
+                return Ok(model);
+            }
+            Err(error) if is_unique_violation(&error) => {
+                attempt.rollback().await?;
+                last_error = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| DbErr::Custom("release version allocation failed".into())))
+}
