@@ -39,7 +39,12 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on for gRPC (and, on the same port, REST).
-    #[arg(long, env = "PIPELINES_LISTEN", default_value = "127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "PIPELINES_LISTEN",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// How often, in milliseconds, the database is checked for the health service.
@@ -73,7 +78,9 @@ impl Settings {
         Self {
             listen: cli.serve.listen,
             database_url: cli.database_url.clone(),
-            health_check_interval: Duration::from_millis(cli.serve.health_check_interval_ms.max(50)),
+            health_check_interval: Duration::from_millis(
+                cli.serve.health_check_interval_ms.max(50),
+            ),
         }
     }
 }

@@ -63,12 +63,13 @@ impl Application {
             .await
             .map_err(StartupError::Database)?;
         store::migrate(&db).await.map_err(StartupError::Migration)?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| StartupError::Listen {
-                address: settings.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Listen {
+                    address: settings.listen,
+                    source,
+                })?;
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
@@ -78,6 +79,13 @@ impl Application {
 
         let services = Services::new(db.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
+        // The database just answered the migrations, so every service starts SERVING; the
+        // monitor takes over from here.
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -147,11 +155,15 @@ impl Application {
 /// Reports every service SERVING while the database answers and NOT_SERVING while it does
 /// not, checking on a fixed interval.
 async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interval: Duration) {
-    let mut last = None;
+    let mut last = Some(true);
     loop {
-        let reachable = tokio::time::timeout(interval.max(Duration::from_secs(1)), store::is_reachable(&db))
-            .await
-            .unwrap_or(false);
+        tokio::time::sleep(interval).await;
+        let reachable = tokio::time::timeout(
+            interval.max(Duration::from_secs(1)),
+            store::is_reachable(&db),
+        )
+        .await
+        .unwrap_or(false);
         if last != Some(reachable) {
             let status = if reachable {
                 tracing::info!("database reachable; serving");
@@ -165,7 +177,6 @@ async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interv
             }
             last = Some(reachable);
         }
-        tokio::time::sleep(interval).await;
     }
 }
 

@@ -96,7 +96,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Pipelines::Table)
-                    .col(ColumnDef::new(Pipelines::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Pipelines::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Pipelines::Name).string().not_null())
                     .col(ColumnDef::new(Pipelines::Description).text().not_null())
                     .col(timestamp(Pipelines::CreatedAt))
@@ -133,11 +138,20 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Couplings::Table)
-                    .col(ColumnDef::new(Couplings::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Couplings::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Couplings::PipelineId).uuid().not_null())
                     .col(ColumnDef::new(Couplings::AppId).uuid().not_null())
                     .col(ColumnDef::new(Couplings::Stage).string().not_null())
-                    .col(ColumnDef::new(Couplings::RequiredContexts).text().not_null())
+                    .col(
+                        ColumnDef::new(Couplings::RequiredContexts)
+                            .text()
+                            .not_null(),
+                    )
                     .col(timestamp(Couplings::CreatedAt))
                     .col(timestamp(Couplings::UpdatedAt))
                     .foreign_key(
@@ -182,11 +196,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ConfigVars::AppId).uuid().not_null())
                     .col(ColumnDef::new(ConfigVars::Key).string().not_null())
                     .col(ColumnDef::new(ConfigVars::Value).text().not_null())
-                    .primary_key(
-                        Index::create()
-                            .col(ConfigVars::AppId)
-                            .col(ConfigVars::Key),
-                    )
+                    .primary_key(Index::create().col(ConfigVars::AppId).col(ConfigVars::Key))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_config_vars_app")
@@ -247,7 +257,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ReleaseStatuses::Context).string().not_null())
                     .col(ColumnDef::new(ReleaseStatuses::Name).string().not_null())
                     .col(ColumnDef::new(ReleaseStatuses::State).string().not_null())
-                    .col(ColumnDef::new(ReleaseStatuses::Description).text().not_null())
+                    .col(
+                        ColumnDef::new(ReleaseStatuses::Description)
+                            .text()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ReleaseStatuses::TargetUrl).text().not_null())
                     .col(ColumnDef::new(ReleaseStatuses::ImageUrl).text().not_null())
                     .col(timestamp(ReleaseStatuses::CreatedAt))

@@ -245,7 +245,13 @@ mod tests {
     fn urls_must_be_absolute_http() {
         assert!(check_optional_url("target_url", "").is_ok());
         assert!(check_optional_url("target_url", "https://ci.example.com/run/1").is_ok());
-        for bad in ["ftp://x", "https://", "ci.example.com", "https:///path", "http://a b"] {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "ci.example.com",
+            "https:///path",
+            "http://a b",
+        ] {
             assert!(check_optional_url("target_url", bad).is_err(), "{bad}");
         }
     }

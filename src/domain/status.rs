@@ -141,7 +141,10 @@ mod tests {
     #[test]
     fn removal_is_what_the_replacement_drops() {
         let current = contexts(&["a", "b"]);
-        assert_eq!(removed_contexts(&current, &contexts(&["b", "c"])), vec!["a"]);
+        assert_eq!(
+            removed_contexts(&current, &contexts(&["b", "c"])),
+            vec!["a"]
+        );
         assert!(removed_contexts(&current, &contexts(&["b", "a", "c"])).is_empty());
         assert!(removed_contexts(&[], &contexts(&["a"])).is_empty());
     }

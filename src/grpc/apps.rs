@@ -24,7 +24,11 @@ impl AppService for AppGrpc {
         &self,
         request: Request<proto::CreateAppRequest>,
     ) -> Result<Response<proto::App>, Status> {
-        let view = self.services.apps.create(&request.into_inner().name).await?;
+        let view = self
+            .services
+            .apps
+            .create(&request.into_inner().name)
+            .await?;
         Ok(Response::new(convert::app(view)))
     }
 

@@ -54,7 +54,11 @@ impl CouplingService for CouplingGrpc {
         &self,
         request: Request<proto::GetCouplingRequest>,
     ) -> Result<Response<proto::Coupling>, Status> {
-        let view = self.services.couplings.get(&request.into_inner().id).await?;
+        let view = self
+            .services
+            .couplings
+            .get(&request.into_inner().id)
+            .await?;
         Ok(Response::new(convert::coupling(view)))
     }
 
@@ -96,9 +100,9 @@ impl CouplingService for CouplingGrpc {
     ) -> Result<Response<proto::Coupling>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let checks = request.required_status_checks.ok_or_else(|| {
-            Error::invalid("required_status_checks", "is required")
-        })?;
+        let checks = request
+            .required_status_checks
+            .ok_or_else(|| Error::invalid("required_status_checks", "is required"))?;
         let view = self
             .services
             .couplings

@@ -66,7 +66,8 @@ impl ReleaseService for ReleaseGrpc {
         request: Request<proto::CreateReleaseStatusRequest>,
     ) -> Result<Response<proto::ReleaseStatus>, Status> {
         let request = request.into_inner();
-        let state = convert::status_state_from_proto("state", request.state).map_err(Error::from)?;
+        let state =
+            convert::status_state_from_proto("state", request.state).map_err(Error::from)?;
         let view = self
             .services
             .releases

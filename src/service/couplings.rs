@@ -3,24 +3,20 @@
 
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    Set,
 };
 use uuid::Uuid;
 
 use super::{
     lookup::{
-        app_ref, apps_by_id, current_release, find_app, find_pipeline, parse_uuid,
-        release_summary,
+        app_ref, apps_by_id, current_release, find_app, find_pipeline, parse_uuid, release_summary,
     },
     views::{CouplingView, ResourceRef},
 };
 use crate::{
     domain::{
-        access::Caller,
-        names::check_required_contexts,
-        stage::Stage,
-        status::removed_contexts,
+        access::Caller, names::check_required_contexts, stage::Stage, status::removed_contexts,
     },
     error::{Error, Result},
     store::{
@@ -258,7 +254,9 @@ impl Couplings {
         }
         let row = self.find(id).await?;
         let view = coupling_view(&self.db, row.clone()).await?;
-        let result = coupling::Entity::delete_by_id(row.id).exec(&self.db).await?;
+        let result = coupling::Entity::delete_by_id(row.id)
+            .exec(&self.db)
+            .await?;
         if result.rows_affected == 0 {
             return Err(Error::not_found("coupling", id));
         }

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::views::{
-    AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef,
-};
+use super::views::{AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef};
 use crate::{
     domain::status::ReleaseState,
     error::{Error, Result},

@@ -1,0 +1,290 @@
+//! `spawn_app()` and the fixtures and assertions the tests share.
+
+use std::{sync::Once, time::Duration};
+
+use pipelines::{
+    config::{LogFormat, Settings},
+    domain::access::{Caller, Role},
+    proto::{
+        app_service_client::AppServiceClient, coupling_service_client::CouplingServiceClient,
+        pipeline_service_client::PipelineServiceClient,
+        release_service_client::ReleaseServiceClient, App, Coupling, CreateAppRequest,
+        CreateCouplingRequest, CreatePipelineRequest, CreateReleaseRequest, Pipeline, Release,
+        RequiredStatusChecks, Stage,
+    },
+    service::Services,
+    startup::Application,
+    store,
+};
+use sea_orm::{ConnectionTrait, Database};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{transport::Channel, Code, Status};
+
+static TRACING: Once = Once::new();
+
+/// Logs stay silent unless `TEST_LOG` is set.
+fn init_tracing() {
+    TRACING.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            pipelines::telemetry::init(LogFormat::Pretty);
+        }
+    });
+}
+
+/// A database that belongs to one test.
+pub struct TestDatabase {
+    pub url: String,
+    /// Keeps the SQLite file's directory alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}
+
+/// Replaces the database name in a PostgreSQL URL.
+pub fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|scheme| scheme + 3)
+        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(base.len());
+    let mut result = format!("{}/{}", &base[..authority_end], name);
+    if let Some(query) = query {
+        result.push('?');
+        result.push_str(query);
+    }
+    result
+}
+
+/// Creates a fresh database: a new PostgreSQL database when `TEST_DATABASE_URL` is set,
+/// otherwise an SQLite file in a temporary directory.
+pub async fn fresh_database() -> TestDatabase {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            let name = format!("pipelines_test_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(&admin_url).await.unwrap_or_else(|error| {
+                panic!("TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {error}")
+            });
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("create test database");
+            admin.close().await.ok();
+            TestDatabase {
+                url: with_database_name(&admin_url, &name),
+                _dir: None,
+            }
+        }
+        _ => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+            TestDatabase {
+                url,
+                _dir: Some(dir),
+            }
+        }
+    }
+}
+
+/// A running server and clients connected to it.
+pub struct TestApp {
+    pub database: TestDatabase,
+    pub pipelines: PipelineServiceClient<Channel>,
+    pub couplings: CouplingServiceClient<Channel>,
+    pub apps: AppServiceClient<Channel>,
+    pub releases: ReleaseServiceClient<Channel>,
+    pub channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn settings_for(database_url: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        database_url: database_url.to_owned(),
+        health_check_interval: Duration::from_millis(100),
+    }
+}
+
+/// Starts the server on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let database = fresh_database().await;
+    spawn_app_with(settings_for(&database.url), database).await
+}
+
+/// Starts the server with the given settings on an existing test database.
+pub async fn spawn_app_with(settings: Settings, database: TestDatabase) -> TestApp {
+    init_tracing();
+    let application = Application::build(settings).await.expect("server builds");
+    let address = application.local_addr();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("client connects");
+    TestApp {
+        database,
+        pipelines: PipelineServiceClient::new(channel.clone()),
+        couplings: CouplingServiceClient::new(channel.clone()),
+        apps: AppServiceClient::new(channel.clone()),
+        releases: ReleaseServiceClient::new(channel.clone()),
+        channel,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Stops the server gracefully and hands back its database.
+    pub async fn stop(mut self) -> TestDatabase {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("server stops within 10s")
+                .expect("server task")
+                .expect("server ran cleanly");
+        }
+        std::mem::replace(
+            &mut self.database,
+            TestDatabase {
+                url: String::new(),
+                _dir: None,
+            },
+        )
+    }
+
+    /// The use cases on the same database, for callers the transport cannot yet express
+    /// (a caller without elevated access).
+    pub async fn services(&self) -> Services {
+        Services::new(store::connect(&self.database.url).await.expect("connect"))
+    }
+
+    pub async fn create_pipeline(&self, name: &str) -> Pipeline {
+        self.pipelines
+            .clone()
+            .create_pipeline(CreatePipelineRequest {
+                name: name.into(),
+                description: String::new(),
+            })
+            .await
+            .expect("create pipeline")
+            .into_inner()
+    }
+
+    pub async fn create_app(&self, name: &str) -> App {
+        self.apps
+            .clone()
+            .create_app(CreateAppRequest { name: name.into() })
+            .await
+            .expect("create app")
+            .into_inner()
+    }
+
+    pub async fn couple(
+        &self,
+        app: &str,
+        pipeline: &str,
+        stage: Stage,
+        contexts: &[&str],
+    ) -> Coupling {
+        self.try_couple(app, pipeline, stage, contexts)
+            .await
+            .expect("create coupling")
+    }
+
+    pub async fn try_couple(
+        &self,
+        app: &str,
+        pipeline: &str,
+        stage: Stage,
+        contexts: &[&str],
+    ) -> Result<Coupling, Status> {
+        self.couplings
+            .clone()
+            .create_coupling(CreateCouplingRequest {
+                app: app.into(),
+                pipeline: pipeline.into(),
+                stage: stage as i32,
+                required_status_checks: Some(RequiredStatusChecks {
+                    contexts: contexts.iter().map(|c| c.to_string()).collect(),
+                }),
+            })
+            .await
+            .map(|response| response.into_inner())
+    }
+
+    pub async fn create_release(&self, app: &str, image: &str) -> Release {
+        self.releases
+            .clone()
+            .create_release(CreateReleaseRequest {
+                app: app.into(),
+                image: image.into(),
+                description: String::new(),
+            })
+            .await
+            .expect("create release")
+            .into_inner()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub fn writer() -> Caller {
+    Caller::new("ci", Role::Write)
+}
+
+pub fn admin() -> Caller {
+    Caller::new("ops", Role::Admin)
+}
+
+/// Asserts a gRPC error's code and that its message contains every fragment.
+pub fn assert_status<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    fragments: &[&str],
+) {
+    let status = result.expect_err("expected an error");
+    assert_eq!(
+        status.code(),
+        code,
+        "unexpected code; message: {}",
+        status.message()
+    );
+    for fragment in fragments {
+        assert!(
+            status.message().contains(fragment),
+            "message {:?} lacks {:?}",
+            status.message(),
+            fragment
+        );
+    }
+}
+
+/// Asserts a service error's gRPC code and message fragments.
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, pipelines::error::Error>,
+    code: Code,
+    fragments: &[&str],
+) {
+    assert_status(result.map_err(Status::from), code, fragments);
+}

@@ -1,0 +1,12 @@
+//! Integration tests: each test starts the real server on 127.0.0.1:0 with a fresh database
+//! and talks to it with the generated tonic clients over a real socket.
+//!
+//! The suite runs on SQLite by default and on PostgreSQL when `TEST_DATABASE_URL` is set;
+//! each test then gets its own freshly created database.
+
+mod apps;
+mod couplings;
+mod helpers;
+mod pipelines;
+mod releases;
+mod server;

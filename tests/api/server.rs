@@ -1,0 +1,388 @@
+use std::{
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use pipelines::proto::{GetPipelineRequest, ListAppsRequest, ListReleasesRequest, Stage};
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+};
+
+use crate::helpers::{fresh_database, settings_for, spawn_app, spawn_app_with, with_database_name};
+
+async fn health_of(app: &crate::helpers::TestApp, service: &str) -> ServingStatus {
+    let response = HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    ServingStatus::try_from(response.status).expect("known status")
+}
+
+async fn wait_for_health(app: &crate::helpers::TestApp, wanted: ServingStatus) {
+    for _ in 0..100 {
+        if health_of(app, "").await == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("health never became {wanted:?}");
+}
+
+#[tokio::test]
+async fn health_reports_every_service_serving() {
+    let app = spawn_app().await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+    for service in [
+        "pipelines.v1.PipelineService",
+        "pipelines.v1.CouplingService",
+        "pipelines.v1.AppService",
+        "pipelines.v1.ReleaseService",
+    ] {
+        assert_eq!(
+            health_of(&app, service).await,
+            ServingStatus::Serving,
+            "{service}"
+        );
+    }
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can cut and restore.
+struct CuttableProxy {
+    port: u16,
+    down: watch::Sender<bool>,
+    refusing: Arc<AtomicBool>,
+}
+
+impl CuttableProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (down, _) = watch::channel(false);
+        let refusing = Arc::new(AtomicBool::new(false));
+        let cut = down.clone();
+        let refuse = refusing.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if refuse.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cut = cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|down| *down) => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            down,
+            refusing,
+        }
+    }
+
+    fn cut(&self) {
+        self.refusing.store(true, Ordering::SeqCst);
+        self.down.send_replace(true);
+    }
+
+    fn restore(&self) {
+        self.down.send_replace(false);
+        self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// host:port of a PostgreSQL URL.
+fn postgres_host_port(url: &str) -> String {
+    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
+    let authority = after_scheme.split('/').next().unwrap_or(after_scheme);
+    let host_port = authority
+        .rsplit_once('@')
+        .map(|(_, hp)| hp)
+        .unwrap_or(authority);
+    if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    }
+}
+
+#[tokio::test]
+async fn health_follows_the_database_down_and_back_up() {
+    let database = fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!(
+            "SKIPPED on SQLite: an embedded database file cannot go away; runs on PostgreSQL"
+        );
+        return;
+    }
+    let upstream = postgres_host_port(&database.url);
+    let proxy = CuttableProxy::start(upstream.clone()).await;
+    let proxied_url = database
+        .url
+        .replacen(&upstream, &format!("127.0.0.1:{}", proxy.port), 1);
+    let app = spawn_app_with(settings_for(&proxied_url), database).await;
+    wait_for_health(&app, ServingStatus::Serving).await;
+
+    proxy.cut();
+    wait_for_health(&app, ServingStatus::NotServing).await;
+    assert_eq!(
+        health_of(&app, "pipelines.v1.PipelineService").await,
+        ServingStatus::NotServing
+    );
+    let result = app.apps.clone().list_apps(ListAppsRequest {}).await;
+    let status = result.expect_err("no database, no answer");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+
+    proxy.restore();
+    wait_for_health(&app, ServingStatus::Serving).await;
+    app.apps
+        .clone()
+        .list_apps(ListAppsRequest {})
+        .await
+        .expect("answers again");
+}
+
+#[tokio::test]
+async fn reflection_serves_v1_and_v1alpha() {
+    use tokio_stream::StreamExt;
+    use tonic_reflection::pb::{v1, v1alpha};
+
+    let app = spawn_app().await;
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for wanted in [
+        "pipelines.v1.PipelineService",
+        "pipelines.v1.CouplingService",
+        "pipelines.v1.AppService",
+        "pipelines.v1.ReleaseService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.iter().any(|n| n == wanted), "{wanted} in {names:?}");
+    }
+
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "pipelines.v1.CouplingService".into(),
+            ),
+        ),
+    };
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    assert!(matches!(
+        response.message_response,
+        Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(ref files))
+            if !files.file_descriptor_proto.is_empty()
+    ));
+}
+
+#[tokio::test]
+async fn a_restarted_server_keeps_all_data() {
+    let app = spawn_app().await;
+    let pipeline = app.create_pipeline("shop").await;
+    app.create_app("shop-dev").await;
+    app.couple("shop-dev", "shop", Stage::Development, &["ci/unit"])
+        .await;
+    let release = app.create_release("shop-dev", "shop:1").await;
+    let database = app.stop().await;
+
+    let settings = settings_for(&database.url);
+    let app = spawn_app_with(settings, database).await;
+    let fetched = app
+        .pipelines
+        .clone()
+        .get_pipeline(GetPipelineRequest {
+            pipeline: "shop".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched, pipeline);
+    let releases = app
+        .releases
+        .clone()
+        .list_releases(ListReleasesRequest {
+            app: "shop-dev".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .releases;
+    assert_eq!(releases, vec![release]);
+    assert!(app.create_release("shop-dev", "shop:2").await.version == 2);
+}
+
+#[test]
+fn help_documents_every_setting() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for wanted in [
+        "serve",
+        "migrate",
+        "--listen",
+        "PIPELINES_LISTEN",
+        "127.0.0.1:50051",
+        "--database-url",
+        "DATABASE_URL",
+        "--log-format",
+        "RUST_LOG",
+    ] {
+        assert!(help.contains(wanted), "--help lacks {wanted}:\n{help}");
+    }
+}
+
+#[test]
+fn a_bad_flag_is_refused_with_a_message() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args(["--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
+}
+
+#[tokio::test]
+async fn migrate_prepares_the_schema_and_exits() {
+    let database = fresh_database().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .arg("migrate")
+        .env("DATABASE_URL", &database.url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let db = pipelines::store::connect(&database.url).await.unwrap();
+    let services = pipelines::service::Services::new(db);
+    assert!(
+        services.pipelines.list().await.unwrap().is_empty(),
+        "tables exist"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let database = fresh_database().await;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", &database.url)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut connected = false;
+    for _ in 0..100 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "server came up");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(code) = child.try_wait().unwrap() {
+            exited = Some(code);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("server did not stop on SIGTERM");
+    });
+    assert!(code.success(), "exit status {code:?}");
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout);
+    assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(
+        logs.lines()
+            .all(|line| line.trim().is_empty() || line.starts_with('{')),
+        "JSON lines: {logs}"
+    );
+}
+
+#[test]
+fn postgres_urls_get_a_new_database_name() {
+    assert_eq!(
+        with_database_name("postgres://u:p@localhost:5432/main?sslmode=disable", "t1"),
+        "postgres://u:p@localhost:5432/t1?sslmode=disable"
+    );
+    assert_eq!(
+        with_database_name("postgres://u:p@localhost", "t1"),
+        "postgres://u:p@localhost/t1"
+    );
+    assert_eq!(
+        postgres_host_port("postgres://u:p@db.local/x"),
+        "db.local:5432"
+    );
+}
