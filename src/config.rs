@@ -1,6 +1,6 @@
 //! Settings: each comes from a flag, then an environment variable, then a default.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -34,6 +34,32 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Manage API tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it once. Only its hash is stored.
+    Create {
+        /// A name for the token, recorded on what its caller creates (^[a-z][a-z0-9-]{2,62}$).
+        #[arg(long)]
+        name: String,
+        /// read: get, list, watch; write: adds create, update, promote; admin: adds elevated
+        /// access (deleting couplings and pipelines, removing required checks, bypasses).
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        role: String,
+    },
+    /// List tokens with their roles and states, never their secrets.
+    List,
+    /// Revoke a token by name. It stops working at once, on every server process.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +81,28 @@ pub struct ServeArgs {
         global = true
     )]
     pub health_check_interval_ms: u64,
+
+    /// Allow unauthenticated calls on a non-loopback address while no token exists.
+    /// Without it the server refuses to start there until a token is created.
+    #[arg(long, env = "PIPELINES_INSECURE", global = true)]
+    pub insecure: bool,
+
+    /// PEM certificate chain; enables TLS (with --tls-key).
+    #[arg(long, env = "PIPELINES_TLS_CERT", global = true, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "PIPELINES_TLS_KEY", global = true, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
+    #[arg(
+        long,
+        env = "PIPELINES_TLS_CLIENT_CA",
+        global = true,
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,6 +119,16 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
     pub health_check_interval: Duration,
+    pub insecure: bool,
+    pub tls: Option<TlsSettings>,
+}
+
+/// Where the server's TLS material lives.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 impl Settings {
@@ -81,6 +139,15 @@ impl Settings {
             health_check_interval: Duration::from_millis(
                 cli.serve.health_check_interval_ms.max(50),
             ),
+            insecure: cli.serve.insecure,
+            tls: match (&cli.serve.tls_cert, &cli.serve.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsSettings {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: cli.serve.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
         }
     }
 }

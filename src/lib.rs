@@ -1,15 +1,18 @@
 //! The pipelines release-promotion service.
 //!
 //! Layers, from the inside out: [`domain`] (pure rules), [`store`] (entities and queries),
-//! [`service`] (the use cases), [`grpc`] (the tonic adapters), and [`startup`], which
+//! [`service`] (the use cases), [`grpc`] and [`rest`] (the adapters), [`auth`] (tokens), and [`startup`], which
 //! assembles them into a server.
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod proto;
+pub mod rest;
 pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pipelines::{
-    config::{Cli, Command, Settings},
+    auth::Tokens,
+    config::{Cli, Command, Settings, TokensCommand},
     startup::{self, Application},
     store, telemetry,
 };
@@ -14,11 +15,11 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         None | Some(Command::Serve) => serve(Settings::from_cli(&cli)).await,
         Some(Command::Migrate) => migrate(&cli.database_url).await,
+        Some(Command::Tokens { ref command }) => tokens(&cli.database_url, command).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            tracing::error!("{message}");
             eprintln!("pipelines: {message}");
             ExitCode::FAILURE
         }
@@ -34,13 +35,59 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|error| error.to_string())
 }
 
-async fn migrate(database_url: &str) -> Result<(), String> {
+async fn open_database(database_url: &str) -> Result<sea_orm::DatabaseConnection, String> {
     let db = store::connect(database_url)
         .await
         .map_err(|error| format!("cannot open the database: {error}"))?;
     store::migrate(&db)
         .await
         .map_err(|error| format!("migration failed: {error}"))?;
+    Ok(db)
+}
+
+async fn migrate(database_url: &str) -> Result<(), String> {
+    open_database(database_url).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), String> {
+    let tokens = Tokens::new(open_database(database_url).await?);
+    match command {
+        TokensCommand::Create { name, role } => {
+            let (info, secret) = tokens
+                .create(name, role)
+                .await
+                .map_err(|error| error.to_string())?;
+            eprintln!(
+                "Created token '{}' with role {}. It is shown only this once:",
+                info.name, info.role
+            );
+            println!("{secret}");
+        }
+        TokensCommand::List => {
+            let all = tokens.list().await.map_err(|error| error.to_string())?;
+            println!("{:<32} {:<6} {:<25} STATE", "NAME", "ROLE", "CREATED");
+            for token in all {
+                let state = match token.revoked_at {
+                    Some(at) => format!("revoked {}", at.to_rfc3339()),
+                    None => "active".to_owned(),
+                };
+                println!(
+                    "{:<32} {:<6} {:<25} {state}",
+                    token.name,
+                    token.role.as_str(),
+                    token.created_at.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+            }
+        }
+        TokensCommand::Revoke { name } => {
+            let info = tokens
+                .revoke(name)
+                .await
+                .map_err(|error| error.to_string())?;
+            println!("Revoked token '{}'.", info.name);
+        }
+    }
     Ok(())
 }

@@ -1,26 +1,42 @@
 //! Assembles the server: database, migrations, the gRPC services with health and
-//! reflection, and the listener they share.
+//! reflection, the REST gateway, authentication and TLS, all on one listener.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::{extract::Request, middleware::Next, response::Response};
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
 use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tonic::server::NamedService;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
+    auth::{Authenticator, Tokens},
     config::Settings,
-    domain::access::{Caller, Role},
     grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, ReleaseGrpc},
     proto::{
         app_service_server::AppServiceServer, coupling_service_server::CouplingServiceServer,
         pipeline_service_server::PipelineServiceServer,
         release_service_server::ReleaseServiceServer,
     },
+    rest::{self, error::ApiError},
     service::Services,
-    store,
+    store, tls,
 };
+
+/// How long in-flight requests may run after a shutdown signal before they are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// How long a client may take to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -28,6 +44,8 @@ pub enum StartupError {
     Database(sea_orm::DbErr),
     #[error("cannot apply migrations: {0}")]
     Migration(sea_orm::DbErr),
+    #[error("cannot read the token table: {0}")]
+    Tokens(crate::error::Error),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -35,6 +53,14 @@ pub enum StartupError {
     },
     #[error("cannot build the reflection service: {0}")]
     Reflection(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error(
+        "refusing to listen on {0} without API tokens: anyone who can reach it would have admin \
+         rights. Create a token first (`pipelines tokens create --name NAME --role admin`), \
+         listen on a loopback address, or pass --insecure to accept the risk"
+    )]
+    Unprotected(SocketAddr),
 }
 
 /// Every gRPC service whose health is reported, by its fully qualified name.
@@ -51,6 +77,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: axum::Router,
+    tls: Option<TlsAcceptor>,
     db: DatabaseConnection,
     health: HealthReporter,
     health_check_interval: Duration,
@@ -63,6 +90,35 @@ impl Application {
             .await
             .map_err(StartupError::Database)?;
         store::migrate(&db).await.map_err(StartupError::Migration)?;
+
+        let loopback = settings.listen.ip().is_loopback();
+        let tokens_exist = Tokens::new(db.clone())
+            .any_exist()
+            .await
+            .map_err(StartupError::Tokens)?;
+        if !tokens_exist {
+            if !loopback && !settings.insecure {
+                return Err(StartupError::Unprotected(settings.listen));
+            }
+            tracing::warn!(
+                "NO API TOKENS EXIST: every call is allowed with admin rights until one is \
+                 created with `pipelines tokens create`{}",
+                if loopback {
+                    " (protected mode: loopback only)"
+                } else {
+                    " (--insecure on a non-loopback address)"
+                }
+            );
+        }
+        let authenticator = Authenticator::new(db.clone(), loopback || settings.insecure);
+
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(tls::acceptor)
+            .transpose()
+            .map_err(StartupError::Tls)?;
+
         let listener =
             TcpListener::bind(settings.listen)
                 .await
@@ -105,7 +161,9 @@ impl Application {
             services.clone(),
         )))
         .add_service(AppServiceServer::new(AppGrpc::new(services.clone())))
-        .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(services)))
+        .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
+            services.clone(),
+        )))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -113,13 +171,19 @@ impl Application {
         .into_axum_router();
 
         let router = grpc
-            .layer(axum::middleware::from_fn(attach_caller))
+            .merge(rest::router(services, db.clone()))
+            .fallback(rest::unknown_path)
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(authenticator),
+                authenticate,
+            ))
             .layer(axum::middleware::from_fn(log_request));
 
         Ok(Self {
             listener,
             local_addr,
             router,
+            tls,
             db,
             health,
             health_check_interval: settings.health_check_interval,
@@ -131,31 +195,101 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests.
+    /// Serves until `shutdown` completes, then stops accepting connections and lets
+    /// in-flight requests finish within a grace period.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(address = %self.local_addr, "pipelines server listening");
+        tracing::info!(
+            address = %self.local_addr,
+            tls = self.tls.is_some(),
+            "pipelines server listening (gRPC and REST)"
+        );
         let monitor = tokio::spawn(monitor_database(
             self.db.clone(),
             self.health.clone(),
             self.health_check_interval,
         ));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        serve(self.listener, self.router, self.tls, shutdown).await;
         monitor.abort();
         self.db.close_by_ref().await.ok();
         tracing::info!("pipelines server stopped");
-        served
+        Ok(())
+    }
+}
+
+/// Accepts connections (TLS or cleartext, HTTP/1.1 or HTTP/2) until `shutdown`, then
+/// drains them.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically out of file descriptors; back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    let stream = match handshake {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("in-flight requests still running after the grace period; stopping");
+        }
     }
 }
 
 /// Reports every service SERVING while the database answers and NOT_SERVING while it does
 /// not, checking on a fixed interval.
 async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interval: Duration) {
-    let mut last = Some(true);
+    let mut last = true;
     loop {
         tokio::time::sleep(interval).await;
         let reachable = tokio::time::timeout(
@@ -164,7 +298,7 @@ async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interv
         )
         .await
         .unwrap_or(false);
-        if last != Some(reachable) {
+        if last != reachable {
             let status = if reachable {
                 tracing::info!("database reachable; serving");
                 ServingStatus::Serving
@@ -175,21 +309,45 @@ async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interv
             for name in SERVICE_NAMES {
                 health.set_service_status(name, status).await;
             }
-            last = Some(reachable);
+            last = reachable;
         }
     }
 }
 
-/// Attaches the caller to each request. Without configured tokens the server runs in
-/// protected mode on loopback, where every call acts with admin rights.
-async fn attach_caller(mut request: Request, next: Next) -> Response {
-    request
-        .extensions_mut()
-        .insert(Caller::new("local", Role::Admin));
-    next.run(request).await
+/// Health checks and reflection are open to all, so that load balancers and grpcurl can
+/// reach them without a token.
+fn needs_no_token(path: &str) -> bool {
+    path == "/healthz"
+        || path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.")
 }
 
-/// One structured log line per request, with its outcome and latency.
+/// Attaches the authenticated caller to each request, or answers UNAUTHENTICATED in the
+/// request's own protocol.
+async fn authenticate(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if needs_no_token(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes().to_vec());
+    match authenticator.authenticate(header.as_deref()).await {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) if rest::is_grpc(request.headers()) => tonic::Status::from(error).into_http(),
+        Err(error) => ApiError::Service(error).into_response(),
+    }
+}
+
+/// One structured log line per request, with its outcome and latency. Headers are never
+/// logged, so tokens stay out of the logs.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();

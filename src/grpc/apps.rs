@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller_of, convert};
 use crate::{
     proto::{self, app_service_server::AppService},
     service::{ConfigVarChange, Services},
@@ -24,10 +24,11 @@ impl AppService for AppGrpc {
         &self,
         request: Request<proto::CreateAppRequest>,
     ) -> Result<Response<proto::App>, Status> {
+        let caller = caller_of(&request)?;
         let view = self
             .services
             .apps
-            .create(&request.into_inner().name)
+            .create(&request.into_inner().name, &caller)
             .await?;
         Ok(Response::new(convert::app(view)))
     }
@@ -54,7 +55,12 @@ impl AppService for AppGrpc {
         &self,
         request: Request<proto::DeleteAppRequest>,
     ) -> Result<Response<proto::App>, Status> {
-        let view = self.services.apps.delete(&request.into_inner().app).await?;
+        let caller = caller_of(&request)?;
+        let view = self
+            .services
+            .apps
+            .delete(&request.into_inner().app, &caller)
+            .await?;
         Ok(Response::new(convert::app(view)))
     }
 
@@ -62,18 +68,20 @@ impl AppService for AppGrpc {
         &self,
         request: Request<proto::GetConfigVarsRequest>,
     ) -> Result<Response<proto::ConfigVars>, Status> {
+        let caller = caller_of(&request)?;
         let vars = self
             .services
             .apps
-            .config_vars(&request.into_inner().app)
+            .config_vars(&request.into_inner().app, &caller)
             .await?;
-        Ok(Response::new(convert::config_vars(vars)))
+        Ok(Response::new(convert::visible_config_vars(vars)))
     }
 
     async fn patch_config_vars(
         &self,
         request: Request<proto::PatchConfigVarsRequest>,
     ) -> Result<Response<proto::ConfigVars>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let changes = request
             .changes
@@ -86,7 +94,7 @@ impl AppService for AppGrpc {
         let vars = self
             .services
             .apps
-            .patch_config_vars(&request.app, changes)
+            .patch_config_vars(&request.app, changes, &caller)
             .await?;
         Ok(Response::new(convert::config_vars(vars)))
     }

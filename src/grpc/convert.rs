@@ -158,5 +158,17 @@ pub fn release_status(view: views::ReleaseStatusView) -> proto::ReleaseStatus {
 pub fn config_vars(vars: views::ConfigVars) -> proto::ConfigVars {
     proto::ConfigVars {
         vars: vars.into_iter().collect(),
+        values_withheld: false,
+    }
+}
+
+pub fn visible_config_vars(vars: views::VisibleConfigVars) -> proto::ConfigVars {
+    let values_withheld = vars.values().any(Option::is_none);
+    proto::ConfigVars {
+        vars: vars
+            .into_iter()
+            .map(|(key, value)| (key, value.unwrap_or_default()))
+            .collect(),
+        values_withheld,
     }
 }

@@ -35,17 +35,21 @@ impl CouplingService for CouplingGrpc {
         &self,
         request: Request<proto::CreateCouplingRequest>,
     ) -> Result<Response<proto::Coupling>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let stage = convert::stage_from_proto("stage", request.stage).map_err(Error::from)?;
         let view = self
             .services
             .couplings
-            .create(NewCoupling {
-                app: request.app,
-                pipeline: request.pipeline,
-                stage,
-                required_contexts: contexts_of(request.required_status_checks),
-            })
+            .create(
+                NewCoupling {
+                    app: request.app,
+                    pipeline: request.pipeline,
+                    stage,
+                    required_contexts: contexts_of(request.required_status_checks),
+                },
+                &caller,
+            )
             .await?;
         Ok(Response::new(convert::coupling(view)))
     }

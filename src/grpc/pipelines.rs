@@ -24,11 +24,12 @@ impl PipelineService for PipelineGrpc {
         &self,
         request: Request<proto::CreatePipelineRequest>,
     ) -> Result<Response<proto::Pipeline>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let view = self
             .services
             .pipelines
-            .create(&request.name, &request.description)
+            .create(&request.name, &request.description, &caller)
             .await?;
         Ok(Response::new(convert::pipeline(view)))
     }

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert;
+use super::{caller_of, convert};
 use crate::{
     error::Error,
     proto::{self, release_service_server::ReleaseService},
@@ -25,11 +25,12 @@ impl ReleaseService for ReleaseGrpc {
         &self,
         request: Request<proto::CreateReleaseRequest>,
     ) -> Result<Response<proto::Release>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let view = self
             .services
             .releases
-            .create(&request.app, &request.image, &request.description)
+            .create(&request.app, &request.image, &request.description, &caller)
             .await?;
         Ok(Response::new(convert::release(view)))
     }
@@ -65,6 +66,7 @@ impl ReleaseService for ReleaseGrpc {
         &self,
         request: Request<proto::CreateReleaseStatusRequest>,
     ) -> Result<Response<proto::ReleaseStatus>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let state =
             convert::status_state_from_proto("state", request.state).map_err(Error::from)?;
@@ -82,6 +84,7 @@ impl ReleaseService for ReleaseGrpc {
                     target_url: request.target_url,
                     image_url: request.image_url,
                 },
+                &caller,
             )
             .await?;
         Ok(Response::new(convert::release_status(view)))
@@ -91,6 +94,7 @@ impl ReleaseService for ReleaseGrpc {
         &self,
         request: Request<proto::UpdateReleaseStatusRequest>,
     ) -> Result<Response<proto::ReleaseStatus>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
         let state = match request.state {
             None => None,
@@ -115,6 +119,7 @@ impl ReleaseService for ReleaseGrpc {
                     target_url: request.target_url,
                     image_url: request.image_url,
                 },
+                &caller,
             )
             .await?;
         Ok(Response::new(convert::release_status(view)))

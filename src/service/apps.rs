@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
     QueryFilter, QueryOrder, Set, TransactionTrait,
@@ -10,11 +9,15 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    authorize,
     lookup::{app_view, find_app},
-    views::{AppView, ConfigVars},
+    views::{AppView, ConfigVars, VisibleConfigVars},
 };
 use crate::{
-    domain::names::{check_config_key, check_config_value, AppName},
+    domain::{
+        access::{Caller, Role},
+        names::{check_config_key, check_config_value, AppName},
+    },
     error::{Error, Result},
     store::{
         entities::{app, config_var, coupling},
@@ -39,9 +42,10 @@ impl Apps {
         Self { db }
     }
 
-    pub async fn create(&self, name: &str) -> Result<AppView> {
+    pub async fn create(&self, name: &str, caller: &Caller) -> Result<AppView> {
+        authorize(caller, Role::Write, "creating an app")?;
         let name = AppName::parse("name", name)?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let row = app::ActiveModel {
             id: Set(Uuid::new_v4()),
             name: Set(name.as_str().to_owned()),
@@ -78,7 +82,8 @@ impl Apps {
     /// Deletes an app: it leaves its pipeline and its config vars are erased. The row and its
     /// releases are kept, marked deleted, so that past promotions stay readable; the name
     /// becomes free again.
-    pub async fn delete(&self, app: &str) -> Result<AppView> {
+    pub async fn delete(&self, app: &str, caller: &Caller) -> Result<AppView> {
+        authorize(caller, Role::Admin, "deleting an app (and its coupling)")?;
         let txn = self.db.begin().await?;
         let found = find_app(&txn, "app", app).await?;
         coupling::Entity::delete_many()
@@ -89,7 +94,7 @@ impl Apps {
             .filter(config_var::Column::AppId.eq(found.id))
             .exec(&txn)
             .await?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let mut row: app::ActiveModel = found.clone().into();
         row.deleted_at = Set(Some(now));
         row.updated_at = Set(now);
@@ -98,9 +103,16 @@ impl Apps {
         Ok(app_view(found))
     }
 
-    pub async fn config_vars(&self, app: &str) -> Result<ConfigVars> {
+    /// The app's config vars. Values can be secrets, so only a caller who may write sees
+    /// them; a reader gets the keys with every value withheld (`None`).
+    pub async fn config_vars(&self, app: &str, caller: &Caller) -> Result<VisibleConfigVars> {
         let found = find_app(&self.db, "app", app).await?;
-        self.load_config_vars(&self.db, found.id).await
+        let vars = self.load_config_vars(&self.db, found.id).await?;
+        let withhold = !caller.has_role(Role::Write);
+        Ok(vars
+            .into_iter()
+            .map(|(key, value)| (key, (!withhold).then_some(value)))
+            .collect())
     }
 
     async fn load_config_vars(
@@ -122,7 +134,9 @@ impl Apps {
         &self,
         app: &str,
         changes: Vec<ConfigVarChange>,
+        caller: &Caller,
     ) -> Result<ConfigVars> {
+        authorize(caller, Role::Write, "changing config vars")?;
         let mut seen = HashSet::new();
         for change in &changes {
             check_config_key("config_vars", &change.key)?;

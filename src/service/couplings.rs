@@ -1,7 +1,6 @@
 //! Coupling apps to pipelines at a stage, and the status checks that guard promotions into
 //! them.
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set,
@@ -9,6 +8,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    authorize,
     lookup::{
         app_ref, apps_by_id, current_release, find_app, find_pipeline, parse_uuid, release_summary,
     },
@@ -16,7 +16,10 @@ use super::{
 };
 use crate::{
     domain::{
-        access::Caller, names::check_required_contexts, stage::Stage, status::removed_contexts,
+        access::{Caller, Role},
+        names::check_required_contexts,
+        stage::Stage,
+        status::removed_contexts,
     },
     error::{Error, Result},
     store::{
@@ -141,14 +144,15 @@ impl Couplings {
             .ok_or_else(|| Error::not_found("coupling", id))
     }
 
-    pub async fn create(&self, request: NewCoupling) -> Result<CouplingView> {
+    pub async fn create(&self, request: NewCoupling, caller: &Caller) -> Result<CouplingView> {
+        authorize(caller, Role::Write, "coupling an app")?;
         let stage = request
             .stage
             .ok_or_else(|| Error::invalid("stage", "is required"))?;
         check_contexts_for_stage(stage, &request.required_contexts)?;
         let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
         let app = find_app(&self.db, "app", &request.app).await?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let row = coupling::ActiveModel {
             id: Set(Uuid::new_v4()),
             pipeline_id: Set(pipeline.id),
@@ -213,6 +217,7 @@ impl Couplings {
         contexts: Vec<String>,
         caller: &Caller,
     ) -> Result<CouplingView> {
+        authorize(caller, Role::Write, "updating a coupling")?;
         // Optimistic concurrency: the update only applies if the contexts are still the
         // ones the permission check saw, so a concurrent change cannot slip a removal past it.
         for _ in 0..MAX_UPDATE_ATTEMPTS {
@@ -220,18 +225,19 @@ impl Couplings {
             check_contexts_for_stage(decode_stage(&row)?, &contexts)?;
             let current = decode_contexts(&row)?;
             let removed = removed_contexts(&current, &contexts);
-            if !removed.is_empty() && !caller.is_elevated() {
-                return Err(Error::PermissionDenied(format!(
-                    "removing required contexts ({}) needs elevated access (role admin)",
-                    removed.join(", ")
-                )));
+            if !removed.is_empty() {
+                authorize(
+                    caller,
+                    Role::Admin,
+                    &format!("removing required contexts ({})", removed.join(", ")),
+                )?;
             }
             let result = coupling::Entity::update_many()
                 .col_expr(
                     coupling::Column::RequiredContexts,
                     encode_contexts(&contexts)?.into(),
                 )
-                .col_expr(coupling::Column::UpdatedAt, Utc::now().into())
+                .col_expr(coupling::Column::UpdatedAt, crate::store::now().into())
                 .filter(coupling::Column::Id.eq(row.id))
                 .filter(coupling::Column::RequiredContexts.eq(row.required_contexts.clone()))
                 .exec(&self.db)
@@ -247,11 +253,7 @@ impl Couplings {
 
     /// Removes an app from its pipeline. Only an elevated caller may do it.
     pub async fn delete(&self, id: &str, caller: &Caller) -> Result<CouplingView> {
-        if !caller.is_elevated() {
-            return Err(Error::PermissionDenied(
-                "deleting a coupling needs elevated access (role admin)".into(),
-            ));
-        }
+        authorize(caller, Role::Admin, "deleting a coupling")?;
         let row = self.find(id).await?;
         let view = coupling_view(&self.db, row.clone()).await?;
         let result = coupling::Entity::delete_by_id(row.id)

@@ -15,6 +15,28 @@ pub use releases::{NewReleaseStatus, ReleaseStatusChanges, Releases};
 
 use sea_orm::DatabaseConnection;
 
+use crate::{
+    domain::access::{Caller, Role},
+    error::{Error, Result},
+};
+
+/// Refuses a caller whose role is below `needed`. Every authenticated caller can read, so
+/// only writes and elevated actions call this.
+pub(crate) fn authorize(caller: &Caller, needed: Role, action: &str) -> Result<()> {
+    if caller.has_role(needed) {
+        return Ok(());
+    }
+    let elevated = if needed == Role::Admin {
+        " elevated access"
+    } else {
+        ""
+    };
+    Err(Error::PermissionDenied(format!(
+        "{action} needs{elevated} (role {needed}); token '{}' has role {}",
+        caller.name, caller.role
+    )))
+}
+
 /// Every use case, sharing one database handle.
 #[derive(Clone)]
 pub struct Services {

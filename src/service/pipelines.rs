@@ -1,6 +1,5 @@
 //! Creating, reading and deleting pipelines, and what a pipeline knows of its statuses.
 
-use chrono::Utc;
 use sea_orm::{
     sea_query::Query, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -8,12 +7,13 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    authorize,
     lookup::{find_pipeline, pipeline_view},
     views::{PipelineView, StatusContext},
 };
 use crate::{
     domain::{
-        access::Caller,
+        access::{Caller, Role},
         names::{check_description, PipelineName},
         stage::Stage,
     },
@@ -34,10 +34,16 @@ impl Pipelines {
         Self { db }
     }
 
-    pub async fn create(&self, name: &str, description: &str) -> Result<PipelineView> {
+    pub async fn create(
+        &self,
+        name: &str,
+        description: &str,
+        caller: &Caller,
+    ) -> Result<PipelineView> {
+        authorize(caller, Role::Write, "creating a pipeline")?;
         let name = PipelineName::parse("name", name)?;
         check_description("description", description)?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let row = pipeline::ActiveModel {
             id: Set(Uuid::new_v4()),
             name: Set(name.as_str().to_owned()),
@@ -77,18 +83,14 @@ impl Pipelines {
     /// Deletes a pipeline with its couplings. The row is kept, marked deleted, so that past
     /// promotions can still name it; its name becomes free again.
     pub async fn delete(&self, pipeline: &str, caller: &Caller) -> Result<PipelineView> {
-        if !caller.is_elevated() {
-            return Err(Error::PermissionDenied(
-                "deleting a pipeline needs elevated access (role admin)".into(),
-            ));
-        }
+        authorize(caller, Role::Admin, "deleting a pipeline")?;
         let txn = self.db.begin().await?;
         let found = find_pipeline(&txn, "pipeline", pipeline).await?;
         coupling::Entity::delete_many()
             .filter(coupling::Column::PipelineId.eq(found.id))
             .exec(&txn)
             .await?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let mut row: pipeline::ActiveModel = found.clone().into();
         row.deleted_at = Set(Some(now));
         row.updated_at = Set(now);

@@ -1,17 +1,18 @@
 //! Recording releases on apps and the status checks CI systems post on them.
 
-use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use uuid::Uuid;
 
 use super::{
+    authorize,
     lookup::{find_app, find_release_of_app, parse_uuid, release_views},
     views::{ReleaseStatusView, ReleaseView},
 };
 use crate::{
     domain::{
+        access::{Caller, Role},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
         status::{ReleaseState, StatusState},
     },
@@ -82,7 +83,14 @@ impl Releases {
 
     /// Records a release built elsewhere. It is `succeeded` at once, so it becomes the app's
     /// current release.
-    pub async fn create(&self, app: &str, image: &str, description: &str) -> Result<ReleaseView> {
+    pub async fn create(
+        &self,
+        app: &str,
+        image: &str,
+        description: &str,
+        caller: &Caller,
+    ) -> Result<ReleaseView> {
+        authorize(caller, Role::Write, "creating a release")?;
         check_image("image", image)?;
         check_description("description", description)?;
         let owner = find_app(&self.db, "app", app).await?;
@@ -124,7 +132,9 @@ impl Releases {
         app: &str,
         release_id: &str,
         status: NewReleaseStatus,
+        caller: &Caller,
     ) -> Result<ReleaseStatusView> {
+        authorize(caller, Role::Write, "posting a release status")?;
         check_context("context", &status.context)?;
         check_label("name", &status.name)?;
         let state = status
@@ -135,7 +145,7 @@ impl Releases {
         check_optional_url("image_url", &status.image_url)?;
         let owner = find_app(&self.db, "app", app).await?;
         let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
-        let now = Utc::now();
+        let now = crate::store::now();
         let row = release_status::ActiveModel {
             id: Set(Uuid::new_v4()),
             release_id: Set(target.id),
@@ -164,7 +174,9 @@ impl Releases {
         release_id: &str,
         status_id: &str,
         changes: ReleaseStatusChanges,
+        caller: &Caller,
     ) -> Result<ReleaseStatusView> {
+        authorize(caller, Role::Write, "updating a release status")?;
         if let Some(name) = &changes.name {
             check_label("name", name)?;
         }
@@ -212,7 +224,7 @@ impl Releases {
         if let Some(url) = changes.image_url {
             row.image_url = Set(url);
         }
-        row.updated_at = Set(Utc::now());
+        row.updated_at = Set(crate::store::now());
         status_view(row.update(&self.db).await?)
     }
 

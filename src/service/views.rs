@@ -99,3 +99,6 @@ pub struct StatusContext {
 
 /// An app's config vars, ordered by key.
 pub type ConfigVars = BTreeMap<String, String>;
+
+/// Config vars as one caller may see them: a value is `None` when it is withheld.
+pub type VisibleConfigVars = BTreeMap<String, Option<String>>;

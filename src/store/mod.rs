@@ -5,6 +5,8 @@ pub mod entities;
 
 use std::time::Duration;
 
+use chrono::Timelike;
+
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
@@ -109,7 +111,7 @@ where
             .one(&attempt)
             .await?
             .flatten();
-        let now = chrono::Utc::now();
+        let now = now();
         let row = release::ActiveModel {
             id: Set(Uuid::new_v4()),
             app_id: Set(new.app_id),
@@ -136,4 +138,12 @@ where
         }
     }
     Err(last_error.unwrap_or_else(|| DbErr::Custom("release version allocation failed".into())))
+}
+
+/// The current time at the precision both backends store (microseconds), so that a value
+/// reads back exactly as it was written on SQLite and PostgreSQL alike.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let micros = now.timestamp_subsec_micros();
+    now.with_nanosecond(micros * 1000).unwrap_or(now)
 }

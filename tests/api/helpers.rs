@@ -110,6 +110,8 @@ pub fn settings_for(database_url: &str) -> Settings {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
         database_url: database_url.to_owned(),
         health_check_interval: Duration::from_millis(100),
+        insecure: false,
+        tls: None,
     }
 }
 

@@ -454,6 +454,7 @@ async fn a_status_context_cannot_change() {
                 state: Some(pipelines::domain::status::StatusState::Pending),
                 ..Default::default()
             },
+            &crate::helpers::writer(),
         )
         .await
         .unwrap();
@@ -467,6 +468,7 @@ async fn a_status_context_cannot_change() {
                 context: Some("ci/other".into()),
                 ..Default::default()
             },
+            &crate::helpers::writer(),
         )
         .await;
     crate::helpers::assert_error(result, Code::InvalidArgument, &["context", "immutable"]);
@@ -481,6 +483,7 @@ async fn a_status_context_cannot_change() {
                 state: Some(pipelines::domain::status::StatusState::Success),
                 ..Default::default()
             },
+            &crate::helpers::writer(),
         )
         .await
         .unwrap();

@@ -6,3 +6,4 @@ pub mod coupling;
 pub mod pipeline;
 pub mod release;
 pub mod release_status;
+pub mod token;

@@ -1,0 +1,112 @@
+//! The one mapping from errors to HTTP: each service error's status, and the
+//! `{"code", "message", "details"}` body every error response carries.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// Everything a REST call can fail with: a service error, or a request the gateway could
+/// not read.
+#[derive(Debug)]
+pub enum ApiError {
+    Service(Error),
+    /// The body is not JSON at all.
+    MalformedJson(String),
+    /// A body was required and none came.
+    MissingBody,
+    /// The body exceeds the gateway's limit.
+    BodyTooLarge,
+    /// A path parameter or query string could not be read.
+    BadRequest(String),
+    UnknownPath(String),
+    MethodNotAllowed,
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        ApiError::Service(error)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    code: i32,
+    message: String,
+    details: Vec<serde_json::Value>,
+}
+
+/// The HTTP status of a service error.
+pub fn http_status(error: &Error) -> StatusCode {
+    match error {
+        Error::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::AlreadyExists(_) => StatusCode::CONFLICT,
+        Error::FailedPrecondition(_) => StatusCode::CONFLICT,
+        Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
+        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl ApiError {
+    fn parts(self) -> (StatusCode, tonic::Code, String) {
+        match self {
+            ApiError::Service(error) => {
+                match &error {
+                    Error::Internal(cause) => tracing::error!(%cause, "internal error"),
+                    Error::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+                    _ => {}
+                }
+                (http_status(&error), error.grpc_code(), error.to_string())
+            }
+            ApiError::MalformedJson(reason) => (
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("malformed JSON body: {reason}"),
+            ),
+            ApiError::MissingBody => (
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                "a JSON body is required".into(),
+            ),
+            ApiError::BodyTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::InvalidArgument,
+                "the request body exceeds 1 MiB".into(),
+            ),
+            ApiError::BadRequest(reason) => (
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                reason,
+            ),
+            ApiError::UnknownPath(path) => (
+                StatusCode::NOT_FOUND,
+                tonic::Code::NotFound,
+                format!("no such path: {path}"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                tonic::Code::Unimplemented,
+                "method not allowed on this path".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let body = ErrorBody {
+            code: code as i32,
+            message,
+            details: Vec::new(),
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,144 @@
+//! Request extractors whose every rejection is an [`ApiError`], so that malformed input
+//! gets the gateway's error body and a 4xx, never a bare text response.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{request::Parts, StatusCode},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::{domain::access::Caller, error::Error};
+
+/// The largest request body the gateway reads.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body. Syntax errors are 400; a body of the wrong shape is 422 naming the field.
+/// The content type is not checked, since Akkeris clients do not always send one.
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::BodyTooLarge
+                } else {
+                    ApiError::BadRequest(rejection.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::MissingBody);
+        }
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON, telling syntax errors (400) from shape errors (422 naming the field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::Service(Error::invalid(field, strip_position(&inner.to_string())))
+            }
+            _ => ApiError::MalformedJson(inner.to_string()),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 12" to messages; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Path parameters, with a 400 in the gateway's shape when they cannot be read.
+pub struct PathParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParams<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParams(value))
+            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    }
+}
+
+/// The caller the authentication layer attached to the request.
+pub struct AuthenticatedCaller(pub Caller);
+
+impl<S> FromRequestParts<S> for AuthenticatedCaller
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(AuthenticatedCaller)
+            .ok_or_else(|| {
+                ApiError::Service(Error::Unauthenticated("no authenticated caller".into()))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Body {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed_json() {
+        assert!(matches!(
+            parse_json::<Body>(b"{\"name\":"),
+            Err(ApiError::MalformedJson(_))
+        ));
+        assert!(matches!(
+            parse_json::<Body>(b"{\"name\":\"a\"} x"),
+            Err(ApiError::MalformedJson(_))
+        ));
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        match parse_json::<Body>(b"{\"name\": 5}") {
+            Err(ApiError::Service(Error::InvalidArgument(field))) => {
+                assert_eq!(field.field, "name");
+                assert!(!field.reason.contains("line"), "{}", field.reason);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
