@@ -27,10 +27,11 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    let shutdown = startup::shutdown_signal();
     let app = Application::build(settings)
         .await
         .map_err(|error| error.to_string())?;
-    app.run_until_stopped(startup::shutdown_signal())
+    app.run_until_stopped(shutdown)
         .await
         .map_err(|error| error.to_string())
 }

@@ -42,24 +42,25 @@ where
     }
 }
 
-/// Parses JSON, telling syntax errors (400) from shape errors (422 naming the field).
+/// Parses a JSON object body, telling syntax errors (400) from shape errors (422 naming
+/// the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::Service(Error::invalid(field, strip_position(&inner.to_string())))
-            }
-            _ => ApiError::MalformedJson(inner.to_string()),
-        }
-    })?;
-    deserializer
-        .end()
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
-    Ok(value)
+    if !value.is_object() {
+        return Err(ApiError::Service(Error::invalid(
+            "body",
+            "must be a JSON object",
+        )));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." { "body".to_owned() } else { path };
+        ApiError::Service(Error::invalid(
+            field,
+            strip_position(&error.into_inner().to_string()),
+        ))
+    })
 }
 
 /// serde_json appends " at line 1 column 12" to messages; the field name says more.

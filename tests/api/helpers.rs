@@ -95,6 +95,8 @@ pub async fn fresh_database() -> TestDatabase {
 
 /// A running server and clients connected to it.
 pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub http: reqwest::Client,
     pub database: TestDatabase,
     pub pipelines: PipelineServiceClient<Channel>,
     pub couplings: CouplingServiceClient<Channel>,
@@ -136,6 +138,8 @@ pub async fn spawn_app_with(settings: Settings, database: TestDatabase) -> TestA
         .await
         .expect("client connects");
     TestApp {
+        address,
+        http: reqwest::Client::new(),
         database,
         pipelines: PipelineServiceClient::new(channel.clone()),
         couplings: CouplingServiceClient::new(channel.clone()),
@@ -241,6 +245,60 @@ impl TestApp {
             .expect("create release")
             .into_inner()
     }
+}
+
+impl TestApp {
+    /// A REST request to the server's own port.
+    pub fn rest(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("http://{}{}", self.address, path))
+    }
+
+    /// Sends a REST request and returns its status and JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        token: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.rest(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("REST call");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, json)
+    }
+
+    /// Creates an API token on the server's database and returns its secret.
+    pub async fn create_token(&self, name: &str, role: &str) -> String {
+        let db = store::connect(&self.database.url).await.expect("connect");
+        let (_, secret) = pipelines::auth::Tokens::new(db)
+            .create(name, role)
+            .await
+            .expect("create token");
+        secret
+    }
+}
+
+/// A gRPC request carrying a bearer token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
 }
 
 impl Drop for TestApp {

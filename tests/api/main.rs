@@ -4,9 +4,12 @@
 //! The suite runs on SQLite by default and on PostgreSQL when `TEST_DATABASE_URL` is set;
 //! each test then gets its own freshly created database.
 
+mod access;
 mod apps;
 mod couplings;
 mod helpers;
 mod pipelines;
 mod releases;
+mod rest;
 mod server;
+mod tls;
