@@ -362,7 +362,7 @@ async fn sigterm_stops_the_server_gracefully() {
     });
     assert!(code.success(), "exit status {code:?}");
     let output = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&output.stdout);
+    let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("SIGTERM received"), "{logs}");
     assert!(
         logs.lines()
