@@ -11,6 +11,7 @@ const PROTO_FILES: &[&str] = &[
     "pipelines/v1/coupling_service.proto",
     "pipelines/v1/app_service.proto",
     "pipelines/v1/release_service.proto",
+    "pipelines/v1/promotion_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

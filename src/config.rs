@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::store::DEFAULT_DATABASE_URL;
+use crate::{engine::EngineSettings, store::DEFAULT_DATABASE_URL};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +82,15 @@ pub struct ServeArgs {
     )]
     pub health_check_interval_ms: u64,
 
+    /// How many promotion targets this process deploys at the same time.
+    #[arg(long, env = "PIPELINES_MAX_PARALLEL_TARGETS", default_value_t = 8, global = true)]
+    pub max_parallel_targets: usize,
+
+    /// How long, in seconds, a process's claim on a target lasts without renewal. After it,
+    /// another process takes over the target of a process that died.
+    #[arg(long, env = "PIPELINES_LEASE_SECONDS", default_value_t = 30, global = true)]
+    pub lease_seconds: u64,
+
     /// Allow unauthenticated calls on a non-loopback address while no token exists.
     /// Without it the server refuses to start there until a token is created.
     #[arg(long, env = "PIPELINES_INSECURE", global = true)]
@@ -121,6 +130,7 @@ pub struct Settings {
     pub health_check_interval: Duration,
     pub insecure: bool,
     pub tls: Option<TlsSettings>,
+    pub engine: EngineSettings,
 }
 
 /// Where the server's TLS material lives.
@@ -140,6 +150,11 @@ impl Settings {
                 cli.serve.health_check_interval_ms.max(50),
             ),
             insecure: cli.serve.insecure,
+            engine: EngineSettings {
+                max_parallel_targets: cli.serve.max_parallel_targets.max(1),
+                lease_ttl: Duration::from_secs(cli.serve.lease_seconds.max(3)),
+                ..EngineSettings::default()
+            },
             tls: match (&cli.serve.tls_cert, &cli.serve.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
                     cert: cert.clone(),

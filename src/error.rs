@@ -3,7 +3,10 @@
 
 use sea_orm::DbErr;
 
-use crate::domain::InvalidField;
+use crate::{
+    domain::InvalidField,
+    service::views::{CheckVerdict, TargetDrift},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +20,18 @@ pub enum Error {
     AlreadyExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Required status checks are not met on the release to promote.
+    #[error("{message}")]
+    UnmetStatusChecks {
+        message: String,
+        unmet: Vec<CheckVerdict>,
+    },
+    /// Under safe promotion, config keys differ between the source and some targets.
+    #[error("{message}")]
+    ConfigDrift {
+        message: String,
+        drift: Vec<TargetDrift>,
+    },
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
@@ -48,7 +63,9 @@ impl Error {
             Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
             Error::NotFound { .. } => tonic::Code::NotFound,
             Error::AlreadyExists(_) => tonic::Code::AlreadyExists,
-            Error::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
+            Error::FailedPrecondition(_)
+            | Error::UnmetStatusChecks { .. }
+            | Error::ConfigDrift { .. } => tonic::Code::FailedPrecondition,
             Error::PermissionDenied(_) => tonic::Code::PermissionDenied,
             Error::Unauthenticated(_) => tonic::Code::Unauthenticated,
             Error::Unavailable(_) => tonic::Code::Unavailable,

@@ -6,9 +6,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod deploy;
+pub mod engine;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod progress;
 pub mod proto;
 pub mod rest;
 pub mod service;

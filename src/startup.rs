@@ -22,10 +22,14 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     auth::{Authenticator, Tokens},
     config::Settings,
-    grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, ReleaseGrpc},
+    deploy::{Deployer, LocalDeployer},
+    engine::Engine,
+    progress::EventHub,
+    grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
     proto::{
         app_service_server::AppServiceServer, coupling_service_server::CouplingServiceServer,
         pipeline_service_server::PipelineServiceServer,
+        promotion_service_server::PromotionServiceServer,
         release_service_server::ReleaseServiceServer,
     },
     rest::{self, error::ApiError},
@@ -64,12 +68,13 @@ pub enum StartupError {
 }
 
 /// Every gRPC service whose health is reported, by its fully qualified name.
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 6] = [
     "",
     <PipelineServiceServer<PipelineGrpc> as NamedService>::NAME,
     <CouplingServiceServer<CouplingGrpc> as NamedService>::NAME,
     <AppServiceServer<AppGrpc> as NamedService>::NAME,
     <ReleaseServiceServer<ReleaseGrpc> as NamedService>::NAME,
+    <PromotionServiceServer<PromotionGrpc> as NamedService>::NAME,
 ];
 
 /// A built server, bound to its listener but not yet serving.
@@ -81,11 +86,22 @@ pub struct Application {
     db: DatabaseConnection,
     health: HealthReporter,
     health_check_interval: Duration,
+    hub: Arc<EventHub>,
+    engine: Engine,
 }
 
 impl Application {
-    /// Opens and migrates the database, binds the listener and assembles the services.
+    /// Opens and migrates the database, binds the listener and assembles the services, with
+    /// the embedded local deployer.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_deployer(settings, Arc::new(LocalDeployer)).await
+    }
+
+    /// Like [`Application::build`], with the given deployer.
+    pub async fn build_with_deployer(
+        settings: Settings,
+        deployer: Arc<dyn Deployer>,
+    ) -> Result<Self, StartupError> {
         let db = store::connect(&settings.database_url)
             .await
             .map_err(StartupError::Database)?;
@@ -133,7 +149,14 @@ impl Application {
                 source,
             })?;
 
-        let services = Services::new(db.clone());
+        let hub = EventHub::new();
+        let services = Services::new(db.clone(), Arc::clone(&hub));
+        let engine = Engine::new(
+            db.clone(),
+            Arc::clone(&hub),
+            deployer,
+            settings.engine.clone(),
+        );
         let (health, health_service) = tonic_health::server::health_reporter();
         // The database just answered the migrations, so every service starts SERVING; the
         // monitor takes over from here.
@@ -146,6 +169,7 @@ impl Application {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection()
             .build_v1()
@@ -162,6 +186,9 @@ impl Application {
         )))
         .add_service(AppServiceServer::new(AppGrpc::new(services.clone())))
         .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
+            services.clone(),
+        )))
+        .add_service(PromotionServiceServer::new(PromotionGrpc::new(
             services.clone(),
         )))
         .add_service(health_service)
@@ -187,6 +214,8 @@ impl Application {
             db,
             health,
             health_check_interval: settings.health_check_interval,
+            hub,
+            engine,
         })
     }
 
@@ -211,7 +240,19 @@ impl Application {
             self.health.clone(),
             self.health_check_interval,
         ));
+        let (stop_engine, engine_stopped) = tokio::sync::watch::channel(false);
+        let engine = tokio::spawn(self.engine.run(engine_stopped));
+        let hub = Arc::clone(&self.hub);
+        let shutdown = async move {
+            shutdown.await;
+            // Stop claiming new work and end watches; in-flight calls and targets finish.
+            stop_engine.send_replace(true);
+            hub.close();
+        };
         serve(self.listener, self.router, self.tls, shutdown).await;
+        if engine.await.is_err() {
+            tracing::warn!("the promotion engine ended abnormally");
+        }
         monitor.abort();
         self.db.close_by_ref().await.ok();
         tracing::info!("pipelines server stopped");

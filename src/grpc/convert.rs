@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{
+        promotion::{EventKind, PromotionStatus, TargetStatus},
         stage::Stage,
         status::{ReleaseState, StatusState},
         InvalidField,
@@ -170,5 +171,153 @@ pub fn visible_config_vars(vars: views::VisibleConfigVars) -> proto::ConfigVars 
             .map(|(key, value)| (key, value.unwrap_or_default()))
             .collect(),
         values_withheld,
+    }
+}
+
+fn promotion_status_to_proto(status: PromotionStatus) -> proto::PromotionStatus {
+    match status {
+        PromotionStatus::Pending => proto::PromotionStatus::Pending,
+        PromotionStatus::Running => proto::PromotionStatus::Running,
+        PromotionStatus::Successful => proto::PromotionStatus::Successful,
+        PromotionStatus::Failed => proto::PromotionStatus::Failed,
+        PromotionStatus::PartiallyFailed => proto::PromotionStatus::PartiallyFailed,
+        PromotionStatus::Canceled => proto::PromotionStatus::Canceled,
+    }
+}
+
+fn target_status_to_proto(status: TargetStatus) -> proto::TargetStatus {
+    match status {
+        TargetStatus::Pending => proto::TargetStatus::Pending,
+        TargetStatus::Running => proto::TargetStatus::Running,
+        TargetStatus::Succeeded => proto::TargetStatus::Succeeded,
+        TargetStatus::Failed => proto::TargetStatus::Failed,
+        TargetStatus::Canceled => proto::TargetStatus::Canceled,
+    }
+}
+
+fn event_type_to_proto(kind: EventKind) -> proto::EventType {
+    match kind {
+        EventKind::PromotionCreated => proto::EventType::PromotionCreated,
+        EventKind::TargetQueued => proto::EventType::TargetQueued,
+        EventKind::TargetRunning => proto::EventType::TargetRunning,
+        EventKind::TargetReleaseCreated => proto::EventType::TargetReleaseCreated,
+        EventKind::TargetSucceeded => proto::EventType::TargetSucceeded,
+        EventKind::TargetFailed => proto::EventType::TargetFailed,
+        EventKind::TargetCanceled => proto::EventType::TargetCanceled,
+        EventKind::PromotionFinished => proto::EventType::PromotionFinished,
+    }
+}
+
+fn release_ref(release: views::ReleaseRef) -> proto::ReleaseRef {
+    proto::ReleaseRef {
+        id: release.id.to_string(),
+        version: release.version,
+    }
+}
+
+pub fn status_check(check: views::CheckRef) -> proto::StatusCheck {
+    let stage = Stage::parse("stage", &check.stage)
+        .map(|stage| stage_to_proto(stage) as i32)
+        .unwrap_or_default();
+    proto::StatusCheck {
+        app: Some(proto::ResourceRef {
+            id: check.app_id.to_string(),
+            name: check.app_name,
+        }),
+        stage,
+        context: check.context,
+    }
+}
+
+pub fn target_drift(drift: views::TargetDrift) -> proto::TargetDrift {
+    proto::TargetDrift {
+        app: resource_ref(drift.app),
+        missing_on_target: drift.missing_on_target,
+        missing_on_source: drift.missing_on_source,
+    }
+}
+
+pub fn promotion(view: views::PromotionView) -> proto::Promotion {
+    proto::Promotion {
+        id: view.id.to_string(),
+        pipeline: resource_ref(view.pipeline),
+        source: Some(proto::PromotionSource {
+            app: resource_ref(view.source_app),
+            release: Some(release_ref(view.source_release)),
+        }),
+        status: promotion_status_to_proto(view.status) as i32,
+        safe: view.safe,
+        created_by: view.created_by,
+        overridden_checks: view.overridden_checks.into_iter().map(status_check).collect(),
+        request_id: view.request_id.unwrap_or_default(),
+        created_at: timestamp(view.created_at),
+        updated_at: timestamp(view.updated_at),
+    }
+}
+
+pub fn promotion_target(view: views::TargetView) -> proto::PromotionTarget {
+    proto::PromotionTarget {
+        id: view.id.to_string(),
+        promotion_id: view.promotion_id.to_string(),
+        app: resource_ref(view.app),
+        release: view.release.map(release_ref),
+        status: target_status_to_proto(view.status) as i32,
+        error_message: view.error_message,
+        created_at: timestamp(view.created_at),
+        updated_at: timestamp(view.updated_at),
+    }
+}
+
+pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
+    proto::PromotionPlan {
+        pipeline: resource_ref(view.pipeline),
+        source: Some(proto::PromotionSource {
+            app: resource_ref(view.source_app),
+            release: Some(release_ref(view.source_release)),
+        }),
+        source_stage: stage_to_proto(view.source_stage) as i32,
+        target_stage: stage_to_proto(view.target_stage) as i32,
+        targets: view
+            .targets
+            .into_iter()
+            .map(|target| proto::PlannedTarget {
+                app: resource_ref(target.app),
+                busy_with_promotion_id: target
+                    .busy_with
+                    .map(|id| id.to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        checks: view
+            .checks
+            .into_iter()
+            .map(|verdict| proto::CheckVerdict {
+                check: Some(status_check(verdict.check)),
+                state: verdict.state.map(|state| status_state_to_proto(state) as i32),
+                satisfied: verdict.satisfied,
+                overridden: verdict.overridden,
+            })
+            .collect(),
+        drift: view.drift.into_iter().map(target_drift).collect(),
+        safe: view.safe,
+    }
+}
+
+pub fn promotion_event(view: views::PromotionEventView) -> proto::PromotionEvent {
+    proto::PromotionEvent {
+        sequence: view.sequence,
+        promotion_id: view.promotion_id.to_string(),
+        r#type: event_type_to_proto(view.kind) as i32,
+        name: view.kind.as_str().to_owned(),
+        target_id: view.target_id.map(|id| id.to_string()).unwrap_or_default(),
+        app: view.app.and_then(resource_ref),
+        target_status: view
+            .target_status
+            .map(|status| target_status_to_proto(status) as i32)
+            .unwrap_or_default(),
+        promotion_status: promotion_status_to_proto(view.promotion_status) as i32,
+        release: view.release.map(release_ref),
+        message: view.message,
+        created_at: timestamp(view.created_at),
     }
 }

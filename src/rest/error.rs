@@ -46,7 +46,8 @@ pub fn http_status(error: &Error) -> StatusCode {
         Error::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) => StatusCode::CONFLICT,
-        Error::FailedPrecondition(_) => StatusCode::CONFLICT,
+        Error::FailedPrecondition(_) | Error::UnmetStatusChecks { .. } => StatusCode::CONFLICT,
+        Error::ConfigDrift { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
         Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,7 +56,7 @@ pub fn http_status(error: &Error) -> StatusCode {
 }
 
 impl ApiError {
-    fn parts(self) -> (StatusCode, tonic::Code, String) {
+    fn parts(self) -> (StatusCode, tonic::Code, String, Vec<serde_json::Value>) {
         match self {
             ApiError::Service(error) => {
                 match &error {
@@ -63,37 +64,49 @@ impl ApiError {
                     Error::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
                     _ => {}
                 }
-                (http_status(&error), error.grpc_code(), error.to_string())
+                let details = details_of(&error);
+                (
+                    http_status(&error),
+                    error.grpc_code(),
+                    error.to_string(),
+                    details,
+                )
             }
             ApiError::MalformedJson(reason) => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
                 format!("malformed JSON body: {reason}"),
+                Vec::new(),
             ),
             ApiError::MissingBody => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
                 "a JSON body is required".into(),
+                Vec::new(),
             ),
             ApiError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 tonic::Code::InvalidArgument,
                 "the request body exceeds 1 MiB".into(),
+                Vec::new(),
             ),
             ApiError::BadRequest(reason) => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
                 reason,
+                Vec::new(),
             ),
             ApiError::UnknownPath(path) => (
                 StatusCode::NOT_FOUND,
                 tonic::Code::NotFound,
                 format!("no such path: {path}"),
+                Vec::new(),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 tonic::Code::Unimplemented,
                 "method not allowed on this path".into(),
+                Vec::new(),
             ),
         }
     }
@@ -101,12 +114,40 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
+        let (status, code, message, details) = self.parts();
         let body = ErrorBody {
             code: code as i32,
             message,
-            details: Vec::new(),
+            details,
         };
         (status, Json(body)).into_response()
+    }
+}
+
+/// Machine-readable details, in the JSON form of the same google.rpc and pipelines.v1
+/// messages the gRPC API attaches.
+fn details_of(error: &Error) -> Vec<serde_json::Value> {
+    match error {
+        Error::UnmetStatusChecks { unmet, .. } => vec![serde_json::json!({
+            "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+            "violations": unmet.iter().map(|verdict| serde_json::json!({
+                "type": "STATUS_CHECK",
+                "subject": verdict.subject(),
+                "description": verdict.describe(),
+                "app": {"id": verdict.check.app_id, "name": verdict.check.app_name},
+                "stage": verdict.check.stage,
+                "context": verdict.check.context,
+                "state": verdict.state.map(|state| state.as_str()),
+            })).collect::<Vec<_>>(),
+        })],
+        Error::ConfigDrift { drift, .. } => vec![serde_json::json!({
+            "@type": "type.googleapis.com/pipelines.v1.ConfigDrift",
+            "targets": drift.iter().map(|target| serde_json::json!({
+                "app": {"id": target.app.id, "name": target.app.name},
+                "missing_on_target": target.missing_on_target,
+                "missing_on_source": target.missing_on_source,
+            })).collect::<Vec<_>>(),
+        })],
+        _ => Vec::new(),
     }
 }

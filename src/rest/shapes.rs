@@ -237,3 +237,228 @@ impl ReferenceInput {
         }
     }
 }
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseIdVersion {
+    pub id: Uuid,
+    pub version: i64,
+}
+
+impl From<views::ReleaseRef> for ReleaseIdVersion {
+    fn from(release: views::ReleaseRef) -> Self {
+        Self {
+            id: release.id,
+            version: release.version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotionSource {
+    pub app: NamedRef,
+    pub release: ReleaseIdVersion,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusCheck {
+    pub app: NamedRef,
+    pub stage: String,
+    pub context: String,
+}
+
+impl From<views::CheckRef> for StatusCheck {
+    fn from(check: views::CheckRef) -> Self {
+        Self {
+            app: NamedRef {
+                id: check.app_id,
+                name: check.app_name,
+            },
+            stage: check.stage,
+            context: check.context,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Promotion {
+    pub id: Uuid,
+    pub pipeline: NamedRef,
+    pub source: PromotionSource,
+    pub status: &'static str,
+    pub safe: bool,
+    pub created_by: String,
+    pub overridden_checks: Vec<StatusCheck>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<views::PromotionView> for Promotion {
+    fn from(view: views::PromotionView) -> Self {
+        Self {
+            id: view.id,
+            pipeline: view.pipeline.into(),
+            source: PromotionSource {
+                app: view.source_app.into(),
+                release: view.source_release.into(),
+            },
+            status: view.status.as_str(),
+            safe: view.safe,
+            created_by: view.created_by,
+            overridden_checks: view
+                .overridden_checks
+                .into_iter()
+                .map(StatusCheck::from)
+                .collect(),
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotionTarget {
+    pub id: Uuid,
+    pub pipeline_promotion: IdRef,
+    pub app: NamedRef,
+    pub release: Option<ReleaseIdVersion>,
+    pub status: &'static str,
+    pub error_message: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<views::TargetView> for PromotionTarget {
+    fn from(view: views::TargetView) -> Self {
+        Self {
+            id: view.id,
+            pipeline_promotion: IdRef {
+                id: view.promotion_id,
+            },
+            app: view.app.into(),
+            release: view.release.map(ReleaseIdVersion::from),
+            status: view.status.as_str(),
+            error_message: view.error_message,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlannedTarget {
+    pub app: NamedRef,
+    pub busy_with: Option<IdRef>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckVerdict {
+    pub app: NamedRef,
+    pub stage: String,
+    pub context: String,
+    pub state: Option<&'static str>,
+    pub satisfied: bool,
+    pub overridden: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetDrift {
+    pub app: NamedRef,
+    pub missing_on_target: Vec<String>,
+    pub missing_on_source: Vec<String>,
+}
+
+/// The answer to a dry run.
+#[derive(Debug, Serialize)]
+pub struct PromotionPlan {
+    pub dry_run: bool,
+    pub pipeline: NamedRef,
+    pub source: PromotionSource,
+    pub source_stage: &'static str,
+    pub target_stage: &'static str,
+    pub targets: Vec<PlannedTarget>,
+    pub checks: Vec<CheckVerdict>,
+    pub drift: Vec<TargetDrift>,
+    pub safe: bool,
+}
+
+impl From<views::PromotionPlan> for PromotionPlan {
+    fn from(plan: views::PromotionPlan) -> Self {
+        Self {
+            dry_run: true,
+            pipeline: plan.pipeline.into(),
+            source: PromotionSource {
+                app: plan.source_app.into(),
+                release: plan.source_release.into(),
+            },
+            source_stage: plan.source_stage.as_str(),
+            target_stage: plan.target_stage.as_str(),
+            targets: plan
+                .targets
+                .into_iter()
+                .map(|target| PlannedTarget {
+                    app: target.app.into(),
+                    busy_with: target.busy_with.map(|id| IdRef { id }),
+                })
+                .collect(),
+            checks: plan
+                .checks
+                .into_iter()
+                .map(|verdict| CheckVerdict {
+                    app: NamedRef {
+                        id: verdict.check.app_id,
+                        name: verdict.check.app_name,
+                    },
+                    stage: verdict.check.stage,
+                    context: verdict.check.context,
+                    state: verdict.state.map(|state| state.as_str()),
+                    satisfied: verdict.satisfied,
+                    overridden: verdict.overridden,
+                })
+                .collect(),
+            drift: plan
+                .drift
+                .into_iter()
+                .map(|drift| TargetDrift {
+                    app: drift.app.into(),
+                    missing_on_target: drift.missing_on_target,
+                    missing_on_source: drift.missing_on_source,
+                })
+                .collect(),
+            safe: plan.safe,
+        }
+    }
+}
+
+/// One progress event, as the `data` of a Server-Sent Event.
+#[derive(Debug, Serialize)]
+pub struct PromotionEvent {
+    pub sequence: i64,
+    pub event: &'static str,
+    pub pipeline_promotion: IdRef,
+    pub target: Option<IdRef>,
+    pub app: Option<NamedRef>,
+    pub target_status: Option<&'static str>,
+    pub promotion_status: &'static str,
+    pub release: Option<ReleaseIdVersion>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<views::PromotionEventView> for PromotionEvent {
+    fn from(view: views::PromotionEventView) -> Self {
+        Self {
+            sequence: view.sequence,
+            event: view.kind.as_str(),
+            pipeline_promotion: IdRef {
+                id: view.promotion_id,
+            },
+            target: view.target_id.map(|id| IdRef { id }),
+            app: view.app.map(NamedRef::from),
+            target_status: view.target_status.map(|status| status.as_str()),
+            promotion_status: view.promotion_status.as_str(),
+            release: view.release.map(ReleaseIdVersion::from),
+            message: view.message,
+            created_at: view.created_at,
+        }
+    }
+}

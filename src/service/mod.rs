@@ -5,19 +5,24 @@ mod apps;
 mod couplings;
 mod lookup;
 mod pipelines;
+mod promotions;
 mod releases;
 pub mod views;
 
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{Couplings, NewCoupling};
 pub use pipelines::Pipelines;
+pub use promotions::{promotion_view, target_views, CreatedPromotion, NewPromotion, PromotionPage, Promotions};
 pub use releases::{NewReleaseStatus, ReleaseStatusChanges, Releases};
+
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
 use crate::{
     domain::access::{Caller, Role},
     error::{Error, Result},
+    progress::EventHub,
 };
 
 /// Refuses a caller whose role is below `needed`. Every authenticated caller can read, so
@@ -44,15 +49,17 @@ pub struct Services {
     pub couplings: Couplings,
     pub apps: Apps,
     pub releases: Releases,
+    pub promotions: Promotions,
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
         Self {
             pipelines: Pipelines::new(db.clone()),
             couplings: Couplings::new(db.clone()),
             apps: Apps::new(db.clone()),
-            releases: Releases::new(db),
+            releases: Releases::new(db.clone()),
+            promotions: Promotions::new(db, hub),
         }
     }
 }

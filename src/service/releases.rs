@@ -104,6 +104,7 @@ impl Releases {
                 promoted_from_app_id: None,
                 promoted_from_release_id: None,
                 promoted_from_promotion_id: None,
+                promotion_target_id: None,
             },
         )
         .await?;

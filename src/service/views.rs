@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
+    promotion::{EventKind, PromotionStatus, TargetStatus},
     stage::Stage,
     status::{ReleaseState, StatusState},
 };
@@ -102,3 +103,122 @@ pub type ConfigVars = BTreeMap<String, String>;
 
 /// Config vars as one caller may see them: a value is `None` when it is withheld.
 pub type VisibleConfigVars = BTreeMap<String, Option<String>>;
+
+/// A release named by id and version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReleaseRef {
+    pub id: Uuid,
+    pub version: i64,
+}
+
+/// One required status check, identified by the target it guards.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckRef {
+    pub app_id: Uuid,
+    pub app_name: String,
+    pub stage: String,
+    pub context: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionView {
+    pub id: Uuid,
+    pub pipeline: ResourceRef,
+    pub source_app: ResourceRef,
+    pub source_release: ReleaseRef,
+    pub status: PromotionStatus,
+    pub safe: bool,
+    pub created_by: String,
+    pub overridden_checks: Vec<CheckRef>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetView {
+    pub id: Uuid,
+    pub promotion_id: Uuid,
+    pub app: ResourceRef,
+    pub release: Option<ReleaseRef>,
+    pub status: TargetStatus,
+    pub error_message: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CheckVerdict {
+    /// Names the check as `app/stage/context`.
+    pub fn subject(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.check.app_name, self.check.stage, self.check.context
+        )
+    }
+
+    /// Says why the check is unmet (or met).
+    pub fn describe(&self) -> String {
+        format!(
+            "required context '{}' of app '{}' ({}) is {} on the release",
+            self.check.context,
+            self.check.app_name,
+            self.check.stage,
+            self.state.map(|state| state.as_str()).unwrap_or("missing")
+        )
+    }
+}
+
+/// The verdict of one required status check on the source release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckVerdict {
+    pub check: CheckRef,
+    /// The status's state on the source release; `None` when no status has the context.
+    pub state: Option<StatusState>,
+    pub satisfied: bool,
+    /// Unmet, and bypassed by an elevated caller.
+    pub overridden: bool,
+}
+
+/// Config keys one target and the source do not share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetDrift {
+    pub app: ResourceRef,
+    pub missing_on_target: Vec<String>,
+    pub missing_on_source: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTarget {
+    pub app: ResourceRef,
+    /// The unfinished promotion this target would wait behind, if any.
+    pub busy_with: Option<Uuid>,
+}
+
+/// What a promotion would do; the answer to a dry run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionPlan {
+    pub pipeline: ResourceRef,
+    pub source_app: ResourceRef,
+    pub source_release: ReleaseRef,
+    pub source_stage: Stage,
+    pub target_stage: Stage,
+    pub targets: Vec<PlannedTarget>,
+    pub checks: Vec<CheckVerdict>,
+    pub drift: Vec<TargetDrift>,
+    pub safe: bool,
+}
+
+/// One numbered progress event of a promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionEventView {
+    pub promotion_id: Uuid,
+    pub sequence: i64,
+    pub kind: EventKind,
+    pub target_id: Option<Uuid>,
+    pub app: Option<ResourceRef>,
+    pub target_status: Option<TargetStatus>,
+    pub promotion_status: PromotionStatus,
+    pub release: Option<ReleaseRef>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+}

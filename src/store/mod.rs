@@ -84,6 +84,7 @@ pub struct NewRelease {
     pub promoted_from_app_id: Option<Uuid>,
     pub promoted_from_release_id: Option<Uuid>,
     pub promoted_from_promotion_id: Option<Uuid>,
+    pub promotion_target_id: Option<Uuid>,
 }
 
 const RELEASE_VERSION_ATTEMPTS: usize = 50;
@@ -122,6 +123,7 @@ where
             promoted_from_app_id: Set(new.promoted_from_app_id),
             promoted_from_release_id: Set(new.promoted_from_release_id),
             promoted_from_promotion_id: Set(new.promoted_from_promotion_id),
+            promotion_target_id: Set(new.promotion_target_id),
             created_at: Set(now),
             updated_at: Set(now),
         };

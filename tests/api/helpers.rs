@@ -114,6 +114,10 @@ pub fn settings_for(database_url: &str) -> Settings {
         health_check_interval: Duration::from_millis(100),
         insecure: false,
         tls: None,
+        engine: pipelines::engine::EngineSettings {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
     }
 }
 
@@ -176,7 +180,10 @@ impl TestApp {
     /// The use cases on the same database, for callers the transport cannot yet express
     /// (a caller without elevated access).
     pub async fn services(&self) -> Services {
-        Services::new(store::connect(&self.database.url).await.expect("connect"))
+        Services::new(
+            store::connect(&self.database.url).await.expect("connect"),
+            pipelines::progress::EventHub::new(),
+        )
     }
 
     pub async fn create_pipeline(&self, name: &str) -> Pipeline {

@@ -306,7 +306,7 @@ async fn migrate_prepares_the_schema_and_exits() {
         String::from_utf8_lossy(&output.stderr)
     );
     let db = pipelines::store::connect(&database.url).await.unwrap();
-    let services = pipelines::service::Services::new(db);
+    let services = pipelines::service::Services::new(db, pipelines::progress::EventHub::new());
     assert!(
         services.pipelines.list().await.unwrap().is_empty(),
         "tables exist"

@@ -14,6 +14,8 @@ pub struct Model {
     pub promoted_from_app_id: Option<Uuid>,
     pub promoted_from_release_id: Option<Uuid>,
     pub promoted_from_promotion_id: Option<Uuid>,
+    /// The promotion target that created this release; unique, so a target never gets two.
+    pub promotion_target_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

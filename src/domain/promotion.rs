@@ -1,0 +1,260 @@
+//! Promotion and target states, the aggregate outcome, the progress-event types, and the
+//! safe-promotion config drift.
+
+use std::{collections::BTreeSet, fmt};
+
+/// The state of a whole promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromotionStatus {
+    Pending,
+    Running,
+    /// Every target succeeded.
+    Successful,
+    /// Every target failed.
+    Failed,
+    /// Some targets succeeded and some failed.
+    PartiallyFailed,
+    /// Canceled before it finished.
+    Canceled,
+}
+
+impl PromotionStatus {
+    pub const ALL: [PromotionStatus; 6] = [
+        PromotionStatus::Pending,
+        PromotionStatus::Running,
+        PromotionStatus::Successful,
+        PromotionStatus::Failed,
+        PromotionStatus::PartiallyFailed,
+        PromotionStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromotionStatus::Pending => "pending",
+            PromotionStatus::Running => "running",
+            PromotionStatus::Successful => "successful",
+            PromotionStatus::Failed => "failed",
+            PromotionStatus::PartiallyFailed => "partially_failed",
+            PromotionStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<PromotionStatus> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, PromotionStatus::Pending | PromotionStatus::Running)
+    }
+}
+
+impl fmt::Display for PromotionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The state of one target app within a promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl TargetStatus {
+    pub const ALL: [TargetStatus; 5] = [
+        TargetStatus::Pending,
+        TargetStatus::Running,
+        TargetStatus::Succeeded,
+        TargetStatus::Failed,
+        TargetStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "pending",
+            TargetStatus::Running => "running",
+            TargetStatus::Succeeded => "succeeded",
+            TargetStatus::Failed => "failed",
+            TargetStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<TargetStatus> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TargetStatus::Succeeded | TargetStatus::Failed | TargetStatus::Canceled
+        )
+    }
+}
+
+impl fmt::Display for TargetStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of a promotion whose targets are all final, or `None` while any is not.
+/// A promotion with a canceled target ended `canceled`.
+pub fn aggregate_status(targets: &[TargetStatus]) -> Option<PromotionStatus> {
+    if targets.is_empty() || targets.iter().any(|status| !status.is_final()) {
+        return None;
+    }
+    let count = |wanted: TargetStatus| targets.iter().filter(|s| **s == wanted).count();
+    let (succeeded, failed, canceled) = (
+        count(TargetStatus::Succeeded),
+        count(TargetStatus::Failed),
+        count(TargetStatus::Canceled),
+    );
+    Some(if canceled > 0 {
+        PromotionStatus::Canceled
+    } else if failed == 0 {
+        PromotionStatus::Successful
+    } else if succeeded == 0 {
+        PromotionStatus::Failed
+    } else {
+        PromotionStatus::PartiallyFailed
+    })
+}
+
+/// The progress events of a promotion, numbered from 1 in the order they happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    PromotionCreated,
+    TargetQueued,
+    TargetRunning,
+    TargetReleaseCreated,
+    TargetSucceeded,
+    TargetFailed,
+    TargetCanceled,
+    PromotionFinished,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::PromotionCreated,
+        EventKind::TargetQueued,
+        EventKind::TargetRunning,
+        EventKind::TargetReleaseCreated,
+        EventKind::TargetSucceeded,
+        EventKind::TargetFailed,
+        EventKind::TargetCanceled,
+        EventKind::PromotionFinished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PromotionCreated => "promotion.created",
+            EventKind::TargetQueued => "target.queued",
+            EventKind::TargetRunning => "target.running",
+            EventKind::TargetReleaseCreated => "target.release_created",
+            EventKind::TargetSucceeded => "target.succeeded",
+            EventKind::TargetFailed => "target.failed",
+            EventKind::TargetCanceled => "target.canceled",
+            EventKind::PromotionFinished => "promotion.finished",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<EventKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+
+    /// The last event of every promotion: a stream ends after it.
+    pub fn ends_stream(self) -> bool {
+        self == EventKind::PromotionFinished
+    }
+}
+
+/// Config keys that differ between a source app and one target under safe promotion.
+/// Values are never compared.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyDrift {
+    /// Keys the source has and the target lacks.
+    pub missing_on_target: Vec<String>,
+    /// Keys the target has and the source lacks.
+    pub missing_on_source: Vec<String>,
+}
+
+impl KeyDrift {
+    pub fn between<'a>(
+        source: impl IntoIterator<Item = &'a String>,
+        target: impl IntoIterator<Item = &'a String>,
+    ) -> KeyDrift {
+        let source: BTreeSet<&String> = source.into_iter().collect();
+        let target: BTreeSet<&String> = target.into_iter().collect();
+        KeyDrift {
+            missing_on_target: source.difference(&target).map(|k| k.to_string()).collect(),
+            missing_on_source: target.difference(&source).map(|k| k.to_string()).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.missing_on_target.is_empty() && self.missing_on_source.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TargetStatus::*;
+
+    #[test]
+    fn the_aggregate_waits_for_every_target() {
+        assert_eq!(aggregate_status(&[Succeeded, Running]), None);
+        assert_eq!(aggregate_status(&[Pending]), None);
+        assert_eq!(aggregate_status(&[]), None);
+    }
+
+    #[test]
+    fn the_aggregate_distinguishes_all_none_and_some() {
+        assert_eq!(
+            aggregate_status(&[Succeeded, Succeeded]),
+            Some(PromotionStatus::Successful)
+        );
+        assert_eq!(aggregate_status(&[Failed, Failed]), Some(PromotionStatus::Failed));
+        assert_eq!(
+            aggregate_status(&[Succeeded, Failed, Succeeded]),
+            Some(PromotionStatus::PartiallyFailed)
+        );
+        assert_eq!(
+            aggregate_status(&[Succeeded, Canceled]),
+            Some(PromotionStatus::Canceled)
+        );
+    }
+
+    #[test]
+    fn statuses_and_event_names_round_trip() {
+        for status in PromotionStatus::ALL {
+            assert_eq!(PromotionStatus::parse(status.as_str()), Some(status));
+        }
+        for status in TargetStatus::ALL {
+            assert_eq!(TargetStatus::parse(status.as_str()), Some(status));
+        }
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert!(EventKind::PromotionFinished.ends_stream());
+        assert!(!EventKind::TargetFailed.ends_stream());
+        assert!(PromotionStatus::PartiallyFailed.is_final());
+        assert!(!PromotionStatus::Running.is_final());
+    }
+
+    #[test]
+    fn drift_compares_keys_in_both_directions() {
+        let keys = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let source = keys(&["A", "B", "C"]);
+        let target = keys(&["B", "C", "D", "E"]);
+        let drift = KeyDrift::between(&source, &target);
+        assert_eq!(drift.missing_on_target, ["A"]);
+        assert_eq!(drift.missing_on_source, ["D", "E"]);
+        assert!(!drift.is_empty());
+        assert!(KeyDrift::between(&source, &source).is_empty());
+    }
+}

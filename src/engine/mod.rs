@@ -1,0 +1,132 @@
+//! The promotion engine: claims targets from the database with expiring leases, runs each
+//! one (release, deploy, outcome) writing every step before the next, and finishes
+//! promotions. Nothing lives only in memory, so a restarted process, or another one on the
+//! same PostgreSQL, picks up where a dead one stopped.
+
+mod claim;
+mod run;
+
+use std::{sync::Arc, time::Duration};
+
+use sea_orm::DatabaseConnection;
+use tokio::{
+    sync::{watch, Semaphore},
+    task::JoinSet,
+};
+
+use crate::{deploy::Deployer, progress::EventHub};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Identifies this process in leases.
+    pub worker_id: String,
+    /// Targets run at the same time, across all promotions.
+    pub max_parallel_targets: usize,
+    /// How long a claim holds without renewal; a dead worker's targets are free after it.
+    pub lease_ttl: Duration,
+    /// How often the engine looks for work it was not told about (other processes, expired
+    /// leases, queued targets).
+    pub poll_interval: Duration,
+    /// How long running targets may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            max_parallel_targets: 8,
+            lease_ttl: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Shared by the engine's tasks.
+pub(crate) struct EngineContext {
+    pub db: DatabaseConnection,
+    pub hub: Arc<EventHub>,
+    pub deployer: Arc<dyn Deployer>,
+    pub settings: EngineSettings,
+}
+
+pub struct Engine {
+    context: Arc<EngineContext>,
+}
+
+impl Engine {
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Arc<EventHub>,
+        deployer: Arc<dyn Deployer>,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            context: Arc::new(EngineContext {
+                db,
+                hub,
+                deployer,
+                settings,
+            }),
+        }
+    }
+
+    /// Claims and runs targets until `stop` turns true. Then it claims nothing more, lets
+    /// running targets finish within the grace period, and leaves the rest (with their
+    /// leases released) for the next process.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let context = self.context;
+        let slots = Arc::new(Semaphore::new(context.settings.max_parallel_targets.max(1)));
+        let mut running = JoinSet::new();
+        tracing::info!(
+            worker = %context.settings.worker_id,
+            parallel = context.settings.max_parallel_targets,
+            "promotion engine started"
+        );
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            while running.try_join_next().is_some() {}
+            let free = slots.available_permits();
+            if free > 0 {
+                match claim::claim_targets(&context, free).await {
+                    Ok(claimed) => {
+                        for target in claimed {
+                            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                                claim::release_lease(&context, target.id).await;
+                                continue;
+                            };
+                            let context = Arc::clone(&context);
+                            running.spawn(async move {
+                                run::run_target(&context, target).await;
+                                drop(permit);
+                                context.hub.signal_work();
+                            });
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "claiming promotion targets failed"),
+                }
+            }
+            tokio::select! {
+                _ = context.hub.work_signalled() => {}
+                _ = tokio::time::sleep(context.settings.poll_interval) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        let grace = context.settings.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "targets still running after the shutdown grace period; their leases will expire and another process will resume them"
+            );
+            running.abort_all();
+        }
+        tracing::info!("promotion engine stopped");
+    }
+}

@@ -1,0 +1,139 @@
+//! `pipelines.v1.PromotionService`.
+
+use std::pin::Pin;
+
+use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::{caller_of, convert};
+use crate::{
+    proto::{self, create_promotion_response::Result as Created, promotion_service_server::PromotionService},
+    service::{CreatedPromotion, NewPromotion, Services},
+};
+
+pub struct PromotionGrpc {
+    services: Services,
+}
+
+impl PromotionGrpc {
+    pub fn new(services: Services) -> Self {
+        Self { services }
+    }
+}
+
+fn optional(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::PromotionEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl PromotionService for PromotionGrpc {
+    async fn create_promotion(
+        &self,
+        request: Request<proto::CreatePromotionRequest>,
+    ) -> Result<Response<proto::CreatePromotionResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let created = self
+            .services
+            .promotions
+            .create(
+                NewPromotion {
+                    pipeline: request.pipeline,
+                    source_app: request.source_app,
+                    source_release: optional(request.source_release_id),
+                    targets: request.targets,
+                    safe: request.safe,
+                    dry_run: request.dry_run,
+                    request_id: optional(request.request_id),
+                },
+                &caller,
+            )
+            .await?;
+        let result = match created {
+            CreatedPromotion::Created(view) | CreatedPromotion::Replayed(view) => {
+                Created::Promotion(convert::promotion(view))
+            }
+            CreatedPromotion::Planned(plan) => Created::Plan(convert::plan(plan)),
+        };
+        Ok(Response::new(proto::CreatePromotionResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn get_promotion(
+        &self,
+        request: Request<proto::GetPromotionRequest>,
+    ) -> Result<Response<proto::Promotion>, Status> {
+        let view = self.services.promotions.get(&request.into_inner().id).await?;
+        Ok(Response::new(convert::promotion(view)))
+    }
+
+    async fn list_promotions(
+        &self,
+        request: Request<proto::ListPromotionsRequest>,
+    ) -> Result<Response<proto::ListPromotionsResponse>, Status> {
+        let request = request.into_inner();
+        let page = self
+            .services
+            .promotions
+            .list(
+                Some(request.pipeline.as_str()),
+                Some(u64::from(request.page_size)),
+                Some(request.page_token.as_str()),
+            )
+            .await?;
+        Ok(Response::new(proto::ListPromotionsResponse {
+            promotions: page.promotions.into_iter().map(convert::promotion).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn list_promotion_targets(
+        &self,
+        request: Request<proto::ListPromotionTargetsRequest>,
+    ) -> Result<Response<proto::ListPromotionTargetsResponse>, Status> {
+        let targets = self
+            .services
+            .promotions
+            .targets(&request.into_inner().id)
+            .await?;
+        Ok(Response::new(proto::ListPromotionTargetsResponse {
+            targets: targets.into_iter().map(convert::promotion_target).collect(),
+        }))
+    }
+
+    async fn cancel_promotion(
+        &self,
+        request: Request<proto::CancelPromotionRequest>,
+    ) -> Result<Response<proto::Promotion>, Status> {
+        let caller = caller_of(&request)?;
+        let view = self
+            .services
+            .promotions
+            .cancel(&request.into_inner().id, &caller)
+            .await?;
+        Ok(Response::new(convert::promotion(view)))
+    }
+
+    type WatchPromotionStream = EventStream;
+
+    async fn watch_promotion(
+        &self,
+        request: Request<proto::WatchPromotionRequest>,
+    ) -> Result<Response<Self::WatchPromotionStream>, Status> {
+        let request = request.into_inner();
+        let events = self
+            .services
+            .promotions
+            .watch(&request.id, request.after_sequence)
+            .await?;
+        let stream = ReceiverStream::new(events).map(|event| {
+            event
+                .map(convert::promotion_event)
+                .map_err(Status::from)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

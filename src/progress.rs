@@ -1,0 +1,380 @@
+//! The progress of promotions: writing numbered events together with the state changes
+//! they report, finishing a promotion exactly once, fanning events out to watchers, and
+//! the watch itself (history first, then live events, until `promotion.finished`).
+//!
+//! Fan-out has one source per process: whoever commits an event publishes it to the
+//! [`EventHub`], and every watcher in the process subscribes there. A watcher costs a
+//! broadcast receiver, not a database poll loop.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use tokio::sync::{broadcast, mpsc, Notify};
+use uuid::Uuid;
+
+use crate::{
+    domain::promotion::{aggregate_status, EventKind, PromotionStatus, TargetStatus},
+    error::{Error, Result},
+    service::views::{PromotionEventView, ReleaseRef, ResourceRef},
+    store::{
+        self,
+        entities::{promotion, promotion_event, promotion_target},
+    },
+};
+
+/// Buffered events per promotion before a slow watcher falls back to the database.
+const CHANNEL_CAPACITY: usize = 256;
+
+/// What happened, about which target, for an event about to be written.
+#[derive(Debug, Clone)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub target: Option<Uuid>,
+    pub app: Option<ResourceRef>,
+    pub target_status: Option<TargetStatus>,
+    pub release: Option<ReleaseRef>,
+    pub message: String,
+}
+
+impl EventDraft {
+    pub fn about_promotion(kind: EventKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            target: None,
+            app: None,
+            target_status: None,
+            release: None,
+            message: message.into(),
+        }
+    }
+}
+
+fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
+    let kind = EventKind::parse(&model.kind)
+        .ok_or_else(|| Error::Internal(format!("event {} has unknown kind", model.id)))?;
+    let promotion_status = PromotionStatus::parse(&model.promotion_status).ok_or_else(|| {
+        Error::Internal(format!("event {} has unknown promotion status", model.id))
+    })?;
+    Ok(PromotionEventView {
+        promotion_id: model.promotion_id,
+        sequence: model.sequence,
+        kind,
+        target_id: model.target_id,
+        app: model.app_id.map(|id| ResourceRef {
+            id,
+            name: model.app_name.clone(),
+        }),
+        target_status: TargetStatus::parse(&model.target_status),
+        promotion_status,
+        release: match (model.release_id, model.release_version) {
+            (Some(id), Some(version)) => Some(ReleaseRef { id, version }),
+            _ => None,
+        },
+        message: model.message,
+        created_at: model.created_at,
+    })
+}
+
+/// Appends the promotion's next event inside the caller's transaction. The counter on the
+/// promotion row is bumped first, which on PostgreSQL locks the row until commit, so events
+/// of one promotion commit in sequence order.
+pub async fn append_event(
+    txn: &impl ConnectionTrait,
+    promotion_id: Uuid,
+    draft: EventDraft,
+) -> Result<PromotionEventView> {
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::EventCount,
+            sea_orm::sea_query::Expr::col(promotion::Column::EventCount).add(1),
+        )
+        .filter(promotion::Column::Id.eq(promotion_id))
+        .exec(txn)
+        .await?;
+    let current = promotion::Entity::find_by_id(promotion_id)
+        .one(txn)
+        .await?
+        .ok_or_else(|| Error::not_found("promotion", promotion_id.to_string()))?;
+    let row = promotion_event::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        promotion_id: Set(promotion_id),
+        sequence: Set(current.event_count),
+        kind: Set(draft.kind.as_str().to_owned()),
+        target_id: Set(draft.target),
+        app_id: Set(draft.app.as_ref().map(|app| app.id)),
+        app_name: Set(draft.app.map(|app| app.name).unwrap_or_default()),
+        target_status: Set(draft
+            .target_status
+            .map(|status| status.as_str().to_owned())
+            .unwrap_or_default()),
+        promotion_status: Set(current.status.clone()),
+        release_id: Set(draft.release.as_ref().map(|release| release.id)),
+        release_version: Set(draft.release.map(|release| release.version)),
+        message: Set(draft.message),
+        created_at: Set(store::now()),
+    };
+    event_view(row.insert(txn).await?)
+}
+
+/// Ends the promotion if every target is final: sets the aggregate status and appends
+/// `promotion.finished`. The status update only applies to an unfinished promotion, so
+/// concurrent callers finish it exactly once. Returns the event when this call finished it.
+pub async fn finish_if_complete(
+    txn: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Option<PromotionEventView>> {
+    let statuses: Vec<TargetStatus> = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
+        .all(txn)
+        .await?
+        .iter()
+        .map(|target| TargetStatus::parse(&target.status).unwrap_or(TargetStatus::Pending))
+        .collect();
+    let Some(outcome) = aggregate_status(&statuses) else {
+        return Ok(None);
+    };
+    let now = store::now();
+    let updated = promotion::Entity::update_many()
+        .col_expr(promotion::Column::Status, outcome.as_str().into())
+        .col_expr(promotion::Column::UpdatedAt, now.into())
+        .col_expr(promotion::Column::FinishedAt, Some(now).into())
+        .filter(promotion::Column::Id.eq(promotion_id))
+        .filter(promotion::Column::Status.is_in([
+            PromotionStatus::Pending.as_str(),
+            PromotionStatus::Running.as_str(),
+        ]))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(None);
+    }
+    let succeeded = statuses
+        .iter()
+        .filter(|status| **status == TargetStatus::Succeeded)
+        .count();
+    let message = format!(
+        "promotion {}: {succeeded} of {} targets succeeded",
+        outcome,
+        statuses.len()
+    );
+    Ok(Some(
+        append_event(
+            txn,
+            promotion_id,
+            EventDraft::about_promotion(EventKind::PromotionFinished, message),
+        )
+        .await?,
+    ))
+}
+
+/// Events of a promotion after a sequence number, in order.
+pub async fn events_after(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+    after: i64,
+) -> Result<Vec<PromotionEventView>> {
+    promotion_event::Entity::find()
+        .filter(promotion_event::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_event::Column::Sequence.gt(after))
+        .order_by_asc(promotion_event::Column::Sequence)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(event_view)
+        .collect()
+}
+
+/// The per-process fan-out of promotion events, and the signal that new work exists.
+pub struct EventHub {
+    channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<PromotionEventView>>>>,
+    work_available: Notify,
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl EventHub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            channels: Mutex::new(HashMap::new()),
+            work_available: Notify::new(),
+            closing: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// Ends every watch in this process (at shutdown), so that clients resume elsewhere
+    /// with their last sequence number.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Delivers committed events to this process's watchers.
+    pub fn publish(&self, events: impl IntoIterator<Item = PromotionEventView>) {
+        let Ok(mut channels) = self.channels.lock() else {
+            return;
+        };
+        for event in events {
+            let promotion_id = event.promotion_id;
+            if let Some(sender) = channels.get(&promotion_id) {
+                if sender.send(Arc::new(event)).is_err() {
+                    // Nobody listens any more.
+                    channels.remove(&promotion_id);
+                }
+            }
+        }
+    }
+
+    fn subscribe(self: &Arc<Self>, promotion_id: Uuid) -> Option<Subscription> {
+        let mut channels = self.channels.lock().ok()?;
+        let sender = channels
+            .entry(promotion_id)
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
+        Some(Subscription {
+            receiver: Some(sender.subscribe()),
+            hub: Arc::clone(self),
+            promotion_id,
+        })
+    }
+
+    /// The number of promotions that currently have watchers in this process.
+    pub fn watched_promotions(&self) -> usize {
+        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// Wakes the engine: a promotion was created or a target was freed.
+    pub fn signal_work(&self) {
+        self.work_available.notify_one();
+    }
+
+    pub async fn work_signalled(&self) {
+        self.work_available.notified().await;
+    }
+}
+
+/// One watcher's receiver. Dropping the last one for a promotion frees its channel.
+struct Subscription {
+    receiver: Option<broadcast::Receiver<Arc<PromotionEventView>>>,
+    hub: Arc<EventHub>,
+    promotion_id: Uuid,
+}
+
+impl Subscription {
+    async fn recv(&mut self) -> Result<Arc<PromotionEventView>, broadcast::error::RecvError> {
+        match self.receiver.as_mut() {
+            Some(receiver) => receiver.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.receiver.take();
+        if let Ok(mut channels) = self.hub.channels.lock() {
+            if channels
+                .get(&self.promotion_id)
+                .is_some_and(|sender| sender.receiver_count() == 0)
+            {
+                channels.remove(&self.promotion_id);
+            }
+        }
+    }
+}
+
+/// Keeps the events after `last`, advancing it; reports whether the stream's last event
+/// was among them.
+fn take_new(events: Vec<PromotionEventView>, last: &mut i64) -> (Vec<PromotionEventView>, bool) {
+    let mut fresh = Vec::new();
+    for event in events {
+        if event.sequence <= *last {
+            continue;
+        }
+        *last = event.sequence;
+        let ends = event.kind.ends_stream();
+        fresh.push(event);
+        if ends {
+            return (fresh, true);
+        }
+    }
+    (fresh, false)
+}
+
+/// Runs a watch: sends the history after `after`, then live events, and ends after
+/// `promotion.finished`. It stops as soon as the receiver is dropped.
+pub fn watch(
+    db: DatabaseConnection,
+    hub: Arc<EventHub>,
+    promotion_id: Uuid,
+    after: i64,
+    sink: mpsc::Sender<Result<PromotionEventView>>,
+) {
+    tokio::spawn(async move {
+        // Subscribe before reading history, so that nothing committed in between is missed.
+        let Some(mut live) = hub.subscribe(promotion_id) else {
+            return;
+        };
+        let mut closing = hub.closing.subscribe();
+        let mut last = after;
+        let mut pending = match events_after(&db, promotion_id, last).await {
+            Ok(history) => history,
+            Err(error) => {
+                let _ = sink.send(Err(error)).await;
+                return;
+            }
+        };
+        loop {
+            let (batch, ended) = take_new(std::mem::take(&mut pending), &mut last);
+            for event in batch {
+                if sink.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            if ended {
+                return;
+            }
+            if *closing.borrow() {
+                return;
+            }
+            let received = tokio::select! {
+                received = live.recv() => received,
+                _ = sink.closed() => return,
+                _ = closing.changed() => return,
+            };
+            pending = match received {
+                Ok(event) if event.sequence <= last => continue,
+                Ok(event) if event.sequence == last + 1 => vec![(*event).clone()],
+                // A gap or a lag: the database has everything committed, in order.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match events_after(&db, promotion_id, last).await {
+                        Ok(events) => events,
+                        Err(error) => {
+                            let _ = sink.send(Err(error)).await;
+                            return;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+        }
+    });
+}
+
+/// Commits `txn` and publishes the events it wrote.
+pub async fn commit_and_publish(
+    txn: sea_orm::DatabaseTransaction,
+    hub: &EventHub,
+    events: Vec<PromotionEventView>,
+) -> Result<()> {
+    txn.commit().await?;
+    hub.publish(events);
+    Ok(())
+}
+
+/// Opens a transaction on `db`.
+pub async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    Ok(db.begin().await?)
+}

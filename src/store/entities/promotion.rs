@@ -1,0 +1,30 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "promotions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub pipeline_id: Uuid,
+    pub source_app_id: Uuid,
+    pub source_release_id: Uuid,
+    /// `pending`, `running`, `successful`, `failed`, `partially_failed` or `canceled`.
+    pub status: String,
+    pub safe: bool,
+    /// The name of the token that created the promotion.
+    pub created_by: String,
+    /// The status checks an elevated caller bypassed, as a JSON array.
+    pub overridden_checks: String,
+    pub request_id: Option<String>,
+    pub request_fingerprint: Option<String>,
+    /// The number of events written so far; the next event's sequence is this plus one.
+    pub event_count: i64,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

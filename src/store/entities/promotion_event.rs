@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "promotion_events")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub promotion_id: Uuid,
+    /// 1, 2, 3… within the promotion.
+    pub sequence: i64,
+    /// The event type, such as `target.running`.
+    pub kind: String,
+    pub target_id: Option<Uuid>,
+    pub app_id: Option<Uuid>,
+    pub app_name: String,
+    pub target_status: String,
+    pub promotion_status: String,
+    pub release_id: Option<Uuid>,
+    pub release_version: Option<i64>,
+    pub message: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
