@@ -83,12 +83,22 @@ pub struct ServeArgs {
     pub health_check_interval_ms: u64,
 
     /// How many promotion targets this process deploys at the same time.
-    #[arg(long, env = "PIPELINES_MAX_PARALLEL_TARGETS", default_value_t = 8, global = true)]
+    #[arg(
+        long,
+        env = "PIPELINES_MAX_PARALLEL_TARGETS",
+        default_value_t = 8,
+        global = true
+    )]
     pub max_parallel_targets: usize,
 
     /// How long, in seconds, a process's claim on a target lasts without renewal. After it,
     /// another process takes over the target of a process that died.
-    #[arg(long, env = "PIPELINES_LEASE_SECONDS", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "PIPELINES_LEASE_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
     pub lease_seconds: u64,
 
     /// Allow unauthenticated calls on a non-loopback address while no token exists.

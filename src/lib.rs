@@ -7,8 +7,8 @@
 pub mod auth;
 pub mod config;
 pub mod deploy;
-pub mod engine;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod progress;

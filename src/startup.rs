@@ -24,8 +24,8 @@ use crate::{
     config::Settings,
     deploy::{Deployer, LocalDeployer},
     engine::Engine,
-    progress::EventHub,
     grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
+    progress::EventHub,
     proto::{
         app_service_server::AppServiceServer, coupling_service_server::CouplingServiceServer,
         pipeline_service_server::PipelineServiceServer,
@@ -217,6 +217,11 @@ impl Application {
             hub,
             engine,
         })
+    }
+
+    /// This process's event fan-out, for observing watchers.
+    pub fn event_hub(&self) -> Arc<EventHub> {
+        Arc::clone(&self.hub)
     }
 
     /// The address the server is bound to (useful with port 0).

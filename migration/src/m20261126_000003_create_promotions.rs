@@ -84,14 +84,27 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Promotions::Table)
-                    .col(ColumnDef::new(Promotions::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Promotions::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Promotions::PipelineId).uuid().not_null())
                     .col(ColumnDef::new(Promotions::SourceAppId).uuid().not_null())
-                    .col(ColumnDef::new(Promotions::SourceReleaseId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(Promotions::SourceReleaseId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Promotions::Status).string().not_null())
                     .col(ColumnDef::new(Promotions::Safe).boolean().not_null())
                     .col(ColumnDef::new(Promotions::CreatedBy).string().not_null())
-                    .col(ColumnDef::new(Promotions::OverriddenChecks).text().not_null())
+                    .col(
+                        ColumnDef::new(Promotions::OverriddenChecks)
+                            .text()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Promotions::RequestId).string())
                     .col(ColumnDef::new(Promotions::RequestFingerprint).string())
                     .col(
@@ -143,15 +156,29 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(PromotionTargets::PromotionId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(PromotionTargets::PromotionId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionTargets::AppId).uuid().not_null())
-                    .col(ColumnDef::new(PromotionTargets::Position).integer().not_null())
+                    .col(
+                        ColumnDef::new(PromotionTargets::Position)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionTargets::Status).string().not_null())
                     .col(ColumnDef::new(PromotionTargets::ReleaseId).uuid())
-                    .col(ColumnDef::new(PromotionTargets::ErrorMessage).text().not_null())
+                    .col(
+                        ColumnDef::new(PromotionTargets::ErrorMessage)
+                            .text()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionTargets::QueuedBehind).uuid())
                     .col(ColumnDef::new(PromotionTargets::LeaseOwner).string())
-                    .col(ColumnDef::new(PromotionTargets::LeaseExpiresAt).timestamp_with_time_zone())
+                    .col(
+                        ColumnDef::new(PromotionTargets::LeaseExpiresAt).timestamp_with_time_zone(),
+                    )
                     .col(
                         ColumnDef::new(PromotionTargets::Attempts)
                             .integer()
@@ -210,14 +237,30 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(PromotionEvents::PromotionId).uuid().not_null())
-                    .col(ColumnDef::new(PromotionEvents::Sequence).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(PromotionEvents::PromotionId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PromotionEvents::Sequence)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionEvents::Kind).string().not_null())
                     .col(ColumnDef::new(PromotionEvents::TargetId).uuid())
                     .col(ColumnDef::new(PromotionEvents::AppId).uuid())
                     .col(ColumnDef::new(PromotionEvents::AppName).string().not_null())
-                    .col(ColumnDef::new(PromotionEvents::TargetStatus).string().not_null())
-                    .col(ColumnDef::new(PromotionEvents::PromotionStatus).string().not_null())
+                    .col(
+                        ColumnDef::new(PromotionEvents::TargetStatus)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PromotionEvents::PromotionStatus)
+                            .string()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionEvents::ReleaseId).uuid())
                     .col(ColumnDef::new(PromotionEvents::ReleaseVersion).big_integer())
                     .col(ColumnDef::new(PromotionEvents::Message).text().not_null())
@@ -266,7 +309,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name("uq_releases_promotion_target").table(Releases::Table).to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("uq_releases_promotion_target")
+                    .table(Releases::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .alter_table(

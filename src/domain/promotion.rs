@@ -40,7 +40,9 @@ impl PromotionStatus {
     }
 
     pub fn parse(value: &str) -> Option<PromotionStatus> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     pub fn is_final(self) -> bool {
@@ -84,7 +86,9 @@ impl TargetStatus {
     }
 
     pub fn parse(value: &str) -> Option<TargetStatus> {
-        Self::ALL.into_iter().find(|status| status.as_str() == value)
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 
     pub fn is_final(self) -> bool {
@@ -218,7 +222,10 @@ mod tests {
             aggregate_status(&[Succeeded, Succeeded]),
             Some(PromotionStatus::Successful)
         );
-        assert_eq!(aggregate_status(&[Failed, Failed]), Some(PromotionStatus::Failed));
+        assert_eq!(
+            aggregate_status(&[Failed, Failed]),
+            Some(PromotionStatus::Failed)
+        );
         assert_eq!(
             aggregate_status(&[Succeeded, Failed, Succeeded]),
             Some(PromotionStatus::PartiallyFailed)

@@ -77,7 +77,10 @@ pub(crate) async fn claim_targets(
                 promotion_target::Column::LeaseOwner,
                 Some(context.settings.worker_id.clone()).into(),
             )
-            .col_expr(promotion_target::Column::LeaseExpiresAt, Some(expires).into())
+            .col_expr(
+                promotion_target::Column::LeaseExpiresAt,
+                Some(expires).into(),
+            )
             .col_expr(
                 promotion_target::Column::Attempts,
                 Expr::col(promotion_target::Column::Attempts).add(1),
@@ -177,7 +180,10 @@ async fn announce_queued(
 /// Gives a claimed target back without running it.
 pub(crate) async fn release_lease(context: &EngineContext, target: Uuid) {
     let result = promotion_target::Entity::update_many()
-        .col_expr(promotion_target::Column::LeaseOwner, Option::<String>::None.into())
+        .col_expr(
+            promotion_target::Column::LeaseOwner,
+            Option::<String>::None.into(),
+        )
         .col_expr(
             promotion_target::Column::LeaseExpiresAt,
             Option::<chrono::DateTime<chrono::Utc>>::None.into(),
@@ -197,7 +203,10 @@ pub(crate) async fn renew_lease(context: &EngineContext, target: Uuid) -> bool {
         + ChronoDuration::from_std(context.settings.lease_ttl)
             .unwrap_or_else(|_| ChronoDuration::seconds(30));
     promotion_target::Entity::update_many()
-        .col_expr(promotion_target::Column::LeaseExpiresAt, Some(expires).into())
+        .col_expr(
+            promotion_target::Column::LeaseExpiresAt,
+            Some(expires).into(),
+        )
         .filter(promotion_target::Column::Id.eq(target))
         .filter(promotion_target::Column::LeaseOwner.eq(context.settings.worker_id.clone()))
         .exec(&context.db)

@@ -62,7 +62,10 @@ struct Subject {
     source_release: release::Model,
 }
 
-async fn load_subject(context: &EngineContext, target: &promotion_target::Model) -> Result<Subject> {
+async fn load_subject(
+    context: &EngineContext,
+    target: &promotion_target::Model,
+) -> Result<Subject> {
     let missing = |what: &str| Error::Internal(format!("target {}: {what} is missing", target.id));
     let promotion = promotion::Entity::find_by_id(target.promotion_id)
         .one(&context.db)

@@ -248,7 +248,11 @@ pub fn promotion(view: views::PromotionView) -> proto::Promotion {
         status: promotion_status_to_proto(view.status) as i32,
         safe: view.safe,
         created_by: view.created_by,
-        overridden_checks: view.overridden_checks.into_iter().map(status_check).collect(),
+        overridden_checks: view
+            .overridden_checks
+            .into_iter()
+            .map(status_check)
+            .collect(),
         request_id: view.request_id.unwrap_or_default(),
         created_at: timestamp(view.created_at),
         updated_at: timestamp(view.updated_at),
@@ -293,7 +297,9 @@ pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
             .into_iter()
             .map(|verdict| proto::CheckVerdict {
                 check: Some(status_check(verdict.check)),
-                state: verdict.state.map(|state| status_state_to_proto(state) as i32),
+                state: verdict
+                    .state
+                    .map(|state| status_state_to_proto(state) as i32),
                 satisfied: verdict.satisfied,
                 overridden: verdict.overridden,
             })

@@ -7,7 +7,10 @@ use tonic::{Request, Response, Status};
 
 use super::{caller_of, convert};
 use crate::{
-    proto::{self, create_promotion_response::Result as Created, promotion_service_server::PromotionService},
+    proto::{
+        self, create_promotion_response::Result as Created,
+        promotion_service_server::PromotionService,
+    },
     service::{CreatedPromotion, NewPromotion, Services},
 };
 
@@ -66,7 +69,11 @@ impl PromotionService for PromotionGrpc {
         &self,
         request: Request<proto::GetPromotionRequest>,
     ) -> Result<Response<proto::Promotion>, Status> {
-        let view = self.services.promotions.get(&request.into_inner().id).await?;
+        let view = self
+            .services
+            .promotions
+            .get(&request.into_inner().id)
+            .await?;
         Ok(Response::new(convert::promotion(view)))
     }
 
@@ -85,7 +92,11 @@ impl PromotionService for PromotionGrpc {
             )
             .await?;
         Ok(Response::new(proto::ListPromotionsResponse {
-            promotions: page.promotions.into_iter().map(convert::promotion).collect(),
+            promotions: page
+                .promotions
+                .into_iter()
+                .map(convert::promotion)
+                .collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
         }))
     }
@@ -129,11 +140,8 @@ impl PromotionService for PromotionGrpc {
             .promotions
             .watch(&request.id, request.after_sequence)
             .await?;
-        let stream = ReceiverStream::new(events).map(|event| {
-            event
-                .map(convert::promotion_event)
-                .map_err(Status::from)
-        });
+        let stream = ReceiverStream::new(events)
+            .map(|event| event.map(convert::promotion_event).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -12,7 +12,9 @@ pub mod views;
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{Couplings, NewCoupling};
 pub use pipelines::Pipelines;
-pub use promotions::{promotion_view, target_views, CreatedPromotion, NewPromotion, PromotionPage, Promotions};
+pub use promotions::{
+    promotion_view, target_views, CreatedPromotion, NewPromotion, PromotionPage, Promotions,
+};
 pub use releases::{NewReleaseStatus, ReleaseStatusChanges, Releases};
 
 use std::sync::Arc;

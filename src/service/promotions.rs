@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use super::{
     authorize,
-    lookup::{apps_by_id, current_release, find_app, find_pipeline, find_release_of_app, parse_uuid},
+    lookup::{
+        apps_by_id, current_release, find_app, find_pipeline, find_release_of_app, parse_uuid,
+    },
     views::{
         CheckRef, CheckVerdict, PlannedTarget, PromotionEventView, PromotionPlan, PromotionView,
         ReleaseRef, ResourceRef, TargetDrift, TargetView,
@@ -217,7 +219,9 @@ impl Promotions {
             })?,
         };
         // 5. Required status checks.
-        let verdicts = self.check_statuses(&release, &targets, target_stage).await?;
+        let verdicts = self
+            .check_statuses(&release, &targets, target_stage)
+            .await?;
         let unmet: Vec<CheckVerdict> = verdicts.iter().filter(|v| !v.satisfied).cloned().collect();
         let mut overridden = Vec::new();
         if !unmet.is_empty() {
@@ -260,7 +264,11 @@ impl Promotions {
                 .map(|d| {
                     let mut sides = Vec::new();
                     if !d.missing_on_target.is_empty() {
-                        sides.push(format!("'{}' lacks {}", d.app.name, d.missing_on_target.join(", ")));
+                        sides.push(format!(
+                            "'{}' lacks {}",
+                            d.app.name,
+                            d.missing_on_target.join(", ")
+                        ));
                     }
                     if !d.missing_on_source.is_empty() {
                         sides.push(format!(
@@ -417,7 +425,10 @@ impl Promotions {
                 _ => {
                     return Err(Error::invalid(
                         field,
-                        format!("'{}' is not coupled to pipeline '{}'", app.name, pipeline.name),
+                        format!(
+                            "'{}' is not coupled to pipeline '{}'",
+                            app.name, pipeline.name
+                        ),
                     ))
                 }
             };
@@ -655,7 +666,8 @@ impl Promotions {
         let mut rows = query.all(&self.db).await?;
         let next_page_token = if rows.len() as u64 > size {
             rows.truncate(size as usize);
-            rows.last().map(|last| encode_page_token(last.created_at, last.id))
+            rows.last()
+                .map(|last| encode_page_token(last.created_at, last.id))
         } else {
             None
         };
@@ -823,7 +835,10 @@ pub async fn promotion_view(
 }
 
 /// The targets of one promotion, in order.
-pub async fn target_views(db: &impl ConnectionTrait, promotion_id: Uuid) -> Result<Vec<TargetView>> {
+pub async fn target_views(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Vec<TargetView>> {
     let rows = promotion_target::Entity::find()
         .filter(promotion_target::Column::PromotionId.eq(promotion_id))
         .order_by_asc(promotion_target::Column::Position)
@@ -848,8 +863,9 @@ pub async fn target_views(db: &impl ConnectionTrait, promotion_id: Uuid) -> Resu
                 .get(&row.app_id)
                 .map(resource)
                 .ok_or_else(|| Error::Internal(format!("target {} lost its app", row.id)))?;
-            let status = TargetStatus::parse(&row.status)
-                .ok_or_else(|| Error::Internal(format!("target {} has an unknown status", row.id)))?;
+            let status = TargetStatus::parse(&row.status).ok_or_else(|| {
+                Error::Internal(format!("target {} has an unknown status", row.id))
+            })?;
             Ok(TargetView {
                 id: row.id,
                 promotion_id: row.promotion_id,

@@ -1,6 +1,12 @@
 //! `spawn_app()` and the fixtures and assertions the tests share.
 
-use std::{sync::Once, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, Once},
+    time::Duration,
+};
+
+use pipelines::deploy::{DeployError, DeployRequest, Deployer};
 
 use pipelines::{
     config::{LogFormat, Settings},
@@ -8,6 +14,7 @@ use pipelines::{
     proto::{
         app_service_client::AppServiceClient, coupling_service_client::CouplingServiceClient,
         pipeline_service_client::PipelineServiceClient,
+        promotion_service_client::PromotionServiceClient,
         release_service_client::ReleaseServiceClient, App, Coupling, CreateAppRequest,
         CreateCouplingRequest, CreatePipelineRequest, CreateReleaseRequest, Pipeline, Release,
         RequiredStatusChecks, Stage,
@@ -96,6 +103,8 @@ pub async fn fresh_database() -> TestDatabase {
 /// A running server and clients connected to it.
 pub struct TestApp {
     pub address: std::net::SocketAddr,
+    pub hub: Arc<pipelines::progress::EventHub>,
+    pub promotions: PromotionServiceClient<Channel>,
     pub http: reqwest::Client,
     pub database: TestDatabase,
     pub pipelines: PipelineServiceClient<Channel>,
@@ -129,8 +138,31 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with the given settings on an existing test database.
 pub async fn spawn_app_with(settings: Settings, database: TestDatabase) -> TestApp {
+    spawn_app_with_deployer(
+        settings,
+        database,
+        Arc::new(pipelines::deploy::LocalDeployer),
+    )
+    .await
+}
+
+/// Starts the server on a fresh database with a deployer of the test's choosing.
+pub async fn spawn_app_deploying_with(deployer: Arc<dyn Deployer>) -> TestApp {
+    let database = fresh_database().await;
+    spawn_app_with_deployer(settings_for(&database.url), database, deployer).await
+}
+
+/// Starts the server with the given settings, database and deployer.
+pub async fn spawn_app_with_deployer(
+    settings: Settings,
+    database: TestDatabase,
+    deployer: Arc<dyn Deployer>,
+) -> TestApp {
     init_tracing();
-    let application = Application::build(settings).await.expect("server builds");
+    let application = Application::build_with_deployer(settings, deployer)
+        .await
+        .expect("server builds");
+    let hub = application.event_hub();
     let address = application.local_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async move {
@@ -143,6 +175,8 @@ pub async fn spawn_app_with(settings: Settings, database: TestDatabase) -> TestA
         .expect("client connects");
     TestApp {
         address,
+        hub,
+        promotions: PromotionServiceClient::new(channel.clone()),
         http: reqwest::Client::new(),
         database,
         pipelines: PipelineServiceClient::new(channel.clone()),
@@ -354,4 +388,94 @@ pub fn assert_error<T: std::fmt::Debug>(
     fragments: &[&str],
 ) {
     assert_status(result.map_err(Status::from), code, fragments);
+}
+
+/// A deployer for tests. It refuses the apps it is told to fail, with a message naming
+/// them, and can hold every deployment until the test opens its gate, so that a test
+/// decides exactly when targets finish.
+#[derive(Default)]
+pub struct TestDeployer {
+    failing: Mutex<HashSet<String>>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+    pub deployed: Mutex<Vec<String>>,
+}
+
+impl TestDeployer {
+    pub fn failing(apps: &[&str]) -> Arc<Self> {
+        Arc::new(Self {
+            failing: Mutex::new(apps.iter().map(|a| a.to_string()).collect()),
+            ..Default::default()
+        })
+    }
+
+    /// Every deployment waits for a permit from the returned gate.
+    pub fn gated() -> (Arc<Self>, Arc<tokio::sync::Semaphore>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        (
+            Arc::new(Self {
+                gate: Some(Arc::clone(&gate)),
+                ..Default::default()
+            }),
+            gate,
+        )
+    }
+
+    pub fn deployments(&self) -> Vec<String> {
+        self.deployed.lock().unwrap().clone()
+    }
+}
+
+#[tonic::async_trait]
+impl Deployer for TestDeployer {
+    async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
+        if let Some(gate) = &self.gate {
+            gate.acquire().await.expect("gate open").forget();
+        }
+        self.deployed.lock().unwrap().push(request.app_name.clone());
+        if self.failing.lock().unwrap().contains(&request.app_name) {
+            return Err(DeployError(format!(
+                "test deployer refuses '{}'",
+                request.app_name
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl TestApp {
+    /// Watches a promotion to its end over gRPC and returns every event.
+    pub async fn watch_to_end(&self, id: &str) -> Vec<pipelines::proto::PromotionEvent> {
+        use tokio_stream::StreamExt;
+        let mut stream = self
+            .promotions
+            .clone()
+            .watch_promotion(pipelines::proto::WatchPromotionRequest {
+                id: id.into(),
+                after_sequence: 0,
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut events = Vec::new();
+        let collect = async {
+            while let Some(event) = stream.next().await {
+                events.push(event.expect("event"));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), collect)
+            .await
+            .expect("the promotion finishes within 20s");
+        events
+    }
+
+    /// Waits until the promotion is final and returns it.
+    pub async fn finished_promotion(&self, id: &str) -> pipelines::proto::Promotion {
+        self.watch_to_end(id).await;
+        self.promotions
+            .clone()
+            .get_promotion(pipelines::proto::GetPromotionRequest { id: id.into() })
+            .await
+            .expect("get promotion")
+            .into_inner()
+    }
 }

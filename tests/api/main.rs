@@ -9,6 +9,7 @@ mod apps;
 mod couplings;
 mod helpers;
 mod pipelines;
+mod promotions;
 mod releases;
 mod rest;
 mod server;
