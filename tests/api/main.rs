@@ -5,6 +5,7 @@
 //! each test then gets its own freshly created database.
 
 mod access;
+mod akkeris_flow;
 mod apps;
 mod couplings;
 mod helpers;
@@ -12,5 +13,6 @@ mod pipelines;
 mod promotions;
 mod releases;
 mod rest;
+mod rest_promotions;
 mod server;
 mod tls;
