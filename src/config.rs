@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{engine::EngineSettings, store::DEFAULT_DATABASE_URL};
+use crate::{deploy::WebhookSettings, engine::EngineSettings, store::DEFAULT_DATABASE_URL};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +91,42 @@ pub struct ServeArgs {
     )]
     pub max_parallel_targets: usize,
 
+    /// How a promotion target's release is deployed: `local` records it as current (the
+    /// service is the system of record); `webhook` POSTs it to --webhook-url.
+    #[arg(long, env = "PIPELINES_DEPLOYER", value_enum, default_value_t = DeployerKind::Local, global = true)]
+    pub deployer: DeployerKind,
+
+    /// The URL the webhook deployer POSTs each release to.
+    #[arg(long, env = "PIPELINES_WEBHOOK_URL", global = true)]
+    pub webhook_url: Option<String>,
+
+    /// The key of the HMAC-SHA256 signature in the X-Pipelines-Signature header.
+    #[arg(
+        long,
+        env = "PIPELINES_WEBHOOK_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+
+    /// Bound on each webhook request, in milliseconds.
+    #[arg(
+        long,
+        env = "PIPELINES_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub webhook_timeout_ms: u64,
+
+    /// Retries after a network error or a 5xx answer, with doubling backoff from 500 ms.
+    #[arg(
+        long,
+        env = "PIPELINES_WEBHOOK_RETRIES",
+        default_value_t = 3,
+        global = true
+    )]
+    pub webhook_retries: u32,
+
     /// How long, in seconds, a process's claim on a target lasts without renewal. After it,
     /// another process takes over the target of a process that died.
     #[arg(
@@ -125,6 +161,14 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployerKind {
+    /// The release becomes current in this service, which is the system of record.
+    Local,
+    /// Each release is POSTed, signed, to --webhook-url.
+    Webhook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable, multi-field lines.
     Pretty,
@@ -141,6 +185,8 @@ pub struct Settings {
     pub insecure: bool,
     pub tls: Option<TlsSettings>,
     pub engine: EngineSettings,
+    /// `None` for the local deployer.
+    pub webhook: Option<WebhookSettings>,
 }
 
 /// Where the server's TLS material lives.
@@ -160,6 +206,13 @@ impl Settings {
                 cli.serve.health_check_interval_ms.max(50),
             ),
             insecure: cli.serve.insecure,
+            webhook: (cli.serve.deployer == DeployerKind::Webhook).then(|| WebhookSettings {
+                url: cli.serve.webhook_url.clone().unwrap_or_default(),
+                secret: cli.serve.webhook_secret.clone().unwrap_or_default(),
+                timeout: Duration::from_millis(cli.serve.webhook_timeout_ms.max(1)),
+                retries: cli.serve.webhook_retries,
+                backoff: Duration::from_millis(500),
+            }),
             engine: EngineSettings {
                 max_parallel_targets: cli.serve.max_parallel_targets.max(1),
                 lease_ttl: Duration::from_secs(cli.serve.lease_seconds.max(3)),

@@ -22,7 +22,7 @@ use tonic_health::{server::HealthReporter, ServingStatus};
 use crate::{
     auth::{Authenticator, Tokens},
     config::Settings,
-    deploy::{Deployer, LocalDeployer},
+    deploy::{Deployer, LocalDeployer, WebhookDeployer},
     engine::Engine,
     grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
     progress::EventHub,
@@ -59,6 +59,8 @@ pub enum StartupError {
     Reflection(String),
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("deployer: {0}")]
+    Deployer(String),
     #[error(
         "refusing to listen on {0} without API tokens: anyone who can reach it would have admin \
          rights. Create a token first (`pipelines tokens create --name NAME --role admin`), \
@@ -94,7 +96,13 @@ impl Application {
     /// Opens and migrates the database, binds the listener and assembles the services, with
     /// the embedded local deployer.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        Self::build_with_deployer(settings, Arc::new(LocalDeployer)).await
+        let deployer: Arc<dyn Deployer> = match &settings.webhook {
+            None => Arc::new(LocalDeployer),
+            Some(webhook) => {
+                Arc::new(WebhookDeployer::new(webhook.clone()).map_err(StartupError::Deployer)?)
+            }
+        };
+        Self::build_with_deployer(settings, deployer).await
     }
 
     /// Like [`Application::build`], with the given deployer.

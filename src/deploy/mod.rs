@@ -2,8 +2,10 @@
 //! promotion target, after the target's release is recorded.
 
 mod local;
+pub mod webhook;
 
 pub use local::LocalDeployer;
+pub use webhook::{WebhookDeployer, WebhookSettings};
 
 use uuid::Uuid;
 

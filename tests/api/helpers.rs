@@ -123,6 +123,7 @@ pub fn settings_for(database_url: &str) -> Settings {
         health_check_interval: Duration::from_millis(100),
         insecure: false,
         tls: None,
+        webhook: None,
         engine: pipelines::engine::EngineSettings {
             poll_interval: Duration::from_millis(100),
             ..Default::default()
@@ -138,12 +139,9 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with the given settings on an existing test database.
 pub async fn spawn_app_with(settings: Settings, database: TestDatabase) -> TestApp {
-    spawn_app_with_deployer(
-        settings,
-        database,
-        Arc::new(pipelines::deploy::LocalDeployer),
-    )
-    .await
+    init_tracing();
+    let application = Application::build(settings).await.expect("server builds");
+    serve_application(application, database).await
 }
 
 /// Starts the server on a fresh database with a deployer of the test's choosing.
@@ -162,6 +160,10 @@ pub async fn spawn_app_with_deployer(
     let application = Application::build_with_deployer(settings, deployer)
         .await
         .expect("server builds");
+    serve_application(application, database).await
+}
+
+async fn serve_application(application: Application, database: TestDatabase) -> TestApp {
     let hub = application.event_hub();
     let address = application.local_addr();
     let (shutdown, stopped) = oneshot::channel::<()>();

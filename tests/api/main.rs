@@ -16,3 +16,4 @@ mod rest;
 mod rest_promotions;
 mod server;
 mod tls;
+mod webhook;
