@@ -81,6 +81,71 @@ fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
     })
 }
 
+/// Publishes the events committed after what this process last published for one watched
+/// promotion. Used for events written by other processes.
+async fn refresh(db: &DatabaseConnection, hub: &EventHub, promotion_id: Uuid, after: i64) {
+    match events_after(db, promotion_id, after).await {
+        Ok(events) if !events.is_empty() => hub.publish(events),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, %promotion_id, "cannot read promotion events"),
+    }
+}
+
+/// Carries events between processes sharing PostgreSQL: every committed event sends a
+/// `NOTIFY` naming its promotion, and this task (one per process) publishes the new events
+/// of watched promotions to the local hub. Notifications can be lost while the listening
+/// connection reconnects, so it also polls the watched promotions every `poll_every`; the
+/// cost is one query per watched promotion, however many watchers it has.
+pub async fn relay_between_processes(
+    db: DatabaseConnection,
+    hub: Arc<EventHub>,
+    poll_every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use sea_orm::sqlx::postgres::PgListener;
+    let pool = db.get_postgres_connection_pool().clone();
+    let mut listener = loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
+                Ok(()) => break Some(listener),
+                Err(error) => tracing::warn!(%error, "cannot LISTEN; polling only"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot open the LISTEN connection; polling only"),
+        }
+        break None;
+    };
+    let mut ticker = tokio::time::interval(poll_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let notified = async {
+            match listener.as_mut() {
+                Some(listener) => listener.recv().await.ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            notification = notified => {
+                let Some(notification) = notification else {
+                    // sqlx reconnects on the next recv; the poll covers the gap.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                };
+                if let Ok(promotion_id) = Uuid::parse_str(notification.payload()) {
+                    if let Some(after) = hub.published(promotion_id) {
+                        refresh(&db, &hub, promotion_id, after).await;
+                    }
+                }
+            }
+            _ = ticker.tick() => {
+                for (promotion_id, after) in hub.watched() {
+                    refresh(&db, &hub, promotion_id, after).await;
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Appends the promotion's next event inside the caller's transaction. The counter on the
 /// promotion row is bumped first, which on PostgreSQL locks the row until commit, so events
 /// of one promotion commit in sequence order.
@@ -119,7 +184,17 @@ pub async fn append_event(
         message: Set(draft.message),
         created_at: Set(store::now()),
     };
-    event_view(row.insert(txn).await?)
+    let event = event_view(row.insert(txn).await?)?;
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Delivered at commit, to every process that listens.
+        txn.execute(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [NOTIFY_CHANNEL.into(), promotion_id.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(event)
 }
 
 /// Ends the promotion if every target is final: sets the aggregate status and appends
@@ -191,8 +266,17 @@ pub async fn events_after(
 }
 
 /// The per-process fan-out of promotion events, and the signal that new work exists.
+/// The PostgreSQL channel that carries "promotion P has new events" between processes.
+pub const NOTIFY_CHANNEL: &str = "pipelines_events";
+
+/// One watched promotion: its broadcast and the last sequence published to it.
+struct Channel {
+    sender: broadcast::Sender<Arc<PromotionEventView>>,
+    published: i64,
+}
+
 pub struct EventHub {
-    channels: Mutex<HashMap<Uuid, broadcast::Sender<Arc<PromotionEventView>>>>,
+    channels: Mutex<HashMap<Uuid, Channel>>,
     work_available: Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -219,8 +303,9 @@ impl EventHub {
         };
         for event in events {
             let promotion_id = event.promotion_id;
-            if let Some(sender) = channels.get(&promotion_id) {
-                if sender.send(Arc::new(event)).is_err() {
+            if let Some(channel) = channels.get_mut(&promotion_id) {
+                channel.published = channel.published.max(event.sequence);
+                if channel.sender.send(Arc::new(event)).is_err() {
                     // Nobody listens any more.
                     channels.remove(&promotion_id);
                 }
@@ -230,14 +315,36 @@ impl EventHub {
 
     fn subscribe(self: &Arc<Self>, promotion_id: Uuid) -> Option<Subscription> {
         let mut channels = self.channels.lock().ok()?;
-        let sender = channels
-            .entry(promotion_id)
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0);
+        let channel = channels.entry(promotion_id).or_insert_with(|| Channel {
+            sender: broadcast::channel(CHANNEL_CAPACITY).0,
+            published: 0,
+        });
         Some(Subscription {
-            receiver: Some(sender.subscribe()),
+            receiver: Some(channel.sender.subscribe()),
             hub: Arc::clone(self),
             promotion_id,
         })
+    }
+
+    /// The watched promotions and the last sequence each has seen published.
+    fn watched(&self) -> Vec<(Uuid, i64)> {
+        self.channels
+            .lock()
+            .map(|channels| {
+                channels
+                    .iter()
+                    .map(|(id, channel)| (*id, channel.published))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn published(&self, promotion_id: Uuid) -> Option<i64> {
+        self.channels
+            .lock()
+            .ok()?
+            .get(&promotion_id)
+            .map(|channel| channel.published)
     }
 
     /// The number of promotions that currently have watchers in this process.
@@ -277,7 +384,7 @@ impl Drop for Subscription {
         if let Ok(mut channels) = self.hub.channels.lock() {
             if channels
                 .get(&self.promotion_id)
-                .is_some_and(|sender| sender.receiver_count() == 0)
+                .is_some_and(|channel| channel.sender.receiver_count() == 0)
             {
                 channels.remove(&self.promotion_id);
             }

@@ -13,7 +13,7 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tonic::server::NamedService;
@@ -254,6 +254,14 @@ impl Application {
             self.health_check_interval,
         ));
         let (stop_engine, engine_stopped) = tokio::sync::watch::channel(false);
+        let relay = (self.db.get_database_backend() == sea_orm::DbBackend::Postgres).then(|| {
+            tokio::spawn(crate::progress::relay_between_processes(
+                self.db.clone(),
+                Arc::clone(&self.hub),
+                Duration::from_secs(1),
+                engine_stopped.clone(),
+            ))
+        });
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -265,6 +273,9 @@ impl Application {
         serve(self.listener, self.router, self.tls, shutdown).await;
         if engine.await.is_err() {
             tracing::warn!("the promotion engine ended abnormally");
+        }
+        if let Some(relay) = relay {
+            relay.abort();
         }
         monitor.abort();
         self.db.close_by_ref().await.ok();

@@ -10,6 +10,7 @@ mod apps;
 mod couplings;
 mod helpers;
 mod pipelines;
+mod processes;
 mod promotions;
 mod releases;
 mod rest;

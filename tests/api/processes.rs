@@ -1,0 +1,328 @@
+//! Real server processes: crash recovery after SIGKILL, and two processes sharing one
+//! PostgreSQL under a few hundred concurrent promotions.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Router};
+use pipelines::proto::{
+    app_service_client::AppServiceClient, coupling_service_client::CouplingServiceClient,
+    create_promotion_response::Result as Created, pipeline_service_client::PipelineServiceClient,
+    promotion_service_client::PromotionServiceClient, release_service_client::ReleaseServiceClient,
+    CreateAppRequest, CreateCouplingRequest, CreatePipelineRequest, CreatePromotionRequest,
+    CreateReleaseRequest, GetPromotionRequest, ListPromotionTargetsRequest, ListPromotionsRequest,
+    ListReleasesRequest, PromotionStatus, Stage, WatchPromotionRequest,
+};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use crate::helpers::fresh_database;
+
+/// A webhook receiver that answers 200 after `delay`, counting deliveries per target.
+#[derive(Default)]
+struct Receiver {
+    delay: Duration,
+    deliveries: Mutex<HashMap<String, usize>>,
+}
+
+impl Receiver {
+    fn total(&self) -> usize {
+        self.deliveries.lock().unwrap().values().sum()
+    }
+}
+
+async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, _body: Bytes) -> &'static str {
+    tokio::time::sleep(receiver.delay).await;
+    let target = headers
+        .get("x-pipelines-delivery")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    *receiver.deliveries.lock().unwrap().entry(target).or_default() += 1;
+    "ok"
+}
+
+async fn start_receiver(delay: Duration) -> (String, Arc<Receiver>) {
+    let receiver = Arc::new(Receiver { delay, ..Default::default() });
+    let router = Router::new().route("/deploy", post(receive)).with_state(Arc::clone(&receiver));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/deploy", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, receiver)
+}
+
+/// A `pipelines serve` child process.
+struct ServerProcess {
+    child: Child,
+    address: SocketAddr,
+    _logs: tempfile::NamedTempFile,
+}
+
+impl ServerProcess {
+    async fn start(database_url: &str, webhook_url: &str, extra: &[&str]) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let logs = tempfile::NamedTempFile::new().unwrap();
+        let mut args = vec![
+            "serve".to_owned(),
+            "--listen".into(),
+            address.to_string(),
+            "--deployer".into(),
+            "webhook".into(),
+            "--webhook-url".into(),
+            webhook_url.into(),
+            "--webhook-secret".into(),
+            "process-test".into(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+            .args(&args)
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(logs.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(address).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ServerProcess { child, address, _logs: logs }
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.address)).unwrap().connect().await.unwrap()
+    }
+
+    fn kill(&mut self) {
+        // Child::kill sends SIGKILL: no graceful shutdown, no lease release.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A pipeline `shop` with `shop-dev` (one release) and `count` staging apps.
+async fn setup(channel: Channel, count: usize) -> Vec<String> {
+    PipelineServiceClient::new(channel.clone())
+        .create_pipeline(CreatePipelineRequest { name: "shop".into(), description: String::new() })
+        .await
+        .unwrap();
+    let mut apps = AppServiceClient::new(channel.clone());
+    let mut couplings = CouplingServiceClient::new(channel.clone());
+    let mut names = Vec::new();
+    for (name, stage) in std::iter::once(("shop-dev".to_owned(), Stage::Development))
+        .chain((0..count).map(|i| (format!("shop-stg-{i:02}"), Stage::Staging)))
+    {
+        apps.create_app(CreateAppRequest { name: name.clone() }).await.unwrap();
+        couplings
+            .create_coupling(CreateCouplingRequest { app: name.clone(), pipeline: "shop".into(), stage: stage as i32, required_status_checks: None })
+            .await
+            .unwrap();
+        if stage == Stage::Staging {
+            names.push(name);
+        }
+    }
+    ReleaseServiceClient::new(channel)
+        .create_release(CreateReleaseRequest { app: "shop-dev".into(), image: "registry/shop:9".into(), description: String::new() })
+        .await
+        .unwrap();
+    names
+}
+
+async fn promote(channel: Channel, targets: Vec<String>) -> String {
+    let response = PromotionServiceClient::new(channel)
+        .create_promotion(CreatePromotionRequest { pipeline: "shop".into(), source_app: "shop-dev".into(), targets, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    match response.result {
+        Some(Created::Promotion(promotion)) => promotion.id,
+        other => panic!("expected a promotion: {other:?}"),
+    }
+}
+
+async fn wait_until_final(channel: Channel, id: &str, deadline: Duration) -> i32 {
+    let started = Instant::now();
+    let mut client = PromotionServiceClient::new(channel);
+    loop {
+        let status = client.get_promotion(GetPromotionRequest { id: id.into() }).await.unwrap().into_inner().status;
+        if status != PromotionStatus::Pending as i32 && status != PromotionStatus::Running as i32 {
+            return status;
+        }
+        assert!(started.elapsed() < deadline, "promotion {id} did not finish in {deadline:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_is_recovered_by_the_next_one() {
+    let database = fresh_database().await;
+    let (url, receiver) = start_receiver(Duration::from_millis(150)).await;
+    let flags = ["--lease-seconds", "3", "--max-parallel-targets", "2"];
+    let mut first = ServerProcess::start(&database.url, &url, &flags).await;
+    let channel = first.channel().await;
+    let apps = setup(channel.clone(), 6).await;
+    let mut promotions = Vec::new();
+    for _ in 0..4 {
+        promotions.push(promote(channel.clone(), apps.clone()).await);
+    }
+    // Kill it in the middle of the work.
+    let started = Instant::now();
+    while receiver.total() < 5 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no deployments happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let delivered_before_the_kill = receiver.total();
+    assert!(delivered_before_the_kill < 24, "the kill came before the end");
+
+    let second = ServerProcess::start(&database.url, &url, &flags).await;
+    let channel = second.channel().await;
+    for id in &promotions {
+        let status = wait_until_final(channel.clone(), id, Duration::from_secs(90)).await;
+        assert_eq!(status, PromotionStatus::Successful as i32, "promotion {id}");
+    }
+    let mut releases = ReleaseServiceClient::new(channel.clone());
+    for app in &apps {
+        let versions: Vec<i64> = releases
+            .list_releases(ListReleasesRequest { app: app.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .releases
+            .iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(versions, [4, 3, 2, 1], "{app}: one release per target, none twice");
+    }
+    let mut client = PromotionServiceClient::new(channel);
+    let mut targets = 0;
+    for id in &promotions {
+        for target in client.list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() }).await.unwrap().into_inner().targets {
+            assert!(target.release.is_some());
+            assert!(receiver.deliveries.lock().unwrap().get(&target.id).copied().unwrap_or(0) >= 1);
+            targets += 1;
+        }
+    }
+    assert_eq!(targets, 24);
+}
+
+#[tokio::test]
+async fn two_processes_share_the_work_and_every_event() {
+    let database = fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!("SKIPPED on SQLite: several processes need PostgreSQL; runs with TEST_DATABASE_URL");
+        return;
+    }
+    const APPS: usize = 10;
+    const PROMOTIONS: usize = 200;
+    let (url, receiver) = start_receiver(Duration::ZERO).await;
+    let flags = ["--max-parallel-targets", "8"];
+    let first = ServerProcess::start(&database.url, &url, &flags).await;
+    let second = ServerProcess::start(&database.url, &url, &flags).await;
+    let channels = [first.channel().await, second.channel().await];
+    let apps = setup(channels[0].clone(), APPS).await;
+
+    // 200 concurrent creates, alternating between the processes.
+    let creates: Vec<_> = (0..PROMOTIONS)
+        .map(|i| {
+            let channel = channels[i % 2].clone();
+            let target = apps[i % APPS].clone();
+            tokio::spawn(async move { (i, promote(channel, vec![target]).await) })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for create in creates {
+        created.push(create.await.unwrap());
+    }
+    // Each promotion is watched on the process that did not create it.
+    let watches: Vec<_> = created
+        .iter()
+        .map(|(i, id)| {
+            let channel = channels[(i + 1) % 2].clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                let mut stream = PromotionServiceClient::new(channel)
+                    .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let mut events = Vec::new();
+                while let Some(event) = stream.next().await {
+                    events.push(event.unwrap());
+                }
+                (id, events)
+            })
+        })
+        .collect();
+    let all = async {
+        let mut results = Vec::new();
+        for watch in watches {
+            results.push(watch.await.unwrap());
+        }
+        results
+    };
+    let results = tokio::time::timeout(Duration::from_secs(180), all).await.expect("every watch ends");
+    for (id, events) in &results {
+        let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+        let expected: Vec<i64> = (1..=events.len() as i64).collect();
+        assert_eq!(sequences, expected, "promotion {id}: every event, in order, no gaps");
+        let last = events.last().unwrap();
+        assert_eq!(last.name, "promotion.finished", "promotion {id}");
+        assert_eq!(last.promotion_status, PromotionStatus::Successful as i32, "promotion {id}");
+        assert!(events.iter().any(|e| e.name == "target.succeeded"));
+    }
+
+    // Each target was executed exactly once, by one of the processes.
+    let deliveries = receiver.deliveries.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), PROMOTIONS);
+    assert!(deliveries.values().all(|count| *count == 1), "{deliveries:?}");
+
+    // Per app, promotions ran in creation order: the earlier one got the lower version.
+    let mut client = PromotionServiceClient::new(channels[0].clone());
+    let mut ordered = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_promotions(ListPromotionsRequest { pipeline: "shop".into(), page_size: 500, page_token: token })
+            .await
+            .unwrap()
+            .into_inner();
+        ordered.extend(page.promotions);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    ordered.reverse();
+    let mut last_version: HashMap<String, i64> = HashMap::new();
+    for promotion in ordered {
+        let target = client
+            .list_promotion_targets(ListPromotionTargetsRequest { id: promotion.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .targets
+            .remove(0);
+        let app = target.app.unwrap().name;
+        let version = target.release.unwrap().version;
+        let previous = last_version.insert(app.clone(), version).unwrap_or(0);
+        assert_eq!(version, previous + 1, "{app}: promotions ran in creation order");
+    }
+}
