@@ -326,3 +326,52 @@ async fn two_processes_share_the_work_and_every_event() {
         assert_eq!(version, previous + 1, "{app}: promotions ran in creation order");
     }
 }
+
+#[tokio::test]
+async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
+    let database = fresh_database().await;
+    let (url, receiver) = start_receiver(Duration::from_millis(700)).await;
+    let flags = ["--max-parallel-targets", "1", "--lease-seconds", "3"];
+    let mut first = ServerProcess::start(&database.url, &url, &flags).await;
+    let channel = first.channel().await;
+    let apps = setup(channel.clone(), 3).await;
+    let id = promote(channel.clone(), apps.clone()).await;
+    // Wait for the first target to be deploying, then ask the process to stop.
+    let mut stream = PromotionServiceClient::new(channel.clone())
+        .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(event) = stream.next().await {
+        if event.unwrap().name == "target.release_created" {
+            break;
+        }
+    }
+    let pid = first.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "did not stop within its grace period");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(receiver.total(), 1, "the running target finished; nothing new was claimed");
+
+    let second = ServerProcess::start(&database.url, &url, &flags).await;
+    let channel = second.channel().await;
+    let targets = PromotionServiceClient::new(channel.clone())
+        .list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .targets;
+    assert_eq!(targets[0].status, pipelines::proto::TargetStatus::Succeeded as i32, "finished before exit");
+    assert_eq!(
+        wait_until_final(channel, &id, Duration::from_secs(60)).await,
+        PromotionStatus::Successful as i32
+    );
+    assert_eq!(receiver.total(), 3, "the rest was left for the next process, and run once");
+}
