@@ -1,0 +1,401 @@
+//! Benchmarks for the pipelines service. Not a test: it prints a table.
+//!
+//!     cargo run --release --example bench
+//!     BENCH_DATABASE_URL=postgres://pipelines:pipelines@127.0.0.1:5432/pipelines \
+//!         cargo run --release --example bench
+//!
+//! Each measurement starts the release `pipelines` binary as a separate process on a fresh
+//! database (an SQLite file, and a new PostgreSQL database when BENCH_DATABASE_URL names a
+//! server where the role may create databases), and drives it over gRPC on loopback.
+//! Machines here are noisy: compare rows of one run with each other, not across runs.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use pipelines::proto::{
+    app_service_client::AppServiceClient, coupling_service_client::CouplingServiceClient,
+    create_promotion_response::Result as Created, pipeline_service_client::PipelineServiceClient,
+    promotion_service_client::PromotionServiceClient, release_service_client::ReleaseServiceClient,
+    CreateAppRequest, CreateCouplingRequest, CreatePipelineRequest, CreatePromotionRequest,
+    CreateReleaseRequest, GetPipelineRequest, Stage, WatchPromotionRequest,
+};
+use sea_orm::{ConnectionTrait, Database};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    let mut path = std::env::current_exe().unwrap_or_default();
+    path.pop(); // examples/
+    path.pop();
+    path.push("pipelines");
+    path
+}
+
+/// A fresh database: SQLite in a temporary directory, or a new PostgreSQL database.
+async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<String> {
+    match backend {
+        Backend::Sqlite => Ok(format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display())),
+        Backend::Postgres(admin_url) => {
+            let name = format!("pipelines_bench_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(admin_url.as_str()).await?;
+            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+            admin.close().await?;
+            let (base, _) = admin_url.rsplit_once('/').ok_or("bad BENCH_DATABASE_URL")?;
+            Ok(format!("{base}/{name}"))
+        }
+    }
+}
+
+async fn start(backend: &Backend) -> BenchResult<Server> {
+    let dir = tempfile::tempdir()?;
+    let url = database(backend, &dir).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let child = Command::new(server_binary())
+        .args(["serve", "--listen", &address.to_string(), "--max-parallel-targets", "16"])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot start {}: {error} (build with --release)", server_binary().display()))?;
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(address).await.is_err() {
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err("the server did not come up".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Server { child, address, _dir: dir })
+}
+
+async fn channel(server: &Server) -> BenchResult<Channel> {
+    Ok(Channel::from_shared(format!("http://{}", server.address))?.connect().await?)
+}
+
+/// Pipeline `shop`: `shop-dev` with one release, and `targets` staging apps.
+async fn setup(channel: &Channel, targets: usize) -> BenchResult<Vec<String>> {
+    PipelineServiceClient::new(channel.clone())
+        .create_pipeline(CreatePipelineRequest { name: "shop".into(), description: String::new() })
+        .await?;
+    let mut apps = AppServiceClient::new(channel.clone());
+    let mut couplings = CouplingServiceClient::new(channel.clone());
+    let mut names = Vec::new();
+    for (name, stage) in std::iter::once(("shop-dev".to_owned(), Stage::Development))
+        .chain((0..targets).map(|i| (format!("shop-stg-{i:03}"), Stage::Staging)))
+    {
+        apps.create_app(CreateAppRequest { name: name.clone() }).await?;
+        couplings
+            .create_coupling(CreateCouplingRequest { app: name.clone(), pipeline: "shop".into(), stage: stage as i32, required_status_checks: None })
+            .await?;
+        if stage == Stage::Staging {
+            names.push(name);
+        }
+    }
+    ReleaseServiceClient::new(channel.clone())
+        .create_release(CreateReleaseRequest { app: "shop-dev".into(), image: "registry/shop:1".into(), description: String::new() })
+        .await?;
+    Ok(names)
+}
+
+async fn promote(channel: &Channel, targets: Vec<String>) -> BenchResult<String> {
+    let response = PromotionServiceClient::new(channel.clone())
+        .create_promotion(CreatePromotionRequest { pipeline: "shop".into(), source_app: "shop-dev".into(), targets, ..Default::default() })
+        .await?
+        .into_inner();
+    match response.result {
+        Some(Created::Promotion(promotion)) => Ok(promotion.id),
+        _ => Err("no promotion".into()),
+    }
+}
+
+async fn watch_to_end(channel: &Channel, id: String) -> BenchResult<()> {
+    let mut stream = PromotionServiceClient::new(channel.clone())
+        .watch_promotion(WatchPromotionRequest { id, after_sequence: 0 })
+        .await?
+        .into_inner();
+    while let Some(event) = stream.next().await {
+        event?;
+    }
+    Ok(())
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// Median create-to-finished latency of a promotion to `targets` apps, over 3 runs.
+async fn promotion_latency(backend: &Backend, targets: usize) -> BenchResult<Duration> {
+    let server = start(backend).await?;
+    let channel = channel(&server).await?;
+    let apps = setup(&channel, targets).await?;
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let id = promote(&channel, apps.clone()).await?;
+        watch_to_end(&channel, id).await?;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    Ok(samples[1])
+}
+
+/// Promotions finished per second when `count` one-target promotions over 20 apps are
+/// created at once.
+async fn promotion_throughput(backend: &Backend, count: usize) -> BenchResult<f64> {
+    let server = start(backend).await?;
+    let channel = channel(&server).await?;
+    let apps = setup(&channel, 20).await?;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let channel = channel.clone();
+            let target = apps[i % apps.len()].clone();
+            tokio::spawn(async move {
+                let id = promote(&channel, vec![target]).await?;
+                watch_to_end(&channel, id).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+struct Unary {
+    per_second: f64,
+    p50: Duration,
+    p90: Duration,
+    p99: Duration,
+}
+
+/// Runs `call` from `workers` concurrent tasks, `per_worker` times each.
+async fn unary<F, Fut>(workers: usize, per_worker: usize, call: F) -> BenchResult<Unary>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = BenchResult<()>> + Send,
+{
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|worker| {
+            let call = Arc::clone(&call);
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_worker);
+                for n in 0..per_worker {
+                    let begun = Instant::now();
+                    call(worker * per_worker + n).await?;
+                    latencies.push(begun.elapsed());
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q) as usize];
+    Ok(Unary {
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+    })
+}
+
+async fn unary_table(backend: &Backend) -> BenchResult<Vec<(String, Unary)>> {
+    let server = start(backend).await?;
+    let channel = channel(&server).await?;
+    setup(&channel, 1).await?;
+    let (workers, per_worker) = (16, 400);
+    let mut rows = Vec::new();
+    let health = channel.clone();
+    rows.push((
+        "empty handler (tonic-health Check)".to_owned(),
+        unary(workers, per_worker, move |_| {
+            let mut client = HealthClient::new(health.clone());
+            async move {
+                client.check(HealthCheckRequest { service: String::new() }).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    ));
+    let get = channel.clone();
+    rows.push((
+        "GetPipeline".to_owned(),
+        unary(workers, per_worker, move |_| {
+            let mut client = PipelineServiceClient::new(get.clone());
+            async move {
+                client.get_pipeline(GetPipelineRequest { pipeline: "shop".into() }).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    ));
+    let create = channel.clone();
+    rows.push((
+        "CreatePipeline".to_owned(),
+        unary(workers, per_worker, move |n| {
+            let mut client = PipelineServiceClient::new(create.clone());
+            async move {
+                client
+                    .create_pipeline(CreatePipelineRequest { name: format!("bench-{n:06}"), description: String::new() })
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?,
+    ));
+    Ok(rows)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmRSS:"))
+                .and_then(|line| line.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The server's resident memory before and with `count` open WatchPromotion streams on
+/// one running promotion (its webhook never answers, so it stays running).
+async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
+    // A webhook that never answers keeps the promotion running.
+    let hold = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/deploy", hold.local_addr()?);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hold.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let child = Command::new(server_binary())
+        .args([
+            "serve", "--listen", &address.to_string(), "--deployer", "webhook", "--webhook-url", &hook,
+            "--webhook-secret", "bench", "--webhook-timeout-ms", "600000",
+        ])
+        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let server = Server { child, address, _dir: dir };
+    while tokio::net::TcpStream::connect(address).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let control = channel(&server).await?;
+    let apps = setup(&control, 1).await?;
+    let id = promote(&control, apps).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(server.child.id());
+    // HTTP/2 allows a bounded number of streams per connection: spread over 100 channels.
+    let mut channels = Vec::new();
+    for _ in 0..100 {
+        channels.push(channel(&server).await?);
+    }
+    let mut streams = Vec::with_capacity(count);
+    for n in 0..count {
+        let mut stream = PromotionServiceClient::new(channels[n % channels.len()].clone())
+            .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+            .await?
+            .into_inner();
+        stream.next().await.ok_or("no history")??;
+        streams.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_streams = rss_kib(server.child.id());
+    drop(streams);
+    Ok((before, with_streams))
+}
+
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> BenchResult<()> {
+    let mut backends = vec![Backend::Sqlite];
+    match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
+        _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
+    }
+    println!("| measurement | backend | result |");
+    println!("|---|---|---|");
+    for backend in &backends {
+        for targets in [1, 10, 100] {
+            let latency = promotion_latency(backend, targets).await?;
+            println!(
+                "| promotion latency, create → finished, {targets} target(s) (median of 3) | {} | {} |",
+                backend.name(),
+                ms(latency)
+            );
+        }
+        let throughput = promotion_throughput(backend, 200).await?;
+        println!(
+            "| throughput, 200 concurrent one-target promotions over 20 apps | {} | {throughput:.0} promotions/s |",
+            backend.name()
+        );
+        for (name, result) in unary_table(backend).await? {
+            println!(
+                "| {name}, 16 concurrent clients × 400 | {} | {:.0} req/s; p50 {}, p90 {}, p99 {} |",
+                backend.name(),
+                result.per_second,
+                ms(result.p50),
+                ms(result.p90),
+                ms(result.p99)
+            );
+        }
+    }
+    let (before, with_streams) = watch_memory(10_000).await?;
+    println!(
+        "| server RSS, idle → with 10,000 open WatchPromotion streams | SQLite | {:.1} MiB → {:.1} MiB ({:.1} KiB per stream) |",
+        before as f64 / 1024.0,
+        with_streams as f64 / 1024.0,
+        (with_streams.saturating_sub(before)) as f64 / 10_000.0
+    );
+    Ok(())
+}
