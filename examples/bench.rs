@@ -55,11 +55,16 @@ fn server_binary() -> PathBuf {
 /// A fresh database: SQLite in a temporary directory, or a new PostgreSQL database.
 async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<String> {
     match backend {
-        Backend::Sqlite => Ok(format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display())),
+        Backend::Sqlite => Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.db").display()
+        )),
         Backend::Postgres(admin_url) => {
             let name = format!("pipelines_bench_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(admin_url.as_str()).await?;
-            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await?;
             admin.close().await?;
             let (base, _) = admin_url.rsplit_once('/').ok_or("bad BENCH_DATABASE_URL")?;
             Ok(format!("{base}/{name}"))
@@ -70,16 +75,29 @@ async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<Str
 async fn start(backend: &Backend) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let url = database(backend, &dir).await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let child = Command::new(server_binary())
-        .args(["serve", "--listen", &address.to_string(), "--max-parallel-targets", "16"])
+        .args([
+            "serve",
+            "--listen",
+            &address.to_string(),
+            "--max-parallel-targets",
+            "16",
+        ])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|error| format!("cannot start {}: {error} (build with --release)", server_binary().display()))?;
+        .map_err(|error| {
+            format!(
+                "cannot start {}: {error} (build with --release)",
+                server_binary().display()
+            )
+        })?;
     let started = Instant::now();
     while tokio::net::TcpStream::connect(address).await.is_err() {
         if started.elapsed() > Duration::from_secs(30) {
@@ -87,17 +105,26 @@ async fn start(backend: &Backend) -> BenchResult<Server> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok(Server { child, address, _dir: dir })
+    Ok(Server {
+        child,
+        address,
+        _dir: dir,
+    })
 }
 
 async fn channel(server: &Server) -> BenchResult<Channel> {
-    Ok(Channel::from_shared(format!("http://{}", server.address))?.connect().await?)
+    Ok(Channel::from_shared(format!("http://{}", server.address))?
+        .connect()
+        .await?)
 }
 
 /// Pipeline `shop`: `shop-dev` with one release, and `targets` staging apps.
 async fn setup(channel: &Channel, targets: usize) -> BenchResult<Vec<String>> {
     PipelineServiceClient::new(channel.clone())
-        .create_pipeline(CreatePipelineRequest { name: "shop".into(), description: String::new() })
+        .create_pipeline(CreatePipelineRequest {
+            name: "shop".into(),
+            description: String::new(),
+        })
         .await?;
     let mut apps = AppServiceClient::new(channel.clone());
     let mut couplings = CouplingServiceClient::new(channel.clone());
@@ -105,23 +132,38 @@ async fn setup(channel: &Channel, targets: usize) -> BenchResult<Vec<String>> {
     for (name, stage) in std::iter::once(("shop-dev".to_owned(), Stage::Development))
         .chain((0..targets).map(|i| (format!("shop-stg-{i:03}"), Stage::Staging)))
     {
-        apps.create_app(CreateAppRequest { name: name.clone() }).await?;
+        apps.create_app(CreateAppRequest { name: name.clone() })
+            .await?;
         couplings
-            .create_coupling(CreateCouplingRequest { app: name.clone(), pipeline: "shop".into(), stage: stage as i32, required_status_checks: None })
+            .create_coupling(CreateCouplingRequest {
+                app: name.clone(),
+                pipeline: "shop".into(),
+                stage: stage as i32,
+                required_status_checks: None,
+            })
             .await?;
         if stage == Stage::Staging {
             names.push(name);
         }
     }
     ReleaseServiceClient::new(channel.clone())
-        .create_release(CreateReleaseRequest { app: "shop-dev".into(), image: "registry/shop:1".into(), description: String::new() })
+        .create_release(CreateReleaseRequest {
+            app: "shop-dev".into(),
+            image: "registry/shop:1".into(),
+            description: String::new(),
+        })
         .await?;
     Ok(names)
 }
 
 async fn promote(channel: &Channel, targets: Vec<String>) -> BenchResult<String> {
     let response = PromotionServiceClient::new(channel.clone())
-        .create_promotion(CreatePromotionRequest { pipeline: "shop".into(), source_app: "shop-dev".into(), targets, ..Default::default() })
+        .create_promotion(CreatePromotionRequest {
+            pipeline: "shop".into(),
+            source_app: "shop-dev".into(),
+            targets,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     match response.result {
@@ -132,7 +174,10 @@ async fn promote(channel: &Channel, targets: Vec<String>) -> BenchResult<String>
 
 async fn watch_to_end(channel: &Channel, id: String) -> BenchResult<()> {
     let mut stream = PromotionServiceClient::new(channel.clone())
-        .watch_promotion(WatchPromotionRequest { id, after_sequence: 0 })
+        .watch_promotion(WatchPromotionRequest {
+            id,
+            after_sequence: 0,
+        })
         .await?
         .into_inner();
     while let Some(event) = stream.next().await {
@@ -240,7 +285,11 @@ async fn unary_table(backend: &Backend) -> BenchResult<Vec<(String, Unary)>> {
         unary(workers, per_worker, move |_| {
             let mut client = HealthClient::new(health.clone());
             async move {
-                client.check(HealthCheckRequest { service: String::new() }).await?;
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await?;
                 Ok(())
             }
         })
@@ -252,7 +301,11 @@ async fn unary_table(backend: &Backend) -> BenchResult<Vec<(String, Unary)>> {
         unary(workers, per_worker, move |_| {
             let mut client = PipelineServiceClient::new(get.clone());
             async move {
-                client.get_pipeline(GetPipelineRequest { pipeline: "shop".into() }).await?;
+                client
+                    .get_pipeline(GetPipelineRequest {
+                        pipeline: "shop".into(),
+                    })
+                    .await?;
                 Ok(())
             }
         })
@@ -265,7 +318,10 @@ async fn unary_table(backend: &Backend) -> BenchResult<Vec<(String, Unary)>> {
             let mut client = PipelineServiceClient::new(create.clone());
             async move {
                 client
-                    .create_pipeline(CreatePipelineRequest { name: format!("bench-{n:06}"), description: String::new() })
+                    .create_pipeline(CreatePipelineRequest {
+                        name: format!("bench-{n:06}"),
+                        description: String::new(),
+                    })
                     .await?;
                 Ok(())
             }
@@ -301,19 +357,40 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
         }
     });
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let child = Command::new(server_binary())
         .args([
-            "serve", "--listen", &address.to_string(), "--deployer", "webhook", "--webhook-url", &hook,
-            "--webhook-secret", "bench", "--webhook-timeout-ms", "600000",
+            "serve",
+            "--listen",
+            &address.to_string(),
+            "--deployer",
+            "webhook",
+            "--webhook-url",
+            &hook,
+            "--webhook-secret",
+            "bench",
+            "--webhook-timeout-ms",
+            "600000",
         ])
-        .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display()))
+        .env(
+            "DATABASE_URL",
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("bench.db").display()
+            ),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let server = Server { child, address, _dir: dir };
+    let server = Server {
+        child,
+        address,
+        _dir: dir,
+    };
     while tokio::net::TcpStream::connect(address).await.is_err() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -330,7 +407,10 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
     let mut streams = Vec::with_capacity(count);
     for n in 0..count {
         let mut stream = PromotionServiceClient::new(channels[n % channels.len()].clone())
-            .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+            .watch_promotion(WatchPromotionRequest {
+                id: id.clone(),
+                after_sequence: 0,
+            })
             .await?
             .into_inner();
         stream.next().await.ok_or("no history")??;

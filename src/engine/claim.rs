@@ -26,12 +26,12 @@ use crate::{
     },
 };
 
-const UNFINISHED: [&str; 2] = ["pending", "running"];
-
+/// The target states that still need a worker.
 fn unfinished() -> [&'static str; 2] {
-    debug_assert_eq!(UNFINISHED[0], TargetStatus::Pending.as_str());
-    debug_assert_eq!(UNFINISHED[1], TargetStatus::Running.as_str());
-    UNFINISHED
+    [
+        TargetStatus::Pending.as_str(),
+        TargetStatus::Running.as_str(),
+    ]
 }
 
 /// Claims up to `limit` free targets, oldest promotion first, skipping (and announcing)

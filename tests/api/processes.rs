@@ -36,20 +36,34 @@ impl Receiver {
     }
 }
 
-async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, _body: Bytes) -> &'static str {
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    _body: Bytes,
+) -> &'static str {
     tokio::time::sleep(receiver.delay).await;
     let target = headers
         .get("x-pipelines-delivery")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    *receiver.deliveries.lock().unwrap().entry(target).or_default() += 1;
+    *receiver
+        .deliveries
+        .lock()
+        .unwrap()
+        .entry(target)
+        .or_default() += 1;
     "ok"
 }
 
 async fn start_receiver(delay: Duration) -> (String, Arc<Receiver>) {
-    let receiver = Arc::new(Receiver { delay, ..Default::default() });
-    let router = Router::new().route("/deploy", post(receive)).with_state(Arc::clone(&receiver));
+    let receiver = Arc::new(Receiver {
+        delay,
+        ..Default::default()
+    });
+    let router = Router::new()
+        .route("/deploy", post(receive))
+        .with_state(Arc::clone(&receiver));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/deploy", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -67,7 +81,11 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(database_url: &str, webhook_url: &str, extra: &[&str]) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let logs = tempfile::NamedTempFile::new().unwrap();
         let mut args = vec![
@@ -94,14 +112,25 @@ impl ServerProcess {
             .unwrap();
         let started = Instant::now();
         while tokio::net::TcpStream::connect(address).await.is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "server did not come up"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        ServerProcess { child, address, _logs: logs }
+        ServerProcess {
+            child,
+            address,
+            _logs: logs,
+        }
     }
 
     async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.address)).unwrap().connect().await.unwrap()
+        Channel::from_shared(format!("http://{}", self.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
     }
 
     fn kill(&mut self) {
@@ -120,7 +149,10 @@ impl Drop for ServerProcess {
 /// A pipeline `shop` with `shop-dev` (one release) and `count` staging apps.
 async fn setup(channel: Channel, count: usize) -> Vec<String> {
     PipelineServiceClient::new(channel.clone())
-        .create_pipeline(CreatePipelineRequest { name: "shop".into(), description: String::new() })
+        .create_pipeline(CreatePipelineRequest {
+            name: "shop".into(),
+            description: String::new(),
+        })
         .await
         .unwrap();
     let mut apps = AppServiceClient::new(channel.clone());
@@ -129,9 +161,16 @@ async fn setup(channel: Channel, count: usize) -> Vec<String> {
     for (name, stage) in std::iter::once(("shop-dev".to_owned(), Stage::Development))
         .chain((0..count).map(|i| (format!("shop-stg-{i:02}"), Stage::Staging)))
     {
-        apps.create_app(CreateAppRequest { name: name.clone() }).await.unwrap();
+        apps.create_app(CreateAppRequest { name: name.clone() })
+            .await
+            .unwrap();
         couplings
-            .create_coupling(CreateCouplingRequest { app: name.clone(), pipeline: "shop".into(), stage: stage as i32, required_status_checks: None })
+            .create_coupling(CreateCouplingRequest {
+                app: name.clone(),
+                pipeline: "shop".into(),
+                stage: stage as i32,
+                required_status_checks: None,
+            })
             .await
             .unwrap();
         if stage == Stage::Staging {
@@ -139,7 +178,11 @@ async fn setup(channel: Channel, count: usize) -> Vec<String> {
         }
     }
     ReleaseServiceClient::new(channel)
-        .create_release(CreateReleaseRequest { app: "shop-dev".into(), image: "registry/shop:9".into(), description: String::new() })
+        .create_release(CreateReleaseRequest {
+            app: "shop-dev".into(),
+            image: "registry/shop:9".into(),
+            description: String::new(),
+        })
         .await
         .unwrap();
     names
@@ -147,7 +190,12 @@ async fn setup(channel: Channel, count: usize) -> Vec<String> {
 
 async fn promote(channel: Channel, targets: Vec<String>) -> String {
     let response = PromotionServiceClient::new(channel)
-        .create_promotion(CreatePromotionRequest { pipeline: "shop".into(), source_app: "shop-dev".into(), targets, ..Default::default() })
+        .create_promotion(CreatePromotionRequest {
+            pipeline: "shop".into(),
+            source_app: "shop-dev".into(),
+            targets,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -161,11 +209,19 @@ async fn wait_until_final(channel: Channel, id: &str, deadline: Duration) -> i32
     let started = Instant::now();
     let mut client = PromotionServiceClient::new(channel);
     loop {
-        let status = client.get_promotion(GetPromotionRequest { id: id.into() }).await.unwrap().into_inner().status;
+        let status = client
+            .get_promotion(GetPromotionRequest { id: id.into() })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
         if status != PromotionStatus::Pending as i32 && status != PromotionStatus::Running as i32 {
             return status;
         }
-        assert!(started.elapsed() < deadline, "promotion {id} did not finish in {deadline:?}");
+        assert!(
+            started.elapsed() < deadline,
+            "promotion {id} did not finish in {deadline:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -185,12 +241,18 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
     // Kill it in the middle of the work.
     let started = Instant::now();
     while receiver.total() < 5 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no deployments happened");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no deployments happened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     first.kill();
     let delivered_before_the_kill = receiver.total();
-    assert!(delivered_before_the_kill < 24, "the kill came before the end");
+    assert!(
+        delivered_before_the_kill < 24,
+        "the kill came before the end"
+    );
 
     let second = ServerProcess::start(&database.url, &url, &flags).await;
     let channel = second.channel().await;
@@ -209,14 +271,33 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
             .iter()
             .map(|r| r.version)
             .collect();
-        assert_eq!(versions, [4, 3, 2, 1], "{app}: one release per target, none twice");
+        assert_eq!(
+            versions,
+            [4, 3, 2, 1],
+            "{app}: one release per target, none twice"
+        );
     }
     let mut client = PromotionServiceClient::new(channel);
     let mut targets = 0;
     for id in &promotions {
-        for target in client.list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() }).await.unwrap().into_inner().targets {
+        for target in client
+            .list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .targets
+        {
             assert!(target.release.is_some());
-            assert!(receiver.deliveries.lock().unwrap().get(&target.id).copied().unwrap_or(0) >= 1);
+            assert!(
+                receiver
+                    .deliveries
+                    .lock()
+                    .unwrap()
+                    .get(&target.id)
+                    .copied()
+                    .unwrap_or(0)
+                    >= 1
+            );
             targets += 1;
         }
     }
@@ -227,7 +308,9 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
 async fn two_processes_share_the_work_and_every_event() {
     let database = fresh_database().await;
     if !database.is_postgres() {
-        eprintln!("SKIPPED on SQLite: several processes need PostgreSQL; runs with TEST_DATABASE_URL");
+        eprintln!(
+            "SKIPPED on SQLite: several processes need PostgreSQL; runs with TEST_DATABASE_URL"
+        );
         return;
     }
     const APPS: usize = 10;
@@ -259,7 +342,10 @@ async fn two_processes_share_the_work_and_every_event() {
             let id = id.clone();
             tokio::spawn(async move {
                 let mut stream = PromotionServiceClient::new(channel)
-                    .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+                    .watch_promotion(WatchPromotionRequest {
+                        id: id.clone(),
+                        after_sequence: 0,
+                    })
                     .await
                     .unwrap()
                     .into_inner();
@@ -278,21 +364,33 @@ async fn two_processes_share_the_work_and_every_event() {
         }
         results
     };
-    let results = tokio::time::timeout(Duration::from_secs(180), all).await.expect("every watch ends");
+    let results = tokio::time::timeout(Duration::from_secs(180), all)
+        .await
+        .expect("every watch ends");
     for (id, events) in &results {
         let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
         let expected: Vec<i64> = (1..=events.len() as i64).collect();
-        assert_eq!(sequences, expected, "promotion {id}: every event, in order, no gaps");
+        assert_eq!(
+            sequences, expected,
+            "promotion {id}: every event, in order, no gaps"
+        );
         let last = events.last().unwrap();
         assert_eq!(last.name, "promotion.finished", "promotion {id}");
-        assert_eq!(last.promotion_status, PromotionStatus::Successful as i32, "promotion {id}");
+        assert_eq!(
+            last.promotion_status,
+            PromotionStatus::Successful as i32,
+            "promotion {id}"
+        );
         assert!(events.iter().any(|e| e.name == "target.succeeded"));
     }
 
     // Each target was executed exactly once, by one of the processes.
     let deliveries = receiver.deliveries.lock().unwrap().clone();
     assert_eq!(deliveries.len(), PROMOTIONS);
-    assert!(deliveries.values().all(|count| *count == 1), "{deliveries:?}");
+    assert!(
+        deliveries.values().all(|count| *count == 1),
+        "{deliveries:?}"
+    );
 
     // Per app, promotions ran in creation order: the earlier one got the lower version.
     let mut client = PromotionServiceClient::new(channels[0].clone());
@@ -300,7 +398,11 @@ async fn two_processes_share_the_work_and_every_event() {
     let mut token = String::new();
     loop {
         let page = client
-            .list_promotions(ListPromotionsRequest { pipeline: "shop".into(), page_size: 500, page_token: token })
+            .list_promotions(ListPromotionsRequest {
+                pipeline: "shop".into(),
+                page_size: 500,
+                page_token: token,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -314,7 +416,9 @@ async fn two_processes_share_the_work_and_every_event() {
     let mut last_version: HashMap<String, i64> = HashMap::new();
     for promotion in ordered {
         let target = client
-            .list_promotion_targets(ListPromotionTargetsRequest { id: promotion.id.clone() })
+            .list_promotion_targets(ListPromotionTargetsRequest {
+                id: promotion.id.clone(),
+            })
             .await
             .unwrap()
             .into_inner()
@@ -323,7 +427,11 @@ async fn two_processes_share_the_work_and_every_event() {
         let app = target.app.unwrap().name;
         let version = target.release.unwrap().version;
         let previous = last_version.insert(app.clone(), version).unwrap_or(0);
-        assert_eq!(version, previous + 1, "{app}: promotions ran in creation order");
+        assert_eq!(
+            version,
+            previous + 1,
+            "{app}: promotions ran in creation order"
+        );
     }
 }
 
@@ -338,7 +446,10 @@ async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
     let id = promote(channel.clone(), apps.clone()).await;
     // Wait for the first target to be deploying, then ask the process to stop.
     let mut stream = PromotionServiceClient::new(channel.clone())
-        .watch_promotion(WatchPromotionRequest { id: id.clone(), after_sequence: 0 })
+        .watch_promotion(WatchPromotionRequest {
+            id: id.clone(),
+            after_sequence: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -348,17 +459,28 @@ async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
         }
     }
     let pid = first.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let started = Instant::now();
     let status = loop {
         if let Some(status) = first.child.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "did not stop within its grace period");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "did not stop within its grace period"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status:?}");
-    assert_eq!(receiver.total(), 1, "the running target finished; nothing new was claimed");
+    assert_eq!(
+        receiver.total(),
+        1,
+        "the running target finished; nothing new was claimed"
+    );
 
     let second = ServerProcess::start(&database.url, &url, &flags).await;
     let channel = second.channel().await;
@@ -368,10 +490,18 @@ async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
         .unwrap()
         .into_inner()
         .targets;
-    assert_eq!(targets[0].status, pipelines::proto::TargetStatus::Succeeded as i32, "finished before exit");
+    assert_eq!(
+        targets[0].status,
+        pipelines::proto::TargetStatus::Succeeded as i32,
+        "finished before exit"
+    );
     assert_eq!(
         wait_until_final(channel, &id, Duration::from_secs(60)).await,
         PromotionStatus::Successful as i32
     );
-    assert_eq!(receiver.total(), 3, "the rest was left for the next process, and run once");
+    assert_eq!(
+        receiver.total(),
+        3,
+        "the rest was left for the next process, and run once"
+    );
 }
