@@ -104,15 +104,17 @@ pub async fn relay_between_processes(
 ) {
     use sea_orm::sqlx::postgres::PgListener;
     let pool = db.get_postgres_connection_pool().clone();
-    let mut listener = loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(NOTIFY_CHANNEL).await {
-                Ok(()) => break Some(listener),
-                Err(error) => tracing::warn!(%error, "cannot LISTEN; polling only"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot open the LISTEN connection; polling only"),
+    let connect = || async {
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(NOTIFY_CHANNEL).await?;
+        Ok::<_, sea_orm::sqlx::Error>(listener)
+    };
+    let mut listener = match connect().await {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::warn!(%error, "cannot LISTEN for events; polling until it can");
+            None
         }
-        break None;
     };
     let mut ticker = tokio::time::interval(poll_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -137,6 +139,9 @@ pub async fn relay_between_processes(
                 }
             }
             _ = ticker.tick() => {
+                if listener.is_none() {
+                    listener = connect().await.ok();
+                }
                 for (promotion_id, after) in hub.watched() {
                     refresh(&db, &hub, promotion_id, after).await;
                 }
