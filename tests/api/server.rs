@@ -154,6 +154,11 @@ async fn health_follows_the_database_down_and_back_up() {
     let result = app.apps.clone().list_apps(ListAppsRequest {}).await;
     let status = result.expect_err("no database, no answer");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    let (http_status, body) = app.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(http_status, 503, "{body}");
+    let (http_status, body) = app.call(reqwest::Method::GET, "/apps", None, None).await;
+    assert_eq!(http_status, 503, "{body}");
+    assert_eq!(body["code"], 14);
 
     proxy.restore();
     wait_for_health(&app, ServingStatus::Serving).await;
@@ -162,6 +167,8 @@ async fn health_follows_the_database_down_and_back_up() {
         .list_apps(ListAppsRequest {})
         .await
         .expect("answers again");
+    let (http_status, _) = app.call(reqwest::Method::GET, "/healthz", None, None).await;
+    assert_eq!(http_status, 200);
 }
 
 #[tokio::test]
@@ -385,4 +392,65 @@ fn postgres_urls_get_a_new_database_name() {
         postgres_host_port("postgres://u:p@db.local/x"),
         "db.local:5432"
     );
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_logs() {
+    let database = fresh_database().await;
+    let created = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args(["tokens", "create", "--name", "ops", "--role", "admin"])
+        .env("DATABASE_URL", &database.url)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    assert!(!String::from_utf8_lossy(&created.stderr).contains(&token));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", &database.url)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = reqwest::Client::new();
+    for header in [
+        format!("Bearer {token}"),
+        token.clone(),
+        format!("Bearer {token}x"),
+    ] {
+        client
+            .get(format!("http://127.0.0.1:{port}/pipelines"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        let _ = child.wait();
+        child.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("/pipelines"), "requests were logged");
+    assert!(!logs.contains(&token[4..]), "a token appeared in the logs");
 }
