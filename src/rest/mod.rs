@@ -3,6 +3,7 @@
 
 pub mod error;
 mod extract;
+mod promotions;
 mod shapes;
 
 use std::collections::BTreeMap;
@@ -16,19 +17,15 @@ use axum::{
 };
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
-use tokio_stream::StreamExt;
 
 use self::{
     error::ApiError,
-    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams, MAX_BODY_BYTES},
+    extract::{AuthenticatedCaller, JsonBody, PathParams, MAX_BODY_BYTES},
     shapes::{ReferenceInput, RequiredStatusChecks},
 };
 use crate::{
     domain::{stage::Stage, status::StatusState},
-    service::{
-        ConfigVarChange, CreatedPromotion, NewCoupling, NewPromotion, NewReleaseStatus,
-        ReleaseStatusChanges, Services,
-    },
+    service::{ConfigVarChange, NewCoupling, NewReleaseStatus, ReleaseStatusChanges, Services},
     store,
 };
 
@@ -90,17 +87,20 @@ pub fn router(services: Services, db: DatabaseConnection) -> Router {
         )
         .route(
             "/pipeline-promotions",
-            get(list_promotions).post(create_promotion),
+            get(promotions::list_promotions).post(promotions::create_promotion),
         )
-        .route("/pipeline-promotions/{id}", get(get_promotion))
+        .route("/pipeline-promotions/{id}", get(promotions::get_promotion))
         .route(
             "/pipeline-promotions/{id}/promotion-targets",
-            get(list_promotion_targets),
+            get(promotions::list_promotion_targets),
         )
-        .route("/pipeline-promotions/{id}/events", get(watch_promotion))
+        .route(
+            "/pipeline-promotions/{id}/events",
+            get(promotions::watch_promotion),
+        )
         .route(
             "/pipeline-promotions/{id}/cancel",
-            axum::routing::post(cancel_promotion),
+            axum::routing::post(promotions::cancel_promotion),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -548,221 +548,4 @@ async fn update_release_status(
             .await?
             .into(),
     ))
-}
-
-// ---- promotions ----
-
-#[derive(Deserialize, Default)]
-struct IdObject {
-    #[serde(default)]
-    id: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct SourceAppObject {
-    #[serde(default)]
-    id: Option<String>,
-    /// Akkeris clients send the release inside the app object.
-    #[serde(default)]
-    release: Option<IdObject>,
-}
-
-#[derive(Deserialize, Default)]
-struct SourceObject {
-    #[serde(default)]
-    app: Option<SourceAppObject>,
-    #[serde(default)]
-    release: Option<IdObject>,
-}
-
-#[derive(Deserialize)]
-struct TargetObject {
-    #[serde(default)]
-    app: Option<ReferenceInput>,
-}
-
-#[derive(Deserialize)]
-struct CreatePromotionBody {
-    #[serde(default)]
-    pipeline: Option<ReferenceInput>,
-    #[serde(default)]
-    source: Option<SourceObject>,
-    #[serde(default)]
-    targets: Option<Vec<TargetObject>>,
-    #[serde(default)]
-    safe: Option<bool>,
-    #[serde(default)]
-    dry_run: Option<bool>,
-    #[serde(default)]
-    request_id: Option<String>,
-}
-
-async fn create_promotion(
-    State(state): State<GatewayState>,
-    AuthenticatedCaller(caller): AuthenticatedCaller,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<CreatePromotionBody>,
-) -> ApiResult<Response> {
-    let source = body.source.unwrap_or_default();
-    let source_app = source.app.unwrap_or_default();
-    let release = source
-        .release
-        .and_then(|release| release.id)
-        .or(source_app.release.and_then(|release| release.id));
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .map(|value| {
-            value.to_str().map(str::to_owned).map_err(|_| {
-                ApiError::Service(crate::error::Error::invalid(
-                    "Idempotency-Key",
-                    "must be visible ASCII",
-                ))
-            })
-        })
-        .transpose()?;
-    let request = NewPromotion {
-        pipeline: body
-            .pipeline
-            .map(ReferenceInput::into_reference)
-            .unwrap_or_default(),
-        source_app: source_app.id.unwrap_or_default(),
-        source_release: release,
-        targets: body
-            .targets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|target| {
-                target
-                    .app
-                    .map(ReferenceInput::into_reference)
-                    .unwrap_or_default()
-            })
-            .collect(),
-        safe: body.safe,
-        dry_run: body.dry_run.unwrap_or(false),
-        request_id: idempotency_key.or(body.request_id),
-    };
-    let created = state.services.promotions.create(request, &caller).await?;
-    Ok(match created {
-        CreatedPromotion::Created(view) | CreatedPromotion::Replayed(view) => {
-            created_response(shapes::Promotion::from(view))
-        }
-        CreatedPromotion::Planned(plan) => Json(shapes::PromotionPlan::from(plan)).into_response(),
-    })
-}
-
-fn created_response<T: serde::Serialize>(body: T) -> Response {
-    created(body).into_response()
-}
-
-#[derive(Deserialize)]
-struct ListPromotionsQuery {
-    #[serde(default)]
-    pipeline: Option<String>,
-    #[serde(default)]
-    page_size: Option<u64>,
-    #[serde(default)]
-    page_token: Option<String>,
-}
-
-/// Newest first. When more remain, the `Next-Page-Token` header carries the token for
-/// `?page_token=`.
-async fn list_promotions(
-    State(state): State<GatewayState>,
-    QueryParams(query): QueryParams<ListPromotionsQuery>,
-) -> ApiResult<Response> {
-    let page = state
-        .services
-        .promotions
-        .list(
-            query.pipeline.as_deref(),
-            Some(query.page_size.unwrap_or(200)),
-            query.page_token.as_deref(),
-        )
-        .await?;
-    let body: Vec<shapes::Promotion> = page.promotions.into_iter().map(Into::into).collect();
-    let mut response = Json(body).into_response();
-    if let Some(token) = page.next_page_token {
-        if let Ok(value) = token.parse() {
-            response.headers_mut().insert("next-page-token", value);
-        }
-    }
-    Ok(response)
-}
-
-async fn get_promotion(
-    State(state): State<GatewayState>,
-    PathParams(id): PathParams<String>,
-) -> ApiResult<Json<shapes::Promotion>> {
-    Ok(Json(state.services.promotions.get(&id).await?.into()))
-}
-
-async fn list_promotion_targets(
-    State(state): State<GatewayState>,
-    PathParams(id): PathParams<String>,
-) -> ApiResult<Json<Vec<shapes::PromotionTarget>>> {
-    Ok(list(state.services.promotions.targets(&id).await?))
-}
-
-async fn cancel_promotion(
-    State(state): State<GatewayState>,
-    AuthenticatedCaller(caller): AuthenticatedCaller,
-    PathParams(id): PathParams<String>,
-) -> ApiResult<Json<shapes::Promotion>> {
-    Ok(Json(
-        state.services.promotions.cancel(&id, &caller).await?.into(),
-    ))
-}
-
-#[derive(Deserialize)]
-struct WatchQuery {
-    #[serde(default)]
-    after_sequence: Option<i64>,
-}
-
-/// Server-Sent Events: `id` is the sequence number, `event` the event name, `data` the
-/// event as JSON. Resumes after `Last-Event-ID` (or `?after_sequence=`).
-async fn watch_promotion(
-    State(state): State<GatewayState>,
-    headers: HeaderMap,
-    PathParams(id): PathParams<String>,
-    QueryParams(query): QueryParams<WatchQuery>,
-) -> ApiResult<Response> {
-    let last_event_id = headers
-        .get("last-event-id")
-        .map(|value| {
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::Service(crate::error::Error::invalid(
-                        "Last-Event-ID",
-                        "must be an event sequence number",
-                    ))
-                })
-        })
-        .transpose()?;
-    let after = last_event_id.or(query.after_sequence).unwrap_or(0);
-    let events = state.services.promotions.watch(&id, after).await?;
-    let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|event| {
-        let sse = match event {
-            Ok(event) => {
-                let sequence = event.sequence;
-                let name = event.kind.as_str();
-                axum::response::sse::Event::default()
-                    .id(sequence.to_string())
-                    .event(name)
-                    .json_data(shapes::PromotionEvent::from(event))
-                    .unwrap_or_else(|_| axum::response::sse::Event::default().event("error"))
-            }
-            Err(error) => axum::response::sse::Event::default()
-                .event("error")
-                .data(error.to_string()),
-        };
-        Ok::<_, std::convert::Infallible>(sse)
-    });
-    Ok(axum::response::sse::Sse::new(stream)
-        .keep_alive(axum::response::sse::KeepAlive::default())
-        .into_response())
 }
