@@ -39,6 +39,8 @@ use crate::{
 
 /// How long in-flight requests may run after a shutdown signal before they are cut.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// HTTP/2 streams one connection may have open at once (each watch holds one).
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// How long a client may take to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -293,7 +295,9 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Watch streams are long-lived: let one client connection carry many of them.
+    builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
