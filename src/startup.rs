@@ -297,7 +297,9 @@ async fn serve(
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Watch streams are long-lived: let one client connection carry many of them.
-    builder.http2().max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
