@@ -40,6 +40,8 @@ pub struct EventDraft {
     pub target_status: Option<TargetStatus>,
     pub release: Option<ReleaseRef>,
     pub message: String,
+    /// For `target.queued`: the promotion the target waits for.
+    pub waiting_for: Option<Uuid>,
 }
 
 impl EventDraft {
@@ -51,6 +53,7 @@ impl EventDraft {
             target_status: None,
             release: None,
             message: message.into(),
+            waiting_for: None,
         }
     }
 }
@@ -78,6 +81,7 @@ fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
         },
         message: model.message,
         created_at: model.created_at,
+        waiting_for: model.waiting_for,
     })
 }
 
@@ -188,6 +192,7 @@ pub async fn append_event(
         release_version: Set(draft.release.map(|release| release.version)),
         message: Set(draft.message),
         created_at: Set(store::now()),
+        waiting_for: Set(draft.waiting_for),
     };
     let event = event_view(row.insert(txn).await?)?;
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres {

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_tokens;
 mod m20261126_000003_create_promotions;
+mod m20261126_000004_event_waiting_for;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_core_tables::Migration),
             Box::new(m20261126_000002_create_tokens::Migration),
             Box::new(m20261126_000003_create_promotions::Migration),
+            Box::new(m20261126_000004_event_waiting_for::Migration),
         ]
     }
 }

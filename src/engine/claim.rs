@@ -171,6 +171,7 @@ async fn announce_queued(
             app: app_ref,
             target_status: Some(TargetStatus::Pending),
             release: None,
+            waiting_for: Some(blocker),
         },
     )
     .await?;

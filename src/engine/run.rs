@@ -154,6 +154,7 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
                 target_status: Some(TargetStatus::Running),
                 release: None,
                 message: format!("promoting to '{}'", subject.app.name),
+                waiting_for: None,
             },
         )
         .await?;
@@ -262,6 +263,7 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
                     version: release.version,
                 }),
                 message,
+                waiting_for: None,
             },
         )
         .await?,
@@ -327,6 +329,7 @@ async fn create_target_release(
                 "release v{} created on '{}' with image {}",
                 created.version, subject.app.name, created.image
             ),
+            waiting_for: None,
         },
     )
     .await?;

@@ -325,5 +325,9 @@ pub fn promotion_event(view: views::PromotionEventView) -> proto::PromotionEvent
         release: view.release.map(release_ref),
         message: view.message,
         created_at: timestamp(view.created_at),
+        waiting_for_promotion_id: view
+            .waiting_for
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
     }
 }

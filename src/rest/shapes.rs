@@ -442,6 +442,8 @@ pub struct PromotionEvent {
     pub release: Option<ReleaseIdVersion>,
     pub message: String,
     pub created_at: DateTime<Utc>,
+    /// For `target.queued`: the promotion the target waits for.
+    pub waiting_for: Option<IdRef>,
 }
 
 impl From<views::PromotionEventView> for PromotionEvent {
@@ -459,6 +461,7 @@ impl From<views::PromotionEventView> for PromotionEvent {
             release: view.release.map(ReleaseIdVersion::from),
             message: view.message,
             created_at: view.created_at,
+            waiting_for: view.waiting_for.map(|id| IdRef { id }),
         }
     }
 }

@@ -742,6 +742,7 @@ impl Promotions {
                         app,
                         target_status: Some(TargetStatus::Canceled),
                         release: None,
+                        waiting_for: None,
                     },
                 )
                 .await?,

@@ -221,4 +221,6 @@ pub struct PromotionEventView {
     pub release: Option<ReleaseRef>,
     pub message: String,
     pub created_at: DateTime<Utc>,
+    /// For `target.queued`: the promotion the target waits for.
+    pub waiting_for: Option<Uuid>,
 }

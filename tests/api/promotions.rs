@@ -1004,6 +1004,8 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
         "{}",
         queued_event.message
     );
+    assert_eq!(queued_event.waiting_for_promotion_id, first.id);
+    assert_eq!(queued_event.app.clone().unwrap().name, "shop-stg-a");
     gate.add_permits(10);
     let first_done = app.finished_promotion(&first.id).await;
     let second_done = app.finished_promotion(&second.id).await;

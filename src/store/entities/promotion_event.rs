@@ -19,6 +19,8 @@ pub struct Model {
     pub release_version: Option<i64>,
     pub message: String,
     pub created_at: DateTimeUtc,
+    /// For `target.queued`: the promotion the target waits for.
+    pub waiting_for: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
