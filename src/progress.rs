@@ -221,7 +221,11 @@ pub async fn finish_if_complete(
         .iter()
         .map(|target| TargetStatus::parse(&target.status).unwrap_or(TargetStatus::Pending))
         .collect();
-    let Some(outcome) = aggregate_status(&statuses) else {
+    let cancel_requested = promotion::Entity::find_by_id(promotion_id)
+        .one(txn)
+        .await?
+        .is_some_and(|promotion| promotion.cancel_requested_at.is_some());
+    let Some(outcome) = aggregate_status(&statuses, cancel_requested) else {
         return Ok(None);
     };
     let now = store::now();

@@ -7,6 +7,7 @@ mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_tokens;
 mod m20261126_000003_create_promotions;
 mod m20261126_000004_event_waiting_for;
+mod m20261126_000005_promotion_cancel_requested;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_tokens::Migration),
             Box::new(m20261126_000003_create_promotions::Migration),
             Box::new(m20261126_000004_event_waiting_for::Migration),
+            Box::new(m20261126_000005_promotion_cancel_requested::Migration),
         ]
     }
 }

@@ -106,10 +106,16 @@ impl fmt::Display for TargetStatus {
 }
 
 /// The outcome of a promotion whose targets are all final, or `None` while any is not.
-/// A promotion with a canceled target ended `canceled`.
-pub fn aggregate_status(targets: &[TargetStatus]) -> Option<PromotionStatus> {
+/// A promotion that was canceled, or that has a canceled target, ended `canceled`.
+pub fn aggregate_status(
+    targets: &[TargetStatus],
+    cancel_requested: bool,
+) -> Option<PromotionStatus> {
     if targets.is_empty() || targets.iter().any(|status| !status.is_final()) {
         return None;
+    }
+    if cancel_requested {
+        return Some(PromotionStatus::Canceled);
     }
     let count = |wanted: TargetStatus| targets.iter().filter(|s| **s == wanted).count();
     let (succeeded, failed, canceled) = (
@@ -211,29 +217,38 @@ mod tests {
 
     #[test]
     fn the_aggregate_waits_for_every_target() {
-        assert_eq!(aggregate_status(&[Succeeded, Running]), None);
-        assert_eq!(aggregate_status(&[Pending]), None);
-        assert_eq!(aggregate_status(&[]), None);
+        assert_eq!(aggregate_status(&[Succeeded, Running], false), None);
+        assert_eq!(aggregate_status(&[Pending], false), None);
+        assert_eq!(aggregate_status(&[], false), None);
     }
 
     #[test]
     fn the_aggregate_distinguishes_all_none_and_some() {
         assert_eq!(
-            aggregate_status(&[Succeeded, Succeeded]),
+            aggregate_status(&[Succeeded, Succeeded], false),
             Some(PromotionStatus::Successful)
         );
         assert_eq!(
-            aggregate_status(&[Failed, Failed]),
+            aggregate_status(&[Failed, Failed], false),
             Some(PromotionStatus::Failed)
         );
         assert_eq!(
-            aggregate_status(&[Succeeded, Failed, Succeeded]),
+            aggregate_status(&[Succeeded, Failed, Succeeded], false),
             Some(PromotionStatus::PartiallyFailed)
         );
         assert_eq!(
-            aggregate_status(&[Succeeded, Canceled]),
+            aggregate_status(&[Succeeded, Canceled], false),
             Some(PromotionStatus::Canceled)
         );
+    }
+
+    #[test]
+    fn a_canceled_promotion_ends_canceled_even_when_nothing_was_left_to_cancel() {
+        assert_eq!(
+            aggregate_status(&[Succeeded, Succeeded], true),
+            Some(PromotionStatus::Canceled)
+        );
+        assert_eq!(aggregate_status(&[Succeeded, Running], true), None);
     }
 
     #[test]

@@ -556,6 +556,7 @@ impl Promotions {
             created_at: Set(now),
             updated_at: Set(now),
             finished_at: Set(None),
+            cancel_requested_at: Set(None),
         };
         if let Err(error) = row.insert(&txn).await {
             txn.rollback().await.ok();
@@ -693,6 +694,22 @@ impl Promotions {
         authorize(caller, Role::Write, "canceling a promotion")?;
         let model = self.find(id).await?;
         let txn = self.db.begin().await?;
+        // Marking the request first locks the promotion row (on PostgreSQL) against
+        // concurrent outcomes, and makes the promotion end `canceled` whatever still runs.
+        promotion::Entity::update_many()
+            .col_expr(
+                promotion::Column::CancelRequestedAt,
+                Some(store::now()).into(),
+            )
+            .col_expr(promotion::Column::UpdatedAt, store::now().into())
+            .filter(promotion::Column::Id.eq(model.id))
+            .filter(promotion::Column::CancelRequestedAt.is_null())
+            .filter(promotion::Column::Status.is_in([
+                PromotionStatus::Pending.as_str(),
+                PromotionStatus::Running.as_str(),
+            ]))
+            .exec(&txn)
+            .await?;
         let current = promotion::Entity::find_by_id(model.id)
             .one(&txn)
             .await?

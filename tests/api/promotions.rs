@@ -1154,3 +1154,61 @@ async fn promotions_list_newest_first_in_pages() {
     );
     let _ = Arc::new(());
 }
+
+#[tokio::test]
+async fn a_promotion_canceled_while_its_only_target_runs_ends_canceled() {
+    let (deployer, gate) = TestDeployer::gated();
+    let app = spawn_app_deploying_with(deployer).await;
+    shop(&app).await;
+    app.create_release("shop-dev", "shop:1").await;
+    let created = create(
+        &app,
+        CreatePromotionRequest {
+            targets: vec!["shop-stg-a".into()],
+            ..promote("shop-dev")
+        },
+    )
+    .await
+    .unwrap();
+    let mut stream = app
+        .promotions
+        .clone()
+        .watch_promotion(WatchPromotionRequest {
+            id: created.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(event) = stream.next().await {
+        if event.unwrap().name == "target.release_created" {
+            break;
+        }
+    }
+    let canceled = app
+        .promotions
+        .clone()
+        .cancel_promotion(CancelPromotionRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(canceled.status, PromotionStatus::Running as i32);
+    gate.add_permits(1);
+    let mut names = Vec::new();
+    while let Some(event) = stream.next().await {
+        names.push(event.unwrap().name);
+    }
+    assert_eq!(names, ["target.succeeded", "promotion.finished"]);
+    let finished = app
+        .promotions
+        .clone()
+        .get_promotion(GetPromotionRequest {
+            id: created.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(finished.status, PromotionStatus::Canceled as i32);
+}
