@@ -123,6 +123,9 @@ impl Tokens {
 
     /// Revokes a token by name. Revoking a revoked token is a no-op that reports it.
     pub async fn revoke(&self, name: &str) -> Result<TokenInfo> {
+        if name.contains('\0') {
+            return Err(Error::not_found("token", name.replace('\0', "\\0")));
+        }
         let found = token::Entity::find()
             .filter(token::Column::Name.eq(name))
             .one(&self.db)

@@ -75,8 +75,18 @@ pub fn check_config_key(field: &str, key: &str) -> Result<(), InvalidField> {
     Ok(())
 }
 
-/// A config var value: any text up to 64 KiB.
+/// Text may hold anything but NUL, which PostgreSQL cannot store (and SQLite would
+/// store differently): refusing it keeps both backends alike.
+fn check_no_nul(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.contains('\0') {
+        return Err(InvalidField::new(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+/// A config var value: any text up to 64 KiB, without NUL.
 pub fn check_config_value(field: &str, value: &str) -> Result<(), InvalidField> {
+    check_no_nul(field, value)?;
     if value.len() > CONFIG_VALUE_MAX_BYTES {
         return Err(InvalidField::new(
             field,
@@ -86,8 +96,9 @@ pub fn check_config_value(field: &str, value: &str) -> Result<(), InvalidField> 
     Ok(())
 }
 
-/// Optional free text of bounded length.
+/// Optional free text of bounded length, without NUL.
 pub fn check_description(field: &str, value: &str) -> Result<(), InvalidField> {
+    check_no_nul(field, value)?;
     if value.chars().count() > DESCRIPTION_MAX_CHARS {
         return Err(InvalidField::new(
             field,
@@ -263,5 +274,8 @@ mod tests {
         assert!(check_label("name", "  ").is_err());
         assert!(check_label("name", "Unit tests").is_ok());
         assert!(check_description("description", &"d".repeat(1001)).is_err());
+        assert!(check_description("description", "a\0b").is_err());
+        assert!(check_config_value("config_vars.K", "a\0b").is_err());
+        assert!(check_config_value("config_vars.K", "multi\nline ok").is_ok());
     }
 }

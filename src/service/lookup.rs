@@ -23,11 +23,16 @@ pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid> {
     Uuid::parse_str(value).map_err(|_| Error::invalid(field, format!("'{value}' is not a UUID")))
 }
 
-fn require_reference(field: &str, value: &str) -> Result<Reference> {
+/// A reference to look up, or `None` when it cannot name anything: no name or id holds a
+/// NUL character, and PostgreSQL cannot even compare one.
+fn require_reference(field: &str, value: &str) -> Result<Option<Reference>> {
     if value.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
-    Ok(Reference::parse(value))
+    if value.contains('\0') {
+        return Ok(None);
+    }
+    Ok(Some(Reference::parse(value)))
 }
 
 /// Finds a live pipeline by UUID or name.
@@ -38,8 +43,9 @@ pub async fn find_pipeline(
 ) -> Result<pipeline::Model> {
     let live = pipeline::Entity::find().filter(pipeline::Column::DeletedAt.is_null());
     let found = match require_reference(field, value)? {
-        Reference::Id(id) => live.filter(pipeline::Column::Id.eq(id)).one(db).await?,
-        Reference::Name(name) => live.filter(pipeline::Column::Name.eq(name)).one(db).await?,
+        None => None,
+        Some(Reference::Id(id)) => live.filter(pipeline::Column::Id.eq(id)).one(db).await?,
+        Some(Reference::Name(name)) => live.filter(pipeline::Column::Name.eq(name)).one(db).await?,
     };
     found.ok_or_else(|| Error::not_found("pipeline", value))
 }
@@ -49,11 +55,12 @@ pub async fn find_pipeline(
 pub async fn find_app(db: &impl ConnectionTrait, field: &str, value: &str) -> Result<app::Model> {
     let live = || app::Entity::find().filter(app::Column::DeletedAt.is_null());
     let found = match require_reference(field, value)? {
-        Reference::Id(id) => match live().filter(app::Column::Id.eq(id)).one(db).await? {
+        None => None,
+        Some(Reference::Id(id)) => match live().filter(app::Column::Id.eq(id)).one(db).await? {
             Some(found) => Some(found),
             None => live().filter(app::Column::Name.eq(value)).one(db).await?,
         },
-        Reference::Name(name) => live().filter(app::Column::Name.eq(name)).one(db).await?,
+        Some(Reference::Name(name)) => live().filter(app::Column::Name.eq(name)).one(db).await?,
     };
     found.ok_or_else(|| Error::not_found("app", value))
 }

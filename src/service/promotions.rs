@@ -149,10 +149,14 @@ impl Promotions {
         authorize(caller, Role::Write, "promoting")?;
         let request_id = match request.request_id.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(id) if id.chars().count() > REQUEST_ID_MAX_CHARS => {
+            Some(id)
+                if id.chars().count() > REQUEST_ID_MAX_CHARS || id.chars().any(char::is_control) =>
+            {
                 return Err(Error::invalid(
                     "request_id",
-                    format!("must be at most {REQUEST_ID_MAX_CHARS} characters"),
+                    format!(
+                        "must be at most {REQUEST_ID_MAX_CHARS} characters, without control characters"
+                    ),
                 ))
             }
             Some(id) => Some(id.to_owned()),

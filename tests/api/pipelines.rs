@@ -343,3 +343,25 @@ async fn statuses_are_the_distinct_sorted_contexts_of_coupled_apps() {
         .await;
     assert_status(result, Code::NotFound, &["missing"]);
 }
+
+#[tokio::test]
+async fn a_nul_character_names_nothing_over_grpc() {
+    let app = spawn_app().await;
+    let result = app
+        .pipelines
+        .clone()
+        .get_pipeline(GetPipelineRequest {
+            pipeline: "a\0b".into(),
+        })
+        .await;
+    assert_status(result, Code::NotFound, &["pipeline"]);
+    let result = app
+        .pipelines
+        .clone()
+        .create_pipeline(CreatePipelineRequest {
+            name: "shop".into(),
+            description: "\0".into(),
+        })
+        .await;
+    assert_status(result, Code::InvalidArgument, &["description", "NUL"]);
+}

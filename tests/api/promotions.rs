@@ -1212,3 +1212,20 @@ async fn a_promotion_canceled_while_its_only_target_runs_ends_canceled() {
         .into_inner();
     assert_eq!(finished.status, PromotionStatus::Canceled as i32);
 }
+
+#[tokio::test]
+async fn a_request_id_with_control_characters_is_invalid() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    app.create_release("shop-dev", "shop:1").await;
+    let request = CreatePromotionRequest {
+        request_id: "key\0".into(),
+        ..promote("shop-dev")
+    };
+    assert_status(
+        create(&app, request).await,
+        Code::InvalidArgument,
+        &["request_id"],
+    );
+    assert_eq!(promotion_count(&app).await, 0);
+}

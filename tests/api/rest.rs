@@ -686,3 +686,51 @@ async fn rest_speaks_http2_too() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_or_not_found_never_a_server_error() {
+    let app = spawn_app().await;
+    post(&app, "/apps", json!({"name": "shop-dev"})).await;
+    let (status, body) = post(
+        &app,
+        "/pipelines",
+        json!({"name": "shop", "description": "a\u{0}b"}),
+    )
+    .await;
+    assert_error(status, &body, 422, 3, "description");
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/apps/shop-dev/config-vars",
+            Some(json!({"K": "a\u{0}b"})),
+            None,
+        )
+        .await;
+    assert_error(status, &body, 422, 3, "config_vars.K");
+    let (status, body) = post(
+        &app,
+        "/apps/shop-dev/releases",
+        json!({"image": "shop:1", "description": "\u{0}"}),
+    )
+    .await;
+    assert_error(status, &body, 422, 3, "description");
+    for path in [
+        "/pipelines/a%00b",
+        "/apps/a%00b",
+        "/pipelines/a%00b/pipeline-couplings",
+        "/pipeline-promotions?pipeline=a%00b",
+    ] {
+        let (status, body) = get(&app, path).await;
+        assert_error(status, &body, 404, 5, "not found");
+    }
+    let mut promotion = json!({"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-dev"}}});
+    promotion["request_id"] = json!("key\u{0}");
+    post(&app, "/pipelines", json!({"name": "shop"})).await;
+    let (status, body) = post(&app, "/pipeline-promotions", promotion).await;
+    assert_ne!(status, 500, "{body}");
+    // Nothing with a NUL was stored.
+    let (_, pipelines) = get(&app, "/pipelines").await;
+    assert_eq!(pipelines.as_array().unwrap().len(), 1);
+    let (_, vars) = get(&app, "/apps/shop-dev/config-vars").await;
+    assert_eq!(vars, json!({}));
+}
