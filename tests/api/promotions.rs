@@ -80,6 +80,35 @@ async fn plan(app: &TestApp, request: CreatePromotionRequest) -> PromotionPlan {
     }
 }
 
+/// Opens a watch and reads it up to and including the first event named `name`; the rest
+/// of the stream is the caller's.
+async fn watch_until(
+    app: &TestApp,
+    id: &str,
+    name: &str,
+) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+    let mut stream = app
+        .promotions
+        .clone()
+        .watch_promotion(WatchPromotionRequest {
+            id: id.into(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the event arrives within 20s")
+            .expect("the stream does not end first")
+            .unwrap();
+        if event.name == name {
+            return stream;
+        }
+    }
+}
+
 async fn promotion_count(app: &TestApp) -> usize {
     app.promotions
         .clone()
@@ -870,22 +899,7 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
     app.create_release("shop-dev", "shop:1").await;
     let created = create(&app, promote("shop-dev")).await.unwrap();
     // Wait until the first target is deploying (held at the gate).
-    let mut stream = app
-        .promotions
-        .clone()
-        .watch_promotion(WatchPromotionRequest {
-            id: created.id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    loop {
-        let event = stream.next().await.unwrap().unwrap();
-        if event.name == "target.release_created" {
-            break;
-        }
-    }
+    let mut stream = watch_until(&app, &created.id, "target.release_created").await;
     let canceled = app
         .promotions
         .clone()
@@ -1170,21 +1184,7 @@ async fn a_promotion_canceled_while_its_only_target_runs_ends_canceled() {
     )
     .await
     .unwrap();
-    let mut stream = app
-        .promotions
-        .clone()
-        .watch_promotion(WatchPromotionRequest {
-            id: created.id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    while let Some(event) = stream.next().await {
-        if event.unwrap().name == "target.release_created" {
-            break;
-        }
-    }
+    let mut stream = watch_until(&app, &created.id, "target.release_created").await;
     let canceled = app
         .promotions
         .clone()
