@@ -88,7 +88,10 @@ impl Tokens {
         let role = Role::parse(role).ok_or_else(|| {
             Error::invalid(
                 "role",
-                format!("'{role}' is not a role; expected read, write or admin"),
+                format!(
+                    "{} is not a role; expected read, write or admin",
+                    crate::domain::quoted(role)
+                ),
             )
         })?;
         let secret = generate_secret();
@@ -124,7 +127,7 @@ impl Tokens {
     /// Revokes a token by name. Revoking a revoked token is a no-op that reports it.
     pub async fn revoke(&self, name: &str) -> Result<TokenInfo> {
         if name.contains('\0') {
-            return Err(Error::not_found("token", name.replace('\0', "\\0")));
+            return Err(Error::not_found("token", &name.replace('\0', "\\0")));
         }
         let found = token::Entity::find()
             .filter(token::Column::Name.eq(name))

@@ -4,8 +4,8 @@
 use sea_orm::DbErr;
 
 use crate::{
-    domain::InvalidField,
-    service::views::{CheckVerdict, TargetDrift},
+    domain::{bounded_message, quoted, InvalidField},
+    views::{CheckVerdict, TargetDrift},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +14,8 @@ pub enum Error {
     #[error("invalid {}: {}", .0.field, .0.reason)]
     InvalidArgument(InvalidField),
     /// A referenced resource does not exist.
-    #[error("{resource} '{key}' not found")]
-    NotFound { resource: &'static str, key: String },
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]
@@ -47,11 +47,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn not_found(resource: &'static str, key: impl Into<String>) -> Self {
-        Error::NotFound {
-            resource,
-            key: key.into(),
-        }
+    /// "`resource` 'key' not found", quoting at most the start of a long key.
+    pub fn not_found(resource: &str, key: &str) -> Self {
+        Error::NotFound(format!("{resource} {} not found", quoted(key)))
+    }
+
+    /// The message a client sees: bounded in size whatever it echoes.
+    pub fn client_message(&self) -> String {
+        bounded_message(self.to_string())
     }
 
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -61,7 +64,7 @@ impl Error {
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
             Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
-            Error::NotFound { .. } => tonic::Code::NotFound,
+            Error::NotFound(_) => tonic::Code::NotFound,
             Error::AlreadyExists(_) => tonic::Code::AlreadyExists,
             Error::FailedPrecondition(_)
             | Error::UnmetStatusChecks { .. }
@@ -82,9 +85,44 @@ impl From<InvalidField> for Error {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
-        match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(error.to_string()),
-            other => Error::Internal(format!("database: {other}")),
+        if is_connection_failure(&error) {
+            Error::Unavailable(error.to_string())
+        } else {
+            Error::Internal(format!("database: {error}"))
         }
+    }
+}
+
+/// Whether a database error means the database went away or could not take the work
+/// (a restart, a dropped connection, an exhausted pool, a transaction aborted to break a
+/// conflict), so that the same request may succeed when retried.
+fn is_connection_failure(error: &DbErr) -> bool {
+    use sea_orm::{sqlx::Error as SqlxError, RuntimeErr};
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(runtime) | DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(sqlx) => match sqlx {
+            SqlxError::Io(_)
+            | SqlxError::Tls(_)
+            | SqlxError::Protocol(_)
+            | SqlxError::PoolTimedOut
+            | SqlxError::PoolClosed
+            | SqlxError::WorkerCrashed => true,
+            SqlxError::Database(database) => database.code().is_some_and(|code| {
+                // 08: connection exception; 57P01-03: the server is shutting down or
+                // starting; 40001 and 40P01: serialization failure and deadlock, which
+                // PostgreSQL resolves by aborting one transaction that may be retried.
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "40001"
+                    || code == "40P01"
+            }),
+            _ => false,
+        },
+        // sea-orm reports a connection it could not use this way.
+        RuntimeErr::Internal(message) => message.contains("connection"),
     }
 }

@@ -1,8 +1,9 @@
 //! The pipelines release-promotion service.
 //!
 //! Layers, from the inside out: [`domain`] (pure rules), [`store`] (entities and queries),
-//! [`service`] (the use cases), [`grpc`] and [`rest`] (the adapters), [`auth`] (tokens), and [`startup`], which
-//! assembles them into a server.
+//! [`views`] (what reads return), [`lifecycle`] (every state change of a promotion),
+//! [`service`] (the use cases), [`engine`] (runs promotions), [`grpc`] and [`rest`] (the
+//! adapters), [`auth`] (tokens), and [`startup`], which assembles them into a server.
 
 pub mod auth;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod grpc;
+pub mod lifecycle;
 pub mod progress;
 pub mod proto;
 pub mod rest;
@@ -19,3 +21,4 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod views;

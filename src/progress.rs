@@ -1,6 +1,6 @@
-//! The progress of promotions: writing numbered events together with the state changes
-//! they report, finishing a promotion exactly once, fanning events out to watchers, and
-//! the watch itself (history first, then live events, until `promotion.finished`).
+//! The progress of promotions as watchers see it: fanning committed events out to
+//! watchers, carrying them between processes, and the watch itself (history first, then
+//! live events, until `promotion.finished`). Events are written by [`crate::lifecycle`].
 //!
 //! Fan-out has one source per process: whoever commits an event publishes it to the
 //! [`EventHub`], and every watcher in the process subscribes there. A watcher costs a
@@ -11,79 +11,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc, Notify};
 use uuid::Uuid;
 
-use crate::{
-    domain::promotion::{aggregate_status, EventKind, PromotionStatus, TargetStatus},
-    error::{Error, Result},
-    service::views::{PromotionEventView, ReleaseRef, ResourceRef},
-    store::{
-        self,
-        entities::{promotion, promotion_event, promotion_target},
-    },
-};
+use crate::{error::Result, lifecycle::events_after, store, views::PromotionEventView};
 
 /// Buffered events per promotion before a slow watcher falls back to the database.
 const CHANNEL_CAPACITY: usize = 256;
-
-/// What happened, about which target, for an event about to be written.
-#[derive(Debug, Clone)]
-pub struct EventDraft {
-    pub kind: EventKind,
-    pub target: Option<Uuid>,
-    pub app: Option<ResourceRef>,
-    pub target_status: Option<TargetStatus>,
-    pub release: Option<ReleaseRef>,
-    pub message: String,
-    /// For `target.queued`: the promotion the target waits for.
-    pub waiting_for: Option<Uuid>,
-}
-
-impl EventDraft {
-    pub fn about_promotion(kind: EventKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            target: None,
-            app: None,
-            target_status: None,
-            release: None,
-            message: message.into(),
-            waiting_for: None,
-        }
-    }
-}
-
-fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
-    let kind = EventKind::parse(&model.kind)
-        .ok_or_else(|| Error::Internal(format!("event {} has unknown kind", model.id)))?;
-    let promotion_status = PromotionStatus::parse(&model.promotion_status).ok_or_else(|| {
-        Error::Internal(format!("event {} has unknown promotion status", model.id))
-    })?;
-    Ok(PromotionEventView {
-        promotion_id: model.promotion_id,
-        sequence: model.sequence,
-        kind,
-        target_id: model.target_id,
-        app: model.app_id.map(|id| ResourceRef {
-            id,
-            name: model.app_name.clone(),
-        }),
-        target_status: TargetStatus::parse(&model.target_status),
-        promotion_status,
-        release: match (model.release_id, model.release_version) {
-            (Some(id), Some(version)) => Some(ReleaseRef { id, version }),
-            _ => None,
-        },
-        message: model.message,
-        created_at: model.created_at,
-        waiting_for: model.waiting_for,
-    })
-}
 
 /// Publishes the events committed after what this process last published for one watched
 /// promotion. Used for events written by other processes.
@@ -110,7 +45,7 @@ pub async fn relay_between_processes(
     let pool = db.get_postgres_connection_pool().clone();
     let connect = || async {
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(NOTIFY_CHANNEL).await?;
+        listener.listen(store::EVENTS_CHANNEL).await?;
         Ok::<_, sea_orm::sqlx::Error>(listener)
     };
     let mut listener = match connect().await {
@@ -155,140 +90,13 @@ pub async fn relay_between_processes(
     }
 }
 
-/// Appends the promotion's next event inside the caller's transaction. The counter on the
-/// promotion row is bumped first, which on PostgreSQL locks the row until commit, so events
-/// of one promotion commit in sequence order.
-pub async fn append_event(
-    txn: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    draft: EventDraft,
-) -> Result<PromotionEventView> {
-    promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::EventCount,
-            sea_orm::sea_query::Expr::col(promotion::Column::EventCount).add(1),
-        )
-        .filter(promotion::Column::Id.eq(promotion_id))
-        .exec(txn)
-        .await?;
-    let current = promotion::Entity::find_by_id(promotion_id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| Error::not_found("promotion", promotion_id.to_string()))?;
-    let row = promotion_event::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        promotion_id: Set(promotion_id),
-        sequence: Set(current.event_count),
-        kind: Set(draft.kind.as_str().to_owned()),
-        target_id: Set(draft.target),
-        app_id: Set(draft.app.as_ref().map(|app| app.id)),
-        app_name: Set(draft.app.map(|app| app.name).unwrap_or_default()),
-        target_status: Set(draft
-            .target_status
-            .map(|status| status.as_str().to_owned())
-            .unwrap_or_default()),
-        promotion_status: Set(current.status.clone()),
-        release_id: Set(draft.release.as_ref().map(|release| release.id)),
-        release_version: Set(draft.release.map(|release| release.version)),
-        message: Set(draft.message),
-        created_at: Set(store::now()),
-        waiting_for: Set(draft.waiting_for),
-    };
-    let event = event_view(row.insert(txn).await?)?;
-    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
-        // Delivered at commit, to every process that listens.
-        txn.execute(sea_orm::Statement::from_sql_and_values(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [NOTIFY_CHANNEL.into(), promotion_id.to_string().into()],
-        ))
-        .await?;
-    }
-    Ok(event)
-}
-
-/// Ends the promotion if every target is final: sets the aggregate status and appends
-/// `promotion.finished`. The status update only applies to an unfinished promotion, so
-/// concurrent callers finish it exactly once. Returns the event when this call finished it.
-pub async fn finish_if_complete(
-    txn: &impl ConnectionTrait,
-    promotion_id: Uuid,
-) -> Result<Option<PromotionEventView>> {
-    let statuses: Vec<TargetStatus> = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .all(txn)
-        .await?
-        .iter()
-        .map(|target| TargetStatus::parse(&target.status).unwrap_or(TargetStatus::Pending))
-        .collect();
-    let cancel_requested = promotion::Entity::find_by_id(promotion_id)
-        .one(txn)
-        .await?
-        .is_some_and(|promotion| promotion.cancel_requested_at.is_some());
-    let Some(outcome) = aggregate_status(&statuses, cancel_requested) else {
-        return Ok(None);
-    };
-    let now = store::now();
-    let updated = promotion::Entity::update_many()
-        .col_expr(promotion::Column::Status, outcome.as_str().into())
-        .col_expr(promotion::Column::UpdatedAt, now.into())
-        .col_expr(promotion::Column::FinishedAt, Some(now).into())
-        .filter(promotion::Column::Id.eq(promotion_id))
-        .filter(promotion::Column::Status.is_in([
-            PromotionStatus::Pending.as_str(),
-            PromotionStatus::Running.as_str(),
-        ]))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected == 0 {
-        return Ok(None);
-    }
-    let succeeded = statuses
-        .iter()
-        .filter(|status| **status == TargetStatus::Succeeded)
-        .count();
-    let message = format!(
-        "promotion {}: {succeeded} of {} targets succeeded",
-        outcome,
-        statuses.len()
-    );
-    Ok(Some(
-        append_event(
-            txn,
-            promotion_id,
-            EventDraft::about_promotion(EventKind::PromotionFinished, message),
-        )
-        .await?,
-    ))
-}
-
-/// Events of a promotion after a sequence number, in order.
-pub async fn events_after(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    after: i64,
-) -> Result<Vec<PromotionEventView>> {
-    promotion_event::Entity::find()
-        .filter(promotion_event::Column::PromotionId.eq(promotion_id))
-        .filter(promotion_event::Column::Sequence.gt(after))
-        .order_by_asc(promotion_event::Column::Sequence)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(event_view)
-        .collect()
-}
-
-/// The per-process fan-out of promotion events, and the signal that new work exists.
-/// The PostgreSQL channel that carries "promotion P has new events" between processes.
-pub const NOTIFY_CHANNEL: &str = "pipelines_events";
-
 /// One watched promotion: its broadcast and the last sequence published to it.
 struct Channel {
     sender: broadcast::Sender<Arc<PromotionEventView>>,
     published: i64,
 }
 
+/// The per-process fan-out of promotion events, and the signal that new work exists.
 pub struct EventHub {
     channels: Mutex<HashMap<Uuid, Channel>>,
     work_available: Notify,
@@ -482,20 +290,4 @@ pub fn watch(
             };
         }
     });
-}
-
-/// Commits `txn` and publishes the events it wrote.
-pub async fn commit_and_publish(
-    txn: sea_orm::DatabaseTransaction,
-    hub: &EventHub,
-    events: Vec<PromotionEventView>,
-) -> Result<()> {
-    txn.commit().await?;
-    hub.publish(events);
-    Ok(())
-}
-
-/// Opens a transaction on `db`.
-pub async fn begin(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
-    Ok(db.begin().await?)
 }

@@ -8,6 +8,7 @@ mod m20261126_000002_create_tokens;
 mod m20261126_000003_create_promotions;
 mod m20261126_000004_event_waiting_for;
 mod m20261126_000005_promotion_cancel_requested;
+mod m20261127_000006_target_app_deleted;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_promotions::Migration),
             Box::new(m20261126_000004_event_waiting_for::Migration),
             Box::new(m20261126_000005_promotion_cancel_requested::Migration),
+            Box::new(m20261127_000006_target_app_deleted::Migration),
         ]
     }
 }

@@ -32,3 +32,53 @@ impl fmt::Display for InvalidField {
 }
 
 impl std::error::Error for InvalidField {}
+
+/// The most characters of a client's value that an error message quotes.
+pub const QUOTED_VALUE_MAX_CHARS: usize = 200;
+/// The most bytes an error message holds in all; details carry the complete lists.
+pub const MESSAGE_MAX_BYTES: usize = 1024;
+
+/// A client's value as an error message quotes it: in single quotes, cut after
+/// [`QUOTED_VALUE_MAX_CHARS`] characters, so that an echo can never outgrow the message.
+pub fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_VALUE_MAX_CHARS) {
+        None => format!("'{value}'"),
+        Some((cut, _)) => format!("'{}…'", &value[..cut]),
+    }
+}
+
+/// Cuts a message to at most [`MESSAGE_MAX_BYTES`] bytes, on a character boundary.
+pub fn bounded_message(mut message: String) -> String {
+    if message.len() <= MESSAGE_MAX_BYTES {
+        return message;
+    }
+    let mut cut = MESSAGE_MAX_BYTES - '…'.len_utf8();
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push('…');
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_cuts_long_values_on_a_character_boundary() {
+        assert_eq!(quoted("shop"), "'shop'");
+        let long = "é".repeat(500);
+        let quoted = quoted(&long);
+        assert_eq!(quoted.chars().count(), QUOTED_VALUE_MAX_CHARS + 3);
+        assert!(quoted.ends_with("…'"));
+    }
+
+    #[test]
+    fn messages_are_bounded_in_bytes() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let bounded = bounded_message("ü".repeat(2000));
+        assert!(bounded.len() <= MESSAGE_MAX_BYTES);
+        assert!(bounded.ends_with('…'));
+    }
+}

@@ -1,7 +1,7 @@
 //! Validated names and free-text fields. Each type can only hold a value that passed its
 //! rule, so code past the edge never checks a name again.
 
-use super::InvalidField;
+use super::{quoted, InvalidField};
 
 const DESCRIPTION_MAX_CHARS: usize = 1000;
 const CONTEXT_MAX_CHARS: usize = 255;
@@ -23,7 +23,7 @@ fn check_slug(field: &str, value: &str, max_len: usize) -> Result<(), InvalidFie
     if !starts_with_letter || !rest_ok || len < 3 || len > max_len {
         return Err(InvalidField::new(
             field,
-            format!("'{value}' must match {pattern}"),
+            format!("{} must match {pattern}", quoted(value)),
         ));
     }
     Ok(())
@@ -69,7 +69,7 @@ pub fn check_config_key(field: &str, key: &str) -> Result<(), InvalidField> {
     if !first_ok || !rest_ok || key.len() > CONFIG_KEY_MAX_CHARS {
         return Err(InvalidField::new(
             field,
-            format!("'{key}' must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most {CONFIG_KEY_MAX_CHARS} characters"),
+            format!("{} must match ^[A-Za-z_][A-Za-z0-9_]*$ and be at most {CONFIG_KEY_MAX_CHARS} characters", quoted(key)),
         ));
     }
     Ok(())
@@ -123,7 +123,7 @@ fn check_token(field: &str, value: &str, max_chars: usize) -> Result<(), Invalid
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(InvalidField::new(
             field,
-            format!("'{value}' must not contain whitespace"),
+            format!("{} must not contain whitespace", quoted(value)),
         ));
     }
     Ok(())
@@ -165,7 +165,7 @@ pub fn check_optional_url(field: &str, value: &str) -> Result<(), InvalidField> 
     if !has_scheme || !host_present || value.len() > URL_MAX_CHARS {
         return Err(InvalidField::new(
             field,
-            format!("'{value}' must be an absolute http or https URL"),
+            format!("{} must be an absolute http or https URL", quoted(value)),
         ));
     }
     check_token(field, value, URL_MAX_CHARS)
@@ -178,7 +178,7 @@ pub fn check_required_contexts(field: &str, contexts: &[String]) -> Result<(), I
         if contexts[..index].contains(context) {
             return Err(InvalidField::new(
                 format!("{field}[{index}]"),
-                format!("'{context}' is listed twice"),
+                format!("{} is listed twice", quoted(context)),
             ));
         }
     }

@@ -28,7 +28,7 @@ impl PromotionStatus {
         PromotionStatus::Canceled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             PromotionStatus::Pending => "pending",
             PromotionStatus::Running => "running",
@@ -45,8 +45,12 @@ impl PromotionStatus {
             .find(|status| status.as_str() == value)
     }
 
+    /// The states of a promotion that still has work to do or to finish.
+    pub const UNFINISHED: [PromotionStatus; 2] =
+        [PromotionStatus::Pending, PromotionStatus::Running];
+
     pub fn is_final(self) -> bool {
-        !matches!(self, PromotionStatus::Pending | PromotionStatus::Running)
+        !Self::UNFINISHED.contains(&self)
     }
 }
 
@@ -75,7 +79,7 @@ impl TargetStatus {
         TargetStatus::Canceled,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             TargetStatus::Pending => "pending",
             TargetStatus::Running => "running",
@@ -91,11 +95,21 @@ impl TargetStatus {
             .find(|status| status.as_str() == value)
     }
 
+    /// The states of a target that still needs a worker.
+    pub const UNFINISHED: [TargetStatus; 2] = [TargetStatus::Pending, TargetStatus::Running];
+
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TargetStatus::Succeeded | TargetStatus::Failed | TargetStatus::Canceled
-        )
+        !Self::UNFINISHED.contains(&self)
+    }
+
+    /// How the target counts in its promotion's outcome: a target canceled because its app
+    /// was deleted counts as failed, since the release never reached the app.
+    pub fn for_outcome(self, app_deleted: bool) -> TargetStatus {
+        if self == TargetStatus::Canceled && app_deleted {
+            TargetStatus::Failed
+        } else {
+            self
+        }
     }
 }
 
@@ -159,7 +173,7 @@ impl EventKind {
         EventKind::PromotionFinished,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             EventKind::PromotionCreated => "promotion.created",
             EventKind::TargetQueued => "target.queued",
@@ -214,6 +228,15 @@ impl KeyDrift {
 mod tests {
     use super::*;
     use TargetStatus::*;
+
+    #[test]
+    fn a_target_canceled_by_its_apps_deletion_counts_as_failed() {
+        assert_eq!(Canceled.for_outcome(true), Failed);
+        assert_eq!(Canceled.for_outcome(false), Canceled);
+        assert_eq!(Succeeded.for_outcome(true), Succeeded);
+        let outcome = aggregate_status(&[Succeeded, Canceled.for_outcome(true)], false);
+        assert_eq!(outcome, Some(PromotionStatus::PartiallyFailed));
+    }
 
     #[test]
     fn the_aggregate_waits_for_every_target() {

@@ -72,7 +72,7 @@ impl StatusState {
             .ok_or_else(|| {
                 InvalidField::new(
                     field,
-                    format!("'{value}' is not a status state; expected one of pending, success, failure, error"),
+                    format!("{} is not a status state; expected one of pending, success, failure, error", super::quoted(value)),
                 )
             })
     }

@@ -96,7 +96,12 @@ impl Engine {
                     Ok(claimed) => {
                         for target in claimed {
                             let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                                claim::release_lease(&context, target.id).await;
+                                crate::lifecycle::release_lease(
+                                    &context.db,
+                                    target.id,
+                                    &context.settings.worker_id,
+                                )
+                                .await;
                                 continue;
                             };
                             let context = Arc::clone(&context);

@@ -9,8 +9,7 @@ use crate::{
         status::{ReleaseState, StatusState},
         InvalidField,
     },
-    proto,
-    service::views,
+    proto, views,
 };
 
 pub fn timestamp(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {

@@ -23,7 +23,7 @@ fn contexts_of(checks: Option<proto::RequiredStatusChecks>) -> Vec<String> {
     checks.map(|checks| checks.contexts).unwrap_or_default()
 }
 
-fn coupling_list(views: Vec<crate::service::views::CouplingView>) -> proto::ListCouplingsResponse {
+fn coupling_list(views: Vec<crate::views::CouplingView>) -> proto::ListCouplingsResponse {
     proto::ListCouplingsResponse {
         couplings: views.into_iter().map(convert::coupling).collect(),
     }

@@ -2,6 +2,7 @@
 //! use-case calls and views back into protobuf messages. They decide nothing themselves.
 
 mod apps;
+pub mod codec;
 mod convert;
 mod couplings;
 mod pipelines;
@@ -29,7 +30,7 @@ impl From<Error> for Status {
             _ => {}
         }
         let code = error.grpc_code();
-        let message = error.to_string();
+        let message = error.client_message();
         let details = match error {
             Error::UnmetStatusChecks { unmet, .. } => Some(pack(
                 "type.googleapis.com/google.rpc.PreconditionFailure",

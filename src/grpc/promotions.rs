@@ -140,6 +140,10 @@ impl PromotionService for PromotionGrpc {
             .promotions
             .watch(&request.id, request.after_sequence)
             .await?;
+        let Some(events) = events else {
+            // The watcher has every event of a finished promotion: the stream ends at once.
+            return Ok(Response::new(Box::pin(tokio_stream::empty())));
+        };
         let stream = ReceiverStream::new(events)
             .map(|event| event.map(convert::promotion_event).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))

@@ -8,7 +8,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::{
+    domain::{bounded_message, quoted},
+    error::Error,
+};
 
 /// Everything a REST call can fail with: a service error, or a request the gateway could
 /// not read.
@@ -44,7 +47,7 @@ struct ErrorBody {
 pub fn http_status(error: &Error) -> StatusCode {
     match error {
         Error::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::AlreadyExists(_) => StatusCode::CONFLICT,
         Error::FailedPrecondition(_) | Error::UnmetStatusChecks { .. } => StatusCode::CONFLICT,
         Error::ConfigDrift { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -68,14 +71,14 @@ impl ApiError {
                 (
                     http_status(&error),
                     error.grpc_code(),
-                    error.to_string(),
+                    error.client_message(),
                     details,
                 )
             }
             ApiError::MalformedJson(reason) => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
-                format!("malformed JSON body: {reason}"),
+                bounded_message(format!("malformed JSON body: {reason}")),
                 Vec::new(),
             ),
             ApiError::MissingBody => (
@@ -93,13 +96,13 @@ impl ApiError {
             ApiError::BadRequest(reason) => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
-                reason,
+                bounded_message(reason),
                 Vec::new(),
             ),
             ApiError::UnknownPath(path) => (
                 StatusCode::NOT_FOUND,
                 tonic::Code::NotFound,
-                format!("no such path: {path}"),
+                format!("no such path: {}", quoted(&path)),
                 Vec::new(),
             ),
             ApiError::MethodNotAllowed => (

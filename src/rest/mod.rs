@@ -118,7 +118,11 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 /// Answers requests that match no route: UNIMPLEMENTED for gRPC, a JSON 404 otherwise.
 pub async fn unknown_path(headers: HeaderMap, uri: Uri) -> Response {
     if is_grpc(&headers) {
-        return tonic::Status::unimplemented(format!("unknown method {}", uri.path())).into_http();
+        return tonic::Status::unimplemented(format!(
+            "unknown method {}",
+            crate::domain::quoted(uri.path())
+        ))
+        .into_http();
     }
     ApiError::UnknownPath(uri.path().to_owned()).into_response()
 }

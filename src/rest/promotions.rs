@@ -212,7 +212,10 @@ pub(super) async fn watch_promotion(
         })
         .transpose()?;
     let after = last_event_id.or(query.after_sequence).unwrap_or(0);
-    let events = state.services.promotions.watch(&id, after).await?;
+    let Some(events) = state.services.promotions.watch(&id, after).await? else {
+        // Nothing is left to send; 204 tells a browser's EventSource not to reconnect.
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    };
     let stream = tokio_stream::wrappers::ReceiverStream::new(events).map(|event| {
         let sse = match event {
             Ok(event) => {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::service::views;
+use crate::views;
 
 #[derive(Debug, Serialize)]
 pub struct NamedRef {

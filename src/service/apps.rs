@@ -1,6 +1,6 @@
 //! Creating, reading and deleting apps, and their config vars.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
@@ -19,7 +19,10 @@ use crate::{
         names::{check_config_key, check_config_value, AppName},
     },
     error::{Error, Result},
+    lifecycle::{self, Transaction},
+    progress::EventHub,
     store::{
+        self,
         entities::{app, config_var, coupling},
         is_unique_violation,
     },
@@ -35,11 +38,12 @@ pub struct ConfigVarChange {
 #[derive(Clone)]
 pub struct Apps {
     db: DatabaseConnection,
+    hub: Arc<EventHub>,
 }
 
 impl Apps {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
+        Self { db, hub }
     }
 
     pub async fn create(&self, name: &str, caller: &Caller) -> Result<AppView> {
@@ -79,27 +83,35 @@ impl Apps {
             .collect())
     }
 
-    /// Deletes an app: it leaves its pipeline and its config vars are erased. The row and its
-    /// releases are kept, marked deleted, so that past promotions stay readable; the name
-    /// becomes free again.
+    /// Deletes an app: it leaves its pipeline, its config vars are erased, and its
+    /// unfinished promotion targets are canceled. The row and its releases are kept, marked
+    /// deleted, so that past promotions stay readable; the name becomes free again.
+    ///
+    /// Marking the row deleted comes first and takes its lock, so writes racing the delete
+    /// (a coupling, config vars, a release) either commit before it and are removed with
+    /// the app, or wait and then find no app.
     pub async fn delete(&self, app: &str, caller: &Caller) -> Result<AppView> {
         authorize(caller, Role::Admin, "deleting an app (and its coupling)")?;
-        let txn = self.db.begin().await?;
-        let found = find_app(&txn, "app", app).await?;
+        let found = find_app(&self.db, "app", app).await?;
+        let mut tx = Transaction::begin(&self.db).await?;
+        if !store::mark_deleted::<app::Entity>(tx.connection(), found.id).await? {
+            return Err(Error::not_found("app", app));
+        }
         coupling::Entity::delete_many()
             .filter(coupling::Column::AppId.eq(found.id))
-            .exec(&txn)
+            .exec(tx.connection())
             .await?;
         config_var::Entity::delete_many()
             .filter(config_var::Column::AppId.eq(found.id))
-            .exec(&txn)
+            .exec(tx.connection())
             .await?;
-        let now = crate::store::now();
-        let mut row: app::ActiveModel = found.clone().into();
-        row.deleted_at = Set(Some(now));
-        row.updated_at = Set(now);
-        row.update(&txn).await?;
-        txn.commit().await?;
+        lifecycle::cancel_targets_of_deleted_app(&mut tx, found.id, &caller.name).await?;
+        let canceled_targets = tx.wrote_events();
+        tx.commit(&self.hub).await?;
+        if canceled_targets {
+            // Targets queued behind the canceled ones may run now.
+            self.hub.signal_work();
+        }
         Ok(app_view(found))
     }
 
@@ -150,8 +162,12 @@ impl Apps {
                 ));
             }
         }
+        let found = find_app(&self.db, "app", app).await?;
         let txn = self.db.begin().await?;
-        let found = find_app(&txn, "app", app).await?;
+        // Held until commit: a delete of the app waits, then erases these vars with it.
+        store::lock_live_app(&txn, found.id)
+            .await?
+            .ok_or_else(|| Error::not_found("app", app))?;
         for change in changes {
             match change.value {
                 Some(value) => {

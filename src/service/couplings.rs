@@ -3,7 +3,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set,
+    Set, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -23,6 +23,7 @@ use crate::{
     },
     error::{Error, Result},
     store::{
+        self,
         entities::{coupling, pipeline},
         is_unique_violation,
     },
@@ -125,6 +126,20 @@ async fn coupling_view(db: &impl ConnectionTrait, row: coupling::Model) -> Resul
         .ok_or_else(|| Error::Internal("coupling view went missing".into()))
 }
 
+/// ALREADY_EXISTS in the Akkeris wording, naming the app and the pipeline it is in.
+async fn already_pipelined(db: &impl ConnectionTrait, app: &str, pipeline_id: Uuid) -> Error {
+    let pipeline = pipeline::Entity::find_by_id(pipeline_id)
+        .one(db)
+        .await
+        .ok()
+        .flatten()
+        .map(|found| found.name)
+        .unwrap_or_else(|| pipeline_id.to_string());
+    Error::AlreadyExists(format!(
+        "the application already is pipelined: app '{app}' is in pipeline '{pipeline}'"
+    ))
+}
+
 fn sort_for_listing(views: &mut [CouplingView]) {
     views.sort_by(|a, b| {
         (&a.pipeline.name, a.stage, &a.app.name).cmp(&(&b.pipeline.name, b.stage, &b.app.name))
@@ -152,6 +167,22 @@ impl Couplings {
         check_contexts_for_stage(stage, &request.required_contexts)?;
         let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
         let app = find_app(&self.db, "app", &request.app).await?;
+        // Both rows stay locked live until the coupling commits, so a delete of either
+        // waits and then removes the coupling, or ran first and the coupling is refused.
+        let txn = self.db.begin().await?;
+        let pipeline = store::lock_live_pipeline(&txn, pipeline.id)
+            .await?
+            .ok_or_else(|| Error::not_found("pipeline", &request.pipeline))?;
+        let app = store::lock_live_app(&txn, app.id)
+            .await?
+            .ok_or_else(|| Error::not_found("app", &request.app))?;
+        if let Some(existing) = coupling::Entity::find()
+            .filter(coupling::Column::AppId.eq(app.id))
+            .one(&txn)
+            .await?
+        {
+            return Err(already_pipelined(&txn, &app.name, existing.pipeline_id).await);
+        }
         let now = crate::store::now();
         let row = coupling::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -162,13 +193,19 @@ impl Couplings {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match row.insert(&self.db).await {
-            Ok(model) => coupling_view(&self.db, model).await,
-            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(
-                "the application already is pipelined".into(),
-            )),
-            Err(error) => Err(error.into()),
-        }
+        let model = match row.insert(&txn).await {
+            Ok(model) => model,
+            Err(error) if is_unique_violation(&error) => {
+                return Err(Error::AlreadyExists(format!(
+                    "the application already is pipelined: app '{}' joined a pipeline concurrently",
+                    app.name
+                )))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let view = coupling_view(&txn, model).await?;
+        txn.commit().await?;
+        Ok(view)
     }
 
     pub async fn get(&self, id: &str) -> Result<CouplingView> {
@@ -204,7 +241,10 @@ impl Couplings {
             .one(&self.db)
             .await?
             .ok_or_else(|| {
-                Error::not_found("coupling", format!("{}' (the app is in no pipeline)", app))
+                Error::NotFound(format!(
+                    "coupling of app '{}' not found: the app is in no pipeline",
+                    found.name
+                ))
             })?;
         coupling_view(&self.db, row).await
     }

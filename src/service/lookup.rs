@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::views::{AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef};
+use crate::views::{AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef};
 use crate::{
-    domain::status::ReleaseState,
+    domain::{quoted, status::ReleaseState},
     error::{Error, Result},
     store::{
         entities::{app, pipeline, release},
@@ -20,7 +20,8 @@ pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid> {
     if value.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
-    Uuid::parse_str(value).map_err(|_| Error::invalid(field, format!("'{value}' is not a UUID")))
+    Uuid::parse_str(value)
+        .map_err(|_| Error::invalid(field, format!("{} is not a UUID", quoted(value))))
 }
 
 /// A reference to look up, or `None` when it cannot name anything: no name or id holds a
@@ -77,7 +78,13 @@ pub async fn find_release_of_app(
         .filter(release::Column::AppId.eq(app.id))
         .one(db)
         .await?
-        .ok_or_else(|| Error::not_found("release", format!("{value}' of app '{}", app.name)))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "release {} of app '{}' not found",
+                quoted(value),
+                app.name
+            ))
+        })
 }
 
 /// The app's current release: its newest succeeded one.

@@ -7,7 +7,7 @@ mod lookup;
 mod pipelines;
 mod promotions;
 mod releases;
-pub mod views;
+use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{Couplings, NewCoupling};
@@ -59,7 +59,7 @@ impl Services {
         Self {
             pipelines: Pipelines::new(db.clone()),
             couplings: Couplings::new(db.clone()),
-            apps: Apps::new(db.clone()),
+            apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone()),
             promotions: Promotions::new(db, hub),
         }

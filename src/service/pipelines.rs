@@ -19,6 +19,7 @@ use crate::{
     },
     error::{Error, Result},
     store::{
+        self,
         entities::{coupling, pipeline, release, release_status},
         is_unique_violation,
     },
@@ -84,17 +85,17 @@ impl Pipelines {
     /// promotions can still name it; its name becomes free again.
     pub async fn delete(&self, pipeline: &str, caller: &Caller) -> Result<PipelineView> {
         authorize(caller, Role::Admin, "deleting a pipeline")?;
+        let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
         let txn = self.db.begin().await?;
-        let found = find_pipeline(&txn, "pipeline", pipeline).await?;
+        // Marking the row first takes its lock: a racing coupling either committed before
+        // and is removed here, or waits and then finds no pipeline.
+        if !store::mark_deleted::<pipeline::Entity>(&txn, found.id).await? {
+            return Err(Error::not_found("pipeline", pipeline));
+        }
         coupling::Entity::delete_many()
             .filter(coupling::Column::PipelineId.eq(found.id))
             .exec(&txn)
             .await?;
-        let now = crate::store::now();
-        let mut row: pipeline::ActiveModel = found.clone().into();
-        row.deleted_at = Set(Some(now));
-        row.updated_at = Set(now);
-        row.update(&txn).await?;
         txn.commit().await?;
         Ok(pipeline_view(found))
     }

@@ -7,8 +7,8 @@ use std::{
 };
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -27,19 +27,15 @@ use super::{
 use crate::{
     domain::{
         access::{Caller, Role},
-        promotion::{EventKind, KeyDrift, PromotionStatus, TargetStatus},
+        promotion::{KeyDrift, PromotionStatus, TargetStatus},
         stage::Stage,
         status::{unmet_contexts, ReleaseState, StatusState},
     },
     error::{Error, Result},
-    progress::{self, EventDraft, EventHub},
-    store::{
-        self,
-        entities::{
-            app, config_var, coupling, pipeline, promotion, promotion_target, release,
-            release_status,
-        },
-        is_unique_violation,
+    lifecycle::{self, PromotionRecord, Transaction},
+    progress::{self, EventHub},
+    store::entities::{
+        app, config_var, coupling, pipeline, promotion, promotion_target, release, release_status,
     },
 };
 
@@ -312,7 +308,7 @@ impl Promotions {
             for target in &targets {
                 planned.push(PlannedTarget {
                     app: resource(&target.app),
-                    busy_with: self.busy_with(target.app.id).await?,
+                    busy_with: lifecycle::queued_behind(&self.db, target.app.id, None).await?,
                 });
             }
             return Ok(CreatedPromotion::Planned(PromotionPlan {
@@ -328,17 +324,33 @@ impl Promotions {
             }));
         }
         // 8. Store it, pending, for the engine.
-        self.store(
-            &pipeline,
-            &source,
-            &release,
-            &targets,
+        let names: Vec<&str> = targets.iter().map(|t| t.app.name.as_str()).collect();
+        let mut message = format!(
+            "promoting release v{} of '{}' to {}",
+            release.version,
+            source.name,
+            names.join(", ")
+        );
+        if !overridden.is_empty() {
+            message.push_str(&format!(
+                "; {} unmet status checks bypassed by '{}'",
+                overridden.len(),
+                caller.name
+            ));
+        }
+        let record = PromotionRecord {
+            pipeline_id: pipeline.id,
+            source_app_id: source.id,
+            source_release_id: release.id,
+            target_app_ids: targets.iter().map(|target| target.app.id).collect(),
             safe,
-            caller,
-            overridden,
-            request_id.map(|id| (id, fingerprint)),
-        )
-        .await
+            created_by: caller.name.clone(),
+            overridden_checks: serde_json::to_string(&overridden)
+                .map_err(|error| Error::Internal(error.to_string()))?,
+            idempotency: request_id.map(|id| (id, fingerprint)),
+            message,
+        };
+        self.store(record).await
     }
 
     /// The promotion an earlier request with this key created, if any. A different request
@@ -514,110 +526,23 @@ impl Promotions {
         Ok(drift)
     }
 
-    /// The earliest unfinished promotion that has a target on this app.
-    async fn busy_with(&self, app_id: Uuid) -> Result<Option<Uuid>> {
-        Ok(promotion_target::Entity::find()
-            .filter(promotion_target::Column::AppId.eq(app_id))
-            .filter(promotion_target::Column::Status.is_in([
-                TargetStatus::Pending.as_str(),
-                TargetStatus::Running.as_str(),
-            ]))
-            .order_by_asc(promotion_target::Column::CreatedAt)
-            .one(&self.db)
-            .await?
-            .map(|target| target.promotion_id))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn store(
-        &self,
-        pipeline: &pipeline::Model,
-        source: &app::Model,
-        release: &release::Model,
-        targets: &[ResolvedTarget],
-        safe: bool,
-        caller: &Caller,
-        overridden: Vec<CheckRef>,
-        idempotency: Option<(String, String)>,
-    ) -> Result<CreatedPromotion> {
-        let now = store::now();
-        let id = Uuid::new_v4();
-        let overridden_json = serde_json::to_string(&overridden)
-            .map_err(|error| Error::Internal(error.to_string()))?;
-        let txn = self.db.begin().await?;
-        let row = promotion::ActiveModel {
-            id: Set(id),
-            pipeline_id: Set(pipeline.id),
-            source_app_id: Set(source.id),
-            source_release_id: Set(release.id),
-            status: Set(PromotionStatus::Pending.as_str().to_owned()),
-            safe: Set(safe),
-            created_by: Set(caller.name.clone()),
-            overridden_checks: Set(overridden_json),
-            request_id: Set(idempotency.as_ref().map(|(id, _)| id.clone())),
-            request_fingerprint: Set(idempotency.as_ref().map(|(_, print)| print.clone())),
-            event_count: Set(0),
-            created_at: Set(now),
-            updated_at: Set(now),
-            finished_at: Set(None),
-            cancel_requested_at: Set(None),
-        };
-        if let Err(error) = row.insert(&txn).await {
-            txn.rollback().await.ok();
-            // A concurrent retry with the same key won the race: answer with its promotion.
-            if let (true, Some((request_id, fingerprint))) =
-                (is_unique_violation(&error), &idempotency)
-            {
+    /// Stores a validated promotion for the engine. A concurrent retry with the same
+    /// idempotency key that won the race is answered with its promotion.
+    async fn store(&self, record: PromotionRecord) -> Result<CreatedPromotion> {
+        let idempotency = record.idempotency.clone();
+        let mut tx = Transaction::begin(&self.db).await?;
+        let Some(stored) = lifecycle::create_promotion(&mut tx, record).await? else {
+            drop(tx);
+            if let Some((request_id, fingerprint)) = &idempotency {
                 if let Some(existing) = self.replay(request_id, fingerprint).await? {
                     return Ok(CreatedPromotion::Replayed(existing));
                 }
             }
-            return Err(error.into());
-        }
-        for (position, target) in targets.iter().enumerate() {
-            promotion_target::ActiveModel {
-                id: Set(Uuid::new_v4()),
-                promotion_id: Set(id),
-                app_id: Set(target.app.id),
-                position: Set(position as i32),
-                status: Set(TargetStatus::Pending.as_str().to_owned()),
-                release_id: Set(None),
-                error_message: Set(String::new()),
-                queued_behind: Set(None),
-                lease_owner: Set(None),
-                lease_expires_at: Set(None),
-                attempts: Set(0),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await?;
-        }
-        let names: Vec<&str> = targets.iter().map(|t| t.app.name.as_str()).collect();
-        let mut message = format!(
-            "promoting release v{} of '{}' to {}",
-            release.version,
-            source.name,
-            names.join(", ")
-        );
-        if !overridden.is_empty() {
-            message.push_str(&format!(
-                "; {} unmet status checks bypassed by '{}'",
-                overridden.len(),
-                caller.name
+            return Err(Error::Unavailable(
+                "a concurrent request with the same idempotency key did not finish; retry".into(),
             ));
-        }
-        let created = progress::append_event(
-            &txn,
-            id,
-            EventDraft::about_promotion(EventKind::PromotionCreated, message),
-        )
-        .await?;
-        let stored = promotion::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::Internal("promotion vanished".into()))?;
-        progress::commit_and_publish(txn, &self.hub, vec![created]).await?;
+        };
+        tx.commit(&self.hub).await?;
         self.hub.signal_work();
         Ok(CreatedPromotion::Created(
             promotion_view(&self.db, stored).await?,
@@ -697,97 +622,29 @@ impl Promotions {
     pub async fn cancel(&self, id: &str, caller: &Caller) -> Result<PromotionView> {
         authorize(caller, Role::Write, "canceling a promotion")?;
         let model = self.find(id).await?;
-        let txn = self.db.begin().await?;
-        // Marking the request first locks the promotion row (on PostgreSQL) against
-        // concurrent outcomes, and makes the promotion end `canceled` whatever still runs.
-        promotion::Entity::update_many()
-            .col_expr(
-                promotion::Column::CancelRequestedAt,
-                Some(store::now()).into(),
-            )
-            .col_expr(promotion::Column::UpdatedAt, store::now().into())
-            .filter(promotion::Column::Id.eq(model.id))
-            .filter(promotion::Column::CancelRequestedAt.is_null())
-            .filter(promotion::Column::Status.is_in([
-                PromotionStatus::Pending.as_str(),
-                PromotionStatus::Running.as_str(),
-            ]))
-            .exec(&txn)
-            .await?;
-        let current = promotion::Entity::find_by_id(model.id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| Error::not_found("promotion", id))?;
-        let status = PromotionStatus::parse(&current.status)
-            .ok_or_else(|| Error::Internal(format!("promotion {id} has an unknown status")))?;
-        if status.is_final() {
-            return Err(Error::FailedPrecondition(format!(
-                "promotion {id} already finished as {status}; only a pending or running promotion can be canceled"
-            )));
-        }
-        let pending = promotion_target::Entity::find()
-            .filter(promotion_target::Column::PromotionId.eq(model.id))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-            .order_by_asc(promotion_target::Column::Position)
-            .all(&txn)
-            .await?;
-        let apps = apps_by_id(&txn, pending.iter().map(|t| t.app_id)).await?;
-        let mut events = Vec::new();
-        for target in pending {
-            let updated = promotion_target::Entity::update_many()
-                .col_expr(
-                    promotion_target::Column::Status,
-                    TargetStatus::Canceled.as_str().into(),
-                )
-                .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-                .filter(promotion_target::Column::Id.eq(target.id))
-                .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-                .exec(&txn)
-                .await?;
-            if updated.rows_affected == 0 {
-                continue;
-            }
-            let app = apps.get(&target.app_id).map(resource);
-            events.push(
-                progress::append_event(
-                    &txn,
-                    model.id,
-                    EventDraft {
-                        kind: EventKind::TargetCanceled,
-                        target: Some(target.id),
-                        message: format!(
-                            "target '{}' canceled by '{}'",
-                            app.as_ref().map(|a| a.name.as_str()).unwrap_or("?"),
-                            caller.name
-                        ),
-                        app,
-                        target_status: Some(TargetStatus::Canceled),
-                        release: None,
-                        waiting_for: None,
-                    },
-                )
-                .await?,
-            );
-        }
-        if let Some(finished) = progress::finish_if_complete(&txn, model.id).await? {
-            events.push(finished);
-        }
-        progress::commit_and_publish(txn, &self.hub, events).await?;
+        let mut tx = Transaction::begin(&self.db).await?;
+        lifecycle::cancel_promotion(&mut tx, model.id, &caller.name).await?;
+        tx.commit(&self.hub).await?;
         self.hub.signal_work();
         self.get(id).await
     }
 
     /// Streams the promotion's events after `after_sequence`: history, then live events,
-    /// ending after `promotion.finished`.
+    /// ending after `promotion.finished`. `None` when the promotion finished and the
+    /// watcher already has its last event: nothing is left to send.
     pub async fn watch(
         &self,
         id: &str,
         after_sequence: i64,
-    ) -> Result<mpsc::Receiver<Result<PromotionEventView>>> {
+    ) -> Result<Option<mpsc::Receiver<Result<PromotionEventView>>>> {
         if after_sequence < 0 {
             return Err(Error::invalid("after_sequence", "must not be negative"));
         }
         let model = self.find(id).await?;
+        let finished = PromotionStatus::parse(&model.status).is_some_and(PromotionStatus::is_final);
+        if finished && after_sequence >= model.event_count {
+            return Ok(None);
+        }
         let (sink, events) = mpsc::channel(64);
         progress::watch(
             self.db.clone(),
@@ -796,7 +653,7 @@ impl Promotions {
             after_sequence,
             sink,
         );
-        Ok(events)
+        Ok(Some(events))
     }
 }
 
@@ -913,7 +770,7 @@ mod tests {
 
     #[test]
     fn page_tokens_round_trip_and_reject_garbage() {
-        let now = store::now();
+        let now = crate::store::now();
         let id = Uuid::new_v4();
         let token = encode_page_token(now, id);
         assert_eq!(decode_page_token(&token).unwrap(), (now, id));

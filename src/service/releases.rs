@@ -2,6 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -94,8 +95,13 @@ impl Releases {
         check_image("image", image)?;
         check_description("description", description)?;
         let owner = find_app(&self.db, "app", app).await?;
+        // The app stays locked live until the release commits: a deleted app never gets one.
+        let txn = self.db.begin().await?;
+        crate::store::lock_live_app(&txn, owner.id)
+            .await?
+            .ok_or_else(|| Error::not_found("app", app))?;
         let model = insert_release_with_next_version(
-            &self.db,
+            &txn,
             NewRelease {
                 app_id: owner.id,
                 image: image.to_owned(),
@@ -108,6 +114,7 @@ impl Releases {
             },
         )
         .await?;
+        txn.commit().await?;
         self.view_of(&owner, model).await
     }
 

@@ -42,6 +42,117 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
+/// The PostgreSQL channel that carries "promotion P has new events" between processes.
+pub const EVENTS_CHANNEL: &str = "pipelines_events";
+
+/// Tells every process listening on PostgreSQL that the promotion has new events. The
+/// notification is delivered when the caller's transaction commits; SQLite has one
+/// process and needs none.
+pub async fn notify_promotion_changed(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [EVENTS_CHANNEL.into(), promotion_id.to_string().into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The live app with this id, locked against deletion until the caller's transaction
+/// ends (`FOR SHARE` on PostgreSQL; SQLite's single connection serializes transactions).
+/// `None` once the app is deleted: a delete that committed first is seen, one that runs
+/// later waits for the caller.
+pub async fn lock_live_app(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+) -> Result<Option<entities::app::Model>, DbErr> {
+    use entities::app;
+    app::Entity::find_by_id(app_id)
+        .filter(app::Column::DeletedAt.is_null())
+        .lock_shared()
+        .one(db)
+        .await
+}
+
+/// The live pipeline with this id, locked against deletion like [`lock_live_app`].
+pub async fn lock_live_pipeline(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+) -> Result<Option<entities::pipeline::Model>, DbErr> {
+    use entities::pipeline;
+    pipeline::Entity::find_by_id(pipeline_id)
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .lock_shared()
+        .one(db)
+        .await
+}
+
+/// The promotion row, locked for update until the caller's transaction ends.
+pub async fn lock_promotion(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Option<entities::promotion::Model>, DbErr> {
+    entities::promotion::Entity::find_by_id(promotion_id)
+        .lock_exclusive()
+        .one(db)
+        .await
+}
+
+/// Marks a live app or pipeline row deleted. Exactly one of several concurrent deletes
+/// changes the row (the others wait for its lock and then find it deleted), so the
+/// caller knows whether it was the one.
+pub async fn mark_deleted<E>(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr>
+where
+    E: EntityTrait,
+    E::Column: SoftDeleteColumns,
+{
+    let now = now();
+    let result = E::update_many()
+        .col_expr(E::Column::deleted_at(), Some(now).into())
+        .col_expr(E::Column::updated_at(), now.into())
+        .filter(E::Column::id().eq(id))
+        .filter(E::Column::deleted_at().is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The columns a soft-deleted table shares.
+pub trait SoftDeleteColumns: ColumnTrait {
+    fn id() -> Self;
+    fn deleted_at() -> Self;
+    fn updated_at() -> Self;
+}
+
+impl SoftDeleteColumns for entities::app::Column {
+    fn id() -> Self {
+        Self::Id
+    }
+    fn deleted_at() -> Self {
+        Self::DeletedAt
+    }
+    fn updated_at() -> Self {
+        Self::UpdatedAt
+    }
+}
+
+impl SoftDeleteColumns for entities::pipeline::Column {
+    fn id() -> Self {
+        Self::Id
+    }
+    fn deleted_at() -> Self {
+        Self::DeletedAt
+    }
+    fn updated_at() -> Self {
+        Self::UpdatedAt
+    }
+}
+
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await

@@ -3,8 +3,9 @@
 //! and races*: no 5xx, no orphans, one winner per conflict, no release or deploy on a
 //! deleted app, cancels honoured, watches that end, bounded error messages.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
+use futures::future::join_all;
 use pipelines::{
     proto::{
         create_promotion_response::Result as Created, CreatePromotionRequest, GetPipelineRequest,
@@ -12,7 +13,6 @@ use pipelines::{
     },
     store::entities::{app, config_var, coupling, pipeline, promotion_target, release},
 };
-use futures::future::join_all;
 use reqwest::Method;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -138,8 +138,7 @@ async fn config_vars_written_while_their_app_is_deleted_are_erased_with_it() {
         });
         let app_path = format!("/apps/{name}");
         let delete = app.call(Method::DELETE, &app_path, None, None);
-        let (written, (delete_status, delete_body)) =
-            tokio::join!(join_all(writes), delete);
+        let (written, (delete_status, delete_body)) = tokio::join!(join_all(writes), delete);
         assert_eq!(delete_status, 200, "{delete_body}");
         for (status, body) in written {
             assert_not_server_error("a config var write", status, &body);
@@ -173,13 +172,7 @@ async fn two_deletes_of_one_thing_answer_200_once_and_404_once() {
             );
             let mut statuses = [first.0, second.0];
             statuses.sort();
-            assert_eq!(
-                statuses,
-                [200, 404],
-                "{path}: {} / {}",
-                first.1,
-                second.1
-            );
+            assert_eq!(statuses, [200, 404], "{path}: {} / {}", first.1, second.1);
         }
     }
 }
@@ -260,7 +253,9 @@ async fn deleting_a_target_app_cancels_its_targets_and_it_never_gets_a_deploy() 
                 .await
                 .expect("targets");
             let first_running = targets.iter().any(|t| {
-                t.promotion_id.to_string() == first && t.status == "running" && t.release_id.is_some()
+                t.promotion_id.to_string() == first
+                    && t.status == "running"
+                    && t.release_id.is_some()
             });
             if first_running {
                 return;
@@ -300,7 +295,11 @@ async fn deleting_a_target_app_cancels_its_targets_and_it_never_gets_a_deploy() 
         .into_iter()
         .filter(|name| name == "doomed-stg-0")
         .collect();
-    assert_eq!(deployed.len(), 1, "deploys to the deleted app: {deployed:?}");
+    assert_eq!(
+        deployed.len(),
+        1,
+        "deploys to the deleted app: {deployed:?}"
+    );
     let doomed = app::Entity::find()
         .filter(app::Column::Name.eq("doomed-stg-0"))
         .one(&db)
@@ -312,7 +311,11 @@ async fn deleting_a_target_app_cancels_its_targets_and_it_never_gets_a_deploy() 
         .all(&db)
         .await
         .expect("releases");
-    assert_eq!(releases.len(), 1, "only the first promotion's release exists");
+    assert_eq!(
+        releases.len(),
+        1,
+        "only the first promotion's release exists"
+    );
     assert_ne!(
         releases[0].status, "succeeded",
         "a release on a deleted app never becomes current"
@@ -346,45 +349,49 @@ async fn promotions_racing_app_deletes_never_release_onto_a_deleted_app() {
     for (status, body) in join_all(deletes).await {
         assert_eq!(status, 200, "{body}");
     }
-    for id in &promotions {
-        app.finished_promotion(id).await;
-    }
-    let deleted: HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> = app::Entity::find()
+    // Every delete has committed: what the deleted apps hold now is final.
+    let deleted: Vec<uuid::Uuid> = app::Entity::find()
         .filter(app::Column::DeletedAt.is_not_null())
         .all(&db)
         .await
         .expect("apps")
         .into_iter()
-        .filter_map(|row| row.deleted_at.map(|at| (row.id, at)))
+        .map(|row| row.id)
         .collect();
     assert_eq!(deleted.len(), targets.len() / 2);
-    let late: Vec<release::Model> = release::Entity::find()
-        .all(&db)
-        .await
-        .expect("releases")
-        .into_iter()
-        .filter(|row| {
-            deleted
-                .get(&row.app_id)
-                .is_some_and(|deleted_at| row.created_at > *deleted_at || row.status == "succeeded" && row.updated_at > *deleted_at)
-        })
-        .collect();
-    assert!(
-        late.is_empty(),
-        "releases created or made current after their app was deleted: {late:?}"
+    let releases_on_deleted = || async {
+        let mut rows: Vec<(uuid::Uuid, String)> = release::Entity::find()
+            .filter(release::Column::AppId.is_in(deleted.clone()))
+            .all(&db)
+            .await
+            .expect("releases")
+            .into_iter()
+            .map(|row| (row.id, row.status))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let at_deletion = releases_on_deleted().await;
+    for id in &promotions {
+        app.finished_promotion(id).await;
+    }
+    assert_eq!(
+        releases_on_deleted().await,
+        at_deletion,
+        "a release was created or made current on an app after its deletion committed"
     );
     for target in promotion_target::Entity::find()
+        .filter(promotion_target::Column::AppId.is_in(deleted.clone()))
         .all(&db)
         .await
         .expect("targets")
     {
-        if let Some(deleted_at) = deleted.get(&target.app_id) {
-            assert!(
-                target.status == "canceled" || target.updated_at <= *deleted_at,
-                "a target on a deleted app ended {} after the deletion",
-                target.status
-            );
-        }
+        assert!(
+            target.status == "canceled" || target.status == "succeeded",
+            "a target on a deleted app ended {}",
+            target.status
+        );
+        assert_eq!(target.app_deleted, target.status == "canceled");
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Model {
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTimeUtc>,
     pub attempts: i32,
+    /// Canceled because its app was deleted: a failure in the promotion's outcome.
+    pub app_deleted: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,0 +1,187 @@
+//! Canceling: by a caller, which cancels the pending targets and lets running ones finish,
+//! or by an app's deletion, which cancels that app's unfinished targets wherever they are.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::{
+    events::{append, finish_if_complete, EventDraft},
+    leases::UNFINISHED_TARGETS,
+    lock_promotion, Transaction,
+};
+use crate::{
+    domain::{
+        promotion::{EventKind, PromotionStatus, TargetStatus},
+        status::ReleaseState,
+    },
+    error::{Error, Result},
+    store::{
+        self,
+        entities::{app, promotion, promotion_target, release},
+    },
+    views::ResourceRef,
+};
+
+async fn app_ref(tx: &Transaction, app_id: Uuid) -> Result<ResourceRef> {
+    let found = app::Entity::find_by_id(app_id)
+        .one(tx.connection())
+        .await?
+        .ok_or_else(|| Error::Internal(format!("app {app_id} is missing")))?;
+    Ok(ResourceRef {
+        id: found.id,
+        name: found.name,
+    })
+}
+
+/// Cancels a promotion on a caller's request: its pending targets are canceled at once,
+/// running ones finish, and the promotion ends `canceled`. A finished promotion cannot be
+/// canceled (FAILED_PRECONDITION).
+pub async fn cancel_promotion(tx: &mut Transaction, promotion_id: Uuid, by: &str) -> Result<()> {
+    let current = lock_promotion(tx, promotion_id).await?;
+    let status = PromotionStatus::parse(&current.status).ok_or_else(|| {
+        Error::Internal(format!("promotion {promotion_id} has an unknown status"))
+    })?;
+    if status.is_final() {
+        return Err(Error::FailedPrecondition(format!(
+            "promotion {promotion_id} already finished as {status}; only a pending or running promotion can be canceled"
+        )));
+    }
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::CancelRequestedAt,
+            Some(store::now()).into(),
+        )
+        .col_expr(promotion::Column::UpdatedAt, store::now().into())
+        .filter(promotion::Column::Id.eq(promotion_id))
+        .filter(promotion::Column::CancelRequestedAt.is_null())
+        .exec(tx.connection())
+        .await?;
+    let pending = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .order_by_asc(promotion_target::Column::Position)
+        .all(tx.connection())
+        .await?;
+    for target in pending {
+        let updated = promotion_target::Entity::update_many()
+            .col_expr(
+                promotion_target::Column::Status,
+                TargetStatus::Canceled.as_str().into(),
+            )
+            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .filter(promotion_target::Column::Id.eq(target.id))
+            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+            .exec(tx.connection())
+            .await?;
+        if updated.rows_affected == 0 {
+            continue;
+        }
+        let app = app_ref(tx, target.app_id).await?;
+        let message = format!("target '{}' canceled by '{by}'", app.name);
+        append(
+            tx,
+            promotion_id,
+            EventDraft::about_target(
+                EventKind::TargetCanceled,
+                &target,
+                app,
+                TargetStatus::Canceled,
+                message,
+            ),
+        )
+        .await?;
+    }
+    finish_if_complete(tx, promotion_id).await
+}
+
+/// Cancels every unfinished target of an app being deleted. The caller has already marked
+/// the app deleted in this transaction, which holds the app's row lock: the first step of
+/// the lock order.
+pub async fn cancel_targets_of_deleted_app(
+    tx: &mut Transaction,
+    app_id: Uuid,
+    by: &str,
+) -> Result<()> {
+    let unfinished = promotion_target::Entity::find()
+        .filter(promotion_target::Column::AppId.eq(app_id))
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .order_by_asc(promotion_target::Column::PromotionId)
+        .all(tx.connection())
+        .await?;
+    for target in unfinished {
+        cancel_target_of_deleted_app(tx, target.id, Some(by)).await?;
+    }
+    Ok(())
+}
+
+/// Cancels one unfinished target whose app was deleted. Its release, if one was created
+/// and never deployed, is marked failed: it never becomes the app's current release.
+pub(super) async fn cancel_target_of_deleted_app(
+    tx: &mut Transaction,
+    target_id: Uuid,
+    by: Option<&str>,
+) -> Result<()> {
+    let Some(target) = promotion_target::Entity::find_by_id(target_id)
+        .one(tx.connection())
+        .await?
+    else {
+        return Ok(());
+    };
+    lock_promotion(tx, target.promotion_id).await?;
+    let app = app_ref(tx, target.app_id).await?;
+    let reason = match by {
+        Some(by) => format!("app '{}' was deleted by '{by}'", app.name),
+        None => format!("app '{}' was deleted", app.name),
+    };
+    let canceled = promotion_target::Entity::update_many()
+        .col_expr(
+            promotion_target::Column::Status,
+            TargetStatus::Canceled.as_str().into(),
+        )
+        .col_expr(promotion_target::Column::AppDeleted, true.into())
+        .col_expr(
+            promotion_target::Column::ErrorMessage,
+            reason.clone().into(),
+        )
+        .col_expr(
+            promotion_target::Column::LeaseOwner,
+            Option::<String>::None.into(),
+        )
+        .col_expr(
+            promotion_target::Column::LeaseExpiresAt,
+            Option::<chrono::DateTime<chrono::Utc>>::None.into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+        .filter(promotion_target::Column::Id.eq(target.id))
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .exec(tx.connection())
+        .await?;
+    if canceled.rows_affected == 0 {
+        return Ok(());
+    }
+    if let Some(release_id) = target.release_id {
+        release::Entity::update_many()
+            .col_expr(
+                release::Column::Status,
+                ReleaseState::Failed.as_str().into(),
+            )
+            .col_expr(release::Column::UpdatedAt, store::now().into())
+            .filter(release::Column::Id.eq(release_id))
+            .filter(release::Column::Status.eq(ReleaseState::Pending.as_str()))
+            .exec(tx.connection())
+            .await?;
+    }
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft::about_target(
+            EventKind::TargetCanceled,
+            &target,
+            app,
+            TargetStatus::Canceled,
+            format!("target canceled: {reason}"),
+        ),
+    )
+    .await?;
+    finish_if_complete(tx, target.promotion_id).await
+}

@@ -1,0 +1,95 @@
+//! Creating a promotion: its row, one pending target per app, and `promotion.created`.
+
+use sea_orm::{ActiveModelTrait, Set};
+use uuid::Uuid;
+
+use super::{
+    events::{append, EventDraft},
+    Transaction,
+};
+use crate::{
+    domain::promotion::{EventKind, PromotionStatus, TargetStatus},
+    error::Result,
+    store::{
+        self,
+        entities::{promotion, promotion_target},
+        is_unique_violation,
+    },
+};
+
+/// Everything a validated promotion is stored with.
+#[derive(Debug, Clone)]
+pub struct PromotionRecord {
+    pub pipeline_id: Uuid,
+    pub source_app_id: Uuid,
+    pub source_release_id: Uuid,
+    /// The target apps, in the order their targets run.
+    pub target_app_ids: Vec<Uuid>,
+    pub safe: bool,
+    pub created_by: String,
+    /// The bypassed checks, as stored JSON.
+    pub overridden_checks: String,
+    /// The idempotency key and the fingerprint of the request that carried it.
+    pub idempotency: Option<(String, String)>,
+    /// The text of `promotion.created`.
+    pub message: String,
+}
+
+/// Stores a promotion, `pending`, with its targets and first event. `None` when another
+/// request already took the idempotency key; the transaction must then be dropped.
+pub async fn create_promotion(
+    tx: &mut Transaction,
+    record: PromotionRecord,
+) -> Result<Option<promotion::Model>> {
+    let now = store::now();
+    let id = Uuid::new_v4();
+    let row = promotion::ActiveModel {
+        id: Set(id),
+        pipeline_id: Set(record.pipeline_id),
+        source_app_id: Set(record.source_app_id),
+        source_release_id: Set(record.source_release_id),
+        status: Set(PromotionStatus::Pending.as_str().to_owned()),
+        safe: Set(record.safe),
+        created_by: Set(record.created_by),
+        overridden_checks: Set(record.overridden_checks),
+        request_id: Set(record.idempotency.as_ref().map(|(key, _)| key.clone())),
+        request_fingerprint: Set(record.idempotency.map(|(_, print)| print)),
+        event_count: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+        cancel_requested_at: Set(None),
+    };
+    let stored = match row.insert(tx.connection()).await {
+        Ok(stored) => stored,
+        Err(error) if is_unique_violation(&error) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    for (position, app_id) in record.target_app_ids.iter().enumerate() {
+        promotion_target::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            promotion_id: Set(id),
+            app_id: Set(*app_id),
+            position: Set(position as i32),
+            status: Set(TargetStatus::Pending.as_str().to_owned()),
+            release_id: Set(None),
+            error_message: Set(String::new()),
+            queued_behind: Set(None),
+            lease_owner: Set(None),
+            lease_expires_at: Set(None),
+            attempts: Set(0),
+            app_deleted: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(tx.connection())
+        .await?;
+    }
+    append(
+        tx,
+        id,
+        EventDraft::about_promotion(EventKind::PromotionCreated, record.message),
+    )
+    .await?;
+    Ok(Some(stored))
+}

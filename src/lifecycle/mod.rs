@@ -1,0 +1,84 @@
+//! The promotion lifecycle: every state change of a promotion or one of its targets, one
+//! function per transition. Callers (the use cases and the engine) decide *when* a
+//! transition happens; this module decides *how*: the guard on the state it expects, the
+//! update, the event, and publishing that event once the transaction commits.
+//!
+//! One lock order holds everywhere, so that concurrent transitions wait for each other
+//! instead of deadlocking:
+//!
+//! 1. the app row, where its being live matters (deleting it, or releasing onto it);
+//! 2. the promotion row ([`store::lock_promotion`]), before any of its targets;
+//! 3. its target rows;
+//! 4. releases.
+//!
+//! Claims and lease renewals touch one target row in one statement, outside any
+//! transaction, so they hold no lock while waiting for another.
+
+mod cancel;
+mod create;
+mod events;
+mod leases;
+mod targets;
+
+pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
+pub use create::{create_promotion, PromotionRecord};
+pub use events::{event_view, events_after, EventDraft};
+pub use leases::{
+    claimable_targets, queued_behind, release_lease, renew_lease, try_claim, UNFINISHED_TARGETS,
+};
+pub use targets::{
+    is_deployable, link_release, mark_queued, record_outcome, start_target, DeployOutcome,
+    LinkedRelease,
+};
+
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use uuid::Uuid;
+
+use crate::{
+    error::{Error, Result},
+    progress::EventHub,
+    store::{self, entities::promotion},
+    views::PromotionEventView,
+};
+
+/// A database transaction that collects the events its transitions write, and publishes
+/// them to this process's watchers once it commits. Dropped without a commit, it rolls
+/// back and publishes nothing.
+pub struct Transaction {
+    txn: DatabaseTransaction,
+    events: Vec<PromotionEventView>,
+}
+
+impl Transaction {
+    pub async fn begin(db: &DatabaseConnection) -> Result<Self> {
+        Ok(Self {
+            txn: db.begin().await?,
+            events: Vec::new(),
+        })
+    }
+
+    /// The connection to run queries on inside the transaction.
+    pub fn connection(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits, then publishes the events written, in order.
+    pub async fn commit(self, hub: &EventHub) -> Result<()> {
+        self.txn.commit().await?;
+        hub.publish(self.events);
+        Ok(())
+    }
+
+    /// Whether any transition in this transaction wrote an event.
+    pub fn wrote_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+}
+
+/// Locks the promotion row for the rest of the transaction: the first step of every
+/// transition that touches a promotion or its targets.
+async fn lock_promotion(tx: &Transaction, promotion_id: Uuid) -> Result<promotion::Model> {
+    store::lock_promotion(tx.connection(), promotion_id)
+        .await?
+        .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))
+}

@@ -1,0 +1,292 @@
+//! A target's steps as the engine runs them: start, link its release, record the deploy's
+//! outcome, or wait behind another promotion. Each step is guarded by the worker's lease
+//! and the state it expects, so a step already done (before a crash) is a no-op.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, UpdateMany};
+use uuid::Uuid;
+
+use super::{
+    cancel::cancel_target_of_deleted_app,
+    events::{append, finish_if_complete, EventDraft},
+    lock_promotion, Transaction,
+};
+use crate::{
+    domain::{
+        promotion::{EventKind, PromotionStatus, TargetStatus},
+        status::ReleaseState,
+    },
+    error::Result,
+    store::{
+        self,
+        entities::{app, promotion, promotion_target, release},
+        insert_release_with_next_version, NewRelease,
+    },
+    views::{ReleaseRef, ResourceRef},
+};
+
+/// An update of a target that applies only while `worker` holds its lease and the target
+/// is in `from`.
+fn guarded(target: Uuid, worker: &str, from: TargetStatus) -> UpdateMany<promotion_target::Entity> {
+    promotion_target::Entity::update_many()
+        .filter(promotion_target::Column::Id.eq(target))
+        .filter(promotion_target::Column::Status.eq(from.as_str()))
+        .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+}
+
+/// pending → running, and the promotion with it. False when the target was canceled or
+/// the lease lost meanwhile.
+pub async fn start_target(
+    tx: &mut Transaction,
+    target: &promotion_target::Model,
+    app: &ResourceRef,
+    worker: &str,
+) -> Result<bool> {
+    lock_promotion(tx, target.promotion_id).await?;
+    let moved = guarded(target.id, worker, TargetStatus::Pending)
+        .col_expr(
+            promotion_target::Column::Status,
+            TargetStatus::Running.as_str().into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+        .exec(tx.connection())
+        .await?;
+    if moved.rows_affected == 0 {
+        return Ok(false);
+    }
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::Status,
+            PromotionStatus::Running.as_str().into(),
+        )
+        .col_expr(promotion::Column::UpdatedAt, store::now().into())
+        .filter(promotion::Column::Id.eq(target.promotion_id))
+        .filter(promotion::Column::Status.eq(PromotionStatus::Pending.as_str()))
+        .exec(tx.connection())
+        .await?;
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft::about_target(
+            EventKind::TargetRunning,
+            target,
+            app.clone(),
+            TargetStatus::Running,
+            format!("promoting to '{}'", app.name),
+        ),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// What linking a target's release came to.
+#[derive(Debug)]
+pub enum LinkedRelease {
+    Created(Box<release::Model>),
+    /// The target app was deleted; the target is canceled instead, with no release.
+    AppDeleted,
+    /// The target is no longer this worker's to run.
+    NotHeld,
+}
+
+/// Creates the target's release, with the app's next version, and links it, while the app
+/// is locked live: a deleted app never gets a release. If the app is gone, the target is
+/// canceled as its deletion requires.
+pub async fn link_release(
+    tx: &mut Transaction,
+    target: &promotion_target::Model,
+    worker: &str,
+    new: NewRelease,
+) -> Result<LinkedRelease> {
+    let Some(app) = store::lock_live_app(tx.connection(), target.app_id).await? else {
+        cancel_target_of_deleted_app(tx, target.id, None).await?;
+        return Ok(LinkedRelease::AppDeleted);
+    };
+    lock_promotion(tx, target.promotion_id).await?;
+    let current = promotion_target::Entity::find_by_id(target.id)
+        .one(tx.connection())
+        .await?;
+    let held = current.as_ref().is_some_and(|row| {
+        row.status == TargetStatus::Running.as_str()
+            && row.lease_owner.as_deref() == Some(worker)
+            && row.release_id.is_none()
+    });
+    if !held {
+        return Ok(LinkedRelease::NotHeld);
+    }
+    let created = insert_release_with_next_version(tx.connection(), new).await?;
+    guarded(target.id, worker, TargetStatus::Running)
+        .col_expr(promotion_target::Column::ReleaseId, Some(created.id).into())
+        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+        .exec(tx.connection())
+        .await?;
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft::about_target(
+            EventKind::TargetReleaseCreated,
+            target,
+            ResourceRef {
+                id: app.id,
+                name: app.name.clone(),
+            },
+            TargetStatus::Running,
+            format!(
+                "release v{} created on '{}' with image {}",
+                created.version, app.name, created.image
+            ),
+        )
+        .with_release(ReleaseRef {
+            id: created.id,
+            version: created.version,
+        }),
+    )
+    .await?;
+    Ok(LinkedRelease::Created(Box::new(created)))
+}
+
+/// Whether a deploy may still go out: the app is live and the target is still running
+/// under this worker's lease. Checked right before deploying, so a deletion or a lost
+/// lease that committed meanwhile stops the deploy.
+pub async fn is_deployable(
+    db: &impl sea_orm::ConnectionTrait,
+    target: Uuid,
+    worker: &str,
+) -> Result<bool> {
+    let Some(row) = promotion_target::Entity::find_by_id(target).one(db).await? else {
+        return Ok(false);
+    };
+    if row.status != TargetStatus::Running.as_str() || row.lease_owner.as_deref() != Some(worker) {
+        return Ok(false);
+    }
+    Ok(app::Entity::find_by_id(row.app_id)
+        .filter(app::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// What the deployer answered.
+#[derive(Debug, Clone)]
+pub enum DeployOutcome {
+    Deployed,
+    Failed(String),
+}
+
+/// running → succeeded or failed, with the release's state, then the promotion's end when
+/// this was its last target. False when the target was no longer this worker's (canceled
+/// by its app's deletion, or the lease lost): nothing is recorded.
+pub async fn record_outcome(
+    tx: &mut Transaction,
+    target: &promotion_target::Model,
+    app: &ResourceRef,
+    worker: &str,
+    release: &release::Model,
+    outcome: DeployOutcome,
+) -> Result<bool> {
+    lock_promotion(tx, target.promotion_id).await?;
+    let (target_status, release_state, error_message, kind, message) = match outcome {
+        DeployOutcome::Deployed => (
+            TargetStatus::Succeeded,
+            ReleaseState::Succeeded,
+            String::new(),
+            EventKind::TargetSucceeded,
+            format!(
+                "release v{} is now current on '{}'",
+                release.version, app.name
+            ),
+        ),
+        DeployOutcome::Failed(reason) => (
+            TargetStatus::Failed,
+            ReleaseState::Failed,
+            reason.clone(),
+            EventKind::TargetFailed,
+            format!("deploying to '{}' failed: {reason}", app.name),
+        ),
+    };
+    let recorded = guarded(target.id, worker, TargetStatus::Running)
+        .col_expr(
+            promotion_target::Column::Status,
+            target_status.as_str().into(),
+        )
+        .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
+        .col_expr(
+            promotion_target::Column::LeaseOwner,
+            Option::<String>::None.into(),
+        )
+        .col_expr(
+            promotion_target::Column::LeaseExpiresAt,
+            Option::<chrono::DateTime<chrono::Utc>>::None.into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+        .exec(tx.connection())
+        .await?;
+    if recorded.rows_affected == 0 {
+        return Ok(false);
+    }
+    let mut stored: release::ActiveModel = release.clone().into();
+    stored.status = Set(release_state.as_str().to_owned());
+    stored.updated_at = Set(store::now());
+    stored.update(tx.connection()).await?;
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft::about_target(kind, target, app.clone(), target_status, message).with_release(
+            ReleaseRef {
+                id: release.id,
+                version: release.version,
+            },
+        ),
+    )
+    .await?;
+    finish_if_complete(tx, target.promotion_id).await?;
+    Ok(true)
+}
+
+/// Records that a pending target waits behind `blocker`, with `target.queued`, once per
+/// promotion it waits for.
+pub async fn mark_queued(
+    tx: &mut Transaction,
+    target: &promotion_target::Model,
+    blocker: Uuid,
+) -> Result<()> {
+    if target.queued_behind == Some(blocker) {
+        return Ok(());
+    }
+    lock_promotion(tx, target.promotion_id).await?;
+    let marked = promotion_target::Entity::update_many()
+        .col_expr(promotion_target::Column::QueuedBehind, Some(blocker).into())
+        .filter(promotion_target::Column::Id.eq(target.id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(promotion_target::Column::QueuedBehind.is_null())
+                .add(promotion_target::Column::QueuedBehind.ne(blocker)),
+        )
+        .exec(tx.connection())
+        .await?;
+    if marked.rows_affected == 0 {
+        return Ok(());
+    }
+    let app = app::Entity::find_by_id(target.app_id)
+        .one(tx.connection())
+        .await?
+        .map(|app| ResourceRef {
+            id: app.id,
+            name: app.name,
+        });
+    let name = app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft {
+            kind: EventKind::TargetQueued,
+            target: Some(target.id),
+            app,
+            target_status: Some(TargetStatus::Pending),
+            release: None,
+            message: format!("'{name}' is busy with promotion {blocker}; waiting for it to finish"),
+            waiting_for: Some(blocker),
+        },
+    )
+    .await
+}
