@@ -9,22 +9,23 @@ use super::{
 };
 use crate::{
     domain::promotion::{EventKind, PromotionStatus, TargetStatus},
-    error::Result,
+    error::{Error, Result},
     store::{
         self,
         entities::{promotion, promotion_target},
         is_unique_violation,
     },
+    views::ResourceRef,
 };
 
 /// Everything a validated promotion is stored with.
 #[derive(Debug, Clone)]
 pub struct PromotionRecord {
-    pub pipeline_id: Uuid,
-    pub source_app_id: Uuid,
+    pub pipeline: ResourceRef,
+    pub source_app: ResourceRef,
     pub source_release_id: Uuid,
     /// The target apps, in the order their targets run.
-    pub target_app_ids: Vec<Uuid>,
+    pub targets: Vec<ResourceRef>,
     pub safe: bool,
     pub created_by: String,
     /// The bypassed checks, as stored JSON.
@@ -37,16 +38,34 @@ pub struct PromotionRecord {
 
 /// Stores a promotion, `pending`, with its targets and first event. `None` when another
 /// request already took the idempotency key; the transaction must then be dropped.
+///
+/// The pipeline and every app stay locked live until the promotion commits, so one deleted
+/// while the request was validated is NOT_FOUND here, and one deleted later cancels its
+/// target like any other.
 pub async fn create_promotion(
     tx: &mut Transaction,
     record: PromotionRecord,
 ) -> Result<Option<promotion::Model>> {
+    if store::lock_live_pipeline(tx.connection(), record.pipeline.id)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found("pipeline", &record.pipeline.name));
+    }
+    for app in std::iter::once(&record.source_app).chain(&record.targets) {
+        if store::lock_live_app(tx.connection(), app.id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::not_found("app", &app.name));
+        }
+    }
     let now = store::now();
     let id = Uuid::new_v4();
     let row = promotion::ActiveModel {
         id: Set(id),
-        pipeline_id: Set(record.pipeline_id),
-        source_app_id: Set(record.source_app_id),
+        pipeline_id: Set(record.pipeline.id),
+        source_app_id: Set(record.source_app.id),
         source_release_id: Set(record.source_release_id),
         status: Set(PromotionStatus::Pending.as_str().to_owned()),
         safe: Set(record.safe),
@@ -65,11 +84,11 @@ pub async fn create_promotion(
         Err(error) if is_unique_violation(&error) => return Ok(None),
         Err(error) => return Err(error.into()),
     };
-    for (position, app_id) in record.target_app_ids.iter().enumerate() {
+    for (position, app) in record.targets.iter().enumerate() {
         promotion_target::ActiveModel {
             id: Set(Uuid::new_v4()),
             promotion_id: Set(id),
-            app_id: Set(*app_id),
+            app_id: Set(app.id),
             position: Set(position as i32),
             status: Set(TargetStatus::Pending.as_str().to_owned()),
             release_id: Set(None),

@@ -339,10 +339,10 @@ impl Promotions {
             ));
         }
         let record = PromotionRecord {
-            pipeline_id: pipeline.id,
-            source_app_id: source.id,
+            pipeline: pipeline_ref,
+            source_app: resource(&source),
             source_release_id: release.id,
-            target_app_ids: targets.iter().map(|target| target.app.id).collect(),
+            targets: targets.iter().map(|target| resource(&target.app)).collect(),
             safe,
             created_by: caller.name.clone(),
             overridden_checks: serde_json::to_string(&overridden)
