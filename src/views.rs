@@ -111,13 +111,31 @@ pub struct ReleaseRef {
     pub version: i64,
 }
 
-/// One required status check, identified by the target it guards.
+/// One required status check, identified by the target it guards. Stored as JSON with a
+/// promotion's overridden checks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckRef {
     pub app_id: Uuid,
     pub app_name: String,
-    pub stage: String,
+    #[serde(with = "stage_name")]
+    pub stage: Stage,
     pub context: String,
+}
+
+/// A stage as its name, the form stored in the database.
+mod stage_name {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::domain::stage::Stage;
+
+    pub fn serialize<S: Serializer>(stage: &Stage, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(stage.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Stage, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Stage::parse("stage", &name).map_err(D::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

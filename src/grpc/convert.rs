@@ -215,9 +215,7 @@ fn release_ref(release: views::ReleaseRef) -> proto::ReleaseRef {
 }
 
 pub fn status_check(check: views::CheckRef) -> proto::StatusCheck {
-    let stage = Stage::parse("stage", &check.stage)
-        .map(|stage| stage_to_proto(stage) as i32)
-        .unwrap_or_default();
+    let stage = stage_to_proto(check.stage) as i32;
     proto::StatusCheck {
         app: Some(proto::ResourceRef {
             id: check.app_id.to_string(),

@@ -11,7 +11,7 @@ use crate::{
         self, create_promotion_response::Result as Created,
         promotion_service_server::PromotionService,
     },
-    service::{CreatedPromotion, NewPromotion, Services},
+    service::{CreatedPromotion, NewPromotion, Safety, Services},
 };
 
 pub struct PromotionGrpc {
@@ -47,7 +47,7 @@ impl PromotionService for PromotionGrpc {
                     source_app: request.source_app,
                     source_release: optional(request.source_release_id),
                     targets: request.targets,
-                    safe: request.safe,
+                    safety: Safety::from_flag(request.safe),
                     dry_run: request.dry_run,
                     request_id: optional(request.request_id),
                 },

@@ -138,7 +138,7 @@ fn details_of(error: &Error) -> Vec<serde_json::Value> {
                 "subject": verdict.subject(),
                 "description": verdict.describe(),
                 "app": {"id": verdict.check.app_id, "name": verdict.check.app_name},
-                "stage": verdict.check.stage,
+                "stage": verdict.check.stage.as_str(),
                 "context": verdict.check.context,
                 "state": verdict.state.map(|state| state.as_str()),
             })).collect::<Vec<_>>(),

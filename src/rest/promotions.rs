@@ -18,7 +18,7 @@ use super::{
     shapes::{self, ReferenceInput},
     ApiResult, GatewayState,
 };
-use crate::service::{CreatedPromotion, NewPromotion};
+use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
 #[derive(Deserialize, Default)]
 pub(super) struct IdObject {
@@ -106,7 +106,7 @@ pub(super) async fn create_promotion(
                     .unwrap_or_default()
             })
             .collect(),
-        safe: body.safe,
+        safety: Safety::from_flag(body.safe),
         dry_run: body.dry_run.unwrap_or(false),
         request_id: idempotency_key.or(body.request_id),
     };

@@ -262,7 +262,7 @@ pub struct PromotionSource {
 #[derive(Debug, Serialize)]
 pub struct StatusCheck {
     pub app: NamedRef,
-    pub stage: String,
+    pub stage: &'static str,
     pub context: String,
 }
 
@@ -273,7 +273,7 @@ impl From<views::CheckRef> for StatusCheck {
                 id: check.app_id,
                 name: check.app_name,
             },
-            stage: check.stage,
+            stage: check.stage.as_str(),
             context: check.context,
         }
     }
@@ -353,7 +353,7 @@ pub struct PlannedTarget {
 #[derive(Debug, Serialize)]
 pub struct CheckVerdict {
     pub app: NamedRef,
-    pub stage: String,
+    pub stage: &'static str,
     pub context: String,
     pub state: Option<&'static str>,
     pub satisfied: bool,
@@ -408,7 +408,7 @@ impl From<views::PromotionPlan> for PromotionPlan {
                         id: verdict.check.app_id,
                         name: verdict.check.app_name,
                     },
-                    stage: verdict.check.stage,
+                    stage: verdict.check.stage.as_str(),
                     context: verdict.check.context,
                     state: verdict.state.map(|state| state.as_str()),
                     satisfied: verdict.satisfied,

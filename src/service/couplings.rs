@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{
-        app_ref, apps_by_id, current_release, find_app, find_pipeline, parse_uuid, release_summary,
+        app_ref, apps_by_id, coupling_contexts, coupling_stage, current_release, find_app,
+        find_pipeline, parse_uuid, release_summary,
     },
     views::{CouplingView, ResourceRef},
 };
@@ -61,20 +62,6 @@ fn encode_contexts(contexts: &[String]) -> Result<String> {
     serde_json::to_string(contexts).map_err(|error| Error::Internal(error.to_string()))
 }
 
-fn decode_contexts(model: &coupling::Model) -> Result<Vec<String>> {
-    serde_json::from_str(&model.required_contexts).map_err(|error| {
-        Error::Internal(format!(
-            "coupling {} has unreadable required contexts: {error}",
-            model.id
-        ))
-    })
-}
-
-fn decode_stage(model: &coupling::Model) -> Result<Stage> {
-    Stage::parse("stage", &model.stage)
-        .map_err(|error| Error::Internal(format!("coupling {}: {error}", model.id)))
-}
-
 /// Turns coupling rows into views, resolving apps, pipelines and current releases.
 async fn coupling_views(
     db: &impl ConnectionTrait,
@@ -109,8 +96,8 @@ async fn coupling_views(
                 id: pipeline.id,
                 name: pipeline.name.clone(),
             },
-            stage: decode_stage(&row)?,
-            required_contexts: decode_contexts(&row)?,
+            stage: coupling_stage(&row)?,
+            required_contexts: coupling_contexts(&row)?,
             current_release: release.as_ref().map(release_summary),
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -262,8 +249,8 @@ impl Couplings {
         // ones the permission check saw, so a concurrent change cannot slip a removal past it.
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let row = self.find(id).await?;
-            check_contexts_for_stage(decode_stage(&row)?, &contexts)?;
-            let current = decode_contexts(&row)?;
+            check_contexts_for_stage(coupling_stage(&row)?, &contexts)?;
+            let current = coupling_contexts(&row)?;
             let removed = removed_contexts(&current, &contexts);
             if !removed.is_empty() {
                 authorize(

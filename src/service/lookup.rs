@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use crate::views::{AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef};
 use crate::{
-    domain::{quoted, status::ReleaseState},
+    domain::{quoted, stage::Stage, status::ReleaseState},
     error::{Error, Result},
     store::{
-        entities::{app, pipeline, release},
+        entities::{app, coupling, pipeline, release},
         Reference,
     },
 };
@@ -98,6 +98,22 @@ pub async fn current_release(
         .order_by_desc(release::Column::Version)
         .one(db)
         .await?)
+}
+
+/// The contexts a coupling requires, as stored.
+pub fn coupling_contexts(model: &coupling::Model) -> Result<Vec<String>> {
+    serde_json::from_str(&model.required_contexts).map_err(|error| {
+        Error::Internal(format!(
+            "coupling {} has unreadable required contexts: {error}",
+            model.id
+        ))
+    })
+}
+
+/// A coupling's stage, as stored.
+pub fn coupling_stage(model: &coupling::Model) -> Result<Stage> {
+    Stage::parse("stage", &model.stage)
+        .map_err(|error| Error::Internal(format!("coupling {}: {error}", model.id)))
 }
 
 pub fn pipeline_view(model: pipeline::Model) -> PipelineView {

@@ -12,9 +12,7 @@ use crate::views;
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{Couplings, NewCoupling};
 pub use pipelines::Pipelines;
-pub use promotions::{
-    promotion_view, target_views, CreatedPromotion, NewPromotion, PromotionPage, Promotions,
-};
+pub use promotions::{CreatedPromotion, NewPromotion, PromotionPage, Promotions, Safety};
 pub use releases::{NewReleaseStatus, ReleaseStatusChanges, Releases};
 
 use std::sync::Arc;

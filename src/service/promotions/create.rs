@@ -1,0 +1,375 @@
+//! Creating a promotion: validation in the contract's order, writing nothing unless all
+//! of it passes, then the plan (dry run) or the stored promotion.
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::{
+    gates::{config_drift, judge_status_checks, StatusGate},
+    promotion_view, CreatedPromotion, NewPromotion, Promotions, Safety,
+};
+use crate::{
+    domain::{
+        access::{Caller, Role},
+        stage::Stage,
+        status::ReleaseState,
+    },
+    error::{Error, Result},
+    lifecycle::{self, PromotionRecord, Transaction},
+    service::{
+        authorize,
+        lookup::{
+            app_ref, apps_by_id, coupling_stage, current_release, find_app, find_pipeline,
+            find_release_of_app,
+        },
+    },
+    store::entities::{app, coupling, pipeline, promotion, release},
+    views::{PlannedTarget, PromotionPlan, PromotionView, ReleaseRef, ResourceRef, TargetDrift},
+};
+
+const REQUEST_ID_MAX_CHARS: usize = 255;
+
+/// A target app with its coupling.
+pub(super) struct ResolvedTarget {
+    pub app: app::Model,
+    pub coupling: coupling::Model,
+}
+
+/// A request that passed every gate.
+struct Validated {
+    pipeline: pipeline::Model,
+    source: app::Model,
+    source_stage: Stage,
+    target_stage: Stage,
+    targets: Vec<ResolvedTarget>,
+    release: release::Model,
+    checks: StatusGate,
+    drift: Vec<TargetDrift>,
+    safe: bool,
+}
+
+/// The idempotency key, trimmed; an empty one is none.
+fn checked_request_id(request_id: Option<&str>) -> Result<Option<String>> {
+    match request_id.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(id)
+            if id.chars().count() > REQUEST_ID_MAX_CHARS || id.chars().any(char::is_control) =>
+        {
+            Err(Error::invalid(
+                "request_id",
+                format!(
+                    "must be at most {REQUEST_ID_MAX_CHARS} characters, without control characters"
+                ),
+            ))
+        }
+        Some(id) => Ok(Some(id.to_owned())),
+    }
+}
+
+impl Promotions {
+    /// Validates and stores a promotion, or plans it on a dry run.
+    pub async fn create(&self, request: NewPromotion, caller: &Caller) -> Result<CreatedPromotion> {
+        authorize(caller, Role::Write, "promoting")?;
+        let request_id = checked_request_id(request.request_id.as_deref())?;
+        let fingerprint = request.fingerprint();
+        if let (Some(id), false) = (&request_id, request.dry_run) {
+            if let Some(existing) = self.replay(id, &fingerprint).await? {
+                return Ok(CreatedPromotion::Replayed(existing));
+            }
+        }
+        let validated = self.validate(&request, caller).await?;
+        if request.dry_run {
+            return Ok(CreatedPromotion::Planned(self.plan(validated).await?));
+        }
+        let record = validated.into_record(caller, request_id.map(|id| (id, fingerprint)))?;
+        self.store(record).await
+    }
+
+    /// Steps 1 to 6 of the contract, in its order.
+    async fn validate(&self, request: &NewPromotion, caller: &Caller) -> Result<Validated> {
+        let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
+        let (source, source_stage, target_stage) =
+            self.resolve_source(&pipeline, &request.source_app).await?;
+        let targets = self
+            .resolve_targets(&request.targets, &pipeline, &source, target_stage)
+            .await?;
+        let release = self
+            .resolve_release(&source, request.source_release.as_deref())
+            .await?;
+        let checks = judge_status_checks(
+            &self.db,
+            &release,
+            &source,
+            &targets,
+            target_stage,
+            request.safety,
+            caller,
+        )
+        .await?;
+        let drift = config_drift(&self.db, &source, &targets, request.safety).await?;
+        Ok(Validated {
+            pipeline,
+            source,
+            source_stage,
+            target_stage,
+            targets,
+            release,
+            checks,
+            drift,
+            safe: request.safety == Safety::CheckConfigDrift,
+        })
+    }
+
+    /// The source app, coupled to the pipeline, and the stage its promotions go to.
+    async fn resolve_source(
+        &self,
+        pipeline: &pipeline::Model,
+        reference: &str,
+    ) -> Result<(app::Model, Stage, Stage)> {
+        let source = find_app(&self.db, "source.app", reference).await?;
+        let coupling = coupling::Entity::find()
+            .filter(coupling::Column::AppId.eq(source.id))
+            .filter(coupling::Column::PipelineId.eq(pipeline.id))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "source.app",
+                    format!(
+                        "app '{}' is not coupled to pipeline '{}'",
+                        source.name, pipeline.name
+                    ),
+                )
+            })?;
+        let source_stage = coupling_stage(&coupling)?;
+        let target_stage = source_stage.next().ok_or_else(|| {
+            Error::invalid(
+                "source.app",
+                format!(
+                    "app '{}' is at stage {source_stage}, which has no next stage",
+                    source.name
+                ),
+            )
+        })?;
+        Ok((source, source_stage, target_stage))
+    }
+
+    /// The named release, which must have succeeded, or the source's current one.
+    async fn resolve_release(
+        &self,
+        source: &app::Model,
+        named: Option<&str>,
+    ) -> Result<release::Model> {
+        match named {
+            Some(id) if !id.is_empty() => {
+                let named = find_release_of_app(&self.db, source, "source.release.id", id).await?;
+                if named.status != ReleaseState::Succeeded.as_str() {
+                    return Err(Error::invalid(
+                        "source.release.id",
+                        format!(
+                            "release v{} of app '{}' is {}; only a succeeded release can be promoted",
+                            named.version, source.name, named.status
+                        ),
+                    ));
+                }
+                Ok(named)
+            }
+            _ => current_release(&self.db, source.id).await?.ok_or_else(|| {
+                Error::invalid(
+                    "source.release",
+                    format!("app '{}' has no succeeded release to promote", source.name),
+                )
+            }),
+        }
+    }
+
+    /// Step 7: what the promotion would do, including which targets would wait.
+    async fn plan(&self, validated: Validated) -> Result<PromotionPlan> {
+        let mut planned = Vec::with_capacity(validated.targets.len());
+        for target in &validated.targets {
+            planned.push(PlannedTarget {
+                app: app_ref(&target.app),
+                busy_with: lifecycle::queued_behind(&self.db, target.app.id, None).await?,
+            });
+        }
+        Ok(PromotionPlan {
+            pipeline: ResourceRef {
+                id: validated.pipeline.id,
+                name: validated.pipeline.name.clone(),
+            },
+            source_app: app_ref(&validated.source),
+            source_release: ReleaseRef {
+                id: validated.release.id,
+                version: validated.release.version,
+            },
+            source_stage: validated.source_stage,
+            target_stage: validated.target_stage,
+            targets: planned,
+            checks: validated.checks.verdicts,
+            drift: validated.drift,
+            safe: validated.safe,
+        })
+    }
+
+    /// Step 8: stores a validated promotion for the engine. A concurrent retry with the
+    /// same idempotency key that won the race is answered with its promotion.
+    async fn store(&self, record: PromotionRecord) -> Result<CreatedPromotion> {
+        let idempotency = record.idempotency.clone();
+        let mut tx = Transaction::begin(&self.db).await?;
+        let Some(stored) = lifecycle::create_promotion(&mut tx, record).await? else {
+            drop(tx);
+            if let Some((request_id, fingerprint)) = &idempotency {
+                if let Some(existing) = self.replay(request_id, fingerprint).await? {
+                    return Ok(CreatedPromotion::Replayed(existing));
+                }
+            }
+            return Err(Error::Unavailable(
+                "a concurrent request with the same idempotency key did not finish; retry".into(),
+            ));
+        };
+        tx.commit(&self.hub).await?;
+        self.hub.signal_work();
+        Ok(CreatedPromotion::Created(
+            promotion_view(&self.db, stored).await?,
+        ))
+    }
+
+    /// The promotion an earlier request with this key created, if any. A different request
+    /// under the same key is refused.
+    async fn replay(&self, request_id: &str, fingerprint: &str) -> Result<Option<PromotionView>> {
+        let Some(existing) = promotion::Entity::find()
+            .filter(promotion::Column::RequestId.eq(request_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if existing.request_fingerprint.as_deref() != Some(fingerprint) {
+            return Err(Error::invalid(
+                "request_id",
+                format!("'{request_id}' was already used for a different promotion request"),
+            ));
+        }
+        Ok(Some(promotion_view(&self.db, existing).await?))
+    }
+
+    async fn resolve_targets(
+        &self,
+        requested: &[String],
+        pipeline: &pipeline::Model,
+        source: &app::Model,
+        stage: Stage,
+    ) -> Result<Vec<ResolvedTarget>> {
+        if requested.is_empty() {
+            let couplings = coupling::Entity::find()
+                .filter(coupling::Column::PipelineId.eq(pipeline.id))
+                .filter(coupling::Column::Stage.eq(stage.as_str()))
+                .all(&self.db)
+                .await?;
+            let apps = apps_by_id(&self.db, couplings.iter().map(|c| c.app_id)).await?;
+            let mut resolved: Vec<ResolvedTarget> = couplings
+                .into_iter()
+                .filter_map(|coupling| {
+                    apps.get(&coupling.app_id).map(|app| ResolvedTarget {
+                        app: app.clone(),
+                        coupling,
+                    })
+                })
+                .collect();
+            if resolved.is_empty() {
+                return Err(Error::invalid(
+                    "targets",
+                    format!(
+                        "no app is coupled at stage {stage} of pipeline '{}'",
+                        pipeline.name
+                    ),
+                ));
+            }
+            resolved.sort_by(|a, b| a.app.name.cmp(&b.app.name));
+            return Ok(resolved);
+        }
+        let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(requested.len());
+        for (index, reference) in requested.iter().enumerate() {
+            let field = format!("targets[{index}].app");
+            let app = find_app(&self.db, &field, reference).await?;
+            if app.id == source.id {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{}' is the source app", app.name),
+                ));
+            }
+            if resolved.iter().any(|target| target.app.id == app.id) {
+                return Err(Error::invalid(
+                    field,
+                    format!("'{}' is listed twice", app.name),
+                ));
+            }
+            let coupling = coupling::Entity::find()
+                .filter(coupling::Column::AppId.eq(app.id))
+                .one(&self.db)
+                .await?;
+            let coupling = match coupling {
+                Some(c) if c.pipeline_id == pipeline.id && c.stage == stage.as_str() => c,
+                Some(c) if c.pipeline_id == pipeline.id => {
+                    return Err(Error::invalid(
+                        field,
+                        format!(
+                            "'{}' is at stage {}, not at the next stage {stage}",
+                            app.name, c.stage
+                        ),
+                    ))
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        field,
+                        format!(
+                            "'{}' is not coupled to pipeline '{}'",
+                            app.name, pipeline.name
+                        ),
+                    ))
+                }
+            };
+            resolved.push(ResolvedTarget { app, coupling });
+        }
+        Ok(resolved)
+    }
+}
+
+impl Validated {
+    /// What the lifecycle stores, with the text of `promotion.created`.
+    fn into_record(
+        self,
+        caller: &Caller,
+        idempotency: Option<(String, String)>,
+    ) -> Result<PromotionRecord> {
+        let names: Vec<&str> = self.targets.iter().map(|t| t.app.name.as_str()).collect();
+        let mut message = format!(
+            "promoting release v{} of '{}' to {}",
+            self.release.version,
+            self.source.name,
+            names.join(", ")
+        );
+        let overridden = &self.checks.overridden;
+        if !overridden.is_empty() {
+            message.push_str(&format!(
+                "; {} unmet status checks bypassed by '{}'",
+                overridden.len(),
+                caller.name
+            ));
+        }
+        Ok(PromotionRecord {
+            pipeline: ResourceRef {
+                id: self.pipeline.id,
+                name: self.pipeline.name.clone(),
+            },
+            source_app: app_ref(&self.source),
+            source_release_id: self.release.id,
+            targets: self.targets.iter().map(|t| app_ref(&t.app)).collect(),
+            safe: self.safe,
+            created_by: caller.name.clone(),
+            overridden_checks: serde_json::to_string(overridden)
+                .map_err(|error| Error::Internal(error.to_string()))?,
+            idempotency,
+            message,
+        })
+    }
+}

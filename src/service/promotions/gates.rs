@@ -1,0 +1,197 @@
+//! The gates a promotion passes before it is stored: required status checks (with the
+//! elevated bypass) and, under safe promotion, config-key drift.
+
+use std::collections::{BTreeSet, HashMap};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::{create::ResolvedTarget, Safety};
+use crate::{
+    domain::{
+        access::{Caller, Role},
+        promotion::KeyDrift,
+        stage::Stage,
+        status::{unmet_contexts, StatusState},
+    },
+    error::{Error, Result},
+    service::{authorize, lookup::coupling_contexts},
+    store::entities::{app, config_var, release, release_status},
+    views::{CheckRef, CheckVerdict, ResourceRef, TargetDrift},
+};
+
+/// Every required check's verdict, and the checks an elevated caller bypassed.
+pub(super) struct StatusGate {
+    pub verdicts: Vec<CheckVerdict>,
+    pub overridden: Vec<CheckRef>,
+}
+
+/// Judges every context the targets' couplings require against the release's statuses.
+/// Unmet checks refuse the promotion, unless the caller asked to bypass them and may.
+pub(super) async fn judge_status_checks(
+    db: &impl ConnectionTrait,
+    release: &release::Model,
+    source: &app::Model,
+    targets: &[ResolvedTarget],
+    stage: Stage,
+    safety: Safety,
+    caller: &Caller,
+) -> Result<StatusGate> {
+    let mut verdicts = status_verdicts(db, release, targets, stage).await?;
+    let unmet: Vec<CheckVerdict> = verdicts.iter().filter(|v| !v.satisfied).cloned().collect();
+    if unmet.is_empty() {
+        return Ok(StatusGate {
+            verdicts,
+            overridden: Vec::new(),
+        });
+    }
+    let listing = unmet
+        .iter()
+        .map(|v| {
+            format!(
+                "{} ({}): {} [{}]",
+                v.check.app_name,
+                v.check.stage,
+                v.check.context,
+                v.state.map(StatusState::as_str).unwrap_or("missing")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    if safety != Safety::BypassStatusChecks {
+        return Err(Error::UnmetStatusChecks {
+            message: format!(
+                "required status checks are not met on release v{} of app '{}': {listing}",
+                release.version, source.name
+            ),
+            unmet,
+        });
+    }
+    authorize(
+        caller,
+        Role::Admin,
+        &format!("bypassing unmet status checks ({listing})"),
+    )?;
+    let overridden: Vec<CheckRef> = unmet.into_iter().map(|v| v.check).collect();
+    for verdict in &mut verdicts {
+        verdict.overridden = !verdict.satisfied && overridden.contains(&verdict.check);
+    }
+    Ok(StatusGate {
+        verdicts,
+        overridden,
+    })
+}
+
+async fn status_verdicts(
+    db: &impl ConnectionTrait,
+    release: &release::Model,
+    targets: &[ResolvedTarget],
+    stage: Stage,
+) -> Result<Vec<CheckVerdict>> {
+    let statuses: Vec<(String, StatusState)> = release_status::Entity::find()
+        .filter(release_status::Column::ReleaseId.eq(release.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|row| {
+            StatusState::parse("state", &row.state)
+                .ok()
+                .map(|state| (row.context, state))
+        })
+        .collect();
+    let state_of: HashMap<&str, StatusState> = statuses
+        .iter()
+        .map(|(context, state)| (context.as_str(), *state))
+        .collect();
+    let mut verdicts = Vec::new();
+    for target in targets {
+        let required = coupling_contexts(&target.coupling)?;
+        let unmet = unmet_contexts(&required, &statuses);
+        for context in &required {
+            verdicts.push(CheckVerdict {
+                check: CheckRef {
+                    app_id: target.app.id,
+                    app_name: target.app.name.clone(),
+                    stage,
+                    context: context.clone(),
+                },
+                state: state_of.get(context.as_str()).copied(),
+                satisfied: !unmet.contains(&context.as_str()),
+                overridden: false,
+            });
+        }
+    }
+    Ok(verdicts)
+}
+
+/// The config keys each target and the source do not share. Under safe promotion any
+/// difference refuses the promotion; otherwise it is only reported in a dry run's plan.
+pub(super) async fn config_drift(
+    db: &impl ConnectionTrait,
+    source: &app::Model,
+    targets: &[ResolvedTarget],
+    safety: Safety,
+) -> Result<Vec<TargetDrift>> {
+    let source_keys = config_keys(db, source.id).await?;
+    let mut drift = Vec::new();
+    for target in targets {
+        let difference = KeyDrift::between(&source_keys, &config_keys(db, target.app.id).await?);
+        if !difference.is_empty() {
+            drift.push(TargetDrift {
+                app: ResourceRef {
+                    id: target.app.id,
+                    name: target.app.name.clone(),
+                },
+                missing_on_target: difference.missing_on_target,
+                missing_on_source: difference.missing_on_source,
+            });
+        }
+    }
+    if safety == Safety::CheckConfigDrift && !drift.is_empty() {
+        return Err(Error::ConfigDrift {
+            message: format!(
+                "safe promotion refused, config keys differ: {}",
+                describe_drift(source, &drift)
+            ),
+            drift,
+        });
+    }
+    Ok(drift)
+}
+
+async fn config_keys(db: &impl ConnectionTrait, app_id: Uuid) -> Result<BTreeSet<String>> {
+    let keys: Vec<String> = config_var::Entity::find()
+        .select_only()
+        .column(config_var::Column::Key)
+        .filter(config_var::Column::AppId.eq(app_id))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(keys.into_iter().collect())
+}
+
+fn describe_drift(source: &app::Model, drift: &[TargetDrift]) -> String {
+    drift
+        .iter()
+        .map(|d| {
+            let mut sides = Vec::new();
+            if !d.missing_on_target.is_empty() {
+                sides.push(format!(
+                    "'{}' lacks {}",
+                    d.app.name,
+                    d.missing_on_target.join(", ")
+                ));
+            }
+            if !d.missing_on_source.is_empty() {
+                sides.push(format!(
+                    "source '{}' lacks {} (set on '{}')",
+                    source.name,
+                    d.missing_on_source.join(", "),
+                    d.app.name
+                ));
+            }
+            sides.join("; ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

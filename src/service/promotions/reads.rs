@@ -1,0 +1,251 @@
+//! Reading promotions, their targets and their progress.
+
+use std::{collections::HashMap, sync::Arc};
+
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::Promotions;
+use crate::{
+    domain::promotion::{PromotionStatus, TargetStatus},
+    error::{Error, Result},
+    progress,
+    service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
+    store::entities::{app, pipeline, promotion, promotion_target, release},
+    views::{CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef, TargetView},
+};
+
+/// The page size when a request names none.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+const MAX_PAGE_SIZE: u64 = 500;
+
+/// A page of promotions, newest first.
+#[derive(Debug, Clone)]
+pub struct PromotionPage {
+    pub promotions: Vec<PromotionView>,
+    /// Pass back to get the next page; `None` on the last one.
+    pub next_page_token: Option<String>,
+}
+
+impl Promotions {
+    pub(super) async fn find(&self, id: &str) -> Result<promotion::Model> {
+        let uuid = parse_uuid("id", id)?;
+        promotion::Entity::find_by_id(uuid)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| Error::not_found("promotion", id))
+    }
+
+    pub async fn get(&self, id: &str) -> Result<PromotionView> {
+        let model = self.find(id).await?;
+        promotion_view(&self.db, model).await
+    }
+
+    /// Promotions newest first, optionally of one pipeline, a page at a time.
+    pub async fn list(
+        &self,
+        pipeline: Option<&str>,
+        page_size: Option<u64>,
+        page_token: Option<&str>,
+    ) -> Result<PromotionPage> {
+        let size = match page_size {
+            None | Some(0) => DEFAULT_PAGE_SIZE,
+            Some(size) => size.min(MAX_PAGE_SIZE),
+        };
+        let mut query = promotion::Entity::find()
+            .order_by_desc(promotion::Column::CreatedAt)
+            .order_by_desc(promotion::Column::Id)
+            .limit(size + 1);
+        if let Some(reference) = pipeline.filter(|p| !p.is_empty()) {
+            let found = find_pipeline(&self.db, "pipeline", reference).await?;
+            query = query.filter(promotion::Column::PipelineId.eq(found.id));
+        }
+        if let Some(token) = page_token.filter(|t| !t.is_empty()) {
+            let (created_at, id) = decode_page_token(token)?;
+            query = query.filter(
+                Condition::any()
+                    .add(promotion::Column::CreatedAt.lt(created_at))
+                    .add(
+                        Condition::all()
+                            .add(promotion::Column::CreatedAt.eq(created_at))
+                            .add(promotion::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        let mut rows = query.all(&self.db).await?;
+        let next_page_token = if rows.len() as u64 > size {
+            rows.truncate(size as usize);
+            rows.last()
+                .map(|last| encode_page_token(last.created_at, last.id))
+        } else {
+            None
+        };
+        let mut promotions = Vec::with_capacity(rows.len());
+        for row in rows {
+            promotions.push(promotion_view(&self.db, row).await?);
+        }
+        Ok(PromotionPage {
+            promotions,
+            next_page_token,
+        })
+    }
+
+    /// The promotion's targets, in the order they were given.
+    pub async fn targets(&self, id: &str) -> Result<Vec<TargetView>> {
+        let model = self.find(id).await?;
+        target_views(&self.db, model.id).await
+    }
+
+    /// Streams the promotion's events after `after_sequence`: history, then live events,
+    /// ending after `promotion.finished`. `None` when the promotion finished and the
+    /// watcher already has its last event: nothing is left to send.
+    pub async fn watch(
+        &self,
+        id: &str,
+        after_sequence: i64,
+    ) -> Result<Option<mpsc::Receiver<Result<PromotionEventView>>>> {
+        if after_sequence < 0 {
+            return Err(Error::invalid("after_sequence", "must not be negative"));
+        }
+        let model = self.find(id).await?;
+        let finished = PromotionStatus::parse(&model.status).is_some_and(PromotionStatus::is_final);
+        if finished && after_sequence >= model.event_count {
+            return Ok(None);
+        }
+        let (sink, events) = mpsc::channel(64);
+        progress::watch(
+            self.db.clone(),
+            Arc::clone(&self.hub),
+            model.id,
+            after_sequence,
+            sink,
+        );
+        Ok(Some(events))
+    }
+}
+
+fn encode_page_token(created_at: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    format!("{}_{}", created_at.timestamp_micros(), id.simple())
+}
+
+fn decode_page_token(token: &str) -> Result<(chrono::DateTime<chrono::Utc>, Uuid)> {
+    let invalid = || Error::invalid("page_token", "is not a token this server issued");
+    let (micros, id) = token.split_once('_').ok_or_else(invalid)?;
+    let micros: i64 = micros.parse().map_err(|_| invalid())?;
+    let created_at = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok((created_at, id))
+}
+
+/// Turns a stored promotion into its view, resolving names (deleted pipelines and apps
+/// included, since history points at them).
+pub async fn promotion_view(
+    db: &impl ConnectionTrait,
+    model: promotion::Model,
+) -> Result<PromotionView> {
+    let pipeline = pipeline::Entity::find_by_id(model.pipeline_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("promotion {} lost its pipeline", model.id)))?;
+    let source = app::Entity::find_by_id(model.source_app_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("promotion {} lost its source", model.id)))?;
+    let release = release::Entity::find_by_id(model.source_release_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("promotion {} lost its release", model.id)))?;
+    let status = PromotionStatus::parse(&model.status)
+        .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
+    let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
+        .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
+    Ok(PromotionView {
+        id: model.id,
+        pipeline: ResourceRef {
+            id: pipeline.id,
+            name: pipeline.name,
+        },
+        source_app: app_ref(&source),
+        source_release: ReleaseRef {
+            id: release.id,
+            version: release.version,
+        },
+        status,
+        safe: model.safe,
+        created_by: model.created_by,
+        overridden_checks,
+        request_id: model.request_id,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    })
+}
+
+/// The targets of one promotion, in order.
+pub async fn target_views(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Vec<TargetView>> {
+    let rows = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
+        .order_by_asc(promotion_target::Column::Position)
+        .all(db)
+        .await?;
+    let apps = apps_by_id(db, rows.iter().map(|t| t.app_id)).await?;
+    let release_ids: Vec<Uuid> = rows.iter().filter_map(|t| t.release_id).collect();
+    let releases: HashMap<Uuid, i64> = if release_ids.is_empty() {
+        HashMap::new()
+    } else {
+        release::Entity::find()
+            .filter(release::Column::Id.is_in(release_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.version))
+            .collect()
+    };
+    rows.into_iter()
+        .map(|row| {
+            let app = apps
+                .get(&row.app_id)
+                .map(app_ref)
+                .ok_or_else(|| Error::Internal(format!("target {} lost its app", row.id)))?;
+            let status = TargetStatus::parse(&row.status).ok_or_else(|| {
+                Error::Internal(format!("target {} has an unknown status", row.id))
+            })?;
+            Ok(TargetView {
+                id: row.id,
+                promotion_id: row.promotion_id,
+                app,
+                release: row.release_id.and_then(|id| {
+                    releases.get(&id).map(|version| ReleaseRef {
+                        id,
+                        version: *version,
+                    })
+                }),
+                status,
+                error_message: row.error_message,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let now = crate::store::now();
+        let id = Uuid::new_v4();
+        let token = encode_page_token(now, id);
+        assert_eq!(decode_page_token(&token).unwrap(), (now, id));
+        for bad in ["", "abc", "12_notauuid", "x_0000"] {
+            assert!(decode_page_token(bad).is_err(), "{bad}");
+        }
+    }
+}
