@@ -1,6 +1,7 @@
 //! The one error type of the service layer. It knows its gRPC code; adapters turn it into
 //! their wire form in one place each.
 
+use http::StatusCode;
 use sea_orm::DbErr;
 
 use crate::{
@@ -61,18 +62,69 @@ impl Error {
         Error::InvalidArgument(InvalidField::new(field, reason))
     }
 
-    pub fn grpc_code(&self) -> tonic::Code {
+    /// The one table of what each kind of error is on either transport: its gRPC code
+    /// and its HTTP status.
+    pub fn codes(&self) -> (tonic::Code, StatusCode) {
+        use tonic::Code;
         match self {
-            Error::InvalidArgument(_) => tonic::Code::InvalidArgument,
-            Error::NotFound(_) => tonic::Code::NotFound,
-            Error::AlreadyExists(_) => tonic::Code::AlreadyExists,
-            Error::FailedPrecondition(_)
-            | Error::UnmetStatusChecks { .. }
-            | Error::ConfigDrift { .. } => tonic::Code::FailedPrecondition,
-            Error::PermissionDenied(_) => tonic::Code::PermissionDenied,
-            Error::Unauthenticated(_) => tonic::Code::Unauthenticated,
-            Error::Unavailable(_) => tonic::Code::Unavailable,
-            Error::Internal(_) => tonic::Code::Internal,
+            Error::InvalidArgument(_) => (Code::InvalidArgument, StatusCode::UNPROCESSABLE_ENTITY),
+            Error::NotFound(_) => (Code::NotFound, StatusCode::NOT_FOUND),
+            Error::AlreadyExists(_) => (Code::AlreadyExists, StatusCode::CONFLICT),
+            Error::FailedPrecondition(_) => (Code::FailedPrecondition, StatusCode::CONFLICT),
+            Error::UnmetStatusChecks { .. } => (Code::FailedPrecondition, StatusCode::CONFLICT),
+            Error::ConfigDrift { .. } => {
+                (Code::FailedPrecondition, StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            Error::PermissionDenied(_) => (Code::PermissionDenied, StatusCode::FORBIDDEN),
+            Error::Unauthenticated(_) => (Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Error::Unavailable(_) => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+            Error::Internal(_) => (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    pub fn grpc_code(&self) -> tonic::Code {
+        self.codes().0
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        self.codes().1
+    }
+
+    /// The machine-readable details the error carries, for each transport to encode.
+    pub fn details(&self) -> Option<ErrorDetail<'_>> {
+        match self {
+            Error::UnmetStatusChecks { unmet, .. } => Some(ErrorDetail::UnmetStatusChecks(unmet)),
+            Error::ConfigDrift { drift, .. } => Some(ErrorDetail::ConfigDrift(drift)),
+            _ => None,
+        }
+    }
+
+    /// Logs what the client will not see: the cause of an internal error, and why the
+    /// database was unavailable. Every transport calls this once per failed request.
+    pub fn log_cause(&self) {
+        match self {
+            Error::Internal(cause) => tracing::error!(%cause, "internal error"),
+            Error::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+    }
+}
+
+/// Details attached to an error, in the `google.rpc` and `pipelines.v1` message types.
+pub enum ErrorDetail<'a> {
+    /// `google.rpc.PreconditionFailure`, one `STATUS_CHECK` violation per unmet check.
+    UnmetStatusChecks(&'a [CheckVerdict]),
+    /// `pipelines.v1.ConfigDrift`, the missing keys per target and side.
+    ConfigDrift(&'a [TargetDrift]),
+}
+
+impl ErrorDetail<'_> {
+    pub fn type_url(&self) -> &'static str {
+        match self {
+            ErrorDetail::UnmetStatusChecks(_) => {
+                "type.googleapis.com/google.rpc.PreconditionFailure"
+            }
+            ErrorDetail::ConfigDrift(_) => "type.googleapis.com/pipelines.v1.ConfigDrift",
         }
     }
 }

@@ -6,7 +6,7 @@ use super::{DeployError, DeployRequest, Deployer};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LocalDeployer;
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Deployer for LocalDeployer {
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         tracing::debug!(

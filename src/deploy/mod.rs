@@ -34,7 +34,7 @@ pub struct DeployError(pub String);
 /// Rolls a release out to an app. A deployment may be repeated for the same release after a
 /// crash, so implementations must treat a repeat as a success when it already happened
 /// (the request carries the release id for exactly that).
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait Deployer: Send + Sync + 'static {
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError>;
 }

@@ -149,7 +149,7 @@ impl WebhookDeployer {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Deployer for WebhookDeployer {
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         let body = Self::body(request)?;

@@ -104,13 +104,11 @@ impl CouplingService for CouplingGrpc {
     ) -> Result<Response<proto::Coupling>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let checks = request
-            .required_status_checks
-            .ok_or_else(|| Error::invalid("required_status_checks", "is required"))?;
+        let contexts = request.required_status_checks.map(|checks| checks.contexts);
         let view = self
             .services
             .couplings
-            .update_required_contexts(&request.id, checks.contexts, &caller)
+            .update_required_contexts(&request.id, contexts, &caller)
             .await?;
         Ok(Response::new(convert::coupling(view)))
     }

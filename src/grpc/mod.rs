@@ -18,25 +18,23 @@ pub use releases::ReleaseGrpc;
 use prost::Message;
 use tonic::{Request, Status};
 
-use crate::{domain::access::Caller, error::Error};
+use crate::{
+    domain::access::Caller,
+    error::{Error, ErrorDetail},
+};
 
 /// The one place a service error becomes a `tonic::Status`. Internal causes are logged
-/// here and replaced by an opaque message.
+/// and replaced by an opaque message.
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
-        match &error {
-            Error::Internal(cause) => tracing::error!(%cause, "internal error"),
-            Error::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
-            _ => {}
-        }
+        error.log_cause();
         let code = error.grpc_code();
         let message = error.client_message();
-        let details = match error {
-            Error::UnmetStatusChecks { unmet, .. } => Some(pack(
-                "type.googleapis.com/google.rpc.PreconditionFailure",
-                tonic_types::pb::PreconditionFailure {
+        let detail = error.details().map(|detail| {
+            let value = match detail {
+                ErrorDetail::UnmetStatusChecks(unmet) => tonic_types::pb::PreconditionFailure {
                     violations: unmet
-                        .into_iter()
+                        .iter()
                         .map(|verdict| tonic_types::pb::precondition_failure::Violation {
                             r#type: "STATUS_CHECK".into(),
                             subject: verdict.subject(),
@@ -45,17 +43,14 @@ impl From<Error> for Status {
                         .collect(),
                 }
                 .encode_to_vec(),
-            )),
-            Error::ConfigDrift { drift, .. } => Some(pack(
-                "type.googleapis.com/pipelines.v1.ConfigDrift",
-                crate::proto::ConfigDrift {
-                    targets: drift.into_iter().map(convert::target_drift).collect(),
+                ErrorDetail::ConfigDrift(drift) => crate::proto::ConfigDrift {
+                    targets: drift.iter().cloned().map(convert::target_drift).collect(),
                 }
                 .encode_to_vec(),
-            )),
-            _ => None,
-        };
-        match details {
+            };
+            pack(detail.type_url(), value)
+        });
+        match detail {
             None => Status::new(code, message),
             Some(detail) => {
                 let status = tonic_types::pb::Status {

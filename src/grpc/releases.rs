@@ -96,14 +96,11 @@ impl ReleaseService for ReleaseGrpc {
     ) -> Result<Response<proto::ReleaseStatus>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let state = match request.state {
-            None => None,
-            Some(value) => Some(
-                convert::status_state_from_proto("state", value)
-                    .map_err(Error::from)?
-                    .ok_or_else(|| Error::invalid("state", "must not be unspecified"))?,
-            ),
-        };
+        let state = request
+            .state
+            .map(|value| convert::status_state_from_proto("state", value))
+            .transpose()
+            .map_err(Error::from)?;
         let view = self
             .services
             .releases

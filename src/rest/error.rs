@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     domain::{bounded_message, quoted},
-    error::Error,
+    error::{Error, ErrorDetail},
 };
 
 /// Everything a REST call can fail with: a service error, or a request the gateway could
@@ -43,33 +43,14 @@ struct ErrorBody {
     details: Vec<serde_json::Value>,
 }
 
-/// The HTTP status of a service error.
-pub fn http_status(error: &Error) -> StatusCode {
-    match error {
-        Error::InvalidArgument(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::AlreadyExists(_) => StatusCode::CONFLICT,
-        Error::FailedPrecondition(_) | Error::UnmetStatusChecks { .. } => StatusCode::CONFLICT,
-        Error::ConfigDrift { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::PermissionDenied(_) => StatusCode::FORBIDDEN,
-        Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 impl ApiError {
     fn parts(self) -> (StatusCode, tonic::Code, String, Vec<serde_json::Value>) {
         match self {
             ApiError::Service(error) => {
-                match &error {
-                    Error::Internal(cause) => tracing::error!(%cause, "internal error"),
-                    Error::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
-                    _ => {}
-                }
-                let details = details_of(&error);
+                error.log_cause();
+                let details = error.details().map(detail_json).into_iter().collect();
                 (
-                    http_status(&error),
+                    error.http_status(),
                     error.grpc_code(),
                     error.client_message(),
                     details,
@@ -127,12 +108,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Machine-readable details, in the JSON form of the same google.rpc and pipelines.v1
-/// messages the gRPC API attaches.
-fn details_of(error: &Error) -> Vec<serde_json::Value> {
-    match error {
-        Error::UnmetStatusChecks { unmet, .. } => vec![serde_json::json!({
-            "@type": "type.googleapis.com/google.rpc.PreconditionFailure",
+/// The JSON form of an error's details: the same `google.rpc` and `pipelines.v1` messages
+/// the gRPC API attaches, with each violation's check spelled out.
+fn detail_json(detail: ErrorDetail<'_>) -> serde_json::Value {
+    let type_url = detail.type_url();
+    match detail {
+        ErrorDetail::UnmetStatusChecks(unmet) => serde_json::json!({
+            "@type": type_url,
             "violations": unmet.iter().map(|verdict| serde_json::json!({
                 "type": "STATUS_CHECK",
                 "subject": verdict.subject(),
@@ -142,15 +124,14 @@ fn details_of(error: &Error) -> Vec<serde_json::Value> {
                 "context": verdict.check.context,
                 "state": verdict.state.map(|state| state.as_str()),
             })).collect::<Vec<_>>(),
-        })],
-        Error::ConfigDrift { drift, .. } => vec![serde_json::json!({
-            "@type": "type.googleapis.com/pipelines.v1.ConfigDrift",
+        }),
+        ErrorDetail::ConfigDrift(drift) => serde_json::json!({
+            "@type": type_url,
             "targets": drift.iter().map(|target| serde_json::json!({
                 "app": {"id": target.app.id, "name": target.app.name},
                 "missing_on_target": target.missing_on_target,
                 "missing_on_source": target.missing_on_source,
             })).collect::<Vec<_>>(),
-        })],
-        _ => Vec::new(),
+        }),
     }
 }

@@ -5,7 +5,8 @@ use axum::{
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    Json,
+    routing::{get, post},
+    Json, Router,
 };
 use serde::Deserialize;
 use tokio_stream::StreamExt;
@@ -41,6 +42,22 @@ pub(super) struct SourceObject {
     app: Option<SourceAppObject>,
     #[serde(default)]
     release: Option<IdObject>,
+}
+
+/// `/pipeline-promotions`: create, list, read, targets, progress and cancel.
+pub(super) fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route(
+            "/pipeline-promotions",
+            get(list_promotions).post(create_promotion),
+        )
+        .route("/pipeline-promotions/{id}", get(get_promotion))
+        .route(
+            "/pipeline-promotions/{id}/promotion-targets",
+            get(list_promotion_targets),
+        )
+        .route("/pipeline-promotions/{id}/events", get(watch_promotion))
+        .route("/pipeline-promotions/{id}/cancel", post(cancel_promotion))
 }
 
 #[derive(Deserialize)]
@@ -110,17 +127,13 @@ pub(super) async fn create_promotion(
         dry_run: body.dry_run.unwrap_or(false),
         request_id: idempotency_key.or(body.request_id),
     };
-    let created = state.services.promotions.create(request, &caller).await?;
-    Ok(match created {
+    let outcome = state.services.promotions.create(request, &caller).await?;
+    Ok(match outcome {
         CreatedPromotion::Created(view) | CreatedPromotion::Replayed(view) => {
-            created_response(shapes::Promotion::from(view))
+            created(shapes::Promotion::from(view)).into_response()
         }
         CreatedPromotion::Planned(plan) => Json(shapes::PromotionPlan::from(plan)).into_response(),
     })
-}
-
-fn created_response<T: serde::Serialize>(body: T) -> Response {
-    created(body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -144,7 +157,7 @@ pub(super) async fn list_promotions(
         .promotions
         .list(
             query.pipeline.as_deref(),
-            Some(query.page_size.unwrap_or(200)),
+            query.page_size,
             query.page_token.as_deref(),
         )
         .await?;
@@ -227,9 +240,12 @@ pub(super) async fn watch_promotion(
                     .json_data(shapes::PromotionEvent::from(event))
                     .unwrap_or_else(|_| axum::response::sse::Event::default().event("error"))
             }
-            Err(error) => axum::response::sse::Event::default()
-                .event("error")
-                .data(error.to_string()),
+            Err(error) => {
+                error.log_cause();
+                axum::response::sse::Event::default()
+                    .event("error")
+                    .data(error.client_message())
+            }
         };
         Ok::<_, std::convert::Infallible>(sse)
     });

@@ -241,10 +241,12 @@ impl Couplings {
     pub async fn update_required_contexts(
         &self,
         id: &str,
-        contexts: Vec<String>,
+        contexts: Option<Vec<String>>,
         caller: &Caller,
     ) -> Result<CouplingView> {
         authorize(caller, Role::Write, "updating a coupling")?;
+        let contexts =
+            contexts.ok_or_else(|| Error::invalid("required_status_checks", "is required"))?;
         // Optimistic concurrency: the update only applies if the contexts are still the
         // ones the permission check saw, so a concurrent change cannot slip a removal past it.
         for _ in 0..MAX_UPDATE_ATTEMPTS {

@@ -42,7 +42,8 @@ pub struct NewReleaseStatus {
 pub struct ReleaseStatusChanges {
     pub context: Option<String>,
     pub name: Option<String>,
-    pub state: Option<StatusState>,
+    /// `Some(None)`: a state was sent that names none (protobuf's unspecified), refused.
+    pub state: Option<Option<StatusState>>,
     pub description: Option<String>,
     pub target_url: Option<String>,
     pub image_url: Option<String>,
@@ -188,6 +189,9 @@ impl Releases {
         if let Some(name) = &changes.name {
             check_label("name", name)?;
         }
+        if changes.state == Some(None) {
+            return Err(Error::invalid("state", "must name a state when given"));
+        }
         if let Some(description) = &changes.description {
             check_description("description", description)?;
         }
@@ -220,7 +224,7 @@ impl Releases {
         if let Some(name) = changes.name {
             row.name = Set(name);
         }
-        if let Some(state) = changes.state {
+        if let Some(Some(state)) = changes.state {
             row.state = Set(state.as_str().to_owned());
         }
         if let Some(description) = changes.description {

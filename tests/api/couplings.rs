@@ -428,7 +428,7 @@ async fn removing_a_required_context_needs_elevated_access() {
         .couplings
         .update_required_contexts(
             &coupling.id,
-            contexts(&["ci/unit", "ci/e2e", "qa"]),
+            Some(contexts(&["ci/unit", "ci/e2e", "qa"])),
             &writer(),
         )
         .await
@@ -442,7 +442,11 @@ async fn removing_a_required_context_needs_elevated_access() {
     assert_error(
         services
             .couplings
-            .update_required_contexts(&coupling.id, contexts(&["ci/unit", "qa", "new"]), &writer())
+            .update_required_contexts(
+                &coupling.id,
+                Some(contexts(&["ci/unit", "qa", "new"])),
+                &writer(),
+            )
             .await,
         Code::PermissionDenied,
         &["ci/e2e", "elevated"],
@@ -455,7 +459,7 @@ async fn removing_a_required_context_needs_elevated_access() {
 
     let reduced = services
         .couplings
-        .update_required_contexts(&coupling.id, contexts(&["ci/unit"]), &admin())
+        .update_required_contexts(&coupling.id, Some(contexts(&["ci/unit"])), &admin())
         .await
         .unwrap();
     assert_eq!(reduced.required_contexts, contexts(&["ci/unit"]));

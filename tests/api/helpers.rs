@@ -427,7 +427,7 @@ impl TestDeployer {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Deployer for TestDeployer {
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         if let Some(gate) = &self.gate {

@@ -1,7 +1,7 @@
 //! Promotions over gRPC: every validation rule in the contract's order, the outcomes, the
 //! bypass, dry runs, idempotency, cancel, queueing and the progress stream.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use pipelines::proto::{
     create_promotion_response::Result as Created, CancelPromotionRequest, ConfigVarChange,
@@ -1166,7 +1166,6 @@ async fn promotions_list_newest_first_in_pages() {
         Code::NotFound,
         &["ghost"],
     );
-    let _ = Arc::new(());
 }
 
 #[tokio::test]

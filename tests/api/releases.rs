@@ -480,7 +480,7 @@ async fn a_status_context_cannot_change() {
             &posted.id.to_string(),
             pipelines::service::ReleaseStatusChanges {
                 context: Some("ci/unit".into()),
-                state: Some(pipelines::domain::status::StatusState::Success),
+                state: Some(Some(pipelines::domain::status::StatusState::Success)),
                 ..Default::default()
             },
             &crate::helpers::writer(),

@@ -1,0 +1,86 @@
+//! REST: apps and their config vars.
+
+use std::collections::BTreeMap;
+
+use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
+use serde::Deserialize;
+
+use super::{
+    created,
+    extract::{AuthenticatedCaller, JsonBody, PathParams},
+    list, shapes, ApiResult, GatewayState,
+};
+use crate::service::ConfigVarChange;
+
+/// `/apps` and an app's config vars.
+pub(super) fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/apps", get(list_apps).post(create_app))
+        .route("/apps/{app}", get(get_app).delete(delete_app))
+        .route(
+            "/apps/{app}/config-vars",
+            get(get_config_vars).patch(patch_config_vars),
+        )
+}
+
+#[derive(Deserialize)]
+struct CreateAppBody {
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_app(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    JsonBody(body): JsonBody<CreateAppBody>,
+) -> ApiResult<impl IntoResponse> {
+    let view = state.services.apps.create(&body.name, &caller).await?;
+    Ok(created(shapes::App::from(view)))
+}
+
+async fn list_apps(State(state): State<GatewayState>) -> ApiResult<Json<Vec<shapes::App>>> {
+    Ok(list(state.services.apps.list().await?))
+}
+
+async fn get_app(
+    State(state): State<GatewayState>,
+    PathParams(app): PathParams<String>,
+) -> ApiResult<Json<shapes::App>> {
+    Ok(Json(state.services.apps.get(&app).await?.into()))
+}
+
+async fn delete_app(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(app): PathParams<String>,
+) -> ApiResult<Json<shapes::App>> {
+    Ok(Json(
+        state.services.apps.delete(&app, &caller).await?.into(),
+    ))
+}
+
+async fn get_config_vars(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(app): PathParams<String>,
+) -> ApiResult<Json<shapes::ConfigVars>> {
+    Ok(Json(state.services.apps.config_vars(&app, &caller).await?))
+}
+
+async fn patch_config_vars(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(app): PathParams<String>,
+    JsonBody(body): JsonBody<BTreeMap<String, Option<String>>>,
+) -> ApiResult<Json<shapes::ConfigVars>> {
+    let changes = body
+        .into_iter()
+        .map(|(key, value)| ConfigVarChange { key, value })
+        .collect();
+    let vars = state
+        .services
+        .apps
+        .patch_config_vars(&app, changes, &caller)
+        .await?;
+    Ok(Json(vars.into_iter().map(|(k, v)| (k, Some(v))).collect()))
+}

@@ -1,0 +1,146 @@
+//! REST: couplings of apps to pipelines.
+
+use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
+use serde::Deserialize;
+
+use super::shapes::{ReferenceInput, RequiredStatusChecks};
+use super::{
+    created,
+    extract::{AuthenticatedCaller, JsonBody, PathParams},
+    list, shapes, ApiResult, GatewayState,
+};
+use crate::{domain::stage::Stage, service::NewCoupling};
+
+/// `/pipeline-couplings`, and the couplings of one pipeline or app.
+pub(super) fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route(
+            "/pipelines/{pipeline}/pipeline-couplings",
+            get(list_pipeline_couplings),
+        )
+        .route(
+            "/pipeline-couplings",
+            get(list_couplings).post(create_coupling),
+        )
+        .route(
+            "/pipeline-couplings/{id}",
+            get(get_coupling)
+                .patch(update_coupling)
+                .delete(delete_coupling),
+        )
+        .route("/apps/{app}/pipeline-couplings", get(get_app_coupling))
+}
+
+#[derive(Deserialize)]
+struct CreateCouplingBody {
+    #[serde(default)]
+    app: Option<ReferenceInput>,
+    #[serde(default)]
+    pipeline: Option<ReferenceInput>,
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    required_status_checks: Option<RequiredStatusChecks>,
+}
+
+async fn create_coupling(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    JsonBody(body): JsonBody<CreateCouplingBody>,
+) -> ApiResult<impl IntoResponse> {
+    let stage = body
+        .stage
+        .map(|stage| Stage::parse("stage", &stage))
+        .transpose()
+        .map_err(crate::error::Error::from)?;
+    let view = state
+        .services
+        .couplings
+        .create(
+            NewCoupling {
+                app: body
+                    .app
+                    .map(ReferenceInput::into_reference)
+                    .unwrap_or_default(),
+                pipeline: body
+                    .pipeline
+                    .map(ReferenceInput::into_reference)
+                    .unwrap_or_default(),
+                stage,
+                required_contexts: body.required_status_checks.unwrap_or_default().contexts,
+            },
+            &caller,
+        )
+        .await?;
+    Ok(created(shapes::Coupling::from(view)))
+}
+
+async fn list_couplings(
+    State(state): State<GatewayState>,
+) -> ApiResult<Json<Vec<shapes::Coupling>>> {
+    Ok(list(state.services.couplings.list().await?))
+}
+
+async fn list_pipeline_couplings(
+    State(state): State<GatewayState>,
+    PathParams(pipeline): PathParams<String>,
+) -> ApiResult<Json<Vec<shapes::Coupling>>> {
+    Ok(list(
+        state
+            .services
+            .couplings
+            .list_for_pipeline(&pipeline)
+            .await?,
+    ))
+}
+
+async fn get_coupling(
+    State(state): State<GatewayState>,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<shapes::Coupling>> {
+    Ok(Json(state.services.couplings.get(&id).await?.into()))
+}
+
+async fn get_app_coupling(
+    State(state): State<GatewayState>,
+    PathParams(app): PathParams<String>,
+) -> ApiResult<Json<shapes::Coupling>> {
+    Ok(Json(
+        state.services.couplings.get_for_app(&app).await?.into(),
+    ))
+}
+
+/// PATCH may change only `required_status_checks`; any other field is refused by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateCouplingBody {
+    #[serde(default)]
+    required_status_checks: Option<RequiredStatusChecks>,
+}
+
+async fn update_coupling(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<UpdateCouplingBody>,
+) -> ApiResult<Json<shapes::Coupling>> {
+    let contexts = body.required_status_checks.map(|checks| checks.contexts);
+    Ok(Json(
+        state
+            .services
+            .couplings
+            .update_required_contexts(&id, contexts, &caller)
+            .await?
+            .into(),
+    ))
+}
+
+async fn delete_coupling(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(id): PathParams<String>,
+) -> ApiResult<Json<shapes::Coupling>> {
+    Ok(Json(
+        state.services.couplings.delete(&id, &caller).await?.into(),
+    ))
+}

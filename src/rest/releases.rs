@@ -1,0 +1,179 @@
+//! REST: releases and release statuses.
+
+use axum::{
+    extract::State,
+    response::IntoResponse,
+    routing::{get, patch},
+    Json, Router,
+};
+use serde::Deserialize;
+
+use super::{
+    created,
+    error::ApiError,
+    extract::{AuthenticatedCaller, JsonBody, PathParams},
+    list, shapes, ApiResult, GatewayState,
+};
+use crate::{
+    domain::status::StatusState,
+    service::{NewReleaseStatus, ReleaseStatusChanges},
+};
+
+/// An app's releases and their statuses.
+pub(super) fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route(
+            "/apps/{app}/releases",
+            get(list_releases).post(create_release),
+        )
+        .route("/apps/{app}/releases/{release}", get(get_release))
+        .route(
+            "/apps/{app}/releases/{release}/statuses",
+            get(list_release_statuses).post(create_release_status),
+        )
+        .route(
+            "/apps/{app}/releases/{release}/statuses/{status}",
+            patch(update_release_status),
+        )
+}
+
+#[derive(Deserialize)]
+struct CreateReleaseBody {
+    #[serde(default)]
+    image: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+async fn create_release(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(app): PathParams<String>,
+    JsonBody(body): JsonBody<CreateReleaseBody>,
+) -> ApiResult<impl IntoResponse> {
+    let view = state
+        .services
+        .releases
+        .create(
+            &app,
+            &body.image,
+            body.description.as_deref().unwrap_or(""),
+            &caller,
+        )
+        .await?;
+    Ok(created(shapes::Release::from(view)))
+}
+
+async fn list_releases(
+    State(state): State<GatewayState>,
+    PathParams(app): PathParams<String>,
+) -> ApiResult<Json<Vec<shapes::Release>>> {
+    Ok(list(state.services.releases.list(&app).await?))
+}
+
+async fn get_release(
+    State(state): State<GatewayState>,
+    PathParams((app, release)): PathParams<(String, String)>,
+) -> ApiResult<Json<shapes::Release>> {
+    Ok(Json(
+        state.services.releases.get(&app, &release).await?.into(),
+    ))
+}
+
+fn parse_state(state: Option<String>) -> Result<Option<StatusState>, ApiError> {
+    state
+        .map(|state| StatusState::parse("state", &state))
+        .transpose()
+        .map_err(|error| ApiError::Service(error.into()))
+}
+
+#[derive(Deserialize)]
+struct CreateReleaseStatusBody {
+    #[serde(default)]
+    context: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    target_url: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
+}
+
+async fn create_release_status(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams((app, release)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<CreateReleaseStatusBody>,
+) -> ApiResult<impl IntoResponse> {
+    let status = NewReleaseStatus {
+        context: body.context,
+        name: body.name,
+        state: parse_state(body.state)?,
+        description: body.description.unwrap_or_default(),
+        target_url: body.target_url.unwrap_or_default(),
+        image_url: body.image_url.unwrap_or_default(),
+    };
+    let view = state
+        .services
+        .releases
+        .create_status(&app, &release, status, &caller)
+        .await?;
+    Ok(created(shapes::ReleaseStatus::from(view)))
+}
+
+async fn list_release_statuses(
+    State(state): State<GatewayState>,
+    PathParams((app, release)): PathParams<(String, String)>,
+) -> ApiResult<Json<Vec<shapes::ReleaseStatus>>> {
+    Ok(list(
+        state
+            .services
+            .releases
+            .list_statuses(&app, &release)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct UpdateReleaseStatusBody {
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    target_url: Option<String>,
+    #[serde(default)]
+    image_url: Option<String>,
+}
+
+async fn update_release_status(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams((app, release, status)): PathParams<(String, String, String)>,
+    JsonBody(body): JsonBody<UpdateReleaseStatusBody>,
+) -> ApiResult<Json<shapes::ReleaseStatus>> {
+    let changes = ReleaseStatusChanges {
+        context: body.context,
+        name: body.name,
+        state: parse_state(body.state)?.map(Some),
+        description: body.description,
+        target_url: body.target_url,
+        image_url: body.image_url,
+    };
+    Ok(Json(
+        state
+            .services
+            .releases
+            .update_status(&app, &release, &status, changes, &caller)
+            .await?
+            .into(),
+    ))
+}
