@@ -1,7 +1,7 @@
 //! `spawn_app()` and the fixtures and assertions the tests share.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex, Once},
     time::Duration,
 };
@@ -444,30 +444,67 @@ impl Deployer for TestDeployer {
     }
 }
 
+/// The next event of a watch, within 20 seconds; `None` when the stream ended.
+pub async fn next_event(
+    stream: &mut tonic::Streaming<pipelines::proto::PromotionEvent>,
+) -> Option<pipelines::proto::PromotionEvent> {
+    use tokio_stream::StreamExt;
+    tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the next event, or the end, arrives within 20s")
+        .map(|event| event.expect("an event, not an error"))
+}
+
+/// Every event left on a watch, up to its end.
+pub async fn rest_of(
+    stream: &mut tonic::Streaming<pipelines::proto::PromotionEvent>,
+) -> Vec<pipelines::proto::PromotionEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = next_event(stream).await {
+        events.push(event);
+    }
+    events
+}
+
 impl TestApp {
-    /// Watches a promotion to its end over gRPC and returns every event.
-    pub async fn watch_to_end(&self, id: &str) -> Vec<pipelines::proto::PromotionEvent> {
-        use tokio_stream::StreamExt;
-        let mut stream = self
-            .promotions
+    /// Opens a watch on a promotion after `after_sequence`.
+    pub async fn watch(
+        &self,
+        id: &str,
+        after_sequence: i64,
+    ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+        self.promotions
             .clone()
             .watch_promotion(pipelines::proto::WatchPromotionRequest {
                 id: id.into(),
-                after_sequence: 0,
+                after_sequence,
             })
             .await
             .expect("watch")
-            .into_inner();
-        let mut events = Vec::new();
-        let collect = async {
-            while let Some(event) = stream.next().await {
-                events.push(event.expect("event"));
+            .into_inner()
+    }
+
+    /// Watches a promotion to its end over gRPC and returns every event.
+    pub async fn watch_to_end(&self, id: &str) -> Vec<pipelines::proto::PromotionEvent> {
+        rest_of(&mut self.watch(id, 0).await).await
+    }
+
+    /// Watches a promotion from its start up to the first event named `name`, and hands
+    /// back the stream for the rest.
+    pub async fn watch_until(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+        let mut stream = self.watch(id, 0).await;
+        loop {
+            let event = next_event(&mut stream)
+                .await
+                .unwrap_or_else(|| panic!("the stream ended before {name}"));
+            if event.name == name {
+                return stream;
             }
-        };
-        tokio::time::timeout(Duration::from_secs(20), collect)
-            .await
-            .expect("the promotion finishes within 20s");
-        events
+        }
     }
 
     /// Waits until the promotion is final and returns it.
@@ -479,5 +516,121 @@ impl TestApp {
             .await
             .expect("get promotion")
             .into_inner()
+    }
+}
+
+/// One POST the webhook receiver got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The target app's name, from the payload.
+    pub app: String,
+    /// `X-Pipelines-Delivery`: the promotion target the deploy is for.
+    pub target: String,
+    /// Whether `X-Pipelines-Signature` matched the body under the receiver's secret.
+    pub signed: bool,
+    pub payload: serde_json::Value,
+}
+
+/// A real HTTP server that plays the deploy webhook. It answers by the app's name:
+/// `slow-*` too late for the deployer's timeout, `flaky-*` 503 on the first delivery then
+/// 200, `reject-*` 404, anything else 200 after `delay`. A delivery whose signature does
+/// not verify is refused with 401.
+pub struct WebhookReceiver {
+    pub url: String,
+    secret: String,
+    delay: Duration,
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+impl WebhookReceiver {
+    pub async fn start(secret: &str, delay: Duration) -> Arc<Self> {
+        use axum::routing::post;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("receiver binds");
+        let receiver = Arc::new(Self {
+            url: format!("http://{}/deploy", listener.local_addr().expect("address")),
+            secret: secret.to_owned(),
+            delay,
+            deliveries: Mutex::new(Vec::new()),
+        });
+        let router = axum::Router::new()
+            .route("/deploy", post(Self::receive))
+            .with_state(Arc::clone(&receiver));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        receiver
+    }
+
+    async fn receive(
+        axum::extract::State(receiver): axum::extract::State<Arc<Self>>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> (axum::http::StatusCode, &'static str) {
+        use axum::http::StatusCode;
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let app = payload["app"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let signed = header("x-pipelines-signature")
+            == pipelines::deploy::webhook::signature(&receiver.secret, &body);
+        let attempt = {
+            let mut deliveries = receiver.deliveries.lock().unwrap();
+            deliveries.push(Delivery {
+                app: app.clone(),
+                target: header("x-pipelines-delivery"),
+                signed,
+                payload,
+            });
+            deliveries.iter().filter(|d| d.app == app).count()
+        };
+        if !signed {
+            return (StatusCode::UNAUTHORIZED, "bad signature");
+        }
+        if app.starts_with("slow-") {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            (StatusCode::OK, "late")
+        } else if app.starts_with("flaky-") && attempt == 1 {
+            (StatusCode::SERVICE_UNAVAILABLE, "warming up")
+        } else if app.starts_with("reject-") {
+            (StatusCode::NOT_FOUND, "no such app in this cluster")
+        } else {
+            tokio::time::sleep(receiver.delay).await;
+            (StatusCode::OK, "deployed")
+        }
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap().clone()
+    }
+
+    /// Deliveries to one app.
+    pub fn to_app(&self, app: &str) -> Vec<Delivery> {
+        self.deliveries()
+            .into_iter()
+            .filter(|delivery| delivery.app == app)
+            .collect()
+    }
+
+    /// How many deliveries each promotion target got.
+    pub fn per_target(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for delivery in self.deliveries() {
+            *counts.entry(delivery.target).or_default() += 1;
+        }
+        counts
+    }
+
+    pub fn total(&self) -> usize {
+        self.deliveries.lock().unwrap().len()
     }
 }

@@ -5,11 +5,10 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Router};
 use pipelines::proto::{
     app_service_client::AppServiceClient, coupling_service_client::CouplingServiceClient,
     create_promotion_response::Result as Created, pipeline_service_client::PipelineServiceClient,
@@ -21,55 +20,14 @@ use pipelines::proto::{
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, WebhookReceiver};
 
-/// A webhook receiver that answers 200 after `delay`, counting deliveries per target.
-#[derive(Default)]
-struct Receiver {
-    delay: Duration,
-    deliveries: Mutex<HashMap<String, usize>>,
-}
+const WEBHOOK_SECRET: &str = "process-test";
 
-impl Receiver {
-    fn total(&self) -> usize {
-        self.deliveries.lock().unwrap().values().sum()
-    }
-}
-
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    _body: Bytes,
-) -> &'static str {
-    tokio::time::sleep(receiver.delay).await;
-    let target = headers
-        .get("x-pipelines-delivery")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    *receiver
-        .deliveries
-        .lock()
-        .unwrap()
-        .entry(target)
-        .or_default() += 1;
-    "ok"
-}
-
-async fn start_receiver(delay: Duration) -> (String, Arc<Receiver>) {
-    let receiver = Arc::new(Receiver {
-        delay,
-        ..Default::default()
-    });
-    let router = Router::new()
-        .route("/deploy", post(receive))
-        .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/deploy", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (url, receiver)
+/// A webhook receiver for the child processes, answering 200 after `delay`.
+async fn start_webhook(delay: Duration) -> (String, Arc<WebhookReceiver>) {
+    let receiver = WebhookReceiver::start(WEBHOOK_SECRET, delay).await;
+    (receiver.url.clone(), receiver)
 }
 
 /// A `pipelines serve` child process.
@@ -97,7 +55,7 @@ impl ServerProcess {
             "--webhook-url".into(),
             webhook_url.into(),
             "--webhook-secret".into(),
-            "process-test".into(),
+            WEBHOOK_SECRET.into(),
             "--log-format".into(),
             "json".into(),
         ];
@@ -229,7 +187,7 @@ async fn wait_until_final(channel: Channel, id: &str, deadline: Duration) -> i32
 #[tokio::test]
 async fn a_killed_server_is_recovered_by_the_next_one() {
     let database = fresh_database().await;
-    let (url, receiver) = start_receiver(Duration::from_millis(150)).await;
+    let (url, receiver) = start_webhook(Duration::from_millis(150)).await;
     let flags = ["--lease-seconds", "3", "--max-parallel-targets", "2"];
     let mut first = ServerProcess::start(&database.url, &url, &flags).await;
     let channel = first.channel().await;
@@ -288,16 +246,7 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
             .targets
         {
             assert!(target.release.is_some());
-            assert!(
-                receiver
-                    .deliveries
-                    .lock()
-                    .unwrap()
-                    .get(&target.id)
-                    .copied()
-                    .unwrap_or(0)
-                    >= 1
-            );
+            assert!(receiver.per_target().get(&target.id).copied().unwrap_or(0) >= 1);
             targets += 1;
         }
     }
@@ -315,7 +264,7 @@ async fn two_processes_share_the_work_and_every_event() {
     }
     const APPS: usize = 10;
     const PROMOTIONS: usize = 200;
-    let (url, receiver) = start_receiver(Duration::ZERO).await;
+    let (url, receiver) = start_webhook(Duration::ZERO).await;
     let flags = ["--max-parallel-targets", "8"];
     let first = ServerProcess::start(&database.url, &url, &flags).await;
     let second = ServerProcess::start(&database.url, &url, &flags).await;
@@ -385,7 +334,7 @@ async fn two_processes_share_the_work_and_every_event() {
     }
 
     // Each target was executed exactly once, by one of the processes.
-    let deliveries = receiver.deliveries.lock().unwrap().clone();
+    let deliveries = receiver.per_target();
     assert_eq!(deliveries.len(), PROMOTIONS);
     assert!(
         deliveries.values().all(|count| *count == 1),
@@ -438,7 +387,7 @@ async fn two_processes_share_the_work_and_every_event() {
 #[tokio::test]
 async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
     let database = fresh_database().await;
-    let (url, receiver) = start_receiver(Duration::from_millis(700)).await;
+    let (url, receiver) = start_webhook(Duration::from_millis(700)).await;
     let flags = ["--max-parallel-targets", "1", "--lease-seconds", "3"];
     let mut first = ServerProcess::start(&database.url, &url, &flags).await;
     let channel = first.channel().await;

@@ -1,7 +1,7 @@
 //! Promotions over gRPC: every validation rule in the contract's order, the outcomes, the
 //! bypass, dry runs, idempotency, cancel, queueing and the progress stream.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use pipelines::proto::{
     create_promotion_response::Result as Created, CancelPromotionRequest, ConfigVarChange,
@@ -15,7 +15,8 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::helpers::{
-    assert_status, spawn_app, spawn_app_deploying_with, with_token, TestApp, TestDeployer,
+    assert_status, next_event, rest_of, spawn_app, spawn_app_deploying_with, with_token, TestApp,
+    TestDeployer,
 };
 
 /// shop: shop-dev (development) → shop-stg-a, shop-stg-b (staging), shop-prod (production).
@@ -80,33 +81,23 @@ async fn plan(app: &TestApp, request: CreatePromotionRequest) -> PromotionPlan {
     }
 }
 
-/// Opens a watch and reads it up to and including the first event named `name`; the rest
-/// of the stream is the caller's.
-async fn watch_until(
-    app: &TestApp,
-    id: &str,
-    name: &str,
-) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
-    let mut stream = app
-        .promotions
-        .clone()
-        .watch_promotion(WatchPromotionRequest {
-            id: id.into(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .expect("the event arrives within 20s")
-            .expect("the stream does not end first")
-            .unwrap();
-        if event.name == name {
-            return stream;
-        }
-    }
+/// A server whose deployments wait at the returned gate, the shop pipeline, a release
+/// on shop-dev, and a promotion of it to shop-stg-a.
+async fn gated_promotion_to_stg_a() -> (TestApp, Arc<tokio::sync::Semaphore>, Promotion) {
+    let (deployer, gate) = TestDeployer::gated();
+    let app = spawn_app_deploying_with(deployer).await;
+    shop(&app).await;
+    app.create_release("shop-dev", "shop:1").await;
+    let created = create(
+        &app,
+        CreatePromotionRequest {
+            targets: vec!["shop-stg-a".into()],
+            ..promote("shop-dev")
+        },
+    )
+    .await
+    .unwrap();
+    (app, gate, created)
 }
 
 async fn promotion_count(app: &TestApp) -> usize {
@@ -709,48 +700,17 @@ async fn a_dry_run_plans_everything_and_writes_nothing() {
 
 #[tokio::test]
 async fn the_stream_sends_history_then_live_events_and_ends() {
-    let (deployer, gate) = TestDeployer::gated();
-    let app = spawn_app_deploying_with(deployer).await;
-    shop(&app).await;
-    app.create_release("shop-dev", "shop:1").await;
-    let created = create(
-        &app,
-        CreatePromotionRequest {
-            targets: vec!["shop-stg-a".into()],
-            ..promote("shop-dev")
-        },
-    )
-    .await
-    .unwrap();
+    let (app, gate, created) = gated_promotion_to_stg_a().await;
 
-    let mut stream = app
-        .promotions
-        .clone()
-        .watch_promotion(WatchPromotionRequest {
-            id: created.id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = app.watch(&created.id, 0).await;
     let mut seen = Vec::new();
     // History and the steps before the deployment, which the gate holds.
     while seen.len() < 3 {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        seen.push(event);
+        seen.push(next_event(&mut stream).await.expect("an event"));
     }
     assert_eq!(app.hub.watched_promotions(), 1);
     gate.add_permits(1);
-    while let Some(event) = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .unwrap()
-    {
-        seen.push(event.unwrap());
-    }
+    seen.extend(rest_of(&mut stream).await);
     let names: Vec<&str> = seen.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
         names,
@@ -899,7 +859,7 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
     app.create_release("shop-dev", "shop:1").await;
     let created = create(&app, promote("shop-dev")).await.unwrap();
     // Wait until the first target is deploying (held at the gate).
-    let mut stream = watch_until(&app, &created.id, "target.release_created").await;
+    let mut stream = app.watch_until(&created.id, "target.release_created").await;
     let canceled = app
         .promotions
         .clone()
@@ -915,10 +875,11 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
         "a running target is still deploying"
     );
     gate.add_permits(10);
-    let mut rest = Vec::new();
-    while let Some(event) = stream.next().await {
-        rest.push(event.unwrap().name);
-    }
+    let rest: Vec<String> = rest_of(&mut stream)
+        .await
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert!(
         rest.contains(&"target.canceled".to_owned())
             || rest.iter().any(|n| n == "target.succeeded"),
@@ -989,22 +950,9 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
     );
 
     // The second waits behind the first and says so.
-    let mut stream = app
-        .promotions
-        .clone()
-        .watch_promotion(WatchPromotionRequest {
-            id: second.id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = app.watch(&second.id, 0).await;
     let queued_event = loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let event = next_event(&mut stream).await.expect("an event");
         if event.name == "target.queued" {
             break event;
         }
@@ -1170,20 +1118,8 @@ async fn promotions_list_newest_first_in_pages() {
 
 #[tokio::test]
 async fn a_promotion_canceled_while_its_only_target_runs_ends_canceled() {
-    let (deployer, gate) = TestDeployer::gated();
-    let app = spawn_app_deploying_with(deployer).await;
-    shop(&app).await;
-    app.create_release("shop-dev", "shop:1").await;
-    let created = create(
-        &app,
-        CreatePromotionRequest {
-            targets: vec!["shop-stg-a".into()],
-            ..promote("shop-dev")
-        },
-    )
-    .await
-    .unwrap();
-    let mut stream = watch_until(&app, &created.id, "target.release_created").await;
+    let (app, gate, created) = gated_promotion_to_stg_a().await;
+    let mut stream = app.watch_until(&created.id, "target.release_created").await;
     let canceled = app
         .promotions
         .clone()
@@ -1195,10 +1131,11 @@ async fn a_promotion_canceled_while_its_only_target_runs_ends_canceled() {
         .into_inner();
     assert_eq!(canceled.status, PromotionStatus::Running as i32);
     gate.add_permits(1);
-    let mut names = Vec::new();
-    while let Some(event) = stream.next().await {
-        names.push(event.unwrap().name);
-    }
+    let names: Vec<String> = rest_of(&mut stream)
+        .await
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, ["target.succeeded", "promotion.finished"]);
     let finished = app
         .promotions

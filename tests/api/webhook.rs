@@ -1,12 +1,7 @@
 //! The webhook deployer against a real HTTP receiver started by the test.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, time::Duration};
 
-use axum::{body::Bytes, extract::State, http::HeaderMap, http::StatusCode, routing::post, Router};
 use pipelines::{
     deploy::{webhook::signature, WebhookSettings},
     proto::{
@@ -15,68 +10,9 @@ use pipelines::{
     },
 };
 
-use crate::helpers::{fresh_database, settings_for, spawn_app_with, TestApp};
+use crate::helpers::{fresh_database, settings_for, spawn_app_with, TestApp, WebhookReceiver};
 
 const SECRET: &str = "webhook-test-secret";
-
-/// What the receiver saw: per app, each delivery's signature verdict.
-#[derive(Default)]
-struct Receiver {
-    deliveries: Mutex<HashMap<String, Vec<bool>>>,
-    payloads: Mutex<Vec<serde_json::Value>>,
-}
-
-/// Answers by the app's name: `ok-*` 200, `slow-*` too late, `flaky-*` 503 once then 200,
-/// `reject-*` 404.
-async fn receive(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let app = payload["app"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let signed = headers
-        .get("x-pipelines-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let valid = signed == signature(SECRET, &body);
-    let attempt = {
-        let mut deliveries = receiver.deliveries.lock().unwrap();
-        let seen = deliveries.entry(app.clone()).or_default();
-        seen.push(valid);
-        seen.len()
-    };
-    receiver.payloads.lock().unwrap().push(payload);
-    if !valid {
-        return (StatusCode::UNAUTHORIZED, "bad signature".into());
-    }
-    if app.starts_with("slow-") {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        (StatusCode::OK, "late".into())
-    } else if app.starts_with("flaky-") && attempt == 1 {
-        (StatusCode::SERVICE_UNAVAILABLE, "warming up".into())
-    } else if app.starts_with("reject-") {
-        (StatusCode::NOT_FOUND, "no such app in this cluster".into())
-    } else {
-        (StatusCode::OK, "deployed".into())
-    }
-}
-
-async fn start_receiver() -> (String, Arc<Receiver>) {
-    let receiver = Arc::new(Receiver::default());
-    let router = Router::new()
-        .route("/deploy", post(receive))
-        .with_state(Arc::clone(&receiver));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/deploy", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (url, receiver)
-}
 
 async fn spawn_with_webhook(url: &str) -> TestApp {
     let database = fresh_database().await;
@@ -132,7 +68,8 @@ async fn promote_to(app: &TestApp, targets: &[&str]) -> (i32, HashMap<String, (i
 
 #[tokio::test]
 async fn the_webhook_deployer_succeeds_retries_times_out_and_refuses() {
-    let (url, receiver) = start_receiver().await;
+    let receiver = WebhookReceiver::start(SECRET, Duration::ZERO).await;
+    let url = receiver.url.clone();
     let app = spawn_with_webhook(&url).await;
     let (status, targets) =
         promote_to(&app, &["ok-app", "flaky-app", "slow-app", "reject-app"]).await;
@@ -165,21 +102,20 @@ async fn the_webhook_deployer_succeeds_retries_times_out_and_refuses() {
         "{reject_error}"
     );
 
-    let deliveries = receiver.deliveries.lock().unwrap();
-    assert_eq!(deliveries["ok-app"].len(), 1);
-    assert_eq!(deliveries["flaky-app"].len(), 2);
-    assert_eq!(deliveries["slow-app"].len(), 3, "bounded retries");
-    assert_eq!(deliveries["reject-app"].len(), 1, "a 4xx is not retried");
+    assert_eq!(receiver.to_app("ok-app").len(), 1);
+    assert_eq!(receiver.to_app("flaky-app").len(), 2);
+    assert_eq!(receiver.to_app("slow-app").len(), 3, "bounded retries");
+    assert_eq!(
+        receiver.to_app("reject-app").len(),
+        1,
+        "a 4xx is not retried"
+    );
     assert!(
-        deliveries.values().flatten().all(|valid| *valid),
+        receiver.deliveries().iter().all(|delivery| delivery.signed),
         "every signature verifies"
     );
 
-    let payloads = receiver.payloads.lock().unwrap();
-    let ok = payloads
-        .iter()
-        .find(|p| p["app"]["name"] == "ok-app")
-        .unwrap();
+    let ok = &receiver.to_app("ok-app")[0].payload;
     assert_eq!(ok["release"]["image"], "registry/shop:7");
     assert_eq!(ok["release"]["version"], 1);
     assert_eq!(ok["source"]["app"]["name"], "shop-dev");
