@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{
     events::{append, finish_if_complete, EventDraft},
+    leases::clearing_lease,
     leases::UNFINISHED_TARGETS,
     lock_promotion, Transaction,
 };
@@ -133,7 +134,7 @@ pub(super) async fn cancel_target_of_deleted_app(
         Some(by) => format!("app '{}' was deleted by '{by}'", app.name),
         None => format!("app '{}' was deleted", app.name),
     };
-    let canceled = promotion_target::Entity::update_many()
+    let canceled = clearing_lease(promotion_target::Entity::update_many())
         .col_expr(
             promotion_target::Column::Status,
             TargetStatus::Canceled.as_str().into(),
@@ -142,14 +143,6 @@ pub(super) async fn cancel_target_of_deleted_app(
         .col_expr(
             promotion_target::Column::ErrorMessage,
             reason.clone().into(),
-        )
-        .col_expr(
-            promotion_target::Column::LeaseOwner,
-            Option::<String>::None.into(),
-        )
-        .col_expr(
-            promotion_target::Column::LeaseExpiresAt,
-            Option::<chrono::DateTime<chrono::Utc>>::None.into(),
         )
         .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
         .filter(promotion_target::Column::Id.eq(target.id))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use sea_orm::{
     sea_query::Expr, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -104,9 +104,11 @@ pub async fn renew_lease(
         .unwrap_or(false)
 }
 
-/// Gives a held target back without finishing it.
-pub async fn release_lease(db: &impl ConnectionTrait, target: Uuid, worker: &str) {
-    let result = promotion_target::Entity::update_many()
+/// Adds "nobody holds it any more" to an update of targets.
+pub(super) fn clearing_lease(
+    update: UpdateMany<promotion_target::Entity>,
+) -> UpdateMany<promotion_target::Entity> {
+    update
         .col_expr(
             promotion_target::Column::LeaseOwner,
             Option::<String>::None.into(),
@@ -115,6 +117,11 @@ pub async fn release_lease(db: &impl ConnectionTrait, target: Uuid, worker: &str
             promotion_target::Column::LeaseExpiresAt,
             Option::<DateTime<Utc>>::None.into(),
         )
+}
+
+/// Gives a held target back without finishing it.
+pub async fn release_lease(db: &impl ConnectionTrait, target: Uuid, worker: &str) {
+    let result = clearing_lease(promotion_target::Entity::update_many())
         .filter(promotion_target::Column::Id.eq(target))
         .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
         .exec(db)

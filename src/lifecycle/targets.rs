@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{
     cancel::cancel_target_of_deleted_app,
     events::{append, finish_if_complete, EventDraft},
+    leases::clearing_lease,
     lock_promotion, Transaction,
 };
 use crate::{
@@ -203,20 +204,12 @@ pub async fn record_outcome(
             format!("deploying to '{}' failed: {reason}", app.name),
         ),
     };
-    let recorded = guarded(target.id, worker, TargetStatus::Running)
+    let recorded = clearing_lease(guarded(target.id, worker, TargetStatus::Running))
         .col_expr(
             promotion_target::Column::Status,
             target_status.as_str().into(),
         )
         .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
-        .col_expr(
-            promotion_target::Column::LeaseOwner,
-            Option::<String>::None.into(),
-        )
-        .col_expr(
-            promotion_target::Column::LeaseExpiresAt,
-            Option::<chrono::DateTime<chrono::Utc>>::None.into(),
-        )
         .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
         .exec(tx.connection())
         .await?;
