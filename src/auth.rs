@@ -149,6 +149,13 @@ impl Tokens {
     }
 }
 
+/// Which API a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    Rest,
+}
+
 /// Authenticates requests. Shared by the gRPC and REST paths.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -180,9 +187,14 @@ impl Authenticator {
         Ok(exist)
     }
 
-    /// The caller behind an `authorization` header value: `Bearer <token>`, or the bare
-    /// token as Akkeris clients send it.
-    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller> {
+    /// The caller behind an `authorization` header value: `Bearer <token>`, or, over REST
+    /// only, the bare token as Akkeris clients send it. gRPC clients always send the scheme,
+    /// so a bare token there is UNAUTHENTICATED.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        transport: Transport,
+    ) -> Result<Caller> {
         if !self.tokens_exist().await? {
             if self.protected_mode {
                 return Ok(Caller::new(PROTECTED_MODE_CALLER, Role::Admin));
@@ -204,7 +216,12 @@ impl Authenticator {
                     "malformed authorization header; expected `Bearer <token>`".into(),
                 ))
             }
-            None => header,
+            None if transport == Transport::Rest => header,
+            None => {
+                return Err(Error::Unauthenticated(
+                    "malformed authorization metadata; gRPC expects `Bearer <token>`".into(),
+                ))
+            }
         };
         if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(Error::Unauthenticated(

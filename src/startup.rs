@@ -20,7 +20,7 @@ use tonic::server::NamedService;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    auth::{Authenticator, Tokens},
+    auth::{Authenticator, Tokens, Transport},
     config::Settings,
     deploy::{Deployer, LocalDeployer, WebhookDeployer},
     engine::Engine,
@@ -407,12 +407,20 @@ async fn authenticate(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .map(|value| value.as_bytes().to_vec());
-    match authenticator.authenticate(header.as_deref()).await {
+    let transport = if rest::is_grpc(request.headers()) {
+        Transport::Grpc
+    } else {
+        Transport::Rest
+    };
+    match authenticator
+        .authenticate(header.as_deref(), transport)
+        .await
+    {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        Err(error) if rest::is_grpc(request.headers()) => tonic::Status::from(error).into_http(),
+        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
         Err(error) => ApiError::Service(error).into_response(),
     }
 }

@@ -111,6 +111,14 @@ pub struct ReleaseRef {
     pub version: i64,
 }
 
+/// A release with its statuses and their combined state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatusesView {
+    pub release: ReleaseView,
+    pub state: StatusState,
+    pub statuses: Vec<ReleaseStatusView>,
+}
+
 /// One required status check, identified by the target it guards. Stored as JSON with a
 /// promotion's overridden checks.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

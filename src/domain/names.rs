@@ -185,9 +185,26 @@ pub fn check_required_contexts(field: &str, contexts: &[String]) -> Result<(), I
     Ok(())
 }
 
+/// An app name the Akkeris way: `<app>-<space>`, split at the first `-`. A name with no
+/// `-`, or nothing after it, is the whole app in the space `default`.
+pub fn akkeris_app_and_space(name: &str) -> (&str, &str) {
+    match name.split_once('-') {
+        Some((app, space)) if !app.is_empty() && !space.is_empty() => (app, space),
+        _ => (name, "default"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn akkeris_names_split_at_the_first_dash() {
+        assert_eq!(akkeris_app_and_space("blog-dev"), ("blog", "dev"));
+        assert_eq!(akkeris_app_and_space("shop-stg-a"), ("shop", "stg-a"));
+        assert_eq!(akkeris_app_and_space("blog"), ("blog", "default"));
+        assert_eq!(akkeris_app_and_space("blog-"), ("blog-", "default"));
+    }
 
     #[test]
     fn pipeline_names_follow_the_pattern() {

@@ -111,9 +111,34 @@ pub fn removed_contexts<'a>(current: &'a [String], replacement: &[String]) -> Ve
         .collect()
 }
 
+/// A release's combined state over all its statuses: `error` if any is `error`, else
+/// `failure` if any is `failure`, else `pending` if any is `pending`, else `success` (also
+/// when there are none).
+pub fn combined_state(states: impl IntoIterator<Item = StatusState>) -> StatusState {
+    let states: Vec<StatusState> = states.into_iter().collect();
+    [
+        StatusState::Error,
+        StatusState::Failure,
+        StatusState::Pending,
+    ]
+    .into_iter()
+    .find(|worst| states.contains(worst))
+    .unwrap_or(StatusState::Success)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_combined_state_is_the_worst_one() {
+        use StatusState::*;
+        assert_eq!(combined_state([]), Success);
+        assert_eq!(combined_state([Success, Success]), Success);
+        assert_eq!(combined_state([Success, Pending]), Pending);
+        assert_eq!(combined_state([Pending, Failure, Success]), Failure);
+        assert_eq!(combined_state([Failure, Error, Pending]), Error);
+    }
 
     fn contexts(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| name.to_string()).collect()

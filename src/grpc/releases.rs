@@ -127,13 +127,18 @@ impl ReleaseService for ReleaseGrpc {
         request: Request<proto::ListReleaseStatusesRequest>,
     ) -> Result<Response<proto::ListReleaseStatusesResponse>, Status> {
         let request = request.into_inner();
-        let views = self
+        let view = self
             .services
             .releases
             .list_statuses(&request.app, &request.release_id)
             .await?;
         Ok(Response::new(proto::ListReleaseStatusesResponse {
-            statuses: views.into_iter().map(convert::release_status).collect(),
+            state: convert::status_state_to_proto(view.state) as i32,
+            statuses: view
+                .statuses
+                .into_iter()
+                .map(convert::release_status)
+                .collect(),
         }))
     }
 }

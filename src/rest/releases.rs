@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{
     created,
     error::ApiError,
-    extract::{AuthenticatedCaller, JsonBody, PathParams},
+    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
     list, shapes, ApiResult, GatewayState,
 };
 use crate::{
@@ -64,11 +64,25 @@ async fn create_release(
     Ok(created(shapes::Release::from(view)))
 }
 
+#[derive(Deserialize)]
+struct ListReleasesQuery {
+    #[serde(default)]
+    page_size: Option<u64>,
+}
+
+/// Oldest first, as Akkeris clients expect: the last element is the newest release.
 async fn list_releases(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
+    QueryParams(query): QueryParams<ListReleasesQuery>,
 ) -> ApiResult<Json<Vec<shapes::Release>>> {
-    Ok(list(state.services.releases.list(&app).await?))
+    Ok(list(
+        state
+            .services
+            .releases
+            .list_oldest_first(&app, query.page_size)
+            .await?,
+    ))
 }
 
 async fn get_release(
@@ -128,13 +142,14 @@ async fn create_release_status(
 async fn list_release_statuses(
     State(state): State<GatewayState>,
     PathParams((app, release)): PathParams<(String, String)>,
-) -> ApiResult<Json<Vec<shapes::ReleaseStatus>>> {
-    Ok(list(
+) -> ApiResult<Json<shapes::ReleaseStatuses>> {
+    Ok(Json(
         state
             .services
             .releases
             .list_statuses(&app, &release)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 

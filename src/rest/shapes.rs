@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::views;
+use crate::{domain::names::akkeris_app_and_space, views};
 
 #[derive(Debug, Serialize)]
 pub struct NamedRef {
@@ -175,6 +175,25 @@ pub struct ReleaseStatus {
     pub updated_at: DateTime<Utc>,
 }
 
+/// `GET /apps/{app}/releases/{id}/statuses`, as Akkeris clients read it.
+#[derive(Debug, Serialize)]
+pub struct ReleaseStatuses {
+    /// The combined state of all statuses.
+    pub state: &'static str,
+    pub release: Release,
+    pub statuses: Vec<ReleaseStatus>,
+}
+
+impl From<views::ReleaseStatusesView> for ReleaseStatuses {
+    fn from(view: views::ReleaseStatusesView) -> Self {
+        Self {
+            state: view.state.as_str(),
+            release: view.release.into(),
+            statuses: view.statuses.into_iter().map(ReleaseStatus::from).collect(),
+        }
+    }
+}
+
 impl From<views::ReleaseStatusView> for ReleaseStatus {
     fn from(view: views::ReleaseStatusView) -> Self {
         Self {
@@ -255,8 +274,32 @@ impl From<views::ReleaseRef> for ReleaseIdVersion {
 
 #[derive(Debug, Serialize)]
 pub struct PromotionSource {
+    /// `name` is the Akkeris app name: the source app's name up to its first `-`.
     pub app: NamedRef,
+    /// The Akkeris space: the rest of the name, so that `<app>-<space>` is the whole name.
+    pub space: SpaceName,
     pub release: ReleaseIdVersion,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SpaceName {
+    pub name: String,
+}
+
+impl PromotionSource {
+    fn new(app: views::ResourceRef, release: views::ReleaseRef) -> Self {
+        let (app_name, space) = akkeris_app_and_space(&app.name);
+        Self {
+            app: NamedRef {
+                id: app.id,
+                name: app_name.to_owned(),
+            },
+            space: SpaceName {
+                name: space.to_owned(),
+            },
+            release: release.into(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -297,10 +340,7 @@ impl From<views::PromotionView> for Promotion {
         Self {
             id: view.id,
             pipeline: view.pipeline.into(),
-            source: PromotionSource {
-                app: view.source_app.into(),
-                release: view.source_release.into(),
-            },
+            source: PromotionSource::new(view.source_app, view.source_release),
             status: view.status.as_str(),
             safe: view.safe,
             created_by: view.created_by,
@@ -386,10 +426,7 @@ impl From<views::PromotionPlan> for PromotionPlan {
         Self {
             dry_run: true,
             pipeline: plan.pipeline.into(),
-            source: PromotionSource {
-                app: plan.source_app.into(),
-                release: plan.source_release.into(),
-            },
+            source: PromotionSource::new(plan.source_app, plan.source_release),
             source_stage: plan.source_stage.as_str(),
             target_stage: plan.target_stage.as_str(),
             targets: plan

@@ -1,21 +1,21 @@
 //! Recording releases on apps and the status checks CI systems post on them.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::{
     authorize,
     lookup::{find_app, find_release_of_app, parse_uuid, release_views},
-    views::{ReleaseStatusView, ReleaseView},
+    views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
 };
 use crate::{
     domain::{
         access::{Caller, Role},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
-        status::{ReleaseState, StatusState},
+        status::{combined_state, ReleaseState, StatusState},
     },
     error::{Error, Result},
     store::{
@@ -136,6 +136,25 @@ impl Releases {
         release_views(&self.db, &owner, rows).await
     }
 
+    /// The app's releases oldest first, the order Akkeris clients read: the last one is the
+    /// newest. With `newest`, only that many of the newest, still oldest first.
+    pub async fn list_oldest_first(
+        &self,
+        app: &str,
+        newest: Option<u64>,
+    ) -> Result<Vec<ReleaseView>> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let mut query = release::Entity::find()
+            .filter(release::Column::AppId.eq(owner.id))
+            .order_by_desc(release::Column::Version);
+        if let Some(limit) = newest {
+            query = query.limit(limit);
+        }
+        let mut rows = query.all(&self.db).await?;
+        rows.reverse();
+        release_views(&self.db, &owner, rows).await
+    }
+
     pub async fn create_status(
         &self,
         app: &str,
@@ -241,20 +260,22 @@ impl Releases {
     }
 
     /// The release's statuses, ordered by context.
-    pub async fn list_statuses(
-        &self,
-        app: &str,
-        release_id: &str,
-    ) -> Result<Vec<ReleaseStatusView>> {
+    /// The release, its statuses ordered by context, and their combined state.
+    pub async fn list_statuses(&self, app: &str, release_id: &str) -> Result<ReleaseStatusesView> {
         let owner = find_app(&self.db, "app", app).await?;
         let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
-        release_status::Entity::find()
+        let statuses = release_status::Entity::find()
             .filter(release_status::Column::ReleaseId.eq(target.id))
             .order_by_asc(release_status::Column::Context)
             .all(&self.db)
             .await?
             .into_iter()
             .map(status_view)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ReleaseStatusesView {
+            state: combined_state(statuses.iter().map(|status| status.state)),
+            release: self.view_of(&owner, target).await?,
+            statuses,
+        })
     }
 }

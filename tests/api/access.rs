@@ -110,6 +110,34 @@ async fn rest_accepts_bearer_and_bare_tokens() {
 }
 
 #[tokio::test]
+async fn grpc_refuses_a_bare_token_that_rest_accepts() {
+    let s = secured().await;
+    let mut bare = tonic::Request::new(GetPipelineRequest {
+        pipeline: "shop".into(),
+    });
+    bare.metadata_mut()
+        .insert("authorization", s.read.parse().unwrap());
+    assert_status(
+        s.app.pipelines.clone().get_pipeline(bare).await,
+        Code::Unauthenticated,
+        &["Bearer <token>"],
+    );
+    let mut bearer = tonic::Request::new(GetPipelineRequest {
+        pipeline: "shop".into(),
+    });
+    bearer.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.read).parse().unwrap(),
+    );
+    s.app
+        .pipelines
+        .clone()
+        .get_pipeline(bearer)
+        .await
+        .expect("the same token with its scheme is accepted");
+}
+
+#[tokio::test]
 async fn health_and_reflection_need_no_token() {
     let s = secured().await;
     HealthClient::new(s.app.channel.clone())

@@ -489,7 +489,15 @@ async fn releases_and_release_statuses() {
         .iter()
         .map(|r| r["version"].as_i64().unwrap())
         .collect();
-    assert_eq!(versions, [2, 1]);
+    assert_eq!(
+        versions,
+        [1, 2],
+        "oldest first, as Akkeris clients read them"
+    );
+    let (status, newest) = get(&app, "/apps/shop-dev/releases?page_size=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(newest[0]["version"], 2);
     let release_id = release["id"].as_str().unwrap();
     let (status, fetched) = get(&app, &format!("/apps/shop-dev/releases/{release_id}")).await;
     assert_eq!((status, &fetched), (200, &release));
@@ -568,7 +576,18 @@ async fn releases_and_release_statuses() {
     assert_error(status, &body, 422, 3, "immutable");
     let (status, listed) = get(&app, &statuses).await;
     assert_eq!(status, 200);
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(keys(&listed), sorted(&["state", "release", "statuses"]));
+    assert_eq!(listed["state"], "success", "the only status succeeded");
+    assert_eq!(listed["release"]["id"], release["id"]);
+    assert_eq!(listed["statuses"].as_array().unwrap().len(), 1);
+    post(
+        &app,
+        &statuses,
+        json!({"context": "ci/lint", "name": "Lint", "state": "pending"}),
+    )
+    .await;
+    let (_, listed) = get(&app, &statuses).await;
+    assert_eq!(listed["state"], "pending", "one status still runs");
     let missing_status = format!("{statuses}/{}", uuid::Uuid::new_v4());
     let (status, body) = app
         .call(
