@@ -9,6 +9,7 @@ mod m20261126_000003_create_promotions;
 mod m20261126_000004_event_waiting_for;
 mod m20261126_000005_promotion_cancel_requested;
 mod m20261127_000006_target_app_deleted;
+mod m20261127_000007_create_rollbacks;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_event_waiting_for::Migration),
             Box::new(m20261126_000005_promotion_cancel_requested::Migration),
             Box::new(m20261127_000006_target_app_deleted::Migration),
+            Box::new(m20261127_000007_create_rollbacks::Migration),
         ]
     }
 }

@@ -1,5 +1,5 @@
 //! Deployers: what "deploying a release to an app" means. The engine calls one for every
-//! promotion target, after the target's release is recorded.
+//! promotion target and every rollback, after the release is recorded.
 
 mod local;
 pub mod webhook;
@@ -9,13 +9,11 @@ pub use webhook::{WebhookDeployer, WebhookSettings};
 
 use uuid::Uuid;
 
-/// Everything a deployer needs to know about one target's release.
+/// Everything a deployer needs to know about one release to roll out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeployRequest {
-    pub promotion_id: Uuid,
-    pub target_id: Uuid,
-    pub pipeline_id: Uuid,
-    pub pipeline_name: String,
+    /// What asked for the deployment.
+    pub cause: DeployCause,
     pub app_id: Uuid,
     pub app_name: String,
     pub release_id: Uuid,
@@ -24,6 +22,30 @@ pub struct DeployRequest {
     pub source_app_id: Uuid,
     pub source_app_name: String,
     pub source_release_id: Uuid,
+}
+
+/// Why a release is being deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployCause {
+    /// A promotion target: the release came from another app of the pipeline.
+    Promotion {
+        promotion_id: Uuid,
+        target_id: Uuid,
+        pipeline_id: Uuid,
+        pipeline_name: String,
+    },
+    /// A rollback: the release repeats an earlier release of the same app.
+    Rollback { rollback_id: Uuid },
+}
+
+impl DeployRequest {
+    /// Identifies this deployment across retries: the promotion target or the rollback.
+    pub fn delivery_id(&self) -> Uuid {
+        match self.cause {
+            DeployCause::Promotion { target_id, .. } => target_id,
+            DeployCause::Rollback { rollback_id } => rollback_id,
+        }
+    }
 }
 
 /// Why a deployment failed; the message becomes the target's `error_message`.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::{DeployError, DeployRequest, Deployer};
+use super::{DeployCause, DeployError, DeployRequest, Deployer};
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the raw body, keyed with the secret>`.
 pub const SIGNATURE_HEADER: &str = "x-pipelines-signature";
@@ -60,13 +60,15 @@ struct SourcePayload<'a> {
     release: Id,
 }
 
-/// The JSON body of a deployment request.
+/// The JSON body of a deployment request. A promotion target's deployment names its
+/// promotion, target and pipeline and has `rollback: null`; a rollback's has those null.
 #[derive(Serialize)]
 struct Payload<'a> {
     event: &'static str,
-    pipeline_promotion: Id,
-    promotion_target: Id,
-    pipeline: Named<'a>,
+    pipeline_promotion: Option<Id>,
+    promotion_target: Option<Id>,
+    pipeline: Option<Named<'a>>,
+    rollback: Option<Id>,
     app: Named<'a>,
     release: ReleasePayload<'a>,
     source: SourcePayload<'a>,
@@ -114,18 +116,31 @@ impl WebhookDeployer {
     }
 
     fn body(request: &DeployRequest) -> Result<Vec<u8>, DeployError> {
+        let (pipeline_promotion, promotion_target, pipeline, rollback) = match &request.cause {
+            DeployCause::Promotion {
+                promotion_id,
+                target_id,
+                pipeline_id,
+                pipeline_name,
+            } => (
+                Some(Id { id: *promotion_id }),
+                Some(Id { id: *target_id }),
+                Some(Named {
+                    id: *pipeline_id,
+                    name: pipeline_name,
+                }),
+                None,
+            ),
+            DeployCause::Rollback { rollback_id } => {
+                (None, None, None, Some(Id { id: *rollback_id }))
+            }
+        };
         serde_json::to_vec(&Payload {
             event: "release.deploy",
-            pipeline_promotion: Id {
-                id: request.promotion_id,
-            },
-            promotion_target: Id {
-                id: request.target_id,
-            },
-            pipeline: Named {
-                id: request.pipeline_id,
-                name: &request.pipeline_name,
-            },
+            pipeline_promotion,
+            promotion_target,
+            pipeline,
+            rollback,
             app: Named {
                 id: request.app_id,
                 name: &request.app_name,
@@ -163,7 +178,7 @@ impl Deployer for WebhookDeployer {
                 .post(&self.settings.url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(SIGNATURE_HEADER, &signed)
-                .header(DELIVERY_HEADER, request.target_id.to_string())
+                .header(DELIVERY_HEADER, request.delivery_id().to_string())
                 .body(body.clone())
                 .send()
                 .await;

@@ -1,5 +1,5 @@
 //! Claiming work: free targets, oldest promotion first, skipping (and announcing) those
-//! queued behind another promotion on the same app. The lease and queueing rules live in
+//! queued behind earlier work on the same app; and free rollbacks, likewise queued. The lease and queueing rules live in
 //! [`crate::lifecycle`]; this decides only which targets to try.
 
 use std::collections::HashMap;
@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::EngineContext;
 use crate::{
     error::Result,
-    lifecycle::{self, Transaction},
-    store::entities::promotion_target,
+    lifecycle::{self, Blocker, QueuePlace, Transaction},
+    store::entities::{promotion_target, rollback},
 };
 
 /// Claims up to `limit` free targets.
@@ -20,7 +20,7 @@ pub(crate) async fn claim_targets(
 ) -> Result<Vec<promotion_target::Model>> {
     let candidates = lifecycle::claimable_targets(&context.db, (limit * 4 + 16) as u64).await?;
     let mut claimed = Vec::new();
-    let mut blocked_apps: HashMap<Uuid, Uuid> = HashMap::new();
+    let mut blocked_apps: HashMap<Uuid, Blocker> = HashMap::new();
     for candidate in candidates {
         if claimed.len() >= limit {
             break;
@@ -31,7 +31,10 @@ pub(crate) async fn claim_targets(
                 lifecycle::queued_behind(
                     &context.db,
                     candidate.app_id,
-                    Some((candidate.created_at, candidate.promotion_id)),
+                    QueuePlace::Promotion {
+                        created_at: candidate.created_at,
+                        promotion: candidate.promotion_id,
+                    },
                 )
                 .await?
             }
@@ -44,7 +47,7 @@ pub(crate) async fn claim_targets(
             continue;
         }
         let settings = &context.settings;
-        if lifecycle::try_claim(
+        if lifecycle::try_claim::<promotion_target::Entity>(
             &context.db,
             candidate.id,
             &settings.worker_id,
@@ -53,7 +56,43 @@ pub(crate) async fn claim_targets(
         .await?
         {
             // Later targets on this app in later promotions must wait for this one.
-            blocked_apps.insert(candidate.app_id, candidate.promotion_id);
+            blocked_apps.insert(candidate.app_id, Blocker::Promotion(candidate.promotion_id));
+            claimed.push(candidate);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Claims up to `limit` free rollbacks whose app has no earlier unfinished work.
+pub(crate) async fn claim_rollbacks(
+    context: &EngineContext,
+    limit: usize,
+) -> Result<Vec<rollback::Model>> {
+    let settings = &context.settings;
+    let mut claimed = Vec::new();
+    for candidate in lifecycle::claimable::<rollback::Entity>(&context.db, limit as u64 * 2).await?
+    {
+        if claimed.len() >= limit {
+            break;
+        }
+        let place = QueuePlace::Rollback {
+            created_at: candidate.created_at,
+            rollback: candidate.id,
+        };
+        if lifecycle::queued_behind(&context.db, candidate.app_id, place)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        if lifecycle::try_claim::<rollback::Entity>(
+            &context.db,
+            candidate.id,
+            &settings.worker_id,
+            settings.lease_ttl,
+        )
+        .await?
+        {
             claimed.push(candidate);
         }
     }

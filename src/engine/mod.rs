@@ -4,6 +4,7 @@
 //! same PostgreSQL, picks up where a dead one stopped.
 
 mod claim;
+mod rollback;
 mod run;
 
 use std::{sync::Arc, time::Duration};
@@ -14,7 +15,12 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::{deploy::Deployer, progress::EventHub};
+use crate::{
+    deploy::Deployer,
+    lifecycle::LeasedWork,
+    progress::EventHub,
+    store::entities::{promotion_target, rollback as rollback_row},
+};
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -50,6 +56,30 @@ pub(crate) struct EngineContext {
     pub hub: Arc<EventHub>,
     pub deployer: Arc<dyn Deployer>,
     pub settings: EngineSettings,
+}
+
+/// Runs claimed work on a free slot, or gives its lease back when none is free.
+async fn spawn_work<E, F>(
+    context: &Arc<EngineContext>,
+    slots: &Arc<Semaphore>,
+    running: &mut JoinSet<()>,
+    id: uuid::Uuid,
+    work: impl FnOnce(Arc<EngineContext>) -> F,
+) where
+    E: LeasedWork,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+        crate::lifecycle::release_lease::<E>(&context.db, id, &context.settings.worker_id).await;
+        return;
+    };
+    let future = work(Arc::clone(context));
+    let context = Arc::clone(context);
+    running.spawn(async move {
+        future.await;
+        drop(permit);
+        context.hub.signal_work();
+    });
 }
 
 pub struct Engine {
@@ -90,29 +120,42 @@ impl Engine {
                 break;
             }
             while running.try_join_next().is_some() {}
-            let free = slots.available_permits();
-            if free > 0 {
-                match claim::claim_targets(&context, free).await {
+            if slots.available_permits() > 0 {
+                match claim::claim_targets(&context, slots.available_permits()).await {
                     Ok(claimed) => {
                         for target in claimed {
-                            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-                                crate::lifecycle::release_lease(
-                                    &context.db,
-                                    target.id,
-                                    &context.settings.worker_id,
-                                )
-                                .await;
-                                continue;
-                            };
-                            let context = Arc::clone(&context);
-                            running.spawn(async move {
-                                run::run_target(&context, target).await;
-                                drop(permit);
-                                context.hub.signal_work();
-                            });
+                            let id = target.id;
+                            spawn_work::<promotion_target::Entity, _>(
+                                &context,
+                                &slots,
+                                &mut running,
+                                id,
+                                |context| async move { run::run_target(&context, target).await },
+                            )
+                            .await;
                         }
                     }
                     Err(error) => tracing::warn!(%error, "claiming promotion targets failed"),
+                }
+            }
+            if slots.available_permits() > 0 {
+                match claim::claim_rollbacks(&context, slots.available_permits()).await {
+                    Ok(claimed) => {
+                        for claimed_rollback in claimed {
+                            let id = claimed_rollback.id;
+                            spawn_work::<rollback_row::Entity, _>(
+                                &context,
+                                &slots,
+                                &mut running,
+                                id,
+                                |context| async move {
+                                    rollback::run_rollback(&context, claimed_rollback).await
+                                },
+                            )
+                            .await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "claiming rollbacks failed"),
                 }
             }
             tokio::select! {

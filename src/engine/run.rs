@@ -8,10 +8,10 @@ use sea_orm::EntityTrait;
 
 use super::EngineContext;
 use crate::{
-    deploy::DeployRequest,
+    deploy::{DeployCause, DeployRequest},
     domain::{promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},
-    lifecycle::{self, DeployOutcome, LinkedRelease, Transaction},
+    lifecycle::{self, DeployOutcome, LeasedWork, LinkedRelease, Transaction},
     store::{
         entities::{app, pipeline, promotion, promotion_target, release},
         NewRelease,
@@ -23,33 +23,44 @@ use crate::{
 /// as it is; its lease is given back and the work is retried.
 pub(crate) async fn run_target(context: &Arc<EngineContext>, target: promotion_target::Model) {
     let target_id = target.id;
-    let heartbeat = {
-        let context = Arc::clone(context);
-        tokio::spawn(async move {
-            let settings = &context.settings;
-            loop {
-                tokio::time::sleep(settings.lease_ttl / 3).await;
-                if !lifecycle::renew_lease(
-                    &context.db,
-                    target_id,
-                    &settings.worker_id,
-                    settings.lease_ttl,
-                )
-                .await
-                {
-                    tracing::warn!(target = %target_id, "lost the lease on a running target");
-                    return;
-                }
-            }
-        })
-    };
+    let heartbeat = keep_lease::<promotion_target::Entity>(context, target_id);
     let outcome = drive(context, target).await;
     heartbeat.abort();
     if let Err(error) = outcome {
         tracing::warn!(target = %target_id, %error, "target step failed; it will be retried");
     }
     // A no-op once the outcome was recorded, which clears the lease itself.
-    lifecycle::release_lease(&context.db, target_id, &context.settings.worker_id).await;
+    lifecycle::release_lease::<promotion_target::Entity>(
+        &context.db,
+        target_id,
+        &context.settings.worker_id,
+    )
+    .await;
+}
+
+/// Renews the lease on held work every third of its lifetime until aborted or lost.
+pub(super) fn keep_lease<E: LeasedWork>(
+    context: &Arc<EngineContext>,
+    id: uuid::Uuid,
+) -> tokio::task::JoinHandle<()> {
+    let context = Arc::clone(context);
+    tokio::spawn(async move {
+        let settings = &context.settings;
+        loop {
+            tokio::time::sleep(settings.lease_ttl / 3).await;
+            if !lifecycle::renew_lease::<E>(
+                &context.db,
+                id,
+                &settings.worker_id,
+                settings.lease_ttl,
+            )
+            .await
+            {
+                tracing::warn!(%id, "lost the lease on running work");
+                return;
+            }
+        }
+    })
 }
 
 /// What the steps need to know, loaded once.
@@ -146,10 +157,12 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
         return Ok(());
     }
     let request = DeployRequest {
-        promotion_id: subject.promotion.id,
-        target_id: target.id,
-        pipeline_id: subject.pipeline.id,
-        pipeline_name: subject.pipeline.name.clone(),
+        cause: DeployCause::Promotion {
+            promotion_id: subject.promotion.id,
+            target_id: target.id,
+            pipeline_id: subject.pipeline.id,
+            pipeline_name: subject.pipeline.name.clone(),
+        },
         app_id: subject.app.id,
         app_name: subject.app.name.clone(),
         release_id: release.id,

@@ -35,6 +35,20 @@ impl ReleaseService for ReleaseGrpc {
         Ok(Response::new(convert::release(view)))
     }
 
+    async fn rollback_release(
+        &self,
+        request: Request<proto::RollbackReleaseRequest>,
+    ) -> Result<Response<proto::Release>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .releases
+            .rollback(&request.app, &request.release, &caller)
+            .await?;
+        Ok(Response::new(convert::release(view)))
+    }
+
     async fn get_release(
         &self,
         request: Request<proto::GetReleaseRequest>,

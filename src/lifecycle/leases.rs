@@ -1,10 +1,12 @@
-//! Leases and the per-app queue. A target is free when it is unfinished and nobody holds
-//! an unexpired lease on it; claims are compare-and-set updates, so two workers (in one
-//! process or several sharing PostgreSQL) never hold the same target.
+//! Leases and the per-app queue, for all leased work: promotion targets and rollbacks.
+//! Work is free when it is unfinished and nobody holds an unexpired lease on it; claims
+//! are compare-and-set updates, so two workers (in one process or several sharing
+//! PostgreSQL) never hold the same work.
 //!
-//! Queueing: a target waits while an earlier promotion still has an unfinished target on
-//! the same app. "Earlier" is creation order with the promotion id breaking ties, the same
-//! for every worker and for the dry run's plan.
+//! Queueing: an app takes part in one deployment at a time. Work waits while earlier work
+//! on the same app is unfinished. "Earlier" is creation order with the id breaking ties
+//! (a promotion target's is its promotion's), the same for every worker and for the dry
+//! run's plan.
 
 use std::time::Duration;
 
@@ -18,35 +20,112 @@ use uuid::Uuid;
 use crate::{
     domain::promotion::TargetStatus,
     error::Result,
-    store::{self, entities::promotion_target},
+    store::{
+        self,
+        entities::{promotion_target, rollback},
+    },
 };
 
-/// The stored states of a target that still needs a worker.
+/// The stored states of work that still needs a worker.
 pub const UNFINISHED_TARGETS: [&str; 2] = [
     TargetStatus::UNFINISHED[0].as_str(),
     TargetStatus::UNFINISHED[1].as_str(),
 ];
+
+/// A table of leased work: its rows carry a status, a lease and an attempt count.
+pub trait LeasedWork: EntityTrait {
+    fn id() -> Self::Column;
+    fn app_id() -> Self::Column;
+    fn status() -> Self::Column;
+    fn lease_owner() -> Self::Column;
+    fn lease_expires_at() -> Self::Column;
+    fn attempts() -> Self::Column;
+    fn created_at() -> Self::Column;
+}
+
+impl LeasedWork for promotion_target::Entity {
+    fn id() -> Self::Column {
+        promotion_target::Column::Id
+    }
+    fn app_id() -> Self::Column {
+        promotion_target::Column::AppId
+    }
+    fn status() -> Self::Column {
+        promotion_target::Column::Status
+    }
+    fn lease_owner() -> Self::Column {
+        promotion_target::Column::LeaseOwner
+    }
+    fn lease_expires_at() -> Self::Column {
+        promotion_target::Column::LeaseExpiresAt
+    }
+    fn attempts() -> Self::Column {
+        promotion_target::Column::Attempts
+    }
+    fn created_at() -> Self::Column {
+        promotion_target::Column::CreatedAt
+    }
+}
+
+impl LeasedWork for rollback::Entity {
+    fn id() -> Self::Column {
+        rollback::Column::Id
+    }
+    fn app_id() -> Self::Column {
+        rollback::Column::AppId
+    }
+    fn status() -> Self::Column {
+        rollback::Column::Status
+    }
+    fn lease_owner() -> Self::Column {
+        rollback::Column::LeaseOwner
+    }
+    fn lease_expires_at() -> Self::Column {
+        rollback::Column::LeaseExpiresAt
+    }
+    fn attempts() -> Self::Column {
+        rollback::Column::Attempts
+    }
+    fn created_at() -> Self::Column {
+        rollback::Column::CreatedAt
+    }
+}
 
 /// When a lease taken or renewed now runs out.
 fn lease_expiry(ttl: Duration) -> DateTime<Utc> {
     store::now() + ChronoDuration::from_std(ttl).unwrap_or_else(|_| ChronoDuration::seconds(30))
 }
 
-/// Nobody holds the target, or its holder's lease ran out.
-fn lease_is_free() -> Condition {
+/// Nobody holds the work, or its holder's lease ran out.
+fn lease_is_free<E: LeasedWork>() -> Condition {
     Condition::any()
-        .add(promotion_target::Column::LeaseExpiresAt.is_null())
-        .add(promotion_target::Column::LeaseExpiresAt.lt(store::now()))
+        .add(E::lease_expires_at().is_null())
+        .add(E::lease_expires_at().lt(store::now()))
 }
 
-/// Unfinished targets with a free lease, oldest promotion first: the candidates to claim.
+/// Unfinished work with a free lease, oldest first: the candidates to claim.
+pub async fn claimable<E: LeasedWork>(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<E::Model>> {
+    Ok(E::find()
+        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(lease_is_free::<E>())
+        .order_by_asc(E::created_at())
+        .order_by_asc(E::id())
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// Unfinished promotion targets with a free lease, oldest promotion first.
 pub async fn claimable_targets(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<promotion_target::Model>> {
     Ok(promotion_target::Entity::find()
         .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(lease_is_free())
+        .filter(lease_is_free::<promotion_target::Entity>())
         .order_by_asc(promotion_target::Column::CreatedAt)
         .order_by_asc(promotion_target::Column::PromotionId)
         .order_by_asc(promotion_target::Column::Position)
@@ -55,110 +134,158 @@ pub async fn claimable_targets(
         .await?)
 }
 
-/// Takes the lease on a free target. False when another worker was faster, or the
-/// target finished meanwhile.
-pub async fn try_claim(
+/// Takes the lease on free work. False when another worker was faster, or the work
+/// finished meanwhile.
+pub async fn try_claim<E: LeasedWork>(
     db: &impl ConnectionTrait,
-    target: Uuid,
+    id: Uuid,
     worker: &str,
     ttl: Duration,
 ) -> Result<bool> {
-    let taken = promotion_target::Entity::update_many()
-        .col_expr(
-            promotion_target::Column::LeaseOwner,
-            Some(worker.to_owned()).into(),
-        )
-        .col_expr(
-            promotion_target::Column::LeaseExpiresAt,
-            Some(lease_expiry(ttl)).into(),
-        )
-        .col_expr(
-            promotion_target::Column::Attempts,
-            Expr::col(promotion_target::Column::Attempts).add(1),
-        )
-        .filter(promotion_target::Column::Id.eq(target))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(lease_is_free())
+    let taken = E::update_many()
+        .col_expr(E::lease_owner(), Some(worker.to_owned()).into())
+        .col_expr(E::lease_expires_at(), Some(lease_expiry(ttl)).into())
+        .col_expr(E::attempts(), Expr::col(E::attempts()).add(1))
+        .filter(E::id().eq(id))
+        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(lease_is_free::<E>())
         .exec(db)
         .await?;
     Ok(taken.rows_affected == 1)
 }
 
-/// Extends the lease on a target this worker holds. False when the lease was lost.
-pub async fn renew_lease(
+/// Extends the lease on work this worker holds. False when the lease was lost.
+pub async fn renew_lease<E: LeasedWork>(
     db: &impl ConnectionTrait,
-    target: Uuid,
+    id: Uuid,
     worker: &str,
     ttl: Duration,
 ) -> bool {
-    promotion_target::Entity::update_many()
-        .col_expr(
-            promotion_target::Column::LeaseExpiresAt,
-            Some(lease_expiry(ttl)).into(),
-        )
-        .filter(promotion_target::Column::Id.eq(target))
-        .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+    E::update_many()
+        .col_expr(E::lease_expires_at(), Some(lease_expiry(ttl)).into())
+        .filter(E::id().eq(id))
+        .filter(E::lease_owner().eq(worker.to_owned()))
         .exec(db)
         .await
         .map(|result| result.rows_affected == 1)
         .unwrap_or(false)
 }
 
-/// Adds "nobody holds it any more" to an update of targets.
-pub(super) fn clearing_lease(
-    update: UpdateMany<promotion_target::Entity>,
-) -> UpdateMany<promotion_target::Entity> {
+/// Adds "nobody holds it any more" to an update of leased work.
+pub(super) fn clearing_lease<E: LeasedWork>(update: UpdateMany<E>) -> UpdateMany<E> {
     update
-        .col_expr(
-            promotion_target::Column::LeaseOwner,
-            Option::<String>::None.into(),
-        )
-        .col_expr(
-            promotion_target::Column::LeaseExpiresAt,
-            Option::<DateTime<Utc>>::None.into(),
-        )
+        .col_expr(E::lease_owner(), Option::<String>::None.into())
+        .col_expr(E::lease_expires_at(), Option::<DateTime<Utc>>::None.into())
 }
 
-/// Gives a held target back without finishing it.
-pub async fn release_lease(db: &impl ConnectionTrait, target: Uuid, worker: &str) {
-    let result = clearing_lease(promotion_target::Entity::update_many())
-        .filter(promotion_target::Column::Id.eq(target))
-        .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+/// Gives held work back without finishing it.
+pub async fn release_lease<E: LeasedWork>(db: &impl ConnectionTrait, id: Uuid, worker: &str) {
+    let result = clearing_lease(E::update_many())
+        .filter(E::id().eq(id))
+        .filter(E::lease_owner().eq(worker.to_owned()))
         .exec(db)
         .await;
     if let Err(error) = result {
-        tracing::warn!(%error, %target, "could not release a lease; it will expire");
+        tracing::warn!(%error, %id, "could not release a lease; it will expire");
     }
 }
 
-/// The earliest promotion, other than the waiting one, with an unfinished target on `app`
-/// that comes before it in the queue. `waiting` is the promotion's `(created_at, id)`, or
-/// `None` for a promotion that would be created now, which comes after every other.
+/// Where work stands in its app's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuePlace {
+    /// A target of this promotion, created then.
+    Promotion {
+        created_at: DateTime<Utc>,
+        promotion: Uuid,
+    },
+    Rollback {
+        created_at: DateTime<Utc>,
+        rollback: Uuid,
+    },
+    /// Work that would be created now, after everything else.
+    New,
+}
+
+/// What work waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    Promotion(Uuid),
+    Rollback(Uuid),
+}
+
+impl Blocker {
+    pub fn id(self) -> Uuid {
+        match self {
+            Blocker::Promotion(id) | Blocker::Rollback(id) => id,
+        }
+    }
+}
+
+/// Earlier than `(created_at, id)` in the queue's order.
+fn earlier_than<E: LeasedWork>(
+    id_column: E::Column,
+    place: Option<(DateTime<Utc>, Uuid)>,
+) -> Condition {
+    match place {
+        None => Condition::all(),
+        Some((created_at, id)) => Condition::any().add(E::created_at().lt(created_at)).add(
+            Condition::all()
+                .add(E::created_at().eq(created_at))
+                .add(id_column.lt(id)),
+        ),
+    }
+}
+
+/// The earliest unfinished work on `app` that comes before `place` in the queue, if any.
 pub async fn queued_behind(
     db: &impl ConnectionTrait,
     app: Uuid,
-    waiting: Option<(DateTime<Utc>, Uuid)>,
-) -> Result<Option<Uuid>> {
-    let mut earlier = promotion_target::Entity::find()
+    place: QueuePlace,
+) -> Result<Option<Blocker>> {
+    let key = match place {
+        QueuePlace::Promotion {
+            created_at,
+            promotion,
+        } => Some((created_at, promotion)),
+        QueuePlace::Rollback {
+            created_at,
+            rollback,
+        } => Some((created_at, rollback)),
+        QueuePlace::New => None,
+    };
+    let mut targets = promotion_target::Entity::find()
         .filter(promotion_target::Column::AppId.eq(app))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS));
-    if let Some((created_at, promotion)) = waiting {
-        earlier = earlier
-            .filter(promotion_target::Column::PromotionId.ne(promotion))
-            .filter(
-                Condition::any()
-                    .add(promotion_target::Column::CreatedAt.lt(created_at))
-                    .add(
-                        Condition::all()
-                            .add(promotion_target::Column::CreatedAt.eq(created_at))
-                            .add(promotion_target::Column::PromotionId.lt(promotion)),
-                    ),
-            );
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(earlier_than::<promotion_target::Entity>(
+            promotion_target::Column::PromotionId,
+            key,
+        ));
+    if let QueuePlace::Promotion { promotion, .. } = place {
+        targets = targets.filter(promotion_target::Column::PromotionId.ne(promotion));
     }
-    Ok(earlier
+    let target = targets
         .order_by_asc(promotion_target::Column::CreatedAt)
         .order_by_asc(promotion_target::Column::PromotionId)
         .one(db)
-        .await?
-        .map(|target| target.promotion_id))
+        .await?;
+    let rollback = rollback::Entity::find()
+        .filter(rollback::Column::AppId.eq(app))
+        .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(earlier_than::<rollback::Entity>(rollback::Column::Id, key))
+        .order_by_asc(rollback::Column::CreatedAt)
+        .order_by_asc(rollback::Column::Id)
+        .one(db)
+        .await?;
+    Ok(match (target, rollback) {
+        (None, None) => None,
+        (Some(target), None) => Some(Blocker::Promotion(target.promotion_id)),
+        (None, Some(rollback)) => Some(Blocker::Rollback(rollback.id)),
+        (Some(target), Some(rollback)) => {
+            if (target.created_at, target.promotion_id) <= (rollback.created_at, rollback.id) {
+                Some(Blocker::Promotion(target.promotion_id))
+            } else {
+                Some(Blocker::Rollback(rollback.id))
+            }
+        }
+    })
 }

@@ -8,7 +8,7 @@
 //!
 //! 1. the app row, where its being live matters (deleting it, or releasing onto it);
 //! 2. the promotion row ([`store::lock_promotion`]), before any of its targets;
-//! 3. its target rows;
+//! 3. its target rows, and rollback rows;
 //! 4. releases.
 //!
 //! Claims and lease renewals touch one target row in one statement, outside any
@@ -18,13 +18,19 @@ mod cancel;
 mod create;
 mod events;
 mod leases;
+mod rollbacks;
 mod targets;
 
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
-    claimable_targets, queued_behind, release_lease, renew_lease, try_claim, UNFINISHED_TARGETS,
+    claimable, claimable_targets, queued_behind, release_lease, renew_lease, try_claim, Blocker,
+    LeasedWork, QueuePlace, UNFINISHED_TARGETS,
+};
+pub use rollbacks::{
+    cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome,
+    rollback_is_deployable, start_rollback,
 };
 pub use targets::{
     is_deployable, link_release, mark_queued, record_outcome, start_target, DeployOutcome,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     cancel::cancel_target_of_deleted_app,
     events::{append, finish_if_complete, EventDraft},
-    leases::clearing_lease,
+    leases::{clearing_lease, Blocker},
     lock_promotion, Transaction,
 };
 use crate::{
@@ -236,12 +236,13 @@ pub async fn record_outcome(
 }
 
 /// Records that a pending target waits behind `blocker`, with `target.queued`, once per
-/// promotion it waits for.
+/// promotion or rollback it waits for.
 pub async fn mark_queued(
     tx: &mut Transaction,
     target: &promotion_target::Model,
-    blocker: Uuid,
+    blocked_by: Blocker,
 ) -> Result<()> {
+    let blocker = blocked_by.id();
     if target.queued_behind == Some(blocker) {
         return Ok(());
     }
@@ -277,8 +278,18 @@ pub async fn mark_queued(
             app,
             target_status: Some(TargetStatus::Pending),
             release: None,
-            message: format!("'{name}' is busy with promotion {blocker}; waiting for it to finish"),
-            waiting_for: Some(blocker),
+            message: match blocked_by {
+                Blocker::Promotion(_) => {
+                    format!("'{name}' is busy with promotion {blocker}; waiting for it to finish")
+                }
+                Blocker::Rollback(_) => {
+                    format!("'{name}' is being rolled back ({blocker}); waiting for it to finish")
+                }
+            },
+            waiting_for: match blocked_by {
+                Blocker::Promotion(id) => Some(id),
+                Blocker::Rollback(_) => None,
+            },
         },
     )
     .await

@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<GatewayState> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct CreateAppBody {
     #[serde(default)]
     name: String,

@@ -32,6 +32,7 @@ pub(super) fn routes() -> Router<GatewayState> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct CreateCouplingBody {
     #[serde(default)]
     app: Option<ReferenceInput>,
@@ -112,6 +113,7 @@ async fn get_app_coupling(
 
 /// PATCH may change only `required_status_checks`; any other field is refused by name.
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 #[serde(deny_unknown_fields)]
 struct UpdateCouplingBody {
     #[serde(default)]

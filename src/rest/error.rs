@@ -59,7 +59,9 @@ impl ApiError {
             ApiError::MalformedJson(reason) => (
                 StatusCode::BAD_REQUEST,
                 tonic::Code::InvalidArgument,
-                bounded_message(format!("malformed JSON body: {reason}")),
+                bounded_message(format!(
+                    "malformed JSON body: the body must be a JSON object ({reason})"
+                )),
                 Vec::new(),
             ),
             ApiError::MissingBody => (

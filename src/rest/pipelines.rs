@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<GatewayState> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct CreatePipelineBody {
     #[serde(default)]
     name: String,

@@ -22,24 +22,49 @@ use super::{
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
 #[derive(Deserialize, Default)]
+#[serde(expecting = "an object such as {\"id\": \"...\"}")]
 pub(super) struct IdObject {
     #[serde(default)]
     id: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-pub(super) struct SourceAppObject {
-    #[serde(default)]
-    id: Option<String>,
-    /// Akkeris clients send the release inside the app object.
-    #[serde(default)]
-    release: Option<IdObject>,
+/// The source app: a name or id, or an object, in which Akkeris clients also send the
+/// release.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "an app name or an object such as {\"id\": \"...\"}"
+)]
+pub(super) enum SourceAppInput {
+    Plain(String),
+    Object {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        release: Option<IdObject>,
+    },
+}
+
+impl SourceAppInput {
+    /// The app reference, and the release named inside the app object, if any.
+    fn into_parts(self) -> (String, Option<String>) {
+        match self {
+            SourceAppInput::Plain(reference) => (reference, None),
+            SourceAppInput::Object { id, name, release } => (
+                id.or(name).unwrap_or_default(),
+                release.and_then(|release| release.id),
+            ),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
+#[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
 pub(super) struct SourceObject {
     #[serde(default)]
-    app: Option<SourceAppObject>,
+    app: Option<SourceAppInput>,
     #[serde(default)]
     release: Option<IdObject>,
 }
@@ -61,12 +86,14 @@ pub(super) fn routes() -> Router<GatewayState> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
 pub(super) struct TargetObject {
     #[serde(default)]
     app: Option<ReferenceInput>,
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 pub(super) struct CreatePromotionBody {
     #[serde(default)]
     pipeline: Option<ReferenceInput>,
@@ -89,11 +116,14 @@ pub(super) async fn create_promotion(
     JsonBody(body): JsonBody<CreatePromotionBody>,
 ) -> ApiResult<Response> {
     let source = body.source.unwrap_or_default();
-    let source_app = source.app.unwrap_or_default();
+    let (source_app, release_in_app) = source
+        .app
+        .map(SourceAppInput::into_parts)
+        .unwrap_or_default();
     let release = source
         .release
         .and_then(|release| release.id)
-        .or(source_app.release.and_then(|release| release.id));
+        .or(release_in_app);
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|value| {
@@ -110,7 +140,7 @@ pub(super) async fn create_promotion(
             .pipeline
             .map(ReferenceInput::into_reference)
             .unwrap_or_default(),
-        source_app: source_app.id.unwrap_or_default(),
+        source_app,
         source_release: release,
         targets: body
             .targets

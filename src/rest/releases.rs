@@ -37,12 +37,26 @@ pub(super) fn routes() -> Router<GatewayState> {
         )
 }
 
+/// A new release: `{image, description?}` records one built elsewhere; `{release}` rolls
+/// back to an earlier release, as Akkeris clients send it (their `description` is ignored:
+/// a rollback is described as `Rollback to v<N>`).
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct CreateReleaseBody {
     #[serde(default)]
-    image: String,
+    image: Option<String>,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    release: Option<ReleaseReference>,
+}
+
+/// An earlier release: its id, or its version as a number or `v7`.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a release id, or a version such as 7 or \"v7\"")]
+enum ReleaseReference {
+    Text(String),
+    Version(i64),
 }
 
 async fn create_release(
@@ -51,16 +65,34 @@ async fn create_release(
     PathParams(app): PathParams<String>,
     JsonBody(body): JsonBody<CreateReleaseBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let view = state
-        .services
-        .releases
-        .create(
-            &app,
-            &body.image,
-            body.description.as_deref().unwrap_or(""),
-            &caller,
-        )
-        .await?;
+    let releases = &state.services.releases;
+    let view = match (body.release, body.image) {
+        (Some(_), Some(_)) => {
+            return Err(crate::error::Error::invalid(
+                "release",
+                "give either `image` (a new release) or `release` (a rollback), not both",
+            )
+            .into())
+        }
+        (Some(ReleaseReference::Text(reference)), None) => {
+            releases.rollback(&app, &reference, &caller).await?
+        }
+        (Some(ReleaseReference::Version(version)), None) => {
+            releases
+                .rollback(&app, &version.to_string(), &caller)
+                .await?
+        }
+        (None, image) => {
+            releases
+                .create(
+                    &app,
+                    image.as_deref().unwrap_or_default(),
+                    body.description.as_deref().unwrap_or(""),
+                    &caller,
+                )
+                .await?
+        }
+    };
     Ok(created(shapes::Release::from(view)))
 }
 
@@ -102,6 +134,7 @@ fn parse_state(state: Option<String>) -> Result<Option<StatusState>, ApiError> {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct CreateReleaseStatusBody {
     #[serde(default)]
     context: String,
@@ -154,6 +187,7 @@ async fn list_release_statuses(
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct UpdateReleaseStatusBody {
     #[serde(default)]
     context: Option<String>,

@@ -51,6 +51,7 @@ impl From<views::PipelineView> for Pipeline {
 }
 
 #[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(expecting = "an object such as {\"contexts\": [\"ci/tests\"]}")]
 pub struct RequiredStatusChecks {
     #[serde(default)]
     pub contexts: Vec<String>,
@@ -237,7 +238,7 @@ pub type ConfigVars = BTreeMap<String, Option<String>>;
 /// A reference in a request body: a plain string (`"shop"`) or an object
 /// (`{"id": "shop"}`, `{"name": "shop"}`); `id` accepts a UUID or a name.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a name or an object such as {\"id\": \"...\"}")]
 pub enum ReferenceInput {
     Plain(String),
     Object {

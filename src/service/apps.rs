@@ -106,6 +106,7 @@ impl Apps {
             .exec(tx.connection())
             .await?;
         lifecycle::cancel_targets_of_deleted_app(&mut tx, found.id, &caller.name).await?;
+        lifecycle::cancel_rollbacks_of_deleted_app(&mut tx, found.id).await?;
         let canceled_targets = tx.wrote_events();
         tx.commit(&self.hub).await?;
         if canceled_targets {

@@ -58,7 +58,7 @@ impl Services {
             pipelines: Pipelines::new(db.clone()),
             couplings: Couplings::new(db.clone()),
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
-            releases: Releases::new(db.clone()),
+            releases: Releases::new(db.clone(), Arc::clone(&hub)),
             promotions: Promotions::new(db, hub),
         }
     }

@@ -11,6 +11,8 @@ use super::{
     lookup::{find_app, find_release_of_app, parse_uuid, release_views},
     views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
 };
+use std::sync::Arc;
+
 use crate::{
     domain::{
         access::{Caller, Role},
@@ -18,6 +20,8 @@ use crate::{
         status::{combined_state, ReleaseState, StatusState},
     },
     error::{Error, Result},
+    lifecycle::{self, Transaction},
+    progress::EventHub,
     store::{
         entities::{app, release, release_status},
         insert_release_with_next_version, is_unique_violation, NewRelease,
@@ -52,6 +56,7 @@ pub struct ReleaseStatusChanges {
 #[derive(Clone)]
 pub struct Releases {
     db: DatabaseConnection,
+    hub: Arc<EventHub>,
 }
 
 fn status_view(model: release_status::Model) -> Result<ReleaseStatusView> {
@@ -72,8 +77,8 @@ fn status_view(model: release_status::Model) -> Result<ReleaseStatusView> {
 }
 
 impl Releases {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
+        Self { db, hub }
     }
 
     async fn view_of(&self, owner: &app::Model, model: release::Model) -> Result<ReleaseView> {
@@ -117,6 +122,73 @@ impl Releases {
         .await?;
         txn.commit().await?;
         self.view_of(&owner, model).await
+    }
+
+    /// Rolls an app back to an earlier release, named by id or version (`7` or `v7`): a new
+    /// release with that image and the next version, `pending` until the engine has
+    /// deployed it, queued on the app like a promotion target. Only a release that
+    /// succeeded can be rolled back to.
+    pub async fn rollback(&self, app: &str, to: &str, caller: &Caller) -> Result<ReleaseView> {
+        authorize(caller, Role::Write, "rolling back a release")?;
+        let owner = find_app(&self.db, "app", app).await?;
+        let earlier = self.find_by_id_or_version(&owner, to).await?;
+        if earlier.status != ReleaseState::Succeeded.as_str() {
+            return Err(Error::invalid(
+                "release",
+                format!(
+                    "release v{} of app '{}' is {}; only a succeeded release can be rolled back to",
+                    earlier.version, owner.name, earlier.status
+                ),
+            ));
+        }
+        let mut tx = Transaction::begin(&self.db).await?;
+        let created = lifecycle::create_rollback(&mut tx, &owner, &earlier, &caller.name).await?;
+        tx.commit(&self.hub).await?;
+        self.hub.signal_work();
+        self.view_of(&owner, created).await
+    }
+
+    /// A release of `owner` by UUID, or by version as `7` or `v7`.
+    async fn find_by_id_or_version(
+        &self,
+        owner: &app::Model,
+        reference: &str,
+    ) -> Result<release::Model> {
+        let reference = reference.trim();
+        if reference.is_empty() {
+            return Err(Error::invalid(
+                "release",
+                "is required: a release id, or a version such as 7 or v7",
+            ));
+        }
+        let version = reference
+            .strip_prefix('v')
+            .unwrap_or(reference)
+            .parse::<i64>()
+            .ok();
+        match version {
+            Some(version) => release::Entity::find()
+                .filter(release::Column::AppId.eq(owner.id))
+                .filter(release::Column::Version.eq(version))
+                .one(&self.db)
+                .await?
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "release v{version} of app '{}' not found",
+                        owner.name
+                    ))
+                }),
+            None if Uuid::parse_str(reference).is_ok() => {
+                find_release_of_app(&self.db, owner, "release", reference).await
+            }
+            None => Err(Error::invalid(
+                "release",
+                format!(
+                    "{} is neither a release id nor a version such as 7 or v7",
+                    crate::domain::quoted(reference)
+                ),
+            )),
+        }
     }
 
     pub async fn get(&self, app: &str, release_id: &str) -> Result<ReleaseView> {

@@ -14,7 +14,7 @@ use crate::{
         status::ReleaseState,
     },
     error::{Error, Result},
-    lifecycle::{self, PromotionRecord, Transaction},
+    lifecycle::{self, Blocker, PromotionRecord, QueuePlace, Transaction},
     service::{
         authorize,
         lookup::{
@@ -188,7 +188,13 @@ impl Promotions {
         for target in &validated.targets {
             planned.push(PlannedTarget {
                 app: app_ref(&target.app),
-                busy_with: lifecycle::queued_behind(&self.db, target.app.id, None).await?,
+                busy_with: match lifecycle::queued_behind(&self.db, target.app.id, QueuePlace::New)
+                    .await?
+                {
+                    Some(Blocker::Promotion(id)) => Some(id),
+                    // The plan names promotions; a rollback in progress is not one.
+                    Some(Blocker::Rollback(_)) | None => None,
+                },
             });
         }
         Ok(PromotionPlan {

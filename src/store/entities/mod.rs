@@ -9,4 +9,5 @@ pub mod promotion_event;
 pub mod promotion_target;
 pub mod release;
 pub mod release_status;
+pub mod rollback;
 pub mod token;

@@ -1,0 +1,73 @@
+//! Running one claimed rollback: start it, deploy its release unless the app was deleted,
+//! and record the outcome.
+
+use std::sync::Arc;
+
+use sea_orm::EntityTrait;
+
+use super::{run::keep_lease, EngineContext};
+use crate::{
+    deploy::{DeployCause, DeployRequest},
+    domain::promotion::TargetStatus,
+    error::{Error, Result},
+    lifecycle::{self, DeployOutcome, Transaction},
+    store::entities::{app, release, rollback},
+};
+
+pub(crate) async fn run_rollback(context: &Arc<EngineContext>, claimed: rollback::Model) {
+    let id = claimed.id;
+    let heartbeat = keep_lease::<rollback::Entity>(context, id);
+    let outcome = drive(context, claimed).await;
+    heartbeat.abort();
+    if let Err(error) = outcome {
+        tracing::warn!(rollback = %id, %error, "rollback step failed; it will be retried");
+    }
+    lifecycle::release_lease::<rollback::Entity>(&context.db, id, &context.settings.worker_id)
+        .await;
+}
+
+async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> {
+    let worker = context.settings.worker_id.as_str();
+    if claimed.status == TargetStatus::Pending.as_str()
+        && !lifecycle::start_rollback(&context.db, claimed.id, worker).await?
+    {
+        return Ok(());
+    }
+    if !lifecycle::rollback_is_deployable(&context.db, claimed.id, worker).await? {
+        return Ok(());
+    }
+    let missing =
+        |what: &str| Error::Internal(format!("rollback {}: {what} is missing", claimed.id));
+    let target_app = app::Entity::find_by_id(claimed.app_id)
+        .one(&context.db)
+        .await?
+        .ok_or_else(|| missing("app"))?;
+    let new_release = release::Entity::find_by_id(claimed.release_id)
+        .one(&context.db)
+        .await?
+        .ok_or_else(|| missing("release"))?;
+    let request = DeployRequest {
+        cause: DeployCause::Rollback {
+            rollback_id: claimed.id,
+        },
+        app_id: target_app.id,
+        app_name: target_app.name.clone(),
+        release_id: new_release.id,
+        release_version: new_release.version,
+        image: new_release.image.clone(),
+        source_app_id: target_app.id,
+        source_app_name: target_app.name,
+        source_release_id: claimed.rolled_back_to_id,
+    };
+    let outcome = match context.deployer.deploy(&request).await {
+        Ok(()) => DeployOutcome::Deployed,
+        Err(error) => DeployOutcome::Failed(error.0),
+    };
+    let mut tx = Transaction::begin(&context.db).await?;
+    let recorded = lifecycle::record_rollback_outcome(&mut tx, &claimed, worker, outcome).await?;
+    tx.commit(&context.hub).await?;
+    if !recorded {
+        tracing::info!(rollback = %claimed.id, "the rollback was canceled or taken over while deploying");
+    }
+    Ok(())
+}
