@@ -33,7 +33,7 @@ pub(super) struct IdObject {
 #[derive(Deserialize)]
 #[serde(
     untagged,
-    expecting = "an app name or an object such as {\"id\": \"...\"}"
+    expecting = "must be an app name or an object such as {\"id\": \"...\"}"
 )]
 pub(super) enum SourceAppInput {
     Plain(String),

@@ -5,6 +5,7 @@
 //! each test then gets its own freshly created database.
 
 mod access;
+mod akkeris_cli;
 mod akkeris_flow;
 mod apps;
 mod couplings;
