@@ -24,14 +24,26 @@ pub struct Cli {
     #[arg(long, env = "PIPELINES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
 
+    /// The server's settings when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The server settings that apply: those given after `serve`, or, with no subcommand,
+    /// those given on their own.
+    pub fn serve_args(&self) -> &ServeArgs {
+        match &self.command {
+            Some(Command::Serve(args)) => args,
+            _ => &self.serve,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default when no subcommand is given).
-    Serve,
+    Serve(ServeArgs),
     /// Apply the database migrations and exit.
     Migrate,
     /// Manage API tokens.
@@ -65,98 +77,62 @@ pub enum TokensCommand {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on for gRPC (and, on the same port, REST).
-    #[arg(
-        long,
-        env = "PIPELINES_LISTEN",
-        default_value = "127.0.0.1:50051",
-        global = true
-    )]
+    #[arg(long, env = "PIPELINES_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
     /// How often, in milliseconds, the database is checked for the health service.
     #[arg(
         long,
         env = "PIPELINES_HEALTH_CHECK_INTERVAL_MS",
-        default_value_t = 2000,
-        global = true
+        default_value_t = 2000
     )]
     pub health_check_interval_ms: u64,
 
     /// How many promotion targets this process deploys at the same time.
-    #[arg(
-        long,
-        env = "PIPELINES_MAX_PARALLEL_TARGETS",
-        default_value_t = 8,
-        global = true
-    )]
+    #[arg(long, env = "PIPELINES_MAX_PARALLEL_TARGETS", default_value_t = 8)]
     pub max_parallel_targets: usize,
 
     /// How a promotion target's release is deployed: `local` records it as current (the
     /// service is the system of record); `webhook` POSTs it to --webhook-url.
-    #[arg(long, env = "PIPELINES_DEPLOYER", value_enum, default_value_t = DeployerKind::Local, global = true)]
+    #[arg(long, env = "PIPELINES_DEPLOYER", value_enum, default_value_t = DeployerKind::Local)]
     pub deployer: DeployerKind,
 
     /// The URL the webhook deployer POSTs each release to.
-    #[arg(long, env = "PIPELINES_WEBHOOK_URL", global = true)]
+    #[arg(long, env = "PIPELINES_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
 
     /// The key of the HMAC-SHA256 signature in the X-Pipelines-Signature header.
-    #[arg(
-        long,
-        env = "PIPELINES_WEBHOOK_SECRET",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "PIPELINES_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
 
     /// Bound on each webhook request, in milliseconds.
-    #[arg(
-        long,
-        env = "PIPELINES_WEBHOOK_TIMEOUT_MS",
-        default_value_t = 10_000,
-        global = true
-    )]
+    #[arg(long, env = "PIPELINES_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
 
     /// Retries after a network error or a 5xx answer, with doubling backoff from 500 ms.
-    #[arg(
-        long,
-        env = "PIPELINES_WEBHOOK_RETRIES",
-        default_value_t = 3,
-        global = true
-    )]
+    #[arg(long, env = "PIPELINES_WEBHOOK_RETRIES", default_value_t = 3)]
     pub webhook_retries: u32,
 
     /// How long, in seconds, a process's claim on a target lasts without renewal. After it,
     /// another process takes over the target of a process that died.
-    #[arg(
-        long,
-        env = "PIPELINES_LEASE_SECONDS",
-        default_value_t = 30,
-        global = true
-    )]
+    #[arg(long, env = "PIPELINES_LEASE_SECONDS", default_value_t = 30)]
     pub lease_seconds: u64,
 
     /// Allow unauthenticated calls on a non-loopback address while no token exists.
     /// Without it the server refuses to start there until a token is created.
-    #[arg(long, env = "PIPELINES_INSECURE", global = true)]
+    #[arg(long, env = "PIPELINES_INSECURE")]
     pub insecure: bool,
 
     /// PEM certificate chain; enables TLS (with --tls-key).
-    #[arg(long, env = "PIPELINES_TLS_CERT", global = true, requires = "tls_key")]
+    #[arg(long, env = "PIPELINES_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 
     /// PEM private key for --tls-cert.
-    #[arg(long, env = "PIPELINES_TLS_KEY", global = true, requires = "tls_cert")]
+    #[arg(long, env = "PIPELINES_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
     /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
-    #[arg(
-        long,
-        env = "PIPELINES_TLS_CLIENT_CA",
-        global = true,
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "PIPELINES_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 }
 
@@ -199,30 +175,29 @@ pub struct TlsSettings {
 
 impl Settings {
     pub fn from_cli(cli: &Cli) -> Self {
+        let serve = cli.serve_args();
         Self {
-            listen: cli.serve.listen,
+            listen: serve.listen,
             database_url: cli.database_url.clone(),
-            health_check_interval: Duration::from_millis(
-                cli.serve.health_check_interval_ms.max(50),
-            ),
-            insecure: cli.serve.insecure,
-            webhook: (cli.serve.deployer == DeployerKind::Webhook).then(|| WebhookSettings {
-                url: cli.serve.webhook_url.clone().unwrap_or_default(),
-                secret: cli.serve.webhook_secret.clone().unwrap_or_default(),
-                timeout: Duration::from_millis(cli.serve.webhook_timeout_ms.max(1)),
-                retries: cli.serve.webhook_retries,
+            health_check_interval: Duration::from_millis(serve.health_check_interval_ms.max(50)),
+            insecure: serve.insecure,
+            webhook: (serve.deployer == DeployerKind::Webhook).then(|| WebhookSettings {
+                url: serve.webhook_url.clone().unwrap_or_default(),
+                secret: serve.webhook_secret.clone().unwrap_or_default(),
+                timeout: Duration::from_millis(serve.webhook_timeout_ms.max(1)),
+                retries: serve.webhook_retries,
                 backoff: Duration::from_millis(500),
             }),
             engine: EngineSettings {
-                max_parallel_targets: cli.serve.max_parallel_targets.max(1),
-                lease_ttl: Duration::from_secs(cli.serve.lease_seconds.max(3)),
+                max_parallel_targets: serve.max_parallel_targets.max(1),
+                lease_ttl: Duration::from_secs(serve.lease_seconds.max(3)),
                 ..EngineSettings::default()
             },
-            tls: match (&cli.serve.tls_cert, &cli.serve.tls_key) {
+            tls: match (&serve.tls_cert, &serve.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
                     cert: cert.clone(),
                     key: key.clone(),
-                    client_ca: cli.serve.tls_client_ca.clone(),
+                    client_ca: serve.tls_client_ca.clone(),
                 }),
                 _ => None,
             },

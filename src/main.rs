@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let outcome = match cli.command {
-        None | Some(Command::Serve) => serve(Settings::from_cli(&cli)).await,
+        None | Some(Command::Serve(_)) => serve(Settings::from_cli(&cli)).await,
         Some(Command::Migrate) => migrate(&cli.database_url).await,
         Some(Command::Tokens { ref command }) => tokens(&cli.database_url, command).await,
     };
@@ -39,7 +39,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
 async fn open_database(database_url: &str) -> Result<sea_orm::DatabaseConnection, String> {
     let db = store::connect(database_url)
         .await
-        .map_err(|error| format!("cannot open the database: {error}"))?;
+        .map_err(|error| format!("cannot open the database: {}", store::describe(&error)))?;
     store::migrate(&db)
         .await
         .map_err(|error| format!("migration failed: {error}"))?;

@@ -46,7 +46,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database: {}", store::describe(.0))]
     Database(sea_orm::DbErr),
     #[error("cannot apply migrations: {0}")]
     Migration(sea_orm::DbErr),

@@ -53,7 +53,10 @@ struct CreateReleaseBody {
 
 /// An earlier release: its id, or its version as a number or `v7`.
 #[derive(Deserialize)]
-#[serde(untagged, expecting = "must be a release id, or a version such as 7 or \"v7\"")]
+#[serde(
+    untagged,
+    expecting = "must be a release id, or a version such as 7 or \"v7\""
+)]
 enum ReleaseReference {
     Text(String),
     Version(i64),

@@ -238,7 +238,10 @@ pub type ConfigVars = BTreeMap<String, Option<String>>;
 /// A reference in a request body: a plain string (`"shop"`) or an object
 /// (`{"id": "shop"}`, `{"name": "shop"}`); `id` accepts a UUID or a name.
 #[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "must be a name or an object such as {\"id\": \"...\"}")]
+#[serde(
+    untagged,
+    expecting = "must be a name or an object such as {\"id\": \"...\"}"
+)]
 pub enum ReferenceInput {
     Plain(String),
     Object {

@@ -23,6 +23,9 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://pipelines.db?mode=rwc";
 /// writer at a time is what SQLite allows anyway, so requests queue in the pool instead of
 /// failing with `SQLITE_BUSY`.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    if url.starts_with("postgres") {
+        check_postgres_reachable(url).await?;
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -33,7 +36,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     } else {
         options.max_connections(20).min_connections(1);
     }
-    let db = Database::connect(options).await?;
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| describe_sqlite_error(url, error))?;
     if db.get_database_backend() == DbBackend::Sqlite {
         db.execute_unprepared("PRAGMA journal_mode = WAL").await?;
         db.execute_unprepared("PRAGMA foreign_keys = ON").await?;
@@ -150,6 +155,78 @@ impl SoftDeleteColumns for entities::pipeline::Column {
     }
     fn updated_at() -> Self {
         Self::UpdatedAt
+    }
+}
+
+/// How long start-up waits for PostgreSQL to answer before saying why it cannot.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Opens one connection to PostgreSQL before the pool is built, so that a wrong URL fails
+/// within seconds with the reason: which host, and whether it refused, rejected the login
+/// or has no such database.
+async fn check_postgres_reachable(url: &str) -> Result<(), DbErr> {
+    use sea_orm::sqlx::{postgres::PgConnectOptions, ConnectOptions as _, Connection as _};
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|error| DbErr::Custom(format!("the database URL is not valid: {error}")))?;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let user = options.get_username().to_owned();
+    let database = options.get_database().unwrap_or(&user).to_owned();
+    let attempt = tokio::time::timeout(FIRST_CONNECT_TIMEOUT, options.connect()).await;
+    let error = match attempt {
+        Ok(Ok(connection)) => {
+            connection.close().await.ok();
+            return Ok(());
+        }
+        Ok(Err(error)) => error,
+        Err(_) => {
+            return Err(DbErr::Custom(format!(
+                "PostgreSQL at {place} did not answer within {} s",
+                FIRST_CONNECT_TIMEOUT.as_secs()
+            )))
+        }
+    };
+    use sea_orm::sqlx::Error as SqlxError;
+    let reason = match &error {
+        SqlxError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("cannot connect to PostgreSQL at {place}: connection refused (is it running, and on that port?)")
+        }
+        SqlxError::Io(io) => format!("cannot connect to PostgreSQL at {place}: {io}"),
+        SqlxError::Database(db) => match db.code().as_deref() {
+            Some("28P01") | Some("28000") => format!(
+                "PostgreSQL at {place} rejected the login of user '{user}': {}",
+                db.message()
+            ),
+            Some("3D000") => format!("PostgreSQL at {place} has no database '{database}'"),
+            _ => format!(
+                "PostgreSQL at {place} refused the connection: {}",
+                db.message()
+            ),
+        },
+        other => format!("cannot connect to PostgreSQL at {place}: {other}"),
+    };
+    Err(DbErr::Custom(reason))
+}
+
+/// Says which SQLite file could not be opened.
+fn describe_sqlite_error(url: &str, error: DbErr) -> DbErr {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) => {
+            let path = rest.split('?').next().unwrap_or(rest);
+            DbErr::Custom(format!(
+                "cannot open the SQLite database '{path}' (does its directory exist, and may this user write there?): {error}"
+            ))
+        }
+        None => error,
+    }
+}
+
+/// A database error as a person reads it: the message alone for the ones this module
+/// wrote, without sea-orm's category prefix.
+pub fn describe(error: &DbErr) -> String {
+    match error {
+        DbErr::Custom(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 

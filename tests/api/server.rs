@@ -454,3 +454,93 @@ async fn tokens_never_reach_the_logs() {
     assert!(logs.contains("/pipelines"), "requests were logged");
     assert!(!logs.contains(&token[4..]), "a token appeared in the logs");
 }
+
+#[test]
+fn each_subcommand_lists_only_the_flags_it_uses() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for args in [
+        &["tokens", "--help"][..],
+        &["tokens", "create", "--help"],
+        &["migrate", "--help"],
+    ] {
+        let text = help(args);
+        assert!(text.contains("--database-url"), "{args:?}:\n{text}");
+        for server_flag in ["--listen", "--webhook-url", "--tls-cert", "--lease-seconds"] {
+            assert!(
+                !text.contains(server_flag),
+                "{args:?} lists {server_flag}:\n{text}"
+            );
+        }
+    }
+    let serve = help(&["serve", "--help"]);
+    for flag in [
+        "--listen",
+        "--webhook-url",
+        "--tls-cert",
+        "--lease-seconds",
+        "--database-url",
+    ] {
+        assert!(serve.contains(flag), "serve --help lacks {flag}");
+    }
+}
+
+/// Runs the server against a database URL that cannot work, and returns its stderr once
+/// it has exited non-zero, which it must within 5 seconds.
+fn refused_start(database_url: &str) -> String {
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{database_url} started");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{database_url}: took {:?} to give up",
+        started.elapsed()
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_database_that_cannot_be_used_is_explained_at_start() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = refused_start(&format!(
+        "postgres://pipelines:pipelines@127.0.0.1:{closed_port}/pipelines"
+    ));
+    assert!(
+        refused.contains(&format!("127.0.0.1:{closed_port}")) && refused.contains("refused"),
+        "{refused}"
+    );
+    let sqlite = refused_start("sqlite:///no/such/directory/pipelines.db?mode=rwc");
+    assert!(
+        sqlite.contains("/no/such/directory/pipelines.db"),
+        "{sqlite}"
+    );
+    if let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") {
+        if !admin_url.is_empty() {
+            let missing = refused_start(&with_database_name(&admin_url, "no_such_database_here"));
+            assert!(
+                missing.contains("has no database 'no_such_database_here'"),
+                "{missing}"
+            );
+        }
+    }
+}
