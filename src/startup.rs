@@ -1,7 +1,15 @@
 //! Assembles the server: database, migrations, the gRPC services with health and
 //! reflection, the REST gateway, authentication and TLS, all on one listener.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use axum::{
     extract::{Request, State},
@@ -89,6 +97,8 @@ pub struct Application {
     tls: Option<TlsAcceptor>,
     db: DatabaseConnection,
     health: HealthReporter,
+    /// What the database monitor last saw; `/healthz` answers from it without waiting.
+    database_up: Arc<AtomicBool>,
     health_check_interval: Duration,
     hub: Arc<EventHub>,
     engine: Engine,
@@ -168,6 +178,7 @@ impl Application {
             settings.engine.clone(),
         );
         let (health, health_service) = tonic_health::server::health_reporter();
+        let database_up = Arc::new(AtomicBool::new(true));
         // The database just answered the migrations, so every service starts SERVING; the
         // monitor takes over from here.
         for name in SERVICE_NAMES {
@@ -208,7 +219,7 @@ impl Application {
         .into_axum_router();
 
         let router = grpc
-            .merge(rest::router(services, db.clone()))
+            .merge(rest::router(services, Arc::clone(&database_up)))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),
@@ -223,6 +234,7 @@ impl Application {
             tls,
             db,
             health,
+            database_up,
             health_check_interval: settings.health_check_interval,
             hub,
             engine,
@@ -253,6 +265,7 @@ impl Application {
         let monitor = tokio::spawn(monitor_database(
             self.db.clone(),
             self.health.clone(),
+            Arc::clone(&self.database_up),
             self.health_check_interval,
         ));
         let (stop_engine, engine_stopped) = tokio::sync::watch::channel(false);
@@ -359,7 +372,12 @@ async fn serve(
 
 /// Reports every service SERVING while the database answers and NOT_SERVING while it does
 /// not, checking on a fixed interval.
-async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interval: Duration) {
+async fn monitor_database(
+    db: DatabaseConnection,
+    health: HealthReporter,
+    database_up: Arc<AtomicBool>,
+    interval: Duration,
+) {
     let mut last = true;
     loop {
         tokio::time::sleep(interval).await;
@@ -377,6 +395,7 @@ async fn monitor_database(db: DatabaseConnection, health: HealthReporter, interv
                 tracing::warn!("database unreachable; reporting NOT_SERVING");
                 ServingStatus::NotServing
             };
+            database_up.store(reachable, Ordering::Relaxed);
             for name in SERVICE_NAMES {
                 health.set_service_status(name, status).await;
             }

@@ -135,7 +135,9 @@ impl Engine {
                             .await;
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "claiming promotion targets failed"),
+                    Err(error) => {
+                        tracing::warn!(error = ?error, "claiming promotion targets failed")
+                    }
                 }
             }
             if slots.available_permits() > 0 {
@@ -155,7 +157,7 @@ impl Engine {
                             .await;
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "claiming rollbacks failed"),
+                    Err(error) => tracing::warn!(error = ?error, "claiming rollbacks failed"),
                 }
             }
             tokio::select! {

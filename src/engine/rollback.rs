@@ -20,7 +20,7 @@ pub(crate) async fn run_rollback(context: &Arc<EngineContext>, claimed: rollback
     let outcome = drive(context, claimed).await;
     heartbeat.abort();
     if let Err(error) = outcome {
-        tracing::warn!(rollback = %id, %error, "rollback step failed; it will be retried");
+        tracing::warn!(rollback = %id, error = ?error, "rollback step failed; it will be retried");
     }
     lifecycle::release_lease::<rollback::Entity>(&context.db, id, &context.settings.worker_id)
         .await;

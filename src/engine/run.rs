@@ -27,7 +27,7 @@ pub(crate) async fn run_target(context: &Arc<EngineContext>, target: promotion_t
     let outcome = drive(context, target).await;
     heartbeat.abort();
     if let Err(error) = outcome {
-        tracing::warn!(target = %target_id, %error, "target step failed; it will be retried");
+        tracing::warn!(target = %target_id, error = ?error, "target step failed; it will be retried");
     }
     // A no-op once the outcome was recorded, which clears the lease itself.
     lifecycle::release_lease::<promotion_target::Entity>(
