@@ -6,9 +6,13 @@
 //! depends on a hash the caller cannot steer. Every request reads the token row, so a
 //! revocation takes effect at once on every replica that shares the database.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
@@ -156,7 +160,81 @@ pub enum Transport {
     Rest,
 }
 
-/// Authenticates requests. Shared by the gRPC and REST paths.
+/// How long an answer about a token (valid, revoked, unknown), or about whether any token
+/// exists, is trusted before the database is asked again. It bounds how late a revocation,
+/// or the first token ending protected mode, takes effect on any process, including one
+/// other than where it happened: under a second, as API.md requires.
+pub const TOKEN_RECHECK: Duration = Duration::from_millis(900);
+/// Unknown tokens remembered at most; past it, no more are remembered until some expire.
+const UNKNOWN_TOKENS_REMEMBERED: usize = 10_000;
+/// Database lookups per second for tokens not known to be valid. Past it, such tokens are
+/// refused without a lookup, so a flood of made-up tokens cannot load the database.
+const UNKNOWN_LOOKUPS_PER_SECOND: u32 = 200;
+
+/// What the database last said about one token hash, and when.
+struct Answer {
+    caller: Option<Caller>,
+    checked: Instant,
+}
+
+/// Answers about tokens, kept in memory for [`TOKEN_RECHECK`].
+#[derive(Default)]
+struct TokenCache {
+    answers: HashMap<String, Answer>,
+    /// When the current second of lookups began, and how many it has had.
+    lookups: (Option<Instant>, u32),
+    /// When no token existed, the last time the database said so.
+    none_exist_checked: Option<Instant>,
+}
+
+impl TokenCache {
+    /// The fresh answer for a hash: `Some(None)` for a token known to be unknown or revoked.
+    fn fresh(&self, hash: &str) -> Option<Option<Caller>> {
+        self.answers
+            .get(hash)
+            .filter(|answer| answer.checked.elapsed() < TOKEN_RECHECK)
+            .map(|answer| answer.caller.clone())
+    }
+
+    /// Whether a lookup of this hash may go to the database now. Tokens last seen valid
+    /// are always re-checked; others share a per-second budget.
+    fn allow_lookup(&mut self, hash: &str) -> bool {
+        let known_valid = self
+            .answers
+            .get(hash)
+            .is_some_and(|answer| answer.caller.is_some());
+        if known_valid {
+            return true;
+        }
+        let now = Instant::now();
+        match self.lookups.0 {
+            Some(start) if now.duration_since(start) < Duration::from_secs(1) => {}
+            _ => self.lookups = (Some(now), 0),
+        }
+        self.lookups.1 += 1;
+        self.lookups.1 <= UNKNOWN_LOOKUPS_PER_SECOND
+    }
+
+    fn remember(&mut self, hash: String, caller: Option<Caller>) {
+        if caller.is_none() && self.answers.len() >= UNKNOWN_TOKENS_REMEMBERED {
+            self.answers
+                .retain(|_, answer| answer.checked.elapsed() < TOKEN_RECHECK);
+            if self.answers.len() >= UNKNOWN_TOKENS_REMEMBERED {
+                return;
+            }
+        }
+        self.answers.insert(
+            hash,
+            Answer {
+                caller,
+                checked: Instant::now(),
+            },
+        );
+    }
+}
+
+/// Authenticates requests. Shared by the gRPC and REST paths. Answers come from memory
+/// for up to [`TOKEN_RECHECK`], so most requests cost no database round trip.
 #[derive(Clone)]
 pub struct Authenticator {
     tokens: Tokens,
@@ -165,6 +243,7 @@ pub struct Authenticator {
     protected_mode: bool,
     /// Latched once a token has been seen to exist; tokens are never deleted.
     tokens_exist: Arc<AtomicBool>,
+    cache: Arc<Mutex<TokenCache>>,
 }
 
 impl Authenticator {
@@ -173,16 +252,34 @@ impl Authenticator {
             tokens: Tokens::new(db),
             protected_mode,
             tokens_exist: Arc::new(AtomicBool::new(false)),
+            cache: Arc::new(Mutex::new(TokenCache::default())),
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, TokenCache> {
+        // Each update is a single insert or field write, so a lock poisoned by a panic
+        // elsewhere still guards consistent data.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     async fn tokens_exist(&self) -> Result<bool> {
         if self.tokens_exist.load(Ordering::Relaxed) {
             return Ok(true);
         }
+        if self
+            .cache()
+            .none_exist_checked
+            .is_some_and(|checked| checked.elapsed() < TOKEN_RECHECK)
+        {
+            return Ok(false);
+        }
         let exist = self.tokens.any_exist().await?;
         if exist {
             self.tokens_exist.store(true, Ordering::Relaxed);
+        } else {
+            self.cache().none_exist_checked = Some(Instant::now());
         }
         Ok(exist)
     }
@@ -195,17 +292,35 @@ impl Authenticator {
         authorization: Option<&[u8]>,
         transport: Transport,
     ) -> Result<Caller> {
-        if !self.tokens_exist().await? {
-            if self.protected_mode {
-                return Ok(Caller::new(PROTECTED_MODE_CALLER, Role::Admin));
+        let verified = match authorization {
+            Some(header) => self.verify(header, transport).await,
+            None => Err(Error::Unauthenticated(
+                "missing bearer token in the authorization header".into(),
+            )),
+        };
+        match verified {
+            Ok(caller) => {
+                // A valid token proves tokens exist: protected mode is over at once.
+                self.tokens_exist.store(true, Ordering::Relaxed);
+                Ok(caller)
             }
-            return Err(Error::Unauthenticated(
-                "no API tokens exist; create one with `pipelines tokens create`".into(),
-            ));
+            Err(refusal) => {
+                if self.tokens_exist().await? {
+                    return Err(refusal);
+                }
+                if self.protected_mode {
+                    return Ok(Caller::new(PROTECTED_MODE_CALLER, Role::Admin));
+                }
+                Err(Error::Unauthenticated(
+                    "no API tokens exist; create one with `pipelines tokens create`".into(),
+                ))
+            }
         }
-        let header = authorization.ok_or_else(|| {
-            Error::Unauthenticated("missing bearer token in the authorization header".into())
-        })?;
+    }
+
+    /// The caller a presented token stands for, from memory when it was checked within
+    /// [`TOKEN_RECHECK`].
+    async fn verify(&self, header: &[u8], transport: Transport) -> Result<Caller> {
         let header = std::str::from_utf8(header)
             .map_err(|_| Error::Unauthenticated("malformed authorization header".into()))?
             .trim();
@@ -228,20 +343,63 @@ impl Authenticator {
                 "malformed authorization header; expected `Bearer <token>`".into(),
             ));
         }
-        let found = token::Entity::find()
-            .filter(token::Column::SecretHash.eq(hash_secret(secret)))
+        let hash = hash_secret(secret);
+        let unknown = || Error::Unauthenticated("unknown or revoked token".into());
+        if let Some(answer) = self.cache().fresh(&hash) {
+            return answer.ok_or_else(unknown);
+        }
+        if !self.cache().allow_lookup(&hash) {
+            return Err(Error::Unauthenticated(
+                "too many unknown tokens presented; try again in a second".into(),
+            ));
+        }
+        let caller = match token::Entity::find()
+            .filter(token::Column::SecretHash.eq(hash.clone()))
             .filter(token::Column::RevokedAt.is_null())
             .one(&self.tokens.db)
             .await?
-            .ok_or_else(|| Error::Unauthenticated("unknown or revoked token".into()))?;
-        let info = token_info(found)?;
-        Ok(Caller::new(info.name, info.role))
+        {
+            Some(found) => {
+                let info = token_info(found)?;
+                Some(Caller::new(info.name, info.role))
+            }
+            None => None,
+        };
+        self.cache().remember(hash, caller.clone());
+        caller.ok_or_else(unknown)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_tokens_are_remembered_up_to_a_cap() {
+        let mut cache = TokenCache::default();
+        for n in 0..UNKNOWN_TOKENS_REMEMBERED + 50 {
+            cache.remember(format!("hash-{n}"), None);
+        }
+        assert_eq!(cache.answers.len(), UNKNOWN_TOKENS_REMEMBERED);
+        assert_eq!(cache.fresh("hash-0"), Some(None));
+        // A valid token is remembered even when the unknown ones fill the cache.
+        cache.remember("valid".into(), Some(Caller::new("ci", Role::Write)));
+        assert!(cache.fresh("valid").is_some_and(|caller| caller.is_some()));
+    }
+
+    #[test]
+    fn lookups_of_unknown_tokens_are_rate_limited_but_valid_ones_are_not() {
+        let mut cache = TokenCache::default();
+        let allowed = (0..UNKNOWN_LOOKUPS_PER_SECOND + 100)
+            .filter(|n| cache.allow_lookup(&format!("made-up-{n}")))
+            .count();
+        assert_eq!(allowed, UNKNOWN_LOOKUPS_PER_SECOND as usize);
+        cache.remember("valid".into(), Some(Caller::new("ci", Role::Read)));
+        assert!(
+            cache.allow_lookup("valid"),
+            "a known token is always rechecked"
+        );
+    }
 
     #[test]
     fn secrets_are_long_random_and_prefixed() {
