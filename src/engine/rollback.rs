@@ -33,7 +33,7 @@ async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> 
     {
         return Ok(());
     }
-    if !lifecycle::rollback_is_deployable(&context.db, claimed.id, worker).await? {
+    if !lifecycle::is_deployable::<rollback::Entity>(&context.db, claimed.id, worker).await? {
         return Ok(());
     }
     let missing =

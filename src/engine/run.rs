@@ -128,32 +128,15 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
     }
 
     // Step 2: the target's release, exactly once (unique on promotion_target_id).
-    let current = promotion_target::Entity::find_by_id(target.id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("target {} vanished", target.id)))?;
-    let release = match current.release_id {
-        Some(id) => release::Entity::find_by_id(id)
-            .one(&context.db)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("release {id} vanished")))?,
-        None => {
-            let mut tx = Transaction::begin(&context.db).await?;
-            let linked =
-                lifecycle::link_release(&mut tx, &current, worker, new_release(&subject, &current))
-                    .await?;
-            tx.commit(&context.hub).await?;
-            match linked {
-                LinkedRelease::Created(release) => *release,
-                LinkedRelease::AppDeleted | LinkedRelease::NotHeld => return Ok(()),
-            }
-        }
+    let Some(release) = target_release(context, &subject, target.id).await? else {
+        return Ok(());
     };
 
     // Step 3: deploy, unless the app was deleted or the target taken away meanwhile. A
     // retry after a crash may deploy the same release again; the request carries the
     // release id so that deployers can recognise the repeat.
-    if !lifecycle::is_deployable(&context.db, target.id, worker).await? {
+    if !lifecycle::is_deployable::<promotion_target::Entity>(&context.db, target.id, worker).await?
+    {
         return Ok(());
     }
     let request = DeployRequest {
@@ -190,6 +173,35 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
         );
     }
     Ok(())
+}
+
+/// The target's release: the one already linked (a retry), or a new one. `None` when the
+/// target is no longer to be run (its app was deleted, or it changed hands).
+async fn target_release(
+    context: &EngineContext,
+    subject: &Subject,
+    target: uuid::Uuid,
+) -> Result<Option<release::Model>> {
+    let current = promotion_target::Entity::find_by_id(target)
+        .one(&context.db)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("target {target} vanished")))?;
+    if let Some(id) = current.release_id {
+        return release::Entity::find_by_id(id)
+            .one(&context.db)
+            .await?
+            .map(Some)
+            .ok_or_else(|| Error::Internal(format!("release {id} vanished")));
+    }
+    let worker = context.settings.worker_id.as_str();
+    let mut tx = Transaction::begin(&context.db).await?;
+    let linked =
+        lifecycle::link_release(&mut tx, &current, worker, new_release(subject, &current)).await?;
+    tx.commit(&context.hub).await?;
+    Ok(match linked {
+        LinkedRelease::Created(release) => Some(*release),
+        LinkedRelease::AppDeleted | LinkedRelease::NotHeld => None,
+    })
 }
 
 fn new_release(subject: &Subject, target: &promotion_target::Model) -> NewRelease {

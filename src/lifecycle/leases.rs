@@ -22,7 +22,7 @@ use crate::{
     error::Result,
     store::{
         self,
-        entities::{promotion_target, rollback},
+        entities::{app, promotion_target, rollback},
     },
 };
 
@@ -188,6 +188,33 @@ pub async fn release_lease<E: LeasedWork>(db: &impl ConnectionTrait, id: Uuid, w
     if let Err(error) = result {
         tracing::warn!(%error, %id, "could not release a lease; it will expire");
     }
+}
+
+/// Whether held work may still deploy: it is running under this worker's lease and its
+/// app is live. Checked right before deploying, so that an app deletion, a cancel or a
+/// lost lease committed meanwhile stops the deploy.
+pub async fn is_deployable<E: LeasedWork>(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    worker: &str,
+) -> Result<bool> {
+    let app_id: Option<Uuid> = E::find()
+        .select_only()
+        .column(E::app_id())
+        .filter(E::id().eq(id))
+        .filter(E::status().eq(TargetStatus::Running.as_str()))
+        .filter(E::lease_owner().eq(worker.to_owned()))
+        .into_tuple()
+        .one(db)
+        .await?;
+    let Some(app_id) = app_id else {
+        return Ok(false);
+    };
+    Ok(app::Entity::find_by_id(app_id)
+        .filter(app::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+        .is_some())
 }
 
 /// Where work stands in its app's queue.

@@ -25,16 +25,14 @@ pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
-    claimable, claimable_targets, queued_behind, release_lease, renew_lease, try_claim, Blocker,
-    LeasedWork, QueuePlace, UNFINISHED_TARGETS,
+    claimable, claimable_targets, is_deployable, queued_behind, release_lease, renew_lease,
+    try_claim, Blocker, LeasedWork, QueuePlace, UNFINISHED_TARGETS,
 };
 pub use rollbacks::{
-    cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome,
-    rollback_is_deployable, start_rollback,
+    cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
 pub use targets::{
-    is_deployable, link_release, mark_queued, record_outcome, start_target, DeployOutcome,
-    LinkedRelease,
+    link_release, mark_queued, record_outcome, start_target, DeployOutcome, LinkedRelease,
 };
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};

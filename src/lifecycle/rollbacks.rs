@@ -83,26 +83,6 @@ pub async fn start_rollback(db: &impl ConnectionTrait, id: Uuid, worker: &str) -
     Ok(moved.rows_affected == 1)
 }
 
-/// Whether the rollback's deploy may still go out: it runs under this worker's lease and
-/// its app is live.
-pub async fn rollback_is_deployable(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    worker: &str,
-) -> Result<bool> {
-    let Some(row) = rollback::Entity::find_by_id(id).one(db).await? else {
-        return Ok(false);
-    };
-    if row.status != TargetStatus::Running.as_str() || row.lease_owner.as_deref() != Some(worker) {
-        return Ok(false);
-    }
-    Ok(app::Entity::find_by_id(row.app_id)
-        .filter(app::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
-        .is_some())
-}
-
 /// running → succeeded (the release becomes current) or failed (the current release stays
 /// as it was). False when the rollback was no longer this worker's.
 pub async fn record_rollback_outcome(

@@ -145,27 +145,6 @@ pub async fn link_release(
     Ok(LinkedRelease::Created(Box::new(created)))
 }
 
-/// Whether a deploy may still go out: the app is live and the target is still running
-/// under this worker's lease. Checked right before deploying, so a deletion or a lost
-/// lease that committed meanwhile stops the deploy.
-pub async fn is_deployable(
-    db: &impl sea_orm::ConnectionTrait,
-    target: Uuid,
-    worker: &str,
-) -> Result<bool> {
-    let Some(row) = promotion_target::Entity::find_by_id(target).one(db).await? else {
-        return Ok(false);
-    };
-    if row.status != TargetStatus::Running.as_str() || row.lease_owner.as_deref() != Some(worker) {
-        return Ok(false);
-    }
-    Ok(app::Entity::find_by_id(row.app_id)
-        .filter(app::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
-        .is_some())
-}
-
 /// What the deployer answered.
 #[derive(Debug, Clone)]
 pub enum DeployOutcome {

@@ -3,12 +3,12 @@
 use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
 use serde::Deserialize;
 
-use super::shapes::{ReferenceInput, RequiredStatusChecks};
 use super::{
     created,
     extract::{AuthenticatedCaller, JsonBody, PathParams},
     list, shapes, ApiResult, GatewayState,
 };
+use super::{inputs::ReferenceInput, shapes::RequiredStatusChecks};
 use crate::{domain::stage::Stage, service::NewCoupling};
 
 /// `/pipeline-couplings`, and the couplings of one pipeline or app.

@@ -5,6 +5,7 @@ mod apps;
 mod couplings;
 pub mod error;
 mod extract;
+mod inputs;
 mod pipelines;
 mod promotions;
 mod releases;

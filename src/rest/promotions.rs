@@ -15,9 +15,8 @@ use super::{
     created,
     error::ApiError,
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
-    list,
-    shapes::{self, ReferenceInput},
-    ApiResult, GatewayState,
+    inputs::ReferenceInput,
+    list, shapes, ApiResult, GatewayState,
 };
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 

@@ -1,6 +1,8 @@
 //! Assembles the server: database, migrations, the gRPC services with health and
 //! reflection, the REST gateway, authentication and TLS, all on one listener.
 
+mod middleware;
+
 use std::{
     future::Future,
     net::SocketAddr,
@@ -11,11 +13,6 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    extract::{Request, State},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -28,7 +25,7 @@ use tonic::server::NamedService;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use crate::{
-    auth::{Authenticator, Tokens, Transport},
+    auth::{Authenticator, Tokens},
     config::Settings,
     deploy::{Deployer, LocalDeployer, WebhookDeployer},
     engine::Engine,
@@ -40,7 +37,7 @@ use crate::{
         promotion_service_server::PromotionServiceServer,
         release_service_server::ReleaseServiceServer,
     },
-    rest::{self, error::ApiError},
+    rest::{self},
     service::Services,
     store, tls,
 };
@@ -127,26 +124,7 @@ impl Application {
             .map_err(StartupError::Database)?;
         store::migrate(&db).await.map_err(StartupError::Migration)?;
 
-        let loopback = settings.listen.ip().is_loopback();
-        let tokens_exist = Tokens::new(db.clone())
-            .any_exist()
-            .await
-            .map_err(StartupError::Tokens)?;
-        if !tokens_exist {
-            if !loopback && !settings.insecure {
-                return Err(StartupError::Unprotected(settings.listen));
-            }
-            tracing::warn!(
-                "NO API TOKENS EXIST: every call is allowed with admin rights until one is \
-                 created with `pipelines tokens create`{}",
-                if loopback {
-                    " (protected mode: loopback only)"
-                } else {
-                    " (--insecure on a non-loopback address)"
-                }
-            );
-        }
-        let authenticator = Authenticator::new(db.clone(), loopback || settings.insecure);
+        let authenticator = protection(&db, &settings).await?;
 
         let tls = settings
             .tls
@@ -155,19 +133,7 @@ impl Application {
             .transpose()
             .map_err(StartupError::Tls)?;
 
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Listen {
-                    address: settings.listen,
-                    source,
-                })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Listen {
-                address: settings.listen,
-                source,
-            })?;
+        let (listener, local_addr) = bind(settings.listen).await?;
 
         let hub = EventHub::new();
         let services = Services::new(db.clone(), Arc::clone(&hub));
@@ -186,46 +152,16 @@ impl Application {
                 .set_service_status(name, ServingStatus::Serving)
                 .await;
         }
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        };
-        let reflection_v1 = reflection()
-            .build_v1()
-            .map_err(|error| StartupError::Reflection(error.to_string()))?;
-        let reflection_v1alpha = reflection()
-            .build_v1alpha()
-            .map_err(|error| StartupError::Reflection(error.to_string()))?;
-
-        let grpc = tonic::service::Routes::new(PipelineServiceServer::new(PipelineGrpc::new(
-            services.clone(),
-        )))
-        .add_service(CouplingServiceServer::new(CouplingGrpc::new(
-            services.clone(),
-        )))
-        .add_service(AppServiceServer::new(AppGrpc::new(services.clone())))
-        .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
-            services.clone(),
-        )))
-        .add_service(PromotionServiceServer::new(PromotionGrpc::new(
-            services.clone(),
-        )))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .prepare()
-        .into_axum_router();
+        let grpc = grpc_routes(&services, health_service)?;
 
         let router = grpc
             .merge(rest::router(services, Arc::clone(&database_up)))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),
-                authenticate,
+                middleware::authenticate,
             ))
-            .layer(axum::middleware::from_fn(log_request));
+            .layer(axum::middleware::from_fn(middleware::log_request));
 
         Ok(Self {
             listener,
@@ -370,6 +306,87 @@ async fn serve(
     }
 }
 
+/// Whether calls without a token are allowed while none exists (protected mode on
+/// loopback, or `--insecure`), refusing to start unprotected anywhere else.
+async fn protection(
+    db: &DatabaseConnection,
+    settings: &Settings,
+) -> Result<Authenticator, StartupError> {
+    let loopback = settings.listen.ip().is_loopback();
+    let tokens_exist = Tokens::new(db.clone())
+        .any_exist()
+        .await
+        .map_err(StartupError::Tokens)?;
+    if !tokens_exist {
+        if !loopback && !settings.insecure {
+            return Err(StartupError::Unprotected(settings.listen));
+        }
+        tracing::warn!(
+            "NO API TOKENS EXIST: every call is allowed with admin rights until one is \
+                 created with `pipelines tokens create`{}",
+            if loopback {
+                " (protected mode: loopback only)"
+            } else {
+                " (--insecure on a non-loopback address)"
+            }
+        );
+    }
+    Ok(Authenticator::new(
+        db.clone(),
+        loopback || settings.insecure,
+    ))
+}
+
+/// Binds the listener and reports the address it got.
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let failed = |source| StartupError::Listen { address, source };
+    let listener = TcpListener::bind(address).await.map_err(failed)?;
+    let local_addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, local_addr))
+}
+
+/// The gRPC services, health and reflection, as routes beside REST's.
+fn grpc_routes(
+    services: &Services,
+    health_service: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+) -> Result<axum::Router, StartupError> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|error| StartupError::Reflection(error.to_string()))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|error| StartupError::Reflection(error.to_string()))?;
+
+    Ok(
+        tonic::service::Routes::new(PipelineServiceServer::new(PipelineGrpc::new(
+            services.clone(),
+        )))
+        .add_service(CouplingServiceServer::new(CouplingGrpc::new(
+            services.clone(),
+        )))
+        .add_service(AppServiceServer::new(AppGrpc::new(services.clone())))
+        .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
+            services.clone(),
+        )))
+        .add_service(PromotionServiceServer::new(PromotionGrpc::new(
+            services.clone(),
+        )))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .prepare()
+        .into_axum_router(),
+    )
+}
+
 /// Reports every service SERVING while the database answers and NOT_SERVING while it does
 /// not, checking on a fixed interval.
 async fn monitor_database(
@@ -402,69 +419,6 @@ async fn monitor_database(
             last = reachable;
         }
     }
-}
-
-/// Health checks and reflection are open to all, so that load balancers and grpcurl can
-/// reach them without a token.
-fn needs_no_token(path: &str) -> bool {
-    path == "/healthz"
-        || path.starts_with("/grpc.health.v1.Health/")
-        || path.starts_with("/grpc.reflection.")
-}
-
-/// Attaches the authenticated caller to each request, or answers UNAUTHENTICATED in the
-/// request's own protocol.
-async fn authenticate(
-    State(authenticator): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if needs_no_token(request.uri().path()) {
-        return next.run(request).await;
-    }
-    let header = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|value| value.as_bytes().to_vec());
-    let transport = if rest::is_grpc(request.headers()) {
-        Transport::Grpc
-    } else {
-        Transport::Rest
-    };
-    match authenticator
-        .authenticate(header.as_deref(), transport)
-        .await
-    {
-        Ok(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
-        Err(error) => ApiError::Service(error).into_response(),
-    }
-}
-
-/// One structured log line per request, with its outcome and latency. Headers are never
-/// logged, so tokens stay out of the logs.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    let grpc_status = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        grpc_status = grpc_status.as_deref().unwrap_or(""),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
 }
 
 /// Registers for SIGINT and SIGTERM at once and returns a future that completes on the first

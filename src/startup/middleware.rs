@@ -1,0 +1,78 @@
+//! The layers every request passes: authentication, which attaches the caller or answers
+//! UNAUTHENTICATED in the request's own protocol, and the access log.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    auth::{Authenticator, Transport},
+    rest::{self, error::ApiError},
+};
+
+/// Health checks and reflection are open to all, so that load balancers and grpcurl can
+/// reach them without a token.
+fn needs_no_token(path: &str) -> bool {
+    path == "/healthz"
+        || path.starts_with("/grpc.health.v1.Health/")
+        || path.starts_with("/grpc.reflection.")
+}
+
+/// Attaches the authenticated caller to each request, or answers UNAUTHENTICATED in the
+/// request's own protocol.
+pub(super) async fn authenticate(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if needs_no_token(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let header = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|value| value.as_bytes().to_vec());
+    let transport = if rest::is_grpc(request.headers()) {
+        Transport::Grpc
+    } else {
+        Transport::Rest
+    };
+    match authenticator
+        .authenticate(header.as_deref(), transport)
+        .await
+    {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
+        Err(error) => ApiError::Service(error).into_response(),
+    }
+}
+
+/// One structured log line per request, with its outcome and latency. Headers are never
+/// logged, so tokens stay out of the logs.
+pub(super) async fn log_request(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        grpc_status = grpc_status.as_deref().unwrap_or(""),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
