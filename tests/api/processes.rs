@@ -17,10 +17,9 @@ use pipelines::proto::{
     CreateReleaseRequest, GetPromotionRequest, ListPromotionTargetsRequest, ListPromotionsRequest,
     ListReleasesRequest, PromotionStatus, Stage, WatchPromotionRequest,
 };
-use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
-use crate::helpers::{fresh_database, WebhookReceiver};
+use crate::helpers::{fresh_database, next_event, rest_of, WebhookReceiver};
 
 const WEBHOOK_SECRET: &str = "process-test";
 
@@ -298,10 +297,7 @@ async fn two_processes_share_the_work_and_every_event() {
                     .await
                     .unwrap()
                     .into_inner();
-                let mut events = Vec::new();
-                while let Some(event) = stream.next().await {
-                    events.push(event.unwrap());
-                }
+                let events = rest_of(&mut stream).await;
                 (id, events)
             })
         })
@@ -402,8 +398,8 @@ async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
         .await
         .unwrap()
         .into_inner();
-    while let Some(event) = stream.next().await {
-        if event.unwrap().name == "target.release_created" {
+    while let Some(event) = next_event(&mut stream).await {
+        if event.name == "target.release_created" {
             break;
         }
     }
