@@ -52,6 +52,18 @@ async fn migrate(database_url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Writes command output to stdout. A reader that went away (`| head`) ends the output
+/// quietly instead of failing the command.
+fn print_line(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout(), "{line}") {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write the output: {error}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), String> {
     let tokens = Tokens::new(open_database(database_url).await?);
     match command {
@@ -64,22 +76,25 @@ async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), Strin
                 "Created token '{}' with role {}. It is shown only this once:",
                 info.name, info.role
             );
-            println!("{secret}");
+            print_line(format_args!("{secret}"))?;
         }
         TokensCommand::List => {
             let all = tokens.list().await.map_err(|error| error.to_string())?;
-            println!("{:<32} {:<6} {:<25} STATE", "NAME", "ROLE", "CREATED");
+            print_line(format_args!(
+                "{:<32} {:<6} {:<25} STATE",
+                "NAME", "ROLE", "CREATED"
+            ))?;
             for token in all {
                 let state = match token.revoked_at {
                     Some(at) => format!("revoked {}", at.to_rfc3339()),
                     None => "active".to_owned(),
                 };
-                println!(
+                print_line(format_args!(
                     "{:<32} {:<6} {:<25} {state}",
                     token.name,
                     token.role.as_str(),
                     token.created_at.format("%Y-%m-%dT%H:%M:%SZ")
-                );
+                ))?;
             }
         }
         TokensCommand::Revoke { name } => {
@@ -87,7 +102,7 @@ async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), Strin
                 .revoke(name)
                 .await
                 .map_err(|error| error.to_string())?;
-            println!("Revoked token '{}'.", info.name);
+            print_line(format_args!("Revoked token '{}'.", info.name))?;
         }
     }
     Ok(())

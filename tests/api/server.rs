@@ -552,3 +552,41 @@ fn a_database_that_cannot_be_used_is_explained_at_start() {
         }
     }
 }
+
+#[test]
+fn token_commands_end_quietly_when_their_reader_goes_away() {
+    let directory = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        directory.path().join("tokens.db").display()
+    );
+    let created = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args([
+            "tokens",
+            "create",
+            "--name",
+            "reader",
+            "--role",
+            "read",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    // `pipelines tokens list | head -0`: the reader is gone before the first line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipelines"))
+        .args(["tokens", "list", "--database-url", &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}
