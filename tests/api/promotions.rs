@@ -81,22 +81,26 @@ async fn plan(app: &TestApp, request: CreatePromotionRequest) -> PromotionPlan {
     }
 }
 
-/// A server whose deployments wait at the returned gate, the shop pipeline, a release
-/// on shop-dev, and a promotion of it to shop-stg-a.
-async fn gated_promotion_to_stg_a() -> (TestApp, Arc<tokio::sync::Semaphore>, Promotion) {
-    let (deployer, gate) = TestDeployer::gated();
-    let app = spawn_app_deploying_with(deployer).await;
-    shop(&app).await;
+/// The shop pipeline, a release on shop-dev, and a promotion of it to shop-stg-a.
+async fn promotion_to_stg_a(app: &TestApp) -> Promotion {
+    shop(app).await;
     app.create_release("shop-dev", "shop:1").await;
-    let created = create(
-        &app,
+    create(
+        app,
         CreatePromotionRequest {
             targets: vec!["shop-stg-a".into()],
             ..promote("shop-dev")
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// A server whose deployments wait at the returned gate, and [`promotion_to_stg_a`] on it.
+async fn gated_promotion_to_stg_a() -> (TestApp, Arc<tokio::sync::Semaphore>, Promotion) {
+    let (deployer, gate) = TestDeployer::gated();
+    let app = spawn_app_deploying_with(deployer).await;
+    let created = promotion_to_stg_a(&app).await;
     (app, gate, created)
 }
 
@@ -1007,17 +1011,7 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
 async fn a_target_can_never_get_a_second_release() {
     use sea_orm::{ActiveModelTrait, Set};
     let app = spawn_app().await;
-    shop(&app).await;
-    app.create_release("shop-dev", "shop:1").await;
-    let created = create(
-        &app,
-        CreatePromotionRequest {
-            targets: vec!["shop-stg-a".into()],
-            ..promote("shop-dev")
-        },
-    )
-    .await
-    .unwrap();
+    let created = promotion_to_stg_a(&app).await;
     app.finished_promotion(&created.id).await;
     let target = app
         .promotions
