@@ -209,7 +209,8 @@ impl Releases {
     }
 
     /// The app's releases oldest first, the order Akkeris clients read: the last one is the
-    /// newest. With `newest`, only that many of the newest, still oldest first.
+    /// newest. With `newest`, only that many of the newest, still oldest first; 0 is no
+    /// limit, as a page size of 0 is elsewhere.
     pub async fn list_oldest_first(
         &self,
         app: &str,
@@ -219,7 +220,7 @@ impl Releases {
         let mut query = release::Entity::find()
             .filter(release::Column::AppId.eq(owner.id))
             .order_by_desc(release::Column::Version);
-        if let Some(limit) = newest {
+        if let Some(limit) = newest.filter(|limit| *limit > 0) {
             query = query.limit(limit);
         }
         let mut rows = query.all(&self.db).await?;

@@ -399,6 +399,113 @@ mod over_grpc {
     }
 
     #[tokio::test]
+    async fn release_statuses_carry_the_combined_state() {
+        use pipelines::proto::{
+            CreateReleaseStatusRequest, ListReleaseStatusesRequest, StatusState,
+        };
+        let app = spawn_app().await;
+        app.create_app("blog-dev").await;
+        let release = app.create_release("blog-dev", "registry/blog:1").await;
+        let state = || async {
+            app.releases
+                .clone()
+                .list_release_statuses(ListReleaseStatusesRequest {
+                    app: "blog-dev".into(),
+                    release_id: release.id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .state()
+        };
+        assert_eq!(state().await, StatusState::Success, "no statuses at all");
+        for (context, posted, combined) in [
+            ("ci/a", StatusState::Success, StatusState::Success),
+            ("ci/b", StatusState::Pending, StatusState::Pending),
+            ("ci/c", StatusState::Failure, StatusState::Failure),
+            ("ci/d", StatusState::Error, StatusState::Error),
+        ] {
+            app.releases
+                .clone()
+                .create_release_status(CreateReleaseStatusRequest {
+                    app: "blog-dev".into(),
+                    release_id: release.id.clone(),
+                    context: context.into(),
+                    name: context.into(),
+                    state: posted as i32,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(state().await, combined, "after {context}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_an_app_cancels_its_queued_rollback() {
+        let (deployer, gate) = TestDeployer::gated();
+        let app = spawn_app_deploying_with(deployer.clone()).await;
+        couple_blog(&app).await;
+        app.create_release("blog-stg", "registry/blog:0").await;
+        app.create_release("blog-dev", "registry/blog:1").await;
+        let created = app
+            .promotions
+            .clone()
+            .create_promotion(CreatePromotionRequest {
+                pipeline: "blog".into(),
+                source_app: "blog-dev".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(pipelines::proto::create_promotion_response::Result::Promotion(promotion)) =
+            created.result
+        else {
+            panic!("a promotion");
+        };
+        drop(
+            app.watch_until(&promotion.id, "target.release_created")
+                .await,
+        );
+        let rollback = app
+            .releases
+            .clone()
+            .rollback_release(RollbackReleaseRequest {
+                app: "blog-stg".into(),
+                release: "v1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (status, body) = app.call(Method::DELETE, "/apps/blog-stg", None, None).await;
+        assert_eq!(status, 200, "{body}");
+        gate.add_permits(5);
+        app.finished_promotion(&promotion.id).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let db = pipelines::store::connect(&app.database.url).await.unwrap();
+        use sea_orm::EntityTrait;
+        let stored = pipelines::store::entities::release::Entity::find_by_id(
+            uuid::Uuid::parse_str(&rollback.id).unwrap(),
+        )
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            stored.status, "failed",
+            "the rollback's release never becomes current"
+        );
+        let rollbacks = pipelines::store::entities::rollback::Entity::find()
+            .all(&db)
+            .await
+            .unwrap();
+        assert_eq!(rollbacks[0].status, "canceled");
+        // Only the deploy already in flight at the deletion went out.
+        assert_eq!(deployer.deployments(), ["blog-stg"]);
+    }
+
+    #[tokio::test]
     async fn a_failed_rollback_leaves_the_current_release() {
         let app = spawn_app_deploying_with(TestDeployer::failing(&["blog-dev"])).await;
         couple_blog(&app).await;

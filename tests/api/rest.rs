@@ -498,6 +498,8 @@ async fn releases_and_release_statuses() {
     assert_eq!(status, 200);
     assert_eq!(newest.as_array().unwrap().len(), 1);
     assert_eq!(newest[0]["version"], 2);
+    let (_, everything) = get(&app, "/apps/shop-dev/releases?page_size=0").await;
+    assert_eq!(everything.as_array().unwrap().len(), 2, "0 means no limit");
     let release_id = release["id"].as_str().unwrap();
     let (status, fetched) = get(&app, &format!("/apps/shop-dev/releases/{release_id}")).await;
     assert_eq!((status, &fetched), (200, &release));

@@ -91,6 +91,17 @@ async fn promotions_and_targets_have_the_contract_shapes() {
         json!({"id": release["id"], "version": 1})
     );
     assert_eq!(keys(&created["source"]["app"]), ["id", "name"]);
+    assert_eq!(
+        keys(&created["source"]),
+        ["app", "release", "space"],
+        "{created}"
+    );
+    let printed = format!(
+        "{}-{}",
+        created["source"]["app"]["name"].as_str().unwrap(),
+        created["source"]["space"]["name"].as_str().unwrap()
+    );
+    assert_eq!(printed, "shop-dev", "app-space gives back the whole name");
     let id = created["id"].as_str().unwrap();
     let finished = finish(&app, id).await;
     assert_eq!(finished["status"], "successful");
@@ -231,6 +242,9 @@ async fn a_dry_run_answers_200_with_the_plan() {
     assert_eq!(plan["target_stage"], "staging");
     assert_eq!(plan["targets"][0]["app"]["name"], "shop-stg");
     assert_eq!(plan["targets"][0]["busy_with"], Value::Null);
+    // The Akkeris way of naming the source: `<app>-<space>`.
+    assert_eq!(plan["source"]["app"]["name"], "shop");
+    assert_eq!(plan["source"]["space"]["name"], "dev");
     let (_, listed) = app
         .call(Method::GET, "/pipeline-promotions", None, None)
         .await;
