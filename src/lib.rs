@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod lifecycle;
 pub mod progress;
 pub mod proto;
+pub mod read_model;
 pub mod rest;
 pub mod service;
 pub mod startup;

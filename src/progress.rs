@@ -15,7 +15,13 @@ use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc, Notify};
 use uuid::Uuid;
 
-use crate::{error::Result, lifecycle::events_after, store, views::PromotionEventView};
+use crate::{
+    error::Result,
+    lifecycle::events_after,
+    read_model::{self, ReadModel},
+    store,
+    views::PromotionEventView,
+};
 
 /// Buffered events per promotion before a slow watcher falls back to the database.
 const CHANNEL_CAPACITY: usize = 256;
@@ -30,11 +36,14 @@ async fn refresh(db: &DatabaseConnection, hub: &EventHub, promotion_id: Uuid, af
     }
 }
 
-/// Carries events between processes sharing PostgreSQL: every committed event sends a
-/// `NOTIFY` naming its promotion, and this task (one per process) publishes the new events
-/// of watched promotions to the local hub. Notifications can be lost while the listening
-/// connection reconnects, so it also polls the watched promotions every `poll_every`; the
-/// cost is one query per watched promotion, however many watchers it has.
+/// Carries changes between processes sharing PostgreSQL. Every committed event sends a
+/// `NOTIFY` naming its promotion (and app), and every other committed change names the
+/// pipelines and apps it touched; this task (one per process) marks them stale in the read
+/// model and publishes the new events of watched promotions to the local hub.
+///
+/// Notifications can be lost while the listening connection reconnects, so losing it makes
+/// the read model reload everything, and the watched promotions are also polled every
+/// `poll_every`; the cost is one query per watched promotion, however many watchers it has.
 pub async fn relay_between_processes(
     db: DatabaseConnection,
     hub: Arc<EventHub>,
@@ -45,13 +54,16 @@ pub async fn relay_between_processes(
     let pool = db.get_postgres_connection_pool().clone();
     let connect = || async {
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(store::EVENTS_CHANNEL).await?;
+        listener
+            .listen_all([store::EVENTS_CHANNEL, read_model::CATALOG_CHANNEL])
+            .await?;
         Ok::<_, sea_orm::sqlx::Error>(listener)
     };
     let mut listener = match connect().await {
         Ok(listener) => Some(listener),
         Err(error) => {
-            tracing::warn!(%error, "cannot LISTEN for events; polling until it can");
+            tracing::warn!(%error, "cannot LISTEN for changes; polling until it can");
+            hub.read_model.invalidate_everything();
             None
         }
     };
@@ -67,14 +79,27 @@ pub async fn relay_between_processes(
         tokio::select! {
             notification = notified => {
                 let Some(notification) = notification else {
-                    // sqlx reconnects on the next recv; the poll covers the gap.
+                    // sqlx reconnects on the next recv. What was sent meanwhile is lost:
+                    // the read model reloads, and the poll covers the watchers.
+                    hub.read_model.invalidate_everything();
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     continue;
                 };
-                if let Ok(promotion_id) = Uuid::parse_str(notification.payload()) {
-                    if let Some(after) = hub.published(promotion_id) {
-                        refresh(&db, &hub, promotion_id, after).await;
-                    }
+                if notification.channel() == read_model::CATALOG_CHANNEL {
+                    hub.read_model.notified(notification.payload());
+                    continue;
+                }
+                let Some((promotion_id, app_id)) =
+                    store::parse_promotion_changed(notification.payload())
+                else {
+                    continue;
+                };
+                hub.read_model.promotion_changed(promotion_id);
+                if let Some(app_id) = app_id {
+                    hub.read_model.invalidate([read_model::Key::App(app_id)]);
+                }
+                if let Some(after) = hub.published(promotion_id) {
+                    refresh(&db, &hub, promotion_id, after).await;
                 }
             }
             _ = ticker.tick() => {
@@ -98,14 +123,17 @@ struct Channel {
 
 /// The per-process fan-out of promotion events, and the signal that new work exists.
 pub struct EventHub {
+    /// Told of every committed event, so that no read serves a promotion or app it changed.
+    pub read_model: Arc<ReadModel>,
     channels: Mutex<HashMap<Uuid, Channel>>,
     work_available: Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl EventHub {
-    pub fn new() -> Arc<Self> {
+    pub fn new(read_model: Arc<ReadModel>) -> Arc<Self> {
         Arc::new(Self {
+            read_model,
             channels: Mutex::new(HashMap::new()),
             work_available: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
@@ -119,7 +147,8 @@ impl EventHub {
     }
 
     /// Delivers committed events to this process's watchers.
-    pub fn publish(&self, events: impl IntoIterator<Item = PromotionEventView>) {
+    pub fn publish(&self, events: Vec<PromotionEventView>) {
+        self.read_model.events_committed(&events);
         let Ok(mut channels) = self.channels.lock() else {
             return;
         };

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::{
+    error::{Error, Result},
+    store::entities::{app, coupling, pipeline, release},
+};
+
 use crate::domain::{
     promotion::{EventKind, PromotionStatus, TargetStatus},
     stage::Stage,
@@ -249,4 +254,57 @@ pub struct PromotionEventView {
     pub created_at: DateTime<Utc>,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+}
+
+// Views from stored rows.
+
+/// The contexts a coupling requires, as stored.
+pub fn coupling_contexts(model: &coupling::Model) -> Result<Vec<String>> {
+    serde_json::from_str(&model.required_contexts).map_err(|error| {
+        Error::Internal(format!(
+            "coupling {} has unreadable required contexts: {error}",
+            model.id
+        ))
+    })
+}
+
+/// A coupling's stage, as stored.
+pub fn coupling_stage(model: &coupling::Model) -> Result<Stage> {
+    Stage::parse("stage", &model.stage)
+        .map_err(|error| Error::Internal(format!("coupling {}: {error}", model.id)))
+}
+
+pub fn pipeline_view(model: pipeline::Model) -> PipelineView {
+    PipelineView {
+        id: model.id,
+        name: model.name,
+        description: model.description,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+pub fn app_view(model: app::Model) -> AppView {
+    AppView {
+        id: model.id,
+        name: model.name,
+        created_at: model.created_at,
+        updated_at: model.updated_at,
+    }
+}
+
+pub fn app_ref(model: &app::Model) -> ResourceRef {
+    ResourceRef {
+        id: model.id,
+        name: model.name.clone(),
+    }
+}
+
+pub fn release_summary(model: &release::Model) -> ReleaseSummary {
+    ReleaseSummary {
+        id: model.id,
+        version: model.version,
+        image: model.image.clone(),
+        created_at: model.created_at,
+    }
 }

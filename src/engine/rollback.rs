@@ -66,7 +66,14 @@ async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> 
     let mut tx = Transaction::begin(&context.db).await?;
     let recorded = lifecycle::record_rollback_outcome(&mut tx, &claimed, worker, outcome).await?;
     tx.commit(&context.hub).await?;
-    if !recorded {
+    if recorded {
+        // The rolled-back release may now be the app's current one.
+        context
+            .hub
+            .read_model
+            .changed(&[crate::read_model::Key::App(claimed.app_id)])
+            .await;
+    } else {
         tracing::info!(rollback = %claimed.id, "the rollback was canceled or taken over while deploying");
     }
     Ok(())

@@ -135,7 +135,7 @@ pub(super) async fn append(
         waiting_for: Set(draft.waiting_for),
     };
     let event = event_view(row.insert(db).await?)?;
-    store::notify_promotion_changed(db, promotion_id).await?;
+    store::notify_promotion_changed(db, promotion_id, event.app.as_ref().map(|app| app.id)).await?;
     tx.events.push(event);
     Ok(())
 }

@@ -21,6 +21,7 @@ use crate::{
     error::{Error, Result},
     lifecycle::{self, Transaction},
     progress::EventHub,
+    read_model::Key,
     store::{
         self,
         entities::{app, config_var, coupling},
@@ -58,7 +59,10 @@ impl Apps {
             deleted_at: Set(None),
         };
         match row.insert(&self.db).await {
-            Ok(model) => Ok(app_view(model)),
+            Ok(model) => {
+                self.hub.read_model.changed(&[Key::App(model.id)]).await;
+                Ok(app_view(model))
+            }
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
                 "app '{}' already exists",
                 name.as_str()
@@ -68,11 +72,26 @@ impl Apps {
     }
 
     pub async fn get(&self, app: &str) -> Result<AppView> {
+        let remembered = self
+            .hub
+            .read_model
+            .read(|catalog| Some(catalog.app(app)?.app.clone()));
+        if let Some(view) = remembered.await {
+            return Ok(view);
+        }
         Ok(app_view(find_app(&self.db, "app", app).await?))
     }
 
     /// Live apps, sorted by name.
     pub async fn list(&self) -> Result<Vec<AppView>> {
+        if let Some(all) = self
+            .hub
+            .read_model
+            .read(|catalog| Some(catalog.apps()))
+            .await
+        {
+            return Ok(all);
+        }
         Ok(app::Entity::find()
             .filter(app::Column::DeletedAt.is_null())
             .order_by_asc(app::Column::Name)
@@ -109,6 +128,7 @@ impl Apps {
         lifecycle::cancel_rollbacks_of_deleted_app(&mut tx, found.id).await?;
         let canceled_targets = tx.wrote_events();
         tx.commit(&self.hub).await?;
+        self.hub.read_model.changed(&[Key::App(found.id)]).await;
         if canceled_targets {
             // Targets queued behind the canceled ones may run now.
             self.hub.signal_work();

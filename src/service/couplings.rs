@@ -5,6 +5,8 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     Set, TransactionTrait,
 };
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{
@@ -23,6 +25,7 @@ use crate::{
         status::removed_contexts,
     },
     error::{Error, Result},
+    read_model::{Key, ReadModel},
     store::{
         self,
         entities::{coupling, pipeline},
@@ -45,6 +48,7 @@ pub struct NewCoupling {
 #[derive(Clone)]
 pub struct Couplings {
     db: DatabaseConnection,
+    read_model: Arc<ReadModel>,
 }
 
 fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
@@ -134,8 +138,8 @@ fn sort_for_listing(views: &mut [CouplingView]) {
 }
 
 impl Couplings {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, read_model: Arc<ReadModel>) -> Self {
+        Self { db, read_model }
     }
 
     async fn find(&self, id: &str) -> Result<coupling::Model> {
@@ -192,24 +196,46 @@ impl Couplings {
         };
         let view = coupling_view(&txn, model).await?;
         txn.commit().await?;
+        self.read_model.changed(&[Key::App(app.id)]).await;
         Ok(view)
     }
 
     pub async fn get(&self, id: &str) -> Result<CouplingView> {
+        let uuid = parse_uuid("id", id)?;
+        if let Some(view) = self.read_model.read(|catalog| catalog.coupling(uuid)).await {
+            return Ok(view);
+        }
         let row = self.find(id).await?;
         coupling_view(&self.db, row).await
     }
 
     /// Every coupling, ordered by pipeline name, stage and app name.
     pub async fn list(&self) -> Result<Vec<CouplingView>> {
-        let rows = coupling::Entity::find().all(&self.db).await?;
-        let mut views = coupling_views(&self.db, rows).await?;
+        let mut views = match self
+            .read_model
+            .read(|catalog| Some(catalog.couplings()))
+            .await
+        {
+            Some(views) => views,
+            None => {
+                let rows = coupling::Entity::find().all(&self.db).await?;
+                coupling_views(&self.db, rows).await?
+            }
+        };
         sort_for_listing(&mut views);
         Ok(views)
     }
 
     /// The couplings of one pipeline, ordered by stage and app name.
     pub async fn list_for_pipeline(&self, pipeline: &str) -> Result<Vec<CouplingView>> {
+        let remembered = self.read_model.read(|catalog| {
+            let found = catalog.pipeline(pipeline)?;
+            Some(catalog.couplings_of_pipeline(found.id))
+        });
+        if let Some(mut views) = remembered.await {
+            sort_for_listing(&mut views);
+            return Ok(views);
+        }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
         let rows = coupling::Entity::find()
             .filter(coupling::Column::PipelineId.eq(found.id))
@@ -222,17 +248,24 @@ impl Couplings {
 
     /// The coupling of one app.
     pub async fn get_for_app(&self, app: &str) -> Result<CouplingView> {
+        let not_coupled = |name: &str| {
+            Error::NotFound(format!(
+                "coupling of app '{name}' not found: the app is in no pipeline"
+            ))
+        };
+        if let Some((found, coupling)) = self
+            .read_model
+            .read(|catalog| catalog.coupling_of_app(app))
+            .await
+        {
+            return coupling.ok_or_else(|| not_coupled(&found.name));
+        }
         let found = find_app(&self.db, "app", app).await?;
         let row = coupling::Entity::find()
             .filter(coupling::Column::AppId.eq(found.id))
             .one(&self.db)
             .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "coupling of app '{}' not found: the app is in no pipeline",
-                    found.name
-                ))
-            })?;
+            .ok_or_else(|| not_coupled(&found.name))?;
         coupling_view(&self.db, row).await
     }
 
@@ -272,6 +305,7 @@ impl Couplings {
                 .exec(&self.db)
                 .await?;
             if result.rows_affected == 1 {
+                self.read_model.changed(&[Key::App(row.app_id)]).await;
                 return self.get(id).await;
             }
         }
@@ -291,6 +325,7 @@ impl Couplings {
         if result.rows_affected == 0 {
             return Err(Error::not_found("coupling", id));
         }
+        self.read_model.changed(&[Key::App(row.app_id)]).await;
         Ok(view)
     }
 }

@@ -5,12 +5,15 @@ use std::collections::HashMap;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use crate::views::{AppView, PipelineView, PromotedFrom, ReleaseSummary, ReleaseView, ResourceRef};
+pub use crate::views::{
+    app_ref, app_view, coupling_contexts, coupling_stage, pipeline_view, release_summary,
+};
+use crate::views::{PromotedFrom, ReleaseView, ResourceRef};
 use crate::{
-    domain::{quoted, stage::Stage, status::ReleaseState},
+    domain::{quoted, status::ReleaseState},
     error::{Error, Result},
     store::{
-        entities::{app, coupling, pipeline, release},
+        entities::{app, pipeline, release},
         Reference,
     },
 };
@@ -98,57 +101,6 @@ pub async fn current_release(
         .order_by_desc(release::Column::Version)
         .one(db)
         .await?)
-}
-
-/// The contexts a coupling requires, as stored.
-pub fn coupling_contexts(model: &coupling::Model) -> Result<Vec<String>> {
-    serde_json::from_str(&model.required_contexts).map_err(|error| {
-        Error::Internal(format!(
-            "coupling {} has unreadable required contexts: {error}",
-            model.id
-        ))
-    })
-}
-
-/// A coupling's stage, as stored.
-pub fn coupling_stage(model: &coupling::Model) -> Result<Stage> {
-    Stage::parse("stage", &model.stage)
-        .map_err(|error| Error::Internal(format!("coupling {}: {error}", model.id)))
-}
-
-pub fn pipeline_view(model: pipeline::Model) -> PipelineView {
-    PipelineView {
-        id: model.id,
-        name: model.name,
-        description: model.description,
-        created_at: model.created_at,
-        updated_at: model.updated_at,
-    }
-}
-
-pub fn app_view(model: app::Model) -> AppView {
-    AppView {
-        id: model.id,
-        name: model.name,
-        created_at: model.created_at,
-        updated_at: model.updated_at,
-    }
-}
-
-pub fn app_ref(model: &app::Model) -> ResourceRef {
-    ResourceRef {
-        id: model.id,
-        name: model.name.clone(),
-    }
-}
-
-pub fn release_summary(model: &release::Model) -> ReleaseSummary {
-    ReleaseSummary {
-        id: model.id,
-        version: model.version,
-        image: model.image.clone(),
-        created_at: model.created_at,
-    }
 }
 
 /// Loads apps by id, deleted ones included, since history may point at them.

@@ -55,8 +55,8 @@ pub struct Services {
 impl Services {
     pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
         Self {
-            pipelines: Pipelines::new(db.clone()),
-            couplings: Couplings::new(db.clone()),
+            pipelines: Pipelines::new(db.clone(), Arc::clone(&hub.read_model)),
+            couplings: Couplings::new(db.clone(), Arc::clone(&hub.read_model)),
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone(), Arc::clone(&hub)),
             promotions: Promotions::new(db, hub),

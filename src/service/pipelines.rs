@@ -4,6 +4,8 @@ use sea_orm::{
     sea_query::Query, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{
@@ -18,6 +20,7 @@ use crate::{
         stage::Stage,
     },
     error::{Error, Result},
+    read_model::{Key, ReadModel},
     store::{
         self,
         entities::{coupling, pipeline, release, release_status},
@@ -28,11 +31,12 @@ use crate::{
 #[derive(Clone)]
 pub struct Pipelines {
     db: DatabaseConnection,
+    read_model: Arc<ReadModel>,
 }
 
 impl Pipelines {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, read_model: Arc<ReadModel>) -> Self {
+        Self { db, read_model }
     }
 
     pub async fn create(
@@ -54,7 +58,10 @@ impl Pipelines {
             deleted_at: Set(None),
         };
         match row.insert(&self.db).await {
-            Ok(model) => Ok(pipeline_view(model)),
+            Ok(model) => {
+                self.read_model.changed(&[Key::Pipeline(model.id)]).await;
+                Ok(pipeline_view(model))
+            }
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
                 "pipeline '{}' already exists",
                 name.as_str()
@@ -64,6 +71,12 @@ impl Pipelines {
     }
 
     pub async fn get(&self, pipeline: &str) -> Result<PipelineView> {
+        let remembered = self
+            .read_model
+            .read(|catalog| catalog.pipeline(pipeline).cloned());
+        if let Some(view) = remembered.await {
+            return Ok(view);
+        }
         Ok(pipeline_view(
             find_pipeline(&self.db, "pipeline", pipeline).await?,
         ))
@@ -71,6 +84,13 @@ impl Pipelines {
 
     /// Live pipelines, sorted by name.
     pub async fn list(&self) -> Result<Vec<PipelineView>> {
+        if let Some(all) = self
+            .read_model
+            .read(|catalog| Some(catalog.pipelines()))
+            .await
+        {
+            return Ok(all);
+        }
         Ok(pipeline::Entity::find()
             .filter(pipeline::Column::DeletedAt.is_null())
             .order_by_asc(pipeline::Column::Name)
@@ -97,6 +117,7 @@ impl Pipelines {
             .exec(&txn)
             .await?;
         txn.commit().await?;
+        self.read_model.changed(&[Key::Pipeline(found.id)]).await;
         Ok(pipeline_view(found))
     }
 
@@ -111,6 +132,13 @@ impl Pipelines {
     /// The distinct (context, name) pairs of statuses on releases of the apps currently
     /// coupled to the pipeline, sorted.
     pub async fn statuses(&self, pipeline: &str) -> Result<Vec<StatusContext>> {
+        let remembered = self.read_model.read(|catalog| {
+            let found = catalog.pipeline(pipeline)?;
+            Some(catalog.status_contexts(found.id))
+        });
+        if let Some(contexts) = remembered.await {
+            return Ok(contexts);
+        }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
         let coupled_apps = Query::select()
             .column(coupling::Column::AppId)

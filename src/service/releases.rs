@@ -22,6 +22,7 @@ use crate::{
     error::{Error, Result},
     lifecycle::{self, Transaction},
     progress::EventHub,
+    read_model::Key,
     store::{
         entities::{app, release, release_status},
         insert_release_with_next_version, is_unique_violation, NewRelease,
@@ -121,6 +122,7 @@ impl Releases {
         )
         .await?;
         txn.commit().await?;
+        self.hub.read_model.changed(&[Key::App(owner.id)]).await;
         self.view_of(&owner, model).await
     }
 
@@ -260,7 +262,10 @@ impl Releases {
             updated_at: Set(now),
         };
         match row.insert(&self.db).await {
-            Ok(model) => status_view(model),
+            Ok(model) => {
+                self.hub.read_model.changed(&[Key::App(owner.id)]).await;
+                status_view(model)
+            }
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
                 "release {} already has a status with context '{}'",
                 target.id, status.context
@@ -329,7 +334,9 @@ impl Releases {
             row.image_url = Set(url);
         }
         row.updated_at = Set(crate::store::now());
-        status_view(row.update(&self.db).await?)
+        let updated = row.update(&self.db).await?;
+        self.hub.read_model.changed(&[Key::App(owner.id)]).await;
+        status_view(updated)
     }
 
     /// The release's statuses, ordered by context.

@@ -37,6 +37,7 @@ use crate::{
         promotion_service_server::PromotionServiceServer,
         release_service_server::ReleaseServiceServer,
     },
+    read_model::ReadModel,
     rest::{self},
     service::Services,
     store, tls,
@@ -48,6 +49,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// How long a client may take to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the read model reloads everything, bounding the harm of a change notification
+/// lost between a commit and its announcement.
+const READ_MODEL_RESYNC: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -135,7 +139,11 @@ impl Application {
 
         let (listener, local_addr) = bind(settings.listen).await?;
 
-        let hub = EventHub::new();
+        let read_model = ReadModel::new(db.clone());
+        if let Err(error) = read_model.reload_everything().await {
+            tracing::warn!(%error, "cannot load the read model; reads go to the database until it loads");
+        }
+        let hub = EventHub::new(Arc::clone(&read_model));
         let services = Services::new(db.clone(), Arc::clone(&hub));
         let engine = Engine::new(
             db.clone(),
@@ -202,6 +210,7 @@ impl Application {
             self.db.clone(),
             self.health.clone(),
             Arc::clone(&self.database_up),
+            Arc::clone(&self.hub.read_model),
             self.health_check_interval,
         ));
         let (stop_engine, engine_stopped) = tokio::sync::watch::channel(false);
@@ -213,6 +222,10 @@ impl Application {
                 engine_stopped.clone(),
             ))
         });
+        let resync = tokio::spawn(
+            Arc::clone(&self.hub.read_model)
+                .keep_in_sync(READ_MODEL_RESYNC, engine_stopped.clone()),
+        );
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -229,6 +242,7 @@ impl Application {
             relay.abort();
         }
         monitor.abort();
+        resync.abort();
         self.db.close_by_ref().await.ok();
         tracing::info!("pipelines server stopped");
         Ok(())
@@ -393,6 +407,7 @@ async fn monitor_database(
     db: DatabaseConnection,
     health: HealthReporter,
     database_up: Arc<AtomicBool>,
+    read_model: Arc<ReadModel>,
     interval: Duration,
 ) {
     let mut last = true;
@@ -407,6 +422,8 @@ async fn monitor_database(
         if last != reachable {
             let status = if reachable {
                 tracing::info!("database reachable; serving");
+                // Changes made elsewhere during the outage may never have been announced.
+                read_model.invalidate_everything();
                 ServingStatus::Serving
             } else {
                 tracing::warn!("database unreachable; reporting NOT_SERVING");

@@ -50,18 +50,41 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// The PostgreSQL channel that carries "promotion P has new events" between processes.
 pub const EVENTS_CHANNEL: &str = "pipelines_events";
 
-/// Tells every process listening on PostgreSQL that the promotion has new events. The
-/// notification is delivered when the caller's transaction commits; SQLite has one
-/// process and needs none.
+/// Tells every process listening on PostgreSQL that the promotion has new events, and which
+/// app the event was about (its releases may have changed). Payload: `<promotion>` or
+/// `<promotion> <app>`. The notification is delivered when the caller's transaction
+/// commits; SQLite has one process and needs none.
 pub async fn notify_promotion_changed(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
+    app_id: Option<Uuid>,
 ) -> Result<(), DbErr> {
+    let payload = match app_id {
+        Some(app_id) => format!("{promotion_id} {app_id}"),
+        None => promotion_id.to_string(),
+    };
+    notify(db, EVENTS_CHANNEL, &payload).await
+}
+
+/// Reads a payload written by [`notify_promotion_changed`].
+pub fn parse_promotion_changed(payload: &str) -> Option<(Uuid, Option<Uuid>)> {
+    let mut parts = payload.split(' ');
+    let promotion_id = Uuid::parse_str(parts.next()?).ok()?;
+    let app_id = match parts.next() {
+        Some(app) => Some(Uuid::parse_str(app).ok()?),
+        None => None,
+    };
+    Some((promotion_id, app_id))
+}
+
+/// Sends `payload` on a PostgreSQL channel (delivered when the caller's transaction
+/// commits, or at once outside one). Nothing on SQLite, which has one process.
+pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         db.execute(sea_orm::Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_notify($1, $2)",
-            [EVENTS_CHANNEL.into(), promotion_id.to_string().into()],
+            [channel.into(), payload.into()],
         ))
         .await?;
     }

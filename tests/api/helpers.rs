@@ -216,10 +216,9 @@ impl TestApp {
     /// The use cases on the same database, for callers the transport cannot yet express
     /// (a caller without elevated access).
     pub async fn services(&self) -> Services {
-        Services::new(
-            store::connect(&self.database.url).await.expect("connect"),
-            pipelines::progress::EventHub::new(),
-        )
+        let db = store::connect(&self.database.url).await.expect("connect");
+        let read_model = pipelines::read_model::ReadModel::new(db.clone());
+        Services::new(db, pipelines::progress::EventHub::new(read_model))
     }
 
     pub async fn create_pipeline(&self, name: &str) -> Pipeline {

@@ -321,7 +321,9 @@ async fn migrate_prepares_the_schema_and_exits() {
         String::from_utf8_lossy(&output.stderr)
     );
     let db = pipelines::store::connect(&database.url).await.unwrap();
-    let services = pipelines::service::Services::new(db, pipelines::progress::EventHub::new());
+    let read_model = pipelines::read_model::ReadModel::new(db.clone());
+    let services =
+        pipelines::service::Services::new(db, pipelines::progress::EventHub::new(read_model));
     assert!(
         services.pipelines.list().await.unwrap().is_empty(),
         "tables exist"

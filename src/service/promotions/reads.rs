@@ -39,9 +39,14 @@ impl Promotions {
             .ok_or_else(|| Error::not_found("promotion", id))
     }
 
+    /// A promotion, from memory when it was read since its last event.
     pub async fn get(&self, id: &str) -> Result<PromotionView> {
-        let model = self.find(id).await?;
-        promotion_view(&self.db, model).await
+        let uuid = parse_uuid("id", id)?;
+        let load = || async {
+            let model = self.find(id).await?;
+            promotion_view(&self.db, model).await
+        };
+        self.hub.read_model.promotions.get_or_load(uuid, load).await
     }
 
     /// Promotions newest first, optionally of one pipeline, a page at a time.
@@ -95,8 +100,12 @@ impl Promotions {
 
     /// The promotion's targets, in the order they were given.
     pub async fn targets(&self, id: &str) -> Result<Vec<TargetView>> {
-        let model = self.find(id).await?;
-        target_views(&self.db, model.id).await
+        let uuid = parse_uuid("id", id)?;
+        let load = || async {
+            let model = self.find(id).await?;
+            target_views(&self.db, model.id).await
+        };
+        self.hub.read_model.targets.get_or_load(uuid, load).await
     }
 
     /// Streams the promotion's events after `after_sequence`: history, then live events,

@@ -1,0 +1,391 @@
+//! The rows the read model holds, and the views composed from them. Pure memory: loading
+//! and freshness live in the parent module.
+
+use std::collections::{BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use crate::{
+    domain::stage::Stage,
+    store::Reference,
+    views::{AppView, CouplingView, PipelineView, ReleaseSummary, ResourceRef, StatusContext},
+};
+
+/// An app's coupling, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CouplingRow {
+    pub id: Uuid,
+    pub pipeline_id: Uuid,
+    pub stage: Stage,
+    pub required_contexts: Vec<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Everything the hot reads need to know about one live app. An app is in at most one
+/// pipeline, so its coupling lives here too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppEntry {
+    pub app: AppView,
+    pub coupling: Option<CouplingRow>,
+    pub current_release: Option<ReleaseSummary>,
+    /// The distinct (context, name) pairs of statuses on any of the app's releases.
+    pub status_contexts: BTreeSet<(String, String)>,
+}
+
+/// What the database says about some keys: the live rows found. A key asked for and not
+/// found is deleted.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub pipelines: Vec<PipelineView>,
+    pub apps: Vec<AppEntry>,
+}
+
+/// The current state of every live pipeline and app, with the indexes the reads use.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pipelines: HashMap<Uuid, PipelineView>,
+    pipeline_ids_by_name: HashMap<String, Uuid>,
+    apps: HashMap<Uuid, AppEntry>,
+    app_ids_by_name: HashMap<String, Uuid>,
+    /// Coupled apps of each pipeline.
+    apps_by_pipeline: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// The app each coupling belongs to.
+    app_ids_by_coupling: HashMap<Uuid, Uuid>,
+}
+
+impl Catalog {
+    /// A catalog holding exactly what was loaded.
+    pub fn from_loaded(loaded: Loaded) -> Self {
+        let mut catalog = Self::default();
+        for pipeline in loaded.pipelines {
+            catalog.put_pipeline(pipeline);
+        }
+        for app in loaded.apps {
+            catalog.put_app(app);
+        }
+        catalog
+    }
+
+    /// Replaces what is known of the given pipelines and apps with what was loaded. Asked
+    /// for and not loaded means deleted.
+    pub fn apply(&mut self, pipeline_ids: &[Uuid], app_ids: &[Uuid], loaded: Loaded) {
+        let found_pipelines: BTreeSet<Uuid> = loaded.pipelines.iter().map(|p| p.id).collect();
+        let found_apps: BTreeSet<Uuid> = loaded.apps.iter().map(|a| a.app.id).collect();
+        for id in pipeline_ids {
+            if !found_pipelines.contains(id) {
+                self.remove_pipeline(*id);
+            }
+        }
+        for id in app_ids {
+            if !found_apps.contains(id) {
+                self.remove_app(*id);
+            }
+        }
+        for pipeline in loaded.pipelines {
+            self.put_pipeline(pipeline);
+        }
+        for app in loaded.apps {
+            self.put_app(app);
+        }
+    }
+
+    fn put_pipeline(&mut self, pipeline: PipelineView) {
+        if let Some(previous) = self.pipelines.get(&pipeline.id) {
+            if previous.name != pipeline.name {
+                self.pipeline_ids_by_name.remove(&previous.name);
+            }
+        }
+        self.pipeline_ids_by_name
+            .insert(pipeline.name.clone(), pipeline.id);
+        self.pipelines.insert(pipeline.id, pipeline);
+    }
+
+    /// A deleted pipeline loses its couplings in the same transaction, so its apps are
+    /// uncoupled here too.
+    fn remove_pipeline(&mut self, id: Uuid) {
+        if let Some(previous) = self.pipelines.remove(&id) {
+            if self.pipeline_ids_by_name.get(&previous.name) == Some(&id) {
+                self.pipeline_ids_by_name.remove(&previous.name);
+            }
+        }
+        for app_id in self.apps_by_pipeline.remove(&id).unwrap_or_default() {
+            if let Some(entry) = self.apps.get_mut(&app_id) {
+                if let Some(coupling) = entry.coupling.take() {
+                    self.app_ids_by_coupling.remove(&coupling.id);
+                }
+            }
+        }
+    }
+
+    fn put_app(&mut self, entry: AppEntry) {
+        self.remove_app(entry.app.id);
+        let id = entry.app.id;
+        self.app_ids_by_name.insert(entry.app.name.clone(), id);
+        if let Some(coupling) = &entry.coupling {
+            self.apps_by_pipeline
+                .entry(coupling.pipeline_id)
+                .or_default()
+                .insert(id);
+            self.app_ids_by_coupling.insert(coupling.id, id);
+        }
+        self.apps.insert(id, entry);
+    }
+
+    fn remove_app(&mut self, id: Uuid) {
+        let Some(previous) = self.apps.remove(&id) else {
+            return;
+        };
+        if self.app_ids_by_name.get(&previous.app.name) == Some(&id) {
+            self.app_ids_by_name.remove(&previous.app.name);
+        }
+        if let Some(coupling) = previous.coupling {
+            self.app_ids_by_coupling.remove(&coupling.id);
+            if let Some(apps) = self.apps_by_pipeline.get_mut(&coupling.pipeline_id) {
+                apps.remove(&id);
+                if apps.is_empty() {
+                    self.apps_by_pipeline.remove(&coupling.pipeline_id);
+                }
+            }
+        }
+    }
+
+    pub fn pipeline_count(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    pub fn app_count(&self) -> usize {
+        self.apps.len()
+    }
+
+    pub fn coupling_count(&self) -> usize {
+        self.app_ids_by_coupling.len()
+    }
+
+    /// A live pipeline by id or name.
+    pub fn pipeline(&self, reference: &str) -> Option<&PipelineView> {
+        match Reference::parse(reference) {
+            Reference::Id(id) => self.pipelines.get(&id),
+            Reference::Name(name) => self
+                .pipeline_ids_by_name
+                .get(&name)
+                .and_then(|id| self.pipelines.get(id)),
+        }
+    }
+
+    /// Live pipelines, by name.
+    pub fn pipelines(&self) -> Vec<PipelineView> {
+        let mut all: Vec<PipelineView> = self.pipelines.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// A live app by id or name; an id that matches no app is also tried as a name, as the
+    /// database lookup does.
+    pub fn app(&self, reference: &str) -> Option<&AppEntry> {
+        let by_name = || {
+            self.app_ids_by_name
+                .get(reference)
+                .and_then(|id| self.apps.get(id))
+        };
+        match Reference::parse(reference) {
+            Reference::Id(id) => self.apps.get(&id).or_else(by_name),
+            Reference::Name(_) => by_name(),
+        }
+    }
+
+    /// Live apps, by name.
+    pub fn apps(&self) -> Vec<AppView> {
+        let mut all: Vec<AppView> = self.apps.values().map(|a| a.app.clone()).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn coupling_view(&self, entry: &AppEntry) -> Option<CouplingView> {
+        let coupling = entry.coupling.as_ref()?;
+        let pipeline = self.pipelines.get(&coupling.pipeline_id)?;
+        Some(CouplingView {
+            id: coupling.id,
+            app: ResourceRef {
+                id: entry.app.id,
+                name: entry.app.name.clone(),
+            },
+            pipeline: ResourceRef {
+                id: pipeline.id,
+                name: pipeline.name.clone(),
+            },
+            stage: coupling.stage,
+            required_contexts: coupling.required_contexts.clone(),
+            current_release: entry.current_release.clone(),
+            created_at: coupling.created_at,
+            updated_at: coupling.updated_at,
+        })
+    }
+
+    /// A coupling by id.
+    pub fn coupling(&self, id: Uuid) -> Option<CouplingView> {
+        let app_id = self.app_ids_by_coupling.get(&id)?;
+        self.coupling_view(self.apps.get(app_id)?)
+    }
+
+    /// The coupling of a live app, `Some(None)` when the app is in no pipeline.
+    pub fn coupling_of_app(&self, reference: &str) -> Option<(AppView, Option<CouplingView>)> {
+        let entry = self.app(reference)?;
+        Some((entry.app.clone(), self.coupling_view(entry)))
+    }
+
+    /// The couplings of a pipeline, in no particular order.
+    pub fn couplings_of_pipeline(&self, pipeline_id: Uuid) -> Vec<CouplingView> {
+        self.apps_by_pipeline
+            .get(&pipeline_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?))
+            .collect()
+    }
+
+    /// Every coupling, in no particular order.
+    pub fn couplings(&self) -> Vec<CouplingView> {
+        self.app_ids_by_coupling
+            .values()
+            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?))
+            .collect()
+    }
+
+    /// The distinct (context, name) pairs of statuses on releases of the pipeline's
+    /// coupled apps, sorted.
+    pub fn status_contexts(&self, pipeline_id: Uuid) -> Vec<StatusContext> {
+        let pairs: BTreeSet<&(String, String)> = self
+            .apps_by_pipeline
+            .get(&pipeline_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|app_id| self.apps.get(app_id))
+            .flat_map(|entry| entry.status_contexts.iter())
+            .collect();
+        pairs
+            .into_iter()
+            .map(|(context, name)| StatusContext {
+                context: context.clone(),
+                name: name.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        crate::store::now()
+    }
+
+    fn pipeline(name: &str) -> PipelineView {
+        PipelineView {
+            id: Uuid::new_v4(),
+            name: name.into(),
+            description: String::new(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn app(name: &str, pipeline: Option<Uuid>, contexts: &[(&str, &str)]) -> AppEntry {
+        AppEntry {
+            app: AppView {
+                id: Uuid::new_v4(),
+                name: name.into(),
+                created_at: now(),
+                updated_at: now(),
+            },
+            coupling: pipeline.map(|pipeline_id| CouplingRow {
+                id: Uuid::new_v4(),
+                pipeline_id,
+                stage: Stage::Staging,
+                required_contexts: vec![],
+                created_at: now(),
+                updated_at: now(),
+            }),
+            current_release: None,
+            status_contexts: contexts
+                .iter()
+                .map(|(c, n)| (c.to_string(), n.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn couplings_and_statuses_follow_the_apps_of_a_pipeline() {
+        let shop = pipeline("shop");
+        let stg = app("shop-stg", Some(shop.id), &[("ci/test", "Tests")]);
+        let prd = app("shop-prd", Some(shop.id), &[("ci/lint", "Lint")]);
+        let loose = app("loose", None, &[("ci/other", "Other")]);
+        let catalog = Catalog::from_loaded(Loaded {
+            pipelines: vec![shop.clone()],
+            apps: vec![stg.clone(), prd.clone(), loose.clone()],
+        });
+        assert_eq!(catalog.couplings_of_pipeline(shop.id).len(), 2);
+        let contexts: Vec<String> = catalog
+            .status_contexts(shop.id)
+            .into_iter()
+            .map(|c| c.context)
+            .collect();
+        assert_eq!(contexts, ["ci/lint", "ci/test"]);
+        assert_eq!(catalog.pipeline("shop").map(|p| p.id), Some(shop.id));
+        assert_eq!(
+            catalog.pipeline(&shop.id.to_string()).map(|p| p.id),
+            Some(shop.id)
+        );
+        assert!(catalog
+            .coupling_of_app("loose")
+            .is_some_and(|(_, c)| c.is_none()));
+    }
+
+    #[test]
+    fn applying_a_load_removes_what_was_not_found() {
+        let shop = pipeline("shop");
+        let stg = app("shop-stg", Some(shop.id), &[]);
+        let mut catalog = Catalog::from_loaded(Loaded {
+            pipelines: vec![shop.clone()],
+            apps: vec![stg.clone()],
+        });
+        let coupling_id = stg.coupling.as_ref().unwrap().id;
+        // The pipeline was deleted: its couplings went with it.
+        catalog.apply(&[shop.id], &[], Loaded::default());
+        assert!(catalog.pipeline("shop").is_none());
+        assert!(catalog.coupling(coupling_id).is_none());
+        assert!(catalog.app("shop-stg").is_some());
+        assert_eq!(catalog.coupling_count(), 0);
+        // The app was deleted; its name is free.
+        catalog.apply(&[], &[stg.app.id], Loaded::default());
+        assert!(catalog.app("shop-stg").is_none());
+        assert_eq!(catalog.app_count(), 0);
+    }
+
+    #[test]
+    fn a_reloaded_app_moves_between_pipelines() {
+        let first = pipeline("first");
+        let second = pipeline("second");
+        let moving = app("moving", Some(first.id), &[]);
+        let mut catalog = Catalog::from_loaded(Loaded {
+            pipelines: vec![first.clone(), second.clone()],
+            apps: vec![moving.clone()],
+        });
+        let mut moved = moving.clone();
+        moved.coupling = Some(CouplingRow {
+            pipeline_id: second.id,
+            ..moving.coupling.clone().unwrap()
+        });
+        catalog.apply(
+            &[],
+            &[moving.app.id],
+            Loaded {
+                pipelines: vec![],
+                apps: vec![moved],
+            },
+        );
+        assert!(catalog.couplings_of_pipeline(first.id).is_empty());
+        assert_eq!(catalog.couplings_of_pipeline(second.id).len(), 1);
+    }
+}
