@@ -88,6 +88,11 @@ pub struct ServeArgs {
     )]
     pub health_check_interval_ms: u64,
 
+    /// How often, in milliseconds, the in-memory read model reloads everything. Changes
+    /// reach it at once; this bounds the harm of a change notification that was lost.
+    #[arg(long, env = "PIPELINES_RESYNC_INTERVAL_MS", default_value_t = 30_000)]
+    pub resync_interval_ms: u64,
+
     /// How many promotion targets this process deploys at the same time.
     #[arg(long, env = "PIPELINES_MAX_PARALLEL_TARGETS", default_value_t = 8)]
     pub max_parallel_targets: usize,
@@ -158,6 +163,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: String,
     pub health_check_interval: Duration,
+    pub resync_interval: Duration,
     pub insecure: bool,
     pub tls: Option<TlsSettings>,
     pub engine: EngineSettings,
@@ -180,6 +186,7 @@ impl Settings {
             listen: serve.listen,
             database_url: cli.database_url.clone(),
             health_check_interval: Duration::from_millis(serve.health_check_interval_ms.max(50)),
+            resync_interval: Duration::from_millis(serve.resync_interval_ms.max(100)),
             insecure: serve.insecure,
             webhook: (serve.deployer == DeployerKind::Webhook).then(|| WebhookSettings {
                 url: serve.webhook_url.clone().unwrap_or_default(),

@@ -72,17 +72,19 @@ pub async fn relay_between_processes(
     loop {
         let notified = async {
             match listener.as_mut() {
-                Some(listener) => listener.recv().await.ok(),
+                // `None` when the connection was lost; the next call reconnects.
+                Some(listener) => listener.try_recv().await.ok().flatten(),
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
             notification = notified => {
                 let Some(notification) = notification else {
-                    // sqlx reconnects on the next recv. What was sent meanwhile is lost:
+                    // sqlx reconnects on the next call. What was sent meanwhile is lost:
                     // the read model reloads, and the poll covers the watchers.
+                    tracing::info!("lost the LISTEN connection; reloading the read model");
                     hub.read_model.invalidate_everything();
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     continue;
                 };
                 if notification.channel() == read_model::CATALOG_CHANNEL {

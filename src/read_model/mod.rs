@@ -159,6 +159,8 @@ pub struct ReadModel {
     inner: RwLock<Inner>,
     /// One refresh at a time; readers that need one wait for it.
     refreshing: tokio::sync::Mutex<()>,
+    /// Wakes [`ReadModel::keep_in_sync`] for a full reload.
+    reload_wanted: tokio::sync::Notify,
     pub promotions: VersionedCache<PromotionView>,
     pub targets: VersionedCache<Vec<TargetView>>,
 }
@@ -176,6 +178,7 @@ impl ReadModel {
                 },
             }),
             refreshing: tokio::sync::Mutex::new(()),
+            reload_wanted: tokio::sync::Notify::new(),
             promotions: VersionedCache::new(),
             targets: VersionedCache::new(),
         })
@@ -280,6 +283,7 @@ impl ReadModel {
         inner.freshness.generation += 1;
         inner.freshness.everything_stale = true;
         drop(inner);
+        self.reload_wanted.notify_one();
         self.promotions.clear();
         self.targets.clear();
     }
@@ -353,16 +357,18 @@ impl ReadModel {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
-        let mut retry = tokio::time::interval(Duration::from_millis(500));
         loop {
-            let everything_stale = self.read_inner().freshness.everything_stale;
             tokio::select! {
                 _ = ticker.tick() => {}
-                _ = retry.tick(), if everything_stale => {}
+                _ = self.reload_wanted.notified() => {}
                 _ = stop.changed() => return,
             }
-            if let Err(error) = self.reload_everything().await {
+            while let Err(error) = self.reload_everything().await {
                 tracing::warn!(%error, "cannot reload the read model; reads go to the database");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => return,
+                }
             }
         }
     }

@@ -49,9 +49,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// How long a client may take to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the read model reloads everything, bounding the harm of a change notification
-/// lost between a commit and its announcement.
-const READ_MODEL_RESYNC: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -101,6 +98,7 @@ pub struct Application {
     /// What the database monitor last saw; `/healthz` answers from it without waiting.
     database_up: Arc<AtomicBool>,
     health_check_interval: Duration,
+    resync_interval: Duration,
     hub: Arc<EventHub>,
     engine: Engine,
 }
@@ -142,6 +140,7 @@ impl Application {
         let read_model = ReadModel::new(db.clone());
         if let Err(error) = read_model.reload_everything().await {
             tracing::warn!(%error, "cannot load the read model; reads go to the database until it loads");
+            read_model.invalidate_everything();
         }
         let hub = EventHub::new(Arc::clone(&read_model));
         let services = Services::new(db.clone(), Arc::clone(&hub));
@@ -180,6 +179,7 @@ impl Application {
             health,
             database_up,
             health_check_interval: settings.health_check_interval,
+            resync_interval: settings.resync_interval,
             hub,
             engine,
         })
@@ -224,7 +224,7 @@ impl Application {
         });
         let resync = tokio::spawn(
             Arc::clone(&self.hub.read_model)
-                .keep_in_sync(READ_MODEL_RESYNC, engine_stopped.clone()),
+                .keep_in_sync(self.resync_interval, engine_stopped.clone()),
         );
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);

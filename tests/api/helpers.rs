@@ -49,6 +49,14 @@ impl TestDatabase {
     pub fn is_postgres(&self) -> bool {
         self.url.starts_with("postgres")
     }
+
+    /// The same database for a second server; the first handle keeps it alive.
+    pub fn another_handle(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
 }
 
 /// Replaces the database name in a PostgreSQL URL.
@@ -121,6 +129,7 @@ pub fn settings_for(database_url: &str) -> Settings {
         listen: "127.0.0.1:0".parse().expect("loopback address"),
         database_url: database_url.to_owned(),
         health_check_interval: Duration::from_millis(100),
+        resync_interval: Duration::from_secs(30),
         insecure: false,
         tls: None,
         webhook: None,

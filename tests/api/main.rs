@@ -15,6 +15,7 @@ mod pipelines;
 mod processes;
 mod promotions;
 mod races;
+mod read_model;
 mod releases;
 mod rest;
 mod rest_promotions;
