@@ -120,8 +120,10 @@ pub struct ReleaseRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseStatusesView {
     pub release: ReleaseView,
+    /// The combined state of all the release's statuses, not only this page's.
     pub state: StatusState,
     pub statuses: Vec<ReleaseStatusView>,
+    pub next_page_token: Option<String>,
 }
 
 /// One required status check, identified by the target it guards. Stored as JSON with a

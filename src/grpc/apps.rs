@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller_of, convert};
+use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
     proto::{self, app_service_server::AppService},
     service::{ConfigVarChange, Services},
@@ -43,11 +43,14 @@ impl AppService for AppGrpc {
 
     async fn list_apps(
         &self,
-        _request: Request<proto::ListAppsRequest>,
+        request: Request<proto::ListAppsRequest>,
     ) -> Result<Response<proto::ListAppsResponse>, Status> {
-        let views = self.services.apps.list().await?;
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self.services.apps.list(&page).await?;
         Ok(Response::new(proto::ListAppsResponse {
-            apps: views.into_iter().map(convert::app).collect(),
+            apps: page.items.into_iter().map(convert::app).collect(),
+            next_page_token: token_or_empty(page.next_page_token),
         }))
     }
 

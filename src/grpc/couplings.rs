@@ -2,7 +2,8 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller_of, convert};
+use super::{caller_of, convert, page_of, token_or_empty};
+use crate::service::Page;
 use crate::{
     error::Error,
     proto::{self, coupling_service_server::CouplingService},
@@ -23,9 +24,10 @@ fn contexts_of(checks: Option<proto::RequiredStatusChecks>) -> Vec<String> {
     checks.map(|checks| checks.contexts).unwrap_or_default()
 }
 
-fn coupling_list(views: Vec<crate::views::CouplingView>) -> proto::ListCouplingsResponse {
+fn coupling_list(page: Page<crate::views::CouplingView>) -> proto::ListCouplingsResponse {
     proto::ListCouplingsResponse {
-        couplings: views.into_iter().map(convert::coupling).collect(),
+        couplings: page.items.into_iter().map(convert::coupling).collect(),
+        next_page_token: token_or_empty(page.next_page_token),
     }
 }
 
@@ -68,9 +70,11 @@ impl CouplingService for CouplingGrpc {
 
     async fn list_couplings(
         &self,
-        _request: Request<proto::ListCouplingsRequest>,
+        request: Request<proto::ListCouplingsRequest>,
     ) -> Result<Response<proto::ListCouplingsResponse>, Status> {
-        let views = self.services.couplings.list().await?;
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let views = self.services.couplings.list(&page).await?;
         Ok(Response::new(coupling_list(views)))
     }
 
@@ -78,10 +82,12 @@ impl CouplingService for CouplingGrpc {
         &self,
         request: Request<proto::ListPipelineCouplingsRequest>,
     ) -> Result<Response<proto::ListCouplingsResponse>, Status> {
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
         let views = self
             .services
             .couplings
-            .list_for_pipeline(&request.into_inner().pipeline)
+            .list_for_pipeline(&request.pipeline, &page)
             .await?;
         Ok(Response::new(coupling_list(views)))
     }

@@ -80,3 +80,16 @@ fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
         .cloned()
         .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
+
+/// The page a list request asks for: bounded, whatever the client sent.
+fn page_of(page_size: u32, page_token: &str) -> Result<crate::service::PageRequest, tonic::Status> {
+    Ok(crate::service::PageRequest::bounded(
+        u64::from(page_size),
+        page_token,
+    )?)
+}
+
+/// An absent token for the last page, as protobuf has no null strings.
+fn token_or_empty(token: Option<String>) -> String {
+    token.unwrap_or_default()
+}

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller_of, convert};
+use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
     proto::{self, pipeline_service_server::PipelineService},
     service::Services,
@@ -48,11 +48,14 @@ impl PipelineService for PipelineGrpc {
 
     async fn list_pipelines(
         &self,
-        _request: Request<proto::ListPipelinesRequest>,
+        request: Request<proto::ListPipelinesRequest>,
     ) -> Result<Response<proto::ListPipelinesResponse>, Status> {
-        let views = self.services.pipelines.list().await?;
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self.services.pipelines.list(&page).await?;
         Ok(Response::new(proto::ListPipelinesResponse {
-            pipelines: views.into_iter().map(convert::pipeline).collect(),
+            pipelines: page.items.into_iter().map(convert::pipeline).collect(),
+            next_page_token: token_or_empty(page.next_page_token),
         }))
     }
 
@@ -90,19 +93,23 @@ impl PipelineService for PipelineGrpc {
         &self,
         request: Request<proto::ListPipelineStatusesRequest>,
     ) -> Result<Response<proto::ListPipelineStatusesResponse>, Status> {
-        let statuses = self
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self
             .services
             .pipelines
-            .statuses(&request.into_inner().pipeline)
-            .await?
-            .into_iter()
-            .map(|status| proto::StatusContext {
-                context: status.context,
-                name: status.name,
-            })
-            .collect();
+            .statuses(&request.pipeline, &page)
+            .await?;
         Ok(Response::new(proto::ListPipelineStatusesResponse {
-            statuses,
+            statuses: page
+                .items
+                .into_iter()
+                .map(|status| proto::StatusContext {
+                    context: status.context,
+                    name: status.name,
+                })
+                .collect(),
+            next_page_token: token_or_empty(page.next_page_token),
         }))
     }
 }

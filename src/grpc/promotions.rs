@@ -5,7 +5,7 @@ use std::pin::Pin;
 use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::{caller_of, convert};
+use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
     proto::{
         self, create_promotion_response::Result as Created,
@@ -105,13 +105,16 @@ impl PromotionService for PromotionGrpc {
         &self,
         request: Request<proto::ListPromotionTargetsRequest>,
     ) -> Result<Response<proto::ListPromotionTargetsResponse>, Status> {
-        let targets = self
-            .services
-            .promotions
-            .targets(&request.into_inner().id)
-            .await?;
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self.services.promotions.targets(&request.id, &page).await?;
         Ok(Response::new(proto::ListPromotionTargetsResponse {
-            targets: targets.into_iter().map(convert::promotion_target).collect(),
+            targets: page
+                .items
+                .into_iter()
+                .map(convert::promotion_target)
+                .collect(),
+            next_page_token: token_or_empty(page.next_page_token),
         }))
     }
 

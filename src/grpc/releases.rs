@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{caller_of, convert};
+use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
     error::Error,
     proto::{self, release_service_server::ReleaseService},
@@ -66,13 +66,12 @@ impl ReleaseService for ReleaseGrpc {
         &self,
         request: Request<proto::ListReleasesRequest>,
     ) -> Result<Response<proto::ListReleasesResponse>, Status> {
-        let views = self
-            .services
-            .releases
-            .list(&request.into_inner().app)
-            .await?;
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self.services.releases.list(&request.app, &page).await?;
         Ok(Response::new(proto::ListReleasesResponse {
-            releases: views.into_iter().map(convert::release).collect(),
+            releases: page.items.into_iter().map(convert::release).collect(),
+            next_page_token: token_or_empty(page.next_page_token),
         }))
     }
 
@@ -141,10 +140,11 @@ impl ReleaseService for ReleaseGrpc {
         request: Request<proto::ListReleaseStatusesRequest>,
     ) -> Result<Response<proto::ListReleaseStatusesResponse>, Status> {
         let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
         let view = self
             .services
             .releases
-            .list_statuses(&request.app, &request.release_id)
+            .list_statuses(&request.app, &request.release_id, &page)
             .await?;
         Ok(Response::new(proto::ListReleaseStatusesResponse {
             state: convert::status_state_to_proto(view.state) as i32,
@@ -153,6 +153,7 @@ impl ReleaseService for ReleaseGrpc {
                 .into_iter()
                 .map(convert::release_status)
                 .collect(),
+            next_page_token: token_or_empty(view.next_page_token),
         }))
     }
 }

@@ -2,13 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
 use serde::Deserialize;
 
 use super::{
     created,
-    extract::{AuthenticatedCaller, JsonBody, PathParams},
-    list, shapes, ApiResult, GatewayState,
+    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
+    paged, shapes, ApiResult, GatewayState, PageQuery,
 };
 use crate::service::ConfigVarChange;
 
@@ -39,8 +44,12 @@ async fn create_app(
     Ok(created(shapes::App::from(view)))
 }
 
-async fn list_apps(State(state): State<GatewayState>) -> ApiResult<Json<Vec<shapes::App>>> {
-    Ok(list(state.services.apps.list().await?))
+async fn list_apps(
+    State(state): State<GatewayState>,
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state.services.apps.list(&page.request()?).await?;
+    Ok(paged::<_, shapes::App>(page))
 }
 
 async fn get_app(

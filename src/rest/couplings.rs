@@ -1,12 +1,17 @@
 //! REST: couplings of apps to pipelines.
 
-use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
 use serde::Deserialize;
 
 use super::{
     created,
-    extract::{AuthenticatedCaller, JsonBody, PathParams},
-    list, shapes, ApiResult, GatewayState,
+    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
+    paged, shapes, ApiResult, GatewayState, PageQuery,
 };
 use super::{inputs::ReferenceInput, shapes::RequiredStatusChecks};
 use crate::{domain::stage::Stage, service::NewCoupling};
@@ -78,21 +83,23 @@ async fn create_coupling(
 
 async fn list_couplings(
     State(state): State<GatewayState>,
-) -> ApiResult<Json<Vec<shapes::Coupling>>> {
-    Ok(list(state.services.couplings.list().await?))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state.services.couplings.list(&page.request()?).await?;
+    Ok(paged::<_, shapes::Coupling>(page))
 }
 
 async fn list_pipeline_couplings(
     State(state): State<GatewayState>,
     PathParams(pipeline): PathParams<String>,
-) -> ApiResult<Json<Vec<shapes::Coupling>>> {
-    Ok(list(
-        state
-            .services
-            .couplings
-            .list_for_pipeline(&pipeline)
-            .await?,
-    ))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state
+        .services
+        .couplings
+        .list_for_pipeline(&pipeline, &page.request()?)
+        .await?;
+    Ok(paged::<_, shapes::Coupling>(page))
 }
 
 async fn get_coupling(

@@ -21,7 +21,7 @@ use axum::{
 use std::sync::{atomic::AtomicBool, Arc};
 
 use self::{error::ApiError, extract::MAX_BODY_BYTES};
-use crate::service::Services;
+use crate::service::{Page, PageRequest, Services};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -92,4 +92,37 @@ fn created<T: serde::Serialize>(body: T) -> (StatusCode, Json<T>) {
 
 fn list<V, S: From<V>>(views: Vec<V>) -> Json<Vec<S>> {
     Json(views.into_iter().map(S::from).collect())
+}
+
+/// `?page_size=` and `?page_token=` on a list. Without a size the whole list is returned,
+/// as Akkeris clients expect.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    page_size: Option<u64>,
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+impl PageQuery {
+    fn request(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::whole_unless_sized(
+            self.page_size,
+            self.page_token.as_deref(),
+        )?)
+    }
+}
+
+/// Sets the `Next-Page-Token` header when another page follows.
+fn with_next_page_token(mut response: Response, token: Option<String>) -> Response {
+    if let Some(value) = token.and_then(|token| token.parse().ok()) {
+        response.headers_mut().insert("next-page-token", value);
+    }
+    response
+}
+
+/// A page as a JSON array, with `Next-Page-Token` when another page follows.
+fn paged<V, S: From<V> + serde::Serialize>(page: Page<V>) -> Response {
+    let body: Vec<S> = page.items.into_iter().map(S::from).collect();
+    with_next_page_token(Json(body).into_response(), page.next_page_token)
 }

@@ -1,12 +1,17 @@
 //! REST: pipelines, the stage graph and the status contexts a pipeline knows.
 
-use axum::{extract::State, response::IntoResponse, routing::get, Json, Router};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
 use serde::Deserialize;
 
 use super::{
     created,
-    extract::{AuthenticatedCaller, JsonBody, PathParams},
-    list, shapes, ApiResult, GatewayState,
+    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
+    paged, shapes, ApiResult, GatewayState, PageQuery,
 };
 
 /// `/pipelines`, `/pipeline-stages` and a pipeline's statuses.
@@ -52,8 +57,10 @@ async fn create_pipeline(
 
 async fn list_pipelines(
     State(state): State<GatewayState>,
-) -> ApiResult<Json<Vec<shapes::Pipeline>>> {
-    Ok(list(state.services.pipelines.list().await?))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state.services.pipelines.list(&page.request()?).await?;
+    Ok(paged::<_, shapes::Pipeline>(page))
 }
 
 async fn get_pipeline(
@@ -97,6 +104,12 @@ async fn list_stages(State(state): State<GatewayState>) -> Json<shapes::StageGra
 async fn list_pipeline_statuses(
     State(state): State<GatewayState>,
     PathParams(pipeline): PathParams<String>,
-) -> ApiResult<Json<Vec<shapes::StatusContext>>> {
-    Ok(list(state.services.pipelines.statuses(&pipeline).await?))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state
+        .services
+        .pipelines
+        .statuses(&pipeline, &page.request()?)
+        .await?;
+    Ok(paged::<_, shapes::StatusContext>(page))
 }

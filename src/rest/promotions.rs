@@ -16,7 +16,7 @@ use super::{
     error::ApiError,
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
     inputs::ReferenceInput,
-    list, shapes, ApiResult, GatewayState,
+    paged, shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
@@ -191,13 +191,10 @@ pub(super) async fn list_promotions(
         )
         .await?;
     let body: Vec<shapes::Promotion> = page.promotions.into_iter().map(Into::into).collect();
-    let mut response = Json(body).into_response();
-    if let Some(token) = page.next_page_token {
-        if let Ok(value) = token.parse() {
-            response.headers_mut().insert("next-page-token", value);
-        }
-    }
-    Ok(response)
+    Ok(with_next_page_token(
+        Json(body).into_response(),
+        page.next_page_token,
+    ))
 }
 
 pub(super) async fn get_promotion(
@@ -210,8 +207,14 @@ pub(super) async fn get_promotion(
 pub(super) async fn list_promotion_targets(
     State(state): State<GatewayState>,
     PathParams(id): PathParams<String>,
-) -> ApiResult<Json<Vec<shapes::PromotionTarget>>> {
-    Ok(list(state.services.promotions.targets(&id).await?))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let page = state
+        .services
+        .promotions
+        .targets(&id, &page.request()?)
+        .await?;
+    Ok(paged::<_, shapes::PromotionTarget>(page))
 }
 
 pub(super) async fn cancel_promotion(

@@ -2,7 +2,7 @@
 
 use axum::{
     extract::State,
-    response::IntoResponse,
+    response::{IntoResponse, Response},
     routing::{get, patch},
     Json, Router,
 };
@@ -12,7 +12,7 @@ use super::{
     created,
     error::ApiError,
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
-    list, shapes, ApiResult, GatewayState,
+    list, shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
 use crate::{
     domain::status::StatusState,
@@ -178,15 +178,16 @@ async fn create_release_status(
 async fn list_release_statuses(
     State(state): State<GatewayState>,
     PathParams((app, release)): PathParams<(String, String)>,
-) -> ApiResult<Json<shapes::ReleaseStatuses>> {
-    Ok(Json(
-        state
-            .services
-            .releases
-            .list_statuses(&app, &release)
-            .await?
-            .into(),
-    ))
+    QueryParams(page): QueryParams<PageQuery>,
+) -> ApiResult<Response> {
+    let view = state
+        .services
+        .releases
+        .list_statuses(&app, &release, &page.request()?)
+        .await?;
+    let next_page_token = view.next_page_token.clone();
+    let body = Json(shapes::ReleaseStatuses::from(view)).into_response();
+    Ok(with_next_page_token(body, next_page_token))
 }
 
 #[derive(Deserialize)]

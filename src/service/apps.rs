@@ -4,13 +4,14 @@ use std::{collections::HashSet, sync::Arc};
 
 use sea_orm::{
     sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::{
     authorize,
     lookup::{app_view, find_app},
+    paging::{Page, PageRequest},
     views::{AppView, ConfigVars, VisibleConfigVars},
 };
 use crate::{
@@ -83,23 +84,27 @@ impl Apps {
     }
 
     /// Live apps, sorted by name.
-    pub async fn list(&self) -> Result<Vec<AppView>> {
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<AppView>> {
+        let by_name = |view: &AppView| view.name.clone();
         if let Some(all) = self
             .hub
             .read_model
             .read(|catalog| Some(catalog.apps()))
             .await
         {
-            return Ok(all);
+            return Ok(page.page_of_sorted(all, by_name));
         }
-        Ok(app::Entity::find()
+        let mut query = app::Entity::find()
             .filter(app::Column::DeletedAt.is_null())
-            .order_by_asc(app::Column::Name)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(app_view)
-            .collect())
+            .order_by_asc(app::Column::Name);
+        if let Some(after) = page.after() {
+            query = query.filter(app::Column::Name.gt(after));
+        }
+        if let Some(limit) = page.fetch_limit() {
+            query = query.limit(limit);
+        }
+        let rows = query.all(&self.db).await?;
+        Ok(page.finish(rows.into_iter().map(app_view).collect(), by_name))
     }
 
     /// Deletes an app: it leaves its pipeline, its config vars are erased, and its

@@ -15,6 +15,7 @@ use super::{
         app_ref, apps_by_id, coupling_contexts, coupling_stage, current_release, find_app,
         find_pipeline, parse_uuid, release_summary,
     },
+    paging::{compound_key, Page, PageRequest},
     views::{CouplingView, ResourceRef},
 };
 use crate::{
@@ -131,10 +132,19 @@ async fn already_pipelined(db: &impl ConnectionTrait, app: &str, pipeline_id: Uu
     ))
 }
 
-fn sort_for_listing(views: &mut [CouplingView]) {
+/// Orders couplings by pipeline name, stage and app name, and pages them.
+fn page_for_listing(mut views: Vec<CouplingView>, page: &PageRequest) -> Page<CouplingView> {
     views.sort_by(|a, b| {
         (&a.pipeline.name, a.stage, &a.app.name).cmp(&(&b.pipeline.name, b.stage, &b.app.name))
     });
+    page.page_of_sorted(views, |view| {
+        let stage = Stage::ALL
+            .iter()
+            .position(|stage| *stage == view.stage)
+            .unwrap_or_default()
+            .to_string();
+        compound_key(&[&view.pipeline.name, &stage, &view.app.name])
+    })
 }
 
 impl Couplings {
@@ -210,8 +220,8 @@ impl Couplings {
     }
 
     /// Every coupling, ordered by pipeline name, stage and app name.
-    pub async fn list(&self) -> Result<Vec<CouplingView>> {
-        let mut views = match self
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<CouplingView>> {
+        let views = match self
             .read_model
             .read(|catalog| Some(catalog.couplings()))
             .await
@@ -222,28 +232,29 @@ impl Couplings {
                 coupling_views(&self.db, rows).await?
             }
         };
-        sort_for_listing(&mut views);
-        Ok(views)
+        Ok(page_for_listing(views, page))
     }
 
     /// The couplings of one pipeline, ordered by stage and app name.
-    pub async fn list_for_pipeline(&self, pipeline: &str) -> Result<Vec<CouplingView>> {
+    pub async fn list_for_pipeline(
+        &self,
+        pipeline: &str,
+        page: &PageRequest,
+    ) -> Result<Page<CouplingView>> {
         let remembered = self.read_model.read(|catalog| {
             let found = catalog.pipeline(pipeline)?;
             Some(catalog.couplings_of_pipeline(found.id))
         });
-        if let Some(mut views) = remembered.await {
-            sort_for_listing(&mut views);
-            return Ok(views);
+        if let Some(views) = remembered.await {
+            return Ok(page_for_listing(views, page));
         }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
         let rows = coupling::Entity::find()
             .filter(coupling::Column::PipelineId.eq(found.id))
             .all(&self.db)
             .await?;
-        let mut views = coupling_views(&self.db, rows).await?;
-        sort_for_listing(&mut views);
-        Ok(views)
+        let views = coupling_views(&self.db, rows).await?;
+        Ok(page_for_listing(views, page))
     }
 
     /// The coupling of one app.

@@ -4,6 +4,7 @@
 mod apps;
 mod couplings;
 mod lookup;
+mod paging;
 mod pipelines;
 mod promotions;
 mod releases;
@@ -11,6 +12,7 @@ use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{Couplings, NewCoupling};
+pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use pipelines::Pipelines;
 pub use promotions::{CreatedPromotion, NewPromotion, PromotionPage, Promotions, Safety};
 pub use releases::{NewReleaseStatus, ReleaseStatusChanges, Releases};

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{find_pipeline, pipeline_view},
+    paging::{compound_key, Page, PageRequest},
     views::{PipelineView, StatusContext},
 };
 use crate::{
@@ -83,22 +84,26 @@ impl Pipelines {
     }
 
     /// Live pipelines, sorted by name.
-    pub async fn list(&self) -> Result<Vec<PipelineView>> {
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<PipelineView>> {
+        let by_name = |view: &PipelineView| view.name.clone();
         if let Some(all) = self
             .read_model
             .read(|catalog| Some(catalog.pipelines()))
             .await
         {
-            return Ok(all);
+            return Ok(page.page_of_sorted(all, by_name));
         }
-        Ok(pipeline::Entity::find()
+        let mut query = pipeline::Entity::find()
             .filter(pipeline::Column::DeletedAt.is_null())
-            .order_by_asc(pipeline::Column::Name)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(pipeline_view)
-            .collect())
+            .order_by_asc(pipeline::Column::Name);
+        if let Some(after) = page.after() {
+            query = query.filter(pipeline::Column::Name.gt(after));
+        }
+        if let Some(limit) = page.fetch_limit() {
+            query = query.limit(limit);
+        }
+        let rows = query.all(&self.db).await?;
+        Ok(page.finish(rows.into_iter().map(pipeline_view).collect(), by_name))
     }
 
     /// Deletes a pipeline with its couplings. The row is kept, marked deleted, so that past
@@ -131,13 +136,18 @@ impl Pipelines {
 
     /// The distinct (context, name) pairs of statuses on releases of the apps currently
     /// coupled to the pipeline, sorted.
-    pub async fn statuses(&self, pipeline: &str) -> Result<Vec<StatusContext>> {
+    pub async fn statuses(
+        &self,
+        pipeline: &str,
+        page: &PageRequest,
+    ) -> Result<Page<StatusContext>> {
+        let by_pair = |status: &StatusContext| compound_key(&[&status.context, &status.name]);
         let remembered = self.read_model.read(|catalog| {
             let found = catalog.pipeline(pipeline)?;
             Some(catalog.status_contexts(found.id))
         });
         if let Some(contexts) = remembered.await {
-            return Ok(contexts);
+            return Ok(page.page_of_sorted(contexts, by_pair));
         }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
         let coupled_apps = Query::select()
@@ -161,9 +171,10 @@ impl Pipelines {
             .into_tuple()
             .all(&self.db)
             .await?;
-        Ok(pairs
+        let contexts = pairs
             .into_iter()
             .map(|(context, name)| StatusContext { context, name })
-            .collect())
+            .collect();
+        Ok(page.page_of_sorted(contexts, by_pair))
     }
 }

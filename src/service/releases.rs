@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{find_app, find_release_of_app, parse_uuid, release_views},
+    paging::{Page, PageRequest},
     views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
 };
 use std::sync::Arc;
@@ -200,14 +201,23 @@ impl Releases {
     }
 
     /// The app's releases, newest first.
-    pub async fn list(&self, app: &str) -> Result<Vec<ReleaseView>> {
+    pub async fn list(&self, app: &str, page: &PageRequest) -> Result<Page<ReleaseView>> {
         let owner = find_app(&self.db, "app", app).await?;
-        let rows = release::Entity::find()
+        let mut query = release::Entity::find()
             .filter(release::Column::AppId.eq(owner.id))
-            .order_by_desc(release::Column::Version)
-            .all(&self.db)
-            .await?;
-        release_views(&self.db, &owner, rows).await
+            .order_by_desc(release::Column::Version);
+        if let Some(after) = page.after() {
+            let version: i64 = after
+                .parse()
+                .map_err(|_| Error::invalid("page_token", "is not a token this server issued"))?;
+            query = query.filter(release::Column::Version.lt(version));
+        }
+        if let Some(limit) = page.fetch_limit() {
+            query = query.limit(limit);
+        }
+        let rows = query.all(&self.db).await?;
+        let views = release_views(&self.db, &owner, rows).await?;
+        Ok(page.finish(views, |view| view.version.to_string()))
     }
 
     /// The app's releases oldest first, the order Akkeris clients read: the last one is the
@@ -339,9 +349,14 @@ impl Releases {
         status_view(updated)
     }
 
-    /// The release's statuses, ordered by context.
-    /// The release, its statuses ordered by context, and their combined state.
-    pub async fn list_statuses(&self, app: &str, release_id: &str) -> Result<ReleaseStatusesView> {
+    /// The release, a page of its statuses ordered by context, and the combined state of
+    /// all of them.
+    pub async fn list_statuses(
+        &self,
+        app: &str,
+        release_id: &str,
+        page: &PageRequest,
+    ) -> Result<ReleaseStatusesView> {
         let owner = find_app(&self.db, "app", app).await?;
         let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
         let statuses = release_status::Entity::find()
@@ -352,10 +367,13 @@ impl Releases {
             .into_iter()
             .map(status_view)
             .collect::<Result<Vec<_>>>()?;
+        let state = combined_state(statuses.iter().map(|status| status.state));
+        let page = page.page_of_sorted(statuses, |status| status.context.clone());
         Ok(ReleaseStatusesView {
-            state: combined_state(statuses.iter().map(|status| status.state)),
+            state,
             release: self.view_of(&owner, target).await?,
-            statuses,
+            statuses: page.items,
+            next_page_token: page.next_page_token,
         })
     }
 }

@@ -227,7 +227,7 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
         code(
             app.apps
                 .clone()
-                .list_apps(with_token(ListAppsRequest {}, token))
+                .list_apps(with_token(ListAppsRequest::default(), token))
                 .await
                 .map(|_| ()),
         ),

@@ -317,7 +317,10 @@ mod over_grpc {
     async fn release_states(app: &TestApp, name: &str) -> Vec<(i64, ReleaseState)> {
         app.releases
             .clone()
-            .list_releases(ListReleasesRequest { app: name.into() })
+            .list_releases(ListReleasesRequest {
+                app: name.into(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -412,6 +415,7 @@ mod over_grpc {
                 .list_release_statuses(ListReleaseStatusesRequest {
                     app: "blog-dev".into(),
                     release_id: release.id.clone(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

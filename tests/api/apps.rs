@@ -49,7 +49,7 @@ async fn apps_are_created_fetched_and_listed() {
     let names: Vec<String> = app
         .apps
         .clone()
-        .list_apps(ListAppsRequest {})
+        .list_apps(ListAppsRequest::default())
         .await
         .unwrap()
         .into_inner()

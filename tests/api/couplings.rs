@@ -250,7 +250,7 @@ async fn lists_cover_all_couplings_and_each_pipeline() {
     let all: Vec<String> = app
         .couplings
         .clone()
-        .list_couplings(ListCouplingsRequest {})
+        .list_couplings(ListCouplingsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -265,6 +265,7 @@ async fn lists_cover_all_couplings_and_each_pipeline() {
         .clone()
         .list_pipeline_couplings(ListPipelineCouplingsRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -280,6 +281,7 @@ async fn lists_cover_all_couplings_and_each_pipeline() {
         .clone()
         .list_pipeline_couplings(ListPipelineCouplingsRequest {
             pipeline: "empty".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -291,6 +293,7 @@ async fn lists_cover_all_couplings_and_each_pipeline() {
         .clone()
         .list_pipeline_couplings(ListPipelineCouplingsRequest {
             pipeline: "ghost".into(),
+            ..Default::default()
         })
         .await;
     assert_status(result, Code::NotFound, &["ghost"]);

@@ -11,6 +11,7 @@ mod apps;
 mod couplings;
 mod faults;
 mod helpers;
+mod paging;
 mod pipelines;
 mod processes;
 mod promotions;

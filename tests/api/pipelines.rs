@@ -64,7 +64,7 @@ async fn names_that_break_the_pattern_are_invalid_argument() {
     let listed = app
         .pipelines
         .clone()
-        .list_pipelines(ListPipelinesRequest {})
+        .list_pipelines(ListPipelinesRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -123,7 +123,7 @@ async fn concurrent_creates_of_one_name_yield_exactly_one_pipeline() {
     let listed = app
         .pipelines
         .clone()
-        .list_pipelines(ListPipelinesRequest {})
+        .list_pipelines(ListPipelinesRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -176,7 +176,7 @@ async fn list_is_sorted_by_name() {
     let names: Vec<String> = app
         .pipelines
         .clone()
-        .list_pipelines(ListPipelinesRequest {})
+        .list_pipelines(ListPipelinesRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -231,6 +231,7 @@ async fn delete_removes_the_couplings_and_frees_the_name() {
         .clone()
         .list_pipeline_couplings(ListPipelineCouplingsRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -319,6 +320,7 @@ async fn statuses_are_the_distinct_sorted_contexts_of_coupled_apps() {
         .clone()
         .list_pipeline_statuses(ListPipelineStatusesRequest {
             pipeline: "shop".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -339,6 +341,7 @@ async fn statuses_are_the_distinct_sorted_contexts_of_coupled_apps() {
         .clone()
         .list_pipeline_statuses(ListPipelineStatusesRequest {
             pipeline: "missing".into(),
+            ..Default::default()
         })
         .await;
     assert_status(result, Code::NotFound, &["missing"]);

@@ -220,7 +220,10 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
     let mut releases = ReleaseServiceClient::new(channel.clone());
     for app in &apps {
         let versions: Vec<i64> = releases
-            .list_releases(ListReleasesRequest { app: app.clone() })
+            .list_releases(ListReleasesRequest {
+                app: app.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -238,7 +241,10 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
     let mut targets = 0;
     for id in &promotions {
         for target in client
-            .list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() })
+            .list_promotion_targets(ListPromotionTargetsRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -363,6 +369,7 @@ async fn two_processes_share_the_work_and_every_event() {
         let target = client
             .list_promotion_targets(ListPromotionTargetsRequest {
                 id: promotion.id.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -430,7 +437,10 @@ async fn sigterm_finishes_running_targets_and_leaves_the_rest() {
     let second = ServerProcess::start(&database.url, &url, &flags).await;
     let channel = second.channel().await;
     let targets = PromotionServiceClient::new(channel.clone())
-        .list_promotion_targets(ListPromotionTargetsRequest { id: id.clone() })
+        .list_promotion_targets(ListPromotionTargetsRequest {
+            id: id.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

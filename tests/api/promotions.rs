@@ -156,6 +156,7 @@ async fn a_promotion_runs_every_target_to_success() {
         .clone()
         .list_promotion_targets(ListPromotionTargetsRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -178,6 +179,7 @@ async fn a_promotion_runs_every_target_to_success() {
             .clone()
             .list_releases(ListReleasesRequest {
                 app: target.app.clone().unwrap().name,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -215,6 +217,7 @@ async fn outcomes_are_successful_failed_or_partially_failed() {
         .clone()
         .list_promotion_targets(ListPromotionTargetsRequest {
             id: partial.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -235,6 +238,7 @@ async fn outcomes_are_successful_failed_or_partially_failed() {
         .clone()
         .list_releases(ListReleasesRequest {
             app: "shop-stg-b".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -695,6 +699,7 @@ async fn a_dry_run_plans_everything_and_writes_nothing() {
         .clone()
         .list_releases(ListReleasesRequest {
             app: "shop-prod".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -904,6 +909,7 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
         .clone()
         .list_promotion_targets(ListPromotionTargetsRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -982,6 +988,7 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
         .clone()
         .list_releases(ListReleasesRequest {
             app: "shop-stg-a".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -996,6 +1003,7 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
         .clone()
         .list_promotion_targets(ListPromotionTargetsRequest {
             id: first.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -1018,6 +1026,7 @@ async fn a_target_can_never_get_a_second_release() {
         .clone()
         .list_promotion_targets(ListPromotionTargetsRequest {
             id: created.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -32,6 +32,7 @@ async fn current_versions(app: &TestApp, pipeline: &str) -> Vec<(String, Option<
         .clone()
         .list_pipeline_couplings(ListPipelineCouplingsRequest {
             pipeline: pipeline.into(),
+            ..Default::default()
         })
         .await
         .expect("list couplings")
@@ -51,6 +52,7 @@ async fn status_contexts(app: &TestApp, pipeline: &str) -> Vec<String> {
         .clone()
         .list_pipeline_statuses(ListPipelineStatusesRequest {
             pipeline: pipeline.into(),
+            ..Default::default()
         })
         .await
         .expect("list statuses")

@@ -56,6 +56,7 @@ async fn releases_get_increasing_versions_and_succeed() {
         .clone()
         .list_releases(ListReleasesRequest {
             app: "shop-dev".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -109,6 +110,7 @@ async fn release_input_is_validated() {
     let listed = client
         .list_releases(ListReleasesRequest {
             app: "shop-dev".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -230,6 +232,7 @@ async fn statuses_are_posted_listed_and_updated() {
         .list_release_statuses(ListReleaseStatusesRequest {
             app: "shop-dev".into(),
             release_id: release.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -355,6 +358,7 @@ async fn status_input_is_validated() {
         .list_release_statuses(ListReleaseStatusesRequest {
             app: "shop-dev".into(),
             release_id: release.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -426,6 +430,7 @@ async fn status_updates_are_validated() {
         .list_release_statuses(ListReleaseStatusesRequest {
             app: "shop-dev".into(),
             release_id: release.id.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

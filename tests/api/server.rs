@@ -151,7 +151,7 @@ async fn health_follows_the_database_down_and_back_up() {
         health_of(&app, "pipelines.v1.PipelineService").await,
         ServingStatus::NotServing
     );
-    let result = app.apps.clone().list_apps(ListAppsRequest {}).await;
+    let result = app.apps.clone().list_apps(ListAppsRequest::default()).await;
     let status = result.expect_err("no database, no answer");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     let asked = std::time::Instant::now();
@@ -172,7 +172,7 @@ async fn health_follows_the_database_down_and_back_up() {
     wait_for_health(&app, ServingStatus::Serving).await;
     app.apps
         .clone()
-        .list_apps(ListAppsRequest {})
+        .list_apps(ListAppsRequest::default())
         .await
         .expect("answers again");
     let (http_status, _) = app.call(reqwest::Method::GET, "/healthz", None, None).await;
@@ -264,6 +264,7 @@ async fn a_restarted_server_keeps_all_data() {
         .clone()
         .list_releases(ListReleasesRequest {
             app: "shop-dev".into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -325,7 +326,13 @@ async fn migrate_prepares_the_schema_and_exits() {
     let services =
         pipelines::service::Services::new(db, pipelines::progress::EventHub::new(read_model));
     assert!(
-        services.pipelines.list().await.unwrap().is_empty(),
+        services
+            .pipelines
+            .list(&pipelines::service::PageRequest::everything())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
         "tables exist"
     );
 }

@@ -117,7 +117,7 @@ async fn tls_serves_grpc_and_rest() {
         .await
         .expect("TLS channel");
     let listed = PipelineServiceClient::new(channel)
-        .list_pipelines(ListPipelinesRequest {})
+        .list_pipelines(ListPipelinesRequest::default())
         .await
         .expect("gRPC over TLS");
     assert!(listed.into_inner().pipelines.is_empty());
@@ -144,7 +144,7 @@ async fn mutual_tls_requires_a_client_certificate() {
     let refused = match grpc_channel(server.port, &pki, false).await {
         Err(_) => true,
         Ok(channel) => PipelineServiceClient::new(channel)
-            .list_pipelines(ListPipelinesRequest {})
+            .list_pipelines(ListPipelinesRequest::default())
             .await
             .is_err(),
     };
@@ -159,7 +159,7 @@ async fn mutual_tls_requires_a_client_certificate() {
         .await
         .expect("mTLS channel");
     PipelineServiceClient::new(channel)
-        .list_pipelines(ListPipelinesRequest {})
+        .list_pipelines(ListPipelinesRequest::default())
         .await
         .expect("gRPC with a client certificate");
     let response = rest_client(&pki, true)

@@ -55,7 +55,10 @@ async fn promote_to(app: &TestApp, targets: &[&str]) -> (i32, HashMap<String, (i
     let targets = app
         .promotions
         .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest { id: promotion.id })
+        .list_promotion_targets(ListPromotionTargetsRequest {
+            id: promotion.id,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -18,9 +18,7 @@ use crate::{
     views::{CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef, TargetView},
 };
 
-/// The page size when a request names none.
-pub const DEFAULT_PAGE_SIZE: u64 = 50;
-const MAX_PAGE_SIZE: u64 = 500;
+use crate::service::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// A page of promotions, newest first.
 #[derive(Debug, Clone)]
@@ -99,13 +97,18 @@ impl Promotions {
     }
 
     /// The promotion's targets, in the order they were given.
-    pub async fn targets(&self, id: &str) -> Result<Vec<TargetView>> {
+    pub async fn targets(&self, id: &str, page: &PageRequest) -> Result<Page<TargetView>> {
         let uuid = parse_uuid("id", id)?;
         let load = || async {
             let model = self.find(id).await?;
             target_views(&self.db, model.id).await
         };
-        self.hub.read_model.targets.get_or_load(uuid, load).await
+        let targets = self.hub.read_model.targets.get_or_load(uuid, load).await?;
+        // Targets keep the order they were given in; their position is the key.
+        let positioned: Vec<(usize, TargetView)> = targets.into_iter().enumerate().collect();
+        Ok(page
+            .page_of_sorted(positioned, |(position, _)| format!("{position:010}"))
+            .map(|(_, target)| target))
     }
 
     /// Streams the promotion's events after `after_sequence`: history, then live events,

@@ -31,9 +31,13 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+mod memory;
+mod rest;
+
 struct Server {
     child: Child,
     address: SocketAddr,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -73,6 +77,11 @@ async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<Str
 }
 
 async fn start(backend: &Backend) -> BenchResult<Server> {
+    start_logging(backend, "warn").await
+}
+
+/// Starts the server with `RUST_LOG` set to `log` (`info` writes one line per request).
+async fn start_logging(backend: &Backend, log: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let url = database(backend, &dir).await?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -87,8 +96,8 @@ async fn start(backend: &Backend) -> BenchResult<Server> {
             "--max-parallel-targets",
             "16",
         ])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -108,6 +117,7 @@ async fn start(backend: &Backend) -> BenchResult<Server> {
     Ok(Server {
         child,
         address,
+        database_url: url,
         _dir: dir,
     })
 }
@@ -331,19 +341,6 @@ async fn unary_table(backend: &Backend) -> BenchResult<Vec<(String, Unary)>> {
     Ok(rows)
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmRSS:"))
-                .and_then(|line| line.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The server's resident memory before and with `count` open WatchPromotion streams on
 /// one running promotion (its webhook never answers, so it stays running).
 async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
@@ -389,6 +386,7 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
     let server = Server {
         child,
         address,
+        database_url: String::new(),
         _dir: dir,
     };
     while tokio::net::TcpStream::connect(address).await.is_err() {
@@ -398,7 +396,7 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
     let apps = setup(&control, 1).await?;
     let id = promote(&control, apps).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(server.child.id());
+    let before = memory::rss_kib(server.child.id());
     // HTTP/2 allows a bounded number of streams per connection: spread over 100 channels.
     let mut channels = Vec::new();
     for _ in 0..100 {
@@ -417,7 +415,7 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
         streams.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_streams = rss_kib(server.child.id());
+    let with_streams = memory::rss_kib(server.child.id());
     drop(streams);
     Ok((before, with_streams))
 }
@@ -469,6 +467,23 @@ async fn main() -> BenchResult<()> {
                 ms(result.p99)
             );
         }
+    }
+    for backend in &backends {
+        for (endpoint, rate, share) in rest::rest_table(backend).await? {
+            println!(
+                "| REST {endpoint}, wrk -t2 -c32 | {} | {rate:.0} req/s ({:.0}% of the ceiling) |",
+                backend.name(),
+                share * 100.0
+            );
+        }
+    }
+    for pipelines in [0, 10_000] {
+        let (rss, up) = memory::idle_rss(pipelines).await?;
+        println!(
+            "| server RSS, idle, {pipelines} pipelines × 4 coupled apps loaded (up in {}) | SQLite | {:.1} MiB |",
+            ms(up),
+            rss as f64 / 1024.0
+        );
     }
     let (before, with_streams) = watch_memory(10_000).await?;
     println!(
