@@ -11,7 +11,7 @@ use pipelines::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let _log_writer = telemetry::init(cli.log_format);
     let outcome = match cli.command {
         None | Some(Command::Serve(_)) => serve(Settings::from_cli(&cli)).await,
         Some(Command::Migrate) => migrate(&cli.database_url).await,

@@ -441,46 +441,75 @@ async fn main() -> BenchResult<()> {
         Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
+    // `bench [promotions|unary|rest|memory]...` runs only those sections.
+    let chosen: Vec<String> = std::env::args().skip(1).collect();
+    let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
     println!("| measurement | backend | result |");
     println!("|---|---|---|");
     for backend in &backends {
-        for targets in [1, 10, 100] {
-            let latency = promotion_latency(backend, targets).await?;
-            println!(
-                "| promotion latency, create → finished, {targets} target(s) (median of 3) | {} | {} |",
-                backend.name(),
-                ms(latency)
-            );
+        if runs("promotions") {
+            promotion_rows(backend).await?;
         }
-        let throughput = promotion_throughput(backend, 200).await?;
+        if runs("unary") {
+            unary_rows(backend).await?;
+        }
+    }
+    if runs("rest") {
+        for backend in &backends {
+            for (endpoint, rate, share) in rest::rest_table(backend).await? {
+                println!(
+                    "| REST {endpoint}, wrk -t2 -c32 | {} | {rate:.0} req/s ({:.0}% of the ceiling) |",
+                    backend.name(),
+                    share * 100.0
+                );
+            }
+        }
+    }
+    if runs("memory") {
+        memory_rows().await?;
+    }
+    Ok(())
+}
+
+async fn promotion_rows(backend: &Backend) -> BenchResult<()> {
+    for targets in [1, 10, 100] {
+        let latency = promotion_latency(backend, targets).await?;
         println!(
-            "| throughput, 200 concurrent one-target promotions over 20 apps | {} | {throughput:.0} promotions/s |",
-            backend.name()
+            "| promotion latency, create → finished, {targets} target(s) (median of 3) | {} | {} |",
+            backend.name(),
+            ms(latency)
         );
-        for (name, result) in unary_table(backend).await? {
-            println!(
-                "| {name}, 16 concurrent clients × 400 | {} | {:.0} req/s; p50 {}, p90 {}, p99 {} |",
-                backend.name(),
-                result.per_second,
-                ms(result.p50),
-                ms(result.p90),
-                ms(result.p99)
-            );
-        }
     }
-    for backend in &backends {
-        for (endpoint, rate, share) in rest::rest_table(backend).await? {
-            println!(
-                "| REST {endpoint}, wrk -t2 -c32 | {} | {rate:.0} req/s ({:.0}% of the ceiling) |",
-                backend.name(),
-                share * 100.0
-            );
-        }
+    let throughput = promotion_throughput(backend, 200).await?;
+    println!(
+        "| throughput, 200 concurrent one-target promotions over 20 apps | {} | {throughput:.0} promotions/s |",
+        backend.name()
+    );
+    Ok(())
+}
+
+async fn unary_rows(backend: &Backend) -> BenchResult<()> {
+    let rows = unary_table(backend).await?;
+    let ceiling = rows.first().map(|(_, row)| row.per_second).unwrap_or(1.0);
+    for (name, result) in rows {
+        println!(
+            "| {name}, 16 concurrent clients × 400 | {} | {:.0} req/s ({:.0}% of the empty handler); p50 {}, p90 {}, p99 {} |",
+            backend.name(),
+            result.per_second,
+            result.per_second / ceiling * 100.0,
+            ms(result.p50),
+            ms(result.p90),
+            ms(result.p99)
+        );
     }
+    Ok(())
+}
+
+async fn memory_rows() -> BenchResult<()> {
     for pipelines in [0, 10_000] {
         let (rss, up) = memory::idle_rss(pipelines).await?;
         println!(
-            "| server RSS, idle, {pipelines} pipelines × 4 coupled apps loaded (up in {}) | SQLite | {:.1} MiB |",
+            "| server RSS, idle, {pipelines} pipelines × 4 coupled apps loaded (serving {} after start) | SQLite | {:.1} MiB |",
             ms(up),
             rss as f64 / 1024.0
         );

@@ -55,7 +55,7 @@ async fn bare_handler(body: String) -> BenchResult<SocketAddr> {
 
 fn admin_token(server: &Server) -> BenchResult<String> {
     let output = Command::new(super::server_binary())
-        .args(["tokens", "create", "bench", "--role", "admin"])
+        .args(["tokens", "create", "--name", "bench", "--role", "admin"])
         .env("DATABASE_URL", &server.database_url)
         .output()?;
     if !output.status.success() {

@@ -1,16 +1,16 @@
-//! Reading the read model's rows from the database: everything at once (at start-up and
-//! on resync), or just the pipelines and apps that changed. Both use the same queries; a
-//! partial load only adds `id IN (…)`, in chunks that every backend accepts.
+//! Reading the read model's rows from the database: everything (at start-up and on
+//! resync), or just the pipelines and apps that changed. Both use the same queries, by
+//! `id IN (…)` in chunks that every backend accepts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, Statement, Value,
+    QueryFilter, QuerySelect, Statement, Value,
 };
 use uuid::Uuid;
 
-use super::state::{AppEntry, CouplingRow, Loaded};
+use super::state::{AppEntry, Catalog, CouplingRow, Loaded};
 use crate::{
     domain::status::ReleaseState,
     error::Result,
@@ -21,70 +21,65 @@ use crate::{
 /// Ids per `IN (…)` list: well under SQLite's limit on bound parameters.
 const CHUNK: usize = 500;
 
-/// Which rows to load.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    Everything,
-    Only {
-        pipeline_ids: &'a [Uuid],
-        app_ids: &'a [Uuid],
-    },
+/// Every live pipeline and app. Apps are read a chunk at a time, so the rows in flight
+/// stay small next to the catalog they build.
+pub async fn load_everything(db: &DatabaseConnection) -> Result<Catalog> {
+    let pipelines = pipeline::Entity::find()
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .all(db)
+        .await?;
+    let app_ids: Vec<Uuid> = app::Entity::find()
+        .select_only()
+        .column(app::Column::Id)
+        .filter(app::Column::DeletedAt.is_null())
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut catalog = Catalog::from_loaded(Loaded {
+        pipelines: pipelines.into_iter().map(pipeline_view).collect(),
+        apps: Vec::new(),
+    });
+    for chunk in app_ids.chunks(CHUNK) {
+        let loaded = load(db, &[], chunk).await?;
+        catalog.apply(&[], chunk, loaded);
+    }
+    Ok(catalog)
 }
 
-/// The live pipelines and apps in scope, with each app's coupling, current release and
-/// status contexts.
-pub async fn load(db: &DatabaseConnection, scope: Scope<'_>) -> Result<Loaded> {
-    let (pipelines, apps) = match scope {
-        Scope::Everything => (
+/// The live pipelines and apps among the given ids, with each app's coupling, current
+/// release and status contexts.
+pub async fn load(
+    db: &DatabaseConnection,
+    pipeline_ids: &[Uuid],
+    app_ids: &[Uuid],
+) -> Result<Loaded> {
+    let mut pipelines = Vec::new();
+    for chunk in pipeline_ids.chunks(CHUNK) {
+        pipelines.extend(
             pipeline::Entity::find()
                 .filter(pipeline::Column::DeletedAt.is_null())
+                .filter(pipeline::Column::Id.is_in(chunk.iter().copied()))
                 .all(db)
                 .await?,
-            app::Entity::find()
-                .filter(app::Column::DeletedAt.is_null())
-                .all(db)
-                .await?,
-        ),
-        Scope::Only {
-            pipeline_ids,
-            app_ids,
-        } => {
-            let mut pipelines = Vec::new();
-            for chunk in pipeline_ids.chunks(CHUNK) {
-                pipelines.extend(
-                    pipeline::Entity::find()
-                        .filter(pipeline::Column::DeletedAt.is_null())
-                        .filter(pipeline::Column::Id.is_in(chunk.iter().copied()))
-                        .all(db)
-                        .await?,
-                );
-            }
-            let mut apps = Vec::new();
-            for chunk in app_ids.chunks(CHUNK) {
-                apps.extend(
-                    app::Entity::find()
-                        .filter(app::Column::DeletedAt.is_null())
-                        .filter(app::Column::Id.is_in(chunk.iter().copied()))
-                        .all(db)
-                        .await?,
-                );
-            }
-            (pipelines, apps)
-        }
-    };
-    let app_ids: Option<Vec<Uuid>> = match scope {
-        Scope::Everything => None,
-        Scope::Only { .. } => Some(apps.iter().map(|a| a.id).collect()),
-    };
+        );
+    }
+    let mut apps = Vec::new();
     let mut couplings = HashMap::new();
     let mut releases = HashMap::new();
-    let mut contexts: HashMap<Uuid, BTreeSet<(String, String)>> = HashMap::new();
-    for chunk in chunks(app_ids.as_deref()) {
-        let mut found = coupling::Entity::find();
-        if let Some(ids) = chunk {
-            found = found.filter(coupling::Column::AppId.is_in(ids.iter().copied()));
-        }
-        for row in found.all(db).await? {
+    let mut contexts: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
+    for chunk in app_ids.chunks(CHUNK) {
+        apps.extend(
+            app::Entity::find()
+                .filter(app::Column::DeletedAt.is_null())
+                .filter(app::Column::Id.is_in(chunk.iter().copied()))
+                .all(db)
+                .await?,
+        );
+        for row in coupling::Entity::find()
+            .filter(coupling::Column::AppId.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?
+        {
             couplings.insert(row.app_id, coupling_row(row)?);
         }
         for row in current_releases(db, chunk).await? {
@@ -94,7 +89,7 @@ pub async fn load(db: &DatabaseConnection, scope: Scope<'_>) -> Result<Loaded> {
             contexts
                 .entry(pair.app_id)
                 .or_default()
-                .insert((pair.context, pair.name));
+                .push((pair.context, pair.name));
         }
     }
     Ok(Loaded {
@@ -104,19 +99,16 @@ pub async fn load(db: &DatabaseConnection, scope: Scope<'_>) -> Result<Loaded> {
             .map(|model| AppEntry {
                 coupling: couplings.remove(&model.id),
                 current_release: releases.remove(&model.id),
-                status_contexts: contexts.remove(&model.id).unwrap_or_default(),
+                status_contexts: {
+                    let mut pairs = contexts.remove(&model.id).unwrap_or_default();
+                    pairs.sort();
+                    pairs.dedup();
+                    pairs
+                },
                 app: app_view(model),
             })
             .collect(),
     })
-}
-
-/// `None` once for everything, or the ids in chunks.
-fn chunks(ids: Option<&[Uuid]>) -> Vec<Option<&[Uuid]>> {
-    match ids {
-        None => vec![None],
-        Some(ids) => ids.chunks(CHUNK).map(Some).collect(),
-    }
 }
 
 fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
@@ -131,10 +123,7 @@ fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
 }
 
 /// `AND r.app_id IN (…)` with placeholders numbered from `first`, and its values.
-fn app_filter(backend: DbBackend, first: usize, ids: Option<&[Uuid]>) -> (String, Vec<Value>) {
-    let Some(ids) = ids else {
-        return (String::new(), Vec::new());
-    };
+fn app_filter(backend: DbBackend, first: usize, ids: &[Uuid]) -> (String, Vec<Value>) {
     let placeholders: Vec<String> = (first..first + ids.len())
         .map(|n| match backend {
             DbBackend::Postgres => format!("${n}"),
@@ -150,7 +139,7 @@ fn app_filter(backend: DbBackend, first: usize, ids: Option<&[Uuid]>) -> (String
 /// Each app's newest succeeded release.
 async fn current_releases(
     db: &DatabaseConnection,
-    app_ids: Option<&[Uuid]>,
+    app_ids: &[Uuid],
 ) -> Result<Vec<release::Model>> {
     let backend = db.get_database_backend();
     let succeeded = match backend {
@@ -179,7 +168,7 @@ struct AppStatusContext {
 
 async fn status_contexts(
     db: &DatabaseConnection,
-    app_ids: Option<&[Uuid]>,
+    app_ids: &[Uuid],
 ) -> Result<Vec<AppStatusContext>> {
     let backend = db.get_database_backend();
     let (filter, values) = app_filter(backend, 1, app_ids);

@@ -236,14 +236,7 @@ impl ReadModel {
                 }
                 (freshness.generation, pipeline_ids, app_ids)
             };
-            let loaded = load::load(
-                &self.db,
-                load::Scope::Only {
-                    pipeline_ids: &pipeline_ids,
-                    app_ids: &app_ids,
-                },
-            )
-            .await?;
+            let loaded = load::load(&self.db, &pipeline_ids, &app_ids).await?;
             let mut inner = self.write_inner();
             inner.catalog.apply(&pipeline_ids, &app_ids, loaded);
             // A key invalidated after the load began may have been read before its write
@@ -258,8 +251,7 @@ impl ReadModel {
     pub async fn reload_everything(&self) -> Result<()> {
         let _one_at_a_time = self.refreshing.lock().await;
         let generation = self.read_inner().freshness.generation;
-        let loaded = load::load(&self.db, load::Scope::Everything).await?;
-        let catalog = Catalog::from_loaded(loaded);
+        let catalog = load::load_everything(&self.db).await?;
         let mut inner = self.write_inner();
         inner.catalog = catalog;
         inner.freshness.stale.retain(|_, since| *since > generation);

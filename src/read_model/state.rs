@@ -29,8 +29,9 @@ pub struct AppEntry {
     pub app: AppView,
     pub coupling: Option<CouplingRow>,
     pub current_release: Option<ReleaseSummary>,
-    /// The distinct (context, name) pairs of statuses on any of the app's releases.
-    pub status_contexts: BTreeSet<(String, String)>,
+    /// The distinct (context, name) pairs of statuses on any of the app's releases,
+    /// sorted. A vector: most apps have a handful, and a tree node costs half a kilobyte.
+    pub status_contexts: Vec<(String, String)>,
 }
 
 /// What the database says about some keys: the live rows found. A key asked for and not
@@ -48,8 +49,8 @@ pub struct Catalog {
     pipeline_ids_by_name: HashMap<String, Uuid>,
     apps: HashMap<Uuid, AppEntry>,
     app_ids_by_name: HashMap<String, Uuid>,
-    /// Coupled apps of each pipeline.
-    apps_by_pipeline: HashMap<Uuid, BTreeSet<Uuid>>,
+    /// Coupled apps of each pipeline, in no particular order.
+    apps_by_pipeline: HashMap<Uuid, Vec<Uuid>>,
     /// The app each coupling belongs to.
     app_ids_by_coupling: HashMap<Uuid, Uuid>,
 }
@@ -126,7 +127,7 @@ impl Catalog {
             self.apps_by_pipeline
                 .entry(coupling.pipeline_id)
                 .or_default()
-                .insert(id);
+                .push(id);
             self.app_ids_by_coupling.insert(coupling.id, id);
         }
         self.apps.insert(id, entry);
@@ -142,7 +143,7 @@ impl Catalog {
         if let Some(coupling) = previous.coupling {
             self.app_ids_by_coupling.remove(&coupling.id);
             if let Some(apps) = self.apps_by_pipeline.get_mut(&coupling.pipeline_id) {
-                apps.remove(&id);
+                apps.retain(|app_id| *app_id != id);
                 if apps.is_empty() {
                     self.apps_by_pipeline.remove(&coupling.pipeline_id);
                 }

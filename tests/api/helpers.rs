@@ -33,7 +33,8 @@ static TRACING: Once = Once::new();
 fn init_tracing() {
     TRACING.call_once(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            pipelines::telemetry::init(LogFormat::Pretty);
+            // The writer lives as long as the test process.
+            std::mem::forget(pipelines::telemetry::init(LogFormat::Pretty));
         }
     });
 }
