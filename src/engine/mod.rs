@@ -58,19 +58,24 @@ pub(crate) struct EngineContext {
     pub settings: EngineSettings,
 }
 
-/// Runs claimed work on a free slot, or gives its lease back when none is free.
+/// Runs claimed work on free slots, one per item, or gives the leases back when too few
+/// are free.
 async fn spawn_work<E, F>(
     context: &Arc<EngineContext>,
     slots: &Arc<Semaphore>,
     running: &mut JoinSet<()>,
-    id: uuid::Uuid,
+    ids: &[uuid::Uuid],
     work: impl FnOnce(Arc<EngineContext>) -> F,
 ) where
     E: LeasedWork,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
-        crate::lifecycle::release_lease::<E>(&context.db, id, &context.settings.worker_id).await;
+    let wanted = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    let Ok(permit) = Arc::clone(slots).try_acquire_many_owned(wanted) else {
+        for id in ids {
+            crate::lifecycle::release_lease::<E>(&context.db, *id, &context.settings.worker_id)
+                .await;
+        }
         return;
     };
     let future = work(Arc::clone(context));
@@ -123,14 +128,25 @@ impl Engine {
             if slots.available_permits() > 0 {
                 match claim::claim_targets(&context, slots.available_permits()).await {
                     Ok(claimed) => {
+                        // Targets of one promotion run together (see `run`).
+                        let mut by_promotion: Vec<Vec<promotion_target::Model>> = Vec::new();
                         for target in claimed {
-                            let id = target.id;
+                            match by_promotion
+                                .iter_mut()
+                                .find(|group| group[0].promotion_id == target.promotion_id)
+                            {
+                                Some(group) => group.push(target),
+                                None => by_promotion.push(vec![target]),
+                            }
+                        }
+                        for targets in by_promotion {
+                            let ids: Vec<_> = targets.iter().map(|target| target.id).collect();
                             spawn_work::<promotion_target::Entity, _>(
                                 &context,
                                 &slots,
                                 &mut running,
-                                id,
-                                |context| async move { run::run_target(&context, target).await },
+                                &ids,
+                                |context| async move { run::run_targets(&context, targets).await },
                             )
                             .await;
                         }
@@ -149,7 +165,7 @@ impl Engine {
                                 &context,
                                 &slots,
                                 &mut running,
-                                id,
+                                &[id],
                                 |context| async move {
                                     rollback::run_rollback(&context, claimed_rollback).await
                                 },

@@ -1,17 +1,24 @@
-//! Running one claimed target: start it, link its release, deploy, record the outcome.
-//! Each step is a lifecycle transition committed before the next begins, so a step that
-//! was already done (before a crash) is skipped on the retry.
+//! Running claimed targets of one promotion: start them and link their releases, deploy
+//! each, record the outcomes. Each step is a lifecycle transition committed before the
+//! next begins, so a step that was already done (before a crash) is skipped on the retry.
+//!
+//! Targets of one promotion move together: all of them start in one transaction, and the
+//! outcomes that arrive together are recorded in one. Every transition of a promotion
+//! holds its row lock until it commits, so fewer, larger transactions are what lets a
+//! promotion to many apps finish nearly as fast as one to a single app.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use sea_orm::EntityTrait;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use super::EngineContext;
 use crate::{
     deploy::{DeployCause, DeployRequest},
-    domain::{promotion::TargetStatus, status::ReleaseState},
+    domain::status::ReleaseState,
     error::{Error, Result},
-    lifecycle::{self, DeployOutcome, LeasedWork, LinkedRelease, Transaction},
+    lifecycle::{self, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction},
     store::{
         entities::{app, pipeline, promotion, promotion_target, release},
         NewRelease,
@@ -19,23 +26,33 @@ use crate::{
     views::ResourceRef,
 };
 
-/// Runs a claimed target to its end, renewing the lease meanwhile. Errors leave the target
-/// as it is; its lease is given back and the work is retried.
-pub(crate) async fn run_target(context: &Arc<EngineContext>, target: promotion_target::Model) {
-    let target_id = target.id;
-    let heartbeat = keep_lease::<promotion_target::Entity>(context, target_id);
-    let outcome = drive(context, target).await;
-    heartbeat.abort();
-    if let Err(error) = outcome {
-        tracing::warn!(target = %target_id, error = ?error, "target step failed; it will be retried");
+/// Runs claimed targets of one promotion to their end, renewing their leases meanwhile.
+/// Errors leave the targets as they are; their leases are given back and the work is
+/// retried.
+pub(crate) async fn run_targets(
+    context: &Arc<EngineContext>,
+    targets: Vec<promotion_target::Model>,
+) {
+    let ids: Vec<Uuid> = targets.iter().map(|target| target.id).collect();
+    let heartbeats: Vec<_> = ids
+        .iter()
+        .map(|id| keep_lease::<promotion_target::Entity>(context, *id))
+        .collect();
+    if let Err(error) = drive(context, targets).await {
+        tracing::warn!(targets = ?ids, error = ?error, "target step failed; it will be retried");
     }
-    // A no-op once the outcome was recorded, which clears the lease itself.
-    lifecycle::release_lease::<promotion_target::Entity>(
-        &context.db,
-        target_id,
-        &context.settings.worker_id,
-    )
-    .await;
+    for heartbeat in heartbeats {
+        heartbeat.abort();
+    }
+    // A no-op for targets whose outcome was recorded, which clears the lease itself.
+    for id in ids {
+        lifecycle::release_lease::<promotion_target::Entity>(
+            &context.db,
+            id,
+            &context.settings.worker_id,
+        )
+        .await;
+    }
 }
 
 /// Renews the lease on held work every third of its lifetime until aborted or lost.
@@ -63,21 +80,18 @@ pub(super) fn keep_lease<E: LeasedWork>(
     })
 }
 
-/// What the steps need to know, loaded once.
+/// What the steps need to know of the promotion, loaded once for all its targets.
 struct Subject {
     promotion: promotion::Model,
     pipeline: pipeline::Model,
-    app: ResourceRef,
     source_app: app::Model,
     source_release: release::Model,
 }
 
-async fn load_subject(
-    context: &EngineContext,
-    target: &promotion_target::Model,
-) -> Result<Subject> {
-    let missing = |what: &str| Error::Internal(format!("target {}: {what} is missing", target.id));
-    let promotion = promotion::Entity::find_by_id(target.promotion_id)
+async fn load_subject(context: &EngineContext, promotion_id: Uuid) -> Result<Subject> {
+    let missing =
+        |what: &str| Error::Internal(format!("promotion {promotion_id}: {what} is missing"));
+    let promotion = promotion::Entity::find_by_id(promotion_id)
         .one(&context.db)
         .await?
         .ok_or_else(|| missing("promotion"))?;
@@ -85,10 +99,6 @@ async fn load_subject(
         .one(&context.db)
         .await?
         .ok_or_else(|| missing("pipeline"))?;
-    let app = app::Entity::find_by_id(target.app_id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| missing("app"))?;
     let source_app = app::Entity::find_by_id(promotion.source_app_id)
         .one(&context.db)
         .await?
@@ -100,44 +110,135 @@ async fn load_subject(
     Ok(Subject {
         promotion,
         pipeline,
-        app: ResourceRef {
-            id: app.id,
-            name: app.name,
-        },
         source_app,
         source_release,
     })
 }
 
-async fn drive(context: &EngineContext, target: promotion_target::Model) -> Result<()> {
-    let subject = load_subject(context, &target).await?;
-    let worker = context.settings.worker_id.as_str();
-    let status = TargetStatus::parse(&target.status)
-        .ok_or_else(|| Error::Internal(format!("target {} has an unknown status", target.id)))?;
-
-    // Step 1: pending → running.
-    if status == TargetStatus::Pending {
-        let mut tx = Transaction::begin(&context.db).await?;
-        let started = lifecycle::start_target(&mut tx, &target, &subject.app, worker).await?;
-        tx.commit(&context.hub).await?;
-        if !started {
-            return Ok(());
-        }
-    } else if status != TargetStatus::Running {
-        return Ok(());
+/// The target apps, by id.
+async fn target_apps(
+    context: &EngineContext,
+    targets: &[promotion_target::Model],
+) -> Result<HashMap<Uuid, ResourceRef>> {
+    let ids: Vec<Uuid> = targets.iter().map(|target| target.app_id).collect();
+    let apps: HashMap<Uuid, ResourceRef> = app::Entity::find()
+        .filter(app::Column::Id.is_in(ids))
+        .all(&context.db)
+        .await?
+        .into_iter()
+        .map(|app| {
+            (
+                app.id,
+                ResourceRef {
+                    id: app.id,
+                    name: app.name,
+                },
+            )
+        })
+        .collect();
+    match targets
+        .iter()
+        .find(|target| !apps.contains_key(&target.app_id))
+    {
+        Some(target) => Err(Error::Internal(format!(
+            "target {}: its app is missing",
+            target.id
+        ))),
+        None => Ok(apps),
     }
+}
 
-    // Step 2: the target's release, exactly once (unique on promotion_target_id).
-    let Some(release) = target_release(context, &subject, target.id).await? else {
+async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Model>) -> Result<()> {
+    let Some(promotion_id) = targets.first().map(|target| target.promotion_id) else {
         return Ok(());
     };
+    let subject = Arc::new(load_subject(context, promotion_id).await?);
+    let apps = target_apps(context, &targets).await?;
+    let worker = context.settings.worker_id.as_str();
 
-    // Step 3: deploy, unless the app was deleted or the target taken away meanwhile. A
-    // retry after a crash may deploy the same release again; the request carries the
-    // release id so that deployers can recognise the repeat.
+    // Steps 1 and 2, together: pending → running, and each target's release, exactly once
+    // (unique on promotion_target_id).
+    let claimed = targets
+        .iter()
+        .map(|target| ClaimedTarget {
+            target: target.clone(),
+            app: apps[&target.app_id].clone(),
+            new_release: new_release(&subject, &apps[&target.app_id], target),
+        })
+        .collect();
+    let mut tx = Transaction::begin(&context.db).await?;
+    let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
+    tx.commit(&context.hub).await?;
+
+    // Step 3: deploy every prepared target at once.
+    let mut deploys = JoinSet::new();
+    for (target, release) in targets.into_iter().zip(releases) {
+        let Some(release) = release else { continue };
+        let app = apps[&target.app_id].clone();
+        let context = Arc::clone(context);
+        let subject = Arc::clone(&subject);
+        deploys.spawn(async move {
+            let outcome = deploy(&context, &subject, &target, &app, &release).await;
+            (target, app, release, outcome)
+        });
+    }
+
+    // Step 4: the outcomes, with the releases' states, and the promotion's end. Outcomes
+    // that arrive while one batch commits are recorded together in the next.
+    while let Some(first) = deploys.join_next().await {
+        let mut done = vec![first];
+        while let Some(more) = deploys.try_join_next() {
+            done.push(more);
+        }
+        let mut deployed = Vec::new();
+        for finished in &done {
+            match finished {
+                Ok((target, app, release, Ok(Some(outcome)))) => deployed.push(DeployedTarget {
+                    target,
+                    app,
+                    release,
+                    outcome: outcome.clone(),
+                }),
+                Ok((_, _, _, Ok(None))) => {}
+                Ok((target, _, _, Err(error))) => tracing::warn!(
+                    target = %target.id, error = ?error, "deploy step failed; it will be retried"
+                ),
+                Err(error) => tracing::warn!(%error, "a deploy task ended abnormally"),
+            }
+        }
+        if deployed.is_empty() {
+            continue;
+        }
+        let ids: Vec<Uuid> = deployed.iter().map(|done| done.target.id).collect();
+        let mut tx = Transaction::begin(&context.db).await?;
+        let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
+        tx.commit(&context.hub).await?;
+        for (id, recorded) in ids.into_iter().zip(recorded) {
+            if !recorded {
+                tracing::info!(
+                    target = %id,
+                    "the target was canceled or taken over while deploying; its outcome is not recorded"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deploys one target's release, unless its app was deleted or the target taken away
+/// meanwhile (`None`). A retry after a crash may deploy the same release again; the
+/// request carries the release id so that deployers can recognise the repeat.
+async fn deploy(
+    context: &EngineContext,
+    subject: &Subject,
+    target: &promotion_target::Model,
+    app: &ResourceRef,
+    release: &release::Model,
+) -> Result<Option<DeployOutcome>> {
+    let worker = context.settings.worker_id.as_str();
     if !lifecycle::is_deployable::<promotion_target::Entity>(&context.db, target.id, worker).await?
     {
-        return Ok(());
+        return Ok(None);
     }
     let request = DeployRequest {
         cause: DeployCause::Promotion {
@@ -146,8 +247,8 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
             pipeline_id: subject.pipeline.id,
             pipeline_name: subject.pipeline.name.clone(),
         },
-        app_id: subject.app.id,
-        app_name: subject.app.name.clone(),
+        app_id: app.id,
+        app_name: app.name.clone(),
         release_id: release.id,
         release_version: release.version,
         image: release.image.clone(),
@@ -155,58 +256,19 @@ async fn drive(context: &EngineContext, target: promotion_target::Model) -> Resu
         source_app_name: subject.source_app.name.clone(),
         source_release_id: subject.source_release.id,
     };
-    let outcome = match context.deployer.deploy(&request).await {
+    Ok(Some(match context.deployer.deploy(&request).await {
         Ok(()) => DeployOutcome::Deployed,
         Err(error) => DeployOutcome::Failed(error.0),
-    };
-
-    // Step 4: the outcome, with the release's state, and the promotion's end.
-    let mut tx = Transaction::begin(&context.db).await?;
-    let recorded =
-        lifecycle::record_outcome(&mut tx, &target, &subject.app, worker, &release, outcome)
-            .await?;
-    tx.commit(&context.hub).await?;
-    if !recorded {
-        tracing::info!(
-            target = %target.id,
-            "the target was canceled or taken over while deploying; its outcome is not recorded"
-        );
-    }
-    Ok(())
+    }))
 }
 
-/// The target's release: the one already linked (a retry), or a new one. `None` when the
-/// target is no longer to be run (its app was deleted, or it changed hands).
-async fn target_release(
-    context: &EngineContext,
+fn new_release(
     subject: &Subject,
-    target: uuid::Uuid,
-) -> Result<Option<release::Model>> {
-    let current = promotion_target::Entity::find_by_id(target)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("target {target} vanished")))?;
-    if let Some(id) = current.release_id {
-        return release::Entity::find_by_id(id)
-            .one(&context.db)
-            .await?
-            .map(Some)
-            .ok_or_else(|| Error::Internal(format!("release {id} vanished")));
-    }
-    let worker = context.settings.worker_id.as_str();
-    let mut tx = Transaction::begin(&context.db).await?;
-    let linked =
-        lifecycle::link_release(&mut tx, &current, worker, new_release(subject, &current)).await?;
-    tx.commit(&context.hub).await?;
-    Ok(match linked {
-        LinkedRelease::Created(release) => Some(*release),
-        LinkedRelease::AppDeleted | LinkedRelease::NotHeld => None,
-    })
-}
-
-fn new_release(subject: &Subject, target: &promotion_target::Model) -> NewRelease {
+    app: &ResourceRef,
+    target: &promotion_target::Model,
+) -> NewRelease {
     NewRelease {
-        app_id: subject.app.id,
+        app_id: app.id,
         image: subject.source_release.image.clone(),
         description: format!(
             "promoted from '{}' v{}",

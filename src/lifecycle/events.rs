@@ -103,18 +103,20 @@ pub(super) async fn append(
     draft: EventDraft,
 ) -> Result<()> {
     let db = tx.connection();
-    promotion::Entity::update_many()
+    let counted = promotion::Entity::update_many()
         .col_expr(
             promotion::Column::EventCount,
             Expr::col(promotion::Column::EventCount).add(1),
         )
-        .filter(promotion::Column::Id.eq(promotion_id))
-        .exec(db)
-        .await?;
-    let current = promotion::Entity::find_by_id(promotion_id)
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
+        .filter(promotion::Column::Id.eq(promotion_id));
+    // One round trip where the database can return the updated row.
+    let current = if db.support_returning() {
+        counted.exec_with_returning(db).await?.pop()
+    } else {
+        counted.exec(db).await?;
+        promotion::Entity::find_by_id(promotion_id).one(db).await?
+    }
+    .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
     let row = promotion_event::ActiveModel {
         id: Set(Uuid::new_v4()),
         promotion_id: Set(promotion_id),
@@ -135,7 +137,10 @@ pub(super) async fn append(
         waiting_for: Set(draft.waiting_for),
     };
     let event = event_view(row.insert(db).await?)?;
-    store::notify_promotion_changed(db, promotion_id, event.app.as_ref().map(|app| app.id)).await?;
+    let payload = store::promotion_changed_payload(promotion_id, event.app.as_ref().map(|a| a.id));
+    if !tx.notifications.contains(&payload) {
+        tx.notifications.push(payload);
+    }
     tx.events.push(event);
     Ok(())
 }

@@ -32,7 +32,7 @@ pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
 pub use targets::{
-    link_release, mark_queued, record_outcome, start_target, DeployOutcome, LinkedRelease,
+    mark_queued, prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget,
 };
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
@@ -51,6 +51,8 @@ use crate::{
 pub struct Transaction {
     txn: DatabaseTransaction,
     events: Vec<PromotionEventView>,
+    /// `NOTIFY` payloads for other processes, sent together just before the commit.
+    notifications: Vec<String>,
 }
 
 impl Transaction {
@@ -58,6 +60,7 @@ impl Transaction {
         Ok(Self {
             txn: db.begin().await?,
             events: Vec::new(),
+            notifications: Vec::new(),
         })
     }
 
@@ -66,8 +69,10 @@ impl Transaction {
         &self.txn
     }
 
-    /// Commits, then publishes the events written, in order.
+    /// Commits, then publishes the events written, in order. Other processes are told in
+    /// one statement inside the transaction, so they hear of it exactly when it commits.
     pub async fn commit(self, hub: &EventHub) -> Result<()> {
+        store::notify_events(&self.txn, &self.notifications).await?;
         self.txn.commit().await?;
         hub.publish(self.events);
         Ok(())

@@ -34,9 +34,107 @@ fn guarded(target: Uuid, worker: &str, from: TargetStatus) -> UpdateMany<promoti
         .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
 }
 
+/// A claimed target of one promotion, with what its steps need.
+pub struct ClaimedTarget {
+    pub target: promotion_target::Model,
+    pub app: ResourceRef,
+    /// The release to create for it, when it has none yet.
+    pub new_release: NewRelease,
+}
+
+/// Prepares claimed targets of one promotion for deployment in one transaction: the
+/// pending ones start, and each gets its release (created now, or the one linked before a
+/// crash). The apps are locked live first, in id order, then the promotion, as the lock
+/// order requires. Returns each target's release, in order, or `None` when the target is
+/// not to be deployed (canceled, its app deleted, or the lease lost).
+pub async fn prepare_targets(
+    tx: &mut Transaction,
+    worker: &str,
+    claimed: Vec<ClaimedTarget>,
+) -> Result<Vec<Option<release::Model>>> {
+    let mut app_ids: Vec<Uuid> = claimed.iter().map(|c| c.target.app_id).collect();
+    app_ids.sort();
+    app_ids.dedup();
+    for app_id in app_ids {
+        // A deleted app is handled per target below, where its target is canceled.
+        store::lock_live_app(tx.connection(), app_id).await?;
+    }
+    let mut releases = Vec::with_capacity(claimed.len());
+    for ClaimedTarget {
+        target,
+        app,
+        new_release,
+    } in claimed
+    {
+        let status = TargetStatus::parse(&target.status);
+        let running = match status {
+            Some(TargetStatus::Pending) => start_target(tx, &target, &app, worker).await?,
+            Some(TargetStatus::Running) => true,
+            _ => false,
+        };
+        if !running {
+            releases.push(None);
+            continue;
+        }
+        if let Some(release_id) = target.release_id {
+            // Linked before a crash: deploy that release again.
+            releases.push(
+                release::Entity::find_by_id(release_id)
+                    .one(tx.connection())
+                    .await?,
+            );
+            continue;
+        }
+        releases.push(
+            match link_release(tx, &target, worker, new_release).await? {
+                LinkedRelease::Created(release) => Some(*release),
+                LinkedRelease::AppDeleted | LinkedRelease::NotHeld => None,
+            },
+        );
+    }
+    Ok(releases)
+}
+
+/// What one deployment of a target came to, to be recorded.
+pub struct DeployedTarget<'a> {
+    pub target: &'a promotion_target::Model,
+    pub app: &'a ResourceRef,
+    pub release: &'a release::Model,
+    pub outcome: DeployOutcome,
+}
+
+/// Records the outcomes of deployments of one promotion's targets in one transaction, then
+/// finishes the promotion if they were its last. Returns, per outcome, whether it was
+/// recorded: not when the target was no longer this worker's (canceled by its app's
+/// deletion, or the lease lost).
+pub async fn record_outcomes(
+    tx: &mut Transaction,
+    worker: &str,
+    promotion_id: Uuid,
+    deployed: Vec<DeployedTarget<'_>>,
+) -> Result<Vec<bool>> {
+    lock_promotion(tx, promotion_id).await?;
+    let mut recorded = Vec::with_capacity(deployed.len());
+    for done in deployed {
+        recorded.push(
+            record_outcome(
+                tx,
+                done.target,
+                done.app,
+                worker,
+                done.release,
+                done.outcome,
+            )
+            .await?,
+        );
+    }
+    finish_if_complete(tx, promotion_id).await?;
+    Ok(recorded)
+}
+
 /// pending → running, and the promotion with it. False when the target was canceled or
 /// the lease lost meanwhile.
-pub async fn start_target(
+async fn start_target(
     tx: &mut Transaction,
     target: &promotion_target::Model,
     app: &ResourceRef,
@@ -92,7 +190,7 @@ pub enum LinkedRelease {
 /// Creates the target's release, with the app's next version, and links it, while the app
 /// is locked live: a deleted app never gets a release. If the app is gone, the target is
 /// canceled as its deletion requires.
-pub async fn link_release(
+async fn link_release(
     tx: &mut Transaction,
     target: &promotion_target::Model,
     worker: &str,
@@ -152,10 +250,10 @@ pub enum DeployOutcome {
     Failed(String),
 }
 
-/// running → succeeded or failed, with the release's state, then the promotion's end when
-/// this was its last target. False when the target was no longer this worker's (canceled
-/// by its app's deletion, or the lease lost): nothing is recorded.
-pub async fn record_outcome(
+/// running → succeeded or failed, with the release's state. False when the target was no
+/// longer this worker's (canceled by its app's deletion, or the lease lost): nothing is
+/// recorded. The caller finishes the promotion.
+async fn record_outcome(
     tx: &mut Transaction,
     target: &promotion_target::Model,
     app: &ResourceRef,
@@ -210,7 +308,6 @@ pub async fn record_outcome(
         ),
     )
     .await?;
-    finish_if_complete(tx, target.promotion_id).await?;
     Ok(true)
 }
 

@@ -50,23 +50,37 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// The PostgreSQL channel that carries "promotion P has new events" between processes.
 pub const EVENTS_CHANNEL: &str = "pipelines_events";
 
-/// Tells every process listening on PostgreSQL that the promotion has new events, and which
-/// app the event was about (its releases may have changed). Payload: `<promotion>` or
-/// `<promotion> <app>`. The notification is delivered when the caller's transaction
-/// commits; SQLite has one process and needs none.
-pub async fn notify_promotion_changed(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    app_id: Option<Uuid>,
-) -> Result<(), DbErr> {
-    let payload = match app_id {
+/// What tells other processes that the promotion has new events, and which app the event
+/// was about (its releases may have changed): `<promotion>` or `<promotion> <app>`.
+pub fn promotion_changed_payload(promotion_id: Uuid, app_id: Option<Uuid>) -> String {
+    match app_id {
         Some(app_id) => format!("{promotion_id} {app_id}"),
         None => promotion_id.to_string(),
-    };
-    notify(db, EVENTS_CHANNEL, &payload).await
+    }
 }
 
-/// Reads a payload written by [`notify_promotion_changed`].
+/// Sends payloads of [`promotion_changed_payload`] on the events channel in one statement,
+/// delivered when the caller's transaction commits. Nothing on SQLite, which has one
+/// process.
+pub async fn notify_events(db: &impl ConnectionTrait, payloads: &[String]) -> Result<(), DbErr> {
+    if payloads.is_empty() || db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let calls: Vec<String> = (0..payloads.len())
+        .map(|n| format!("pg_notify($1, ${})", n + 2))
+        .collect();
+    let mut values: Vec<sea_orm::Value> = vec![EVENTS_CHANNEL.into()];
+    values.extend(payloads.iter().map(|payload| payload.as_str().into()));
+    db.execute(sea_orm::Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        format!("SELECT {}", calls.join(", ")),
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Reads a payload written by [`promotion_changed_payload`].
 pub fn parse_promotion_changed(payload: &str) -> Option<(Uuid, Option<Uuid>)> {
     let mut parts = payload.split(' ');
     let promotion_id = Uuid::parse_str(parts.next()?).ok()?;
