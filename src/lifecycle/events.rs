@@ -2,8 +2,8 @@
 //! and the promotion's end, decided exactly once.
 
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, Set,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, Statement,
 };
 use uuid::Uuid;
 
@@ -103,46 +103,98 @@ pub(super) async fn append(
     draft: EventDraft,
 ) -> Result<()> {
     let db = tx.connection();
-    let counted = promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::EventCount,
-            Expr::col(promotion::Column::EventCount).add(1),
-        )
-        .filter(promotion::Column::Id.eq(promotion_id));
-    // One round trip where the database can return the updated row.
-    let current = if db.support_returning() {
-        counted.exec_with_returning(db).await?.pop()
-    } else {
-        counted.exec(db).await?;
-        promotion::Entity::find_by_id(promotion_id).one(db).await?
-    }
-    .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
-    let row = promotion_event::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        promotion_id: Set(promotion_id),
-        sequence: Set(current.event_count),
-        kind: Set(draft.kind.as_str().to_owned()),
-        target_id: Set(draft.target),
-        app_id: Set(draft.app.as_ref().map(|app| app.id)),
-        app_name: Set(draft.app.map(|app| app.name).unwrap_or_default()),
-        target_status: Set(draft
+    let row = promotion_event::Model {
+        id: Uuid::new_v4(),
+        promotion_id,
+        sequence: 0,
+        kind: draft.kind.as_str().to_owned(),
+        target_id: draft.target,
+        app_id: draft.app.as_ref().map(|app| app.id),
+        app_name: draft.app.map(|app| app.name).unwrap_or_default(),
+        target_status: draft
             .target_status
             .map(|status| status.as_str().to_owned())
-            .unwrap_or_default()),
-        promotion_status: Set(current.status.clone()),
-        release_id: Set(draft.release.as_ref().map(|release| release.id)),
-        release_version: Set(draft.release.map(|release| release.version)),
-        message: Set(draft.message),
-        created_at: Set(store::now()),
-        waiting_for: Set(draft.waiting_for),
+            .unwrap_or_default(),
+        promotion_status: String::new(),
+        release_id: draft.release.as_ref().map(|release| release.id),
+        release_version: draft.release.map(|release| release.version),
+        message: draft.message,
+        created_at: store::now(),
+        waiting_for: draft.waiting_for,
     };
-    let event = event_view(row.insert(db).await?)?;
+    let stored = if db.get_database_backend() == DbBackend::Postgres {
+        append_in_one_statement(db, row).await?
+    } else {
+        append_in_two_statements(db, row).await?
+    };
+    let event = event_view(stored)?;
     let payload = store::promotion_changed_payload(promotion_id, event.app.as_ref().map(|a| a.id));
     if !tx.notifications.contains(&payload) {
         tx.notifications.push(payload);
     }
     tx.events.push(event);
     Ok(())
+}
+
+/// Numbers and stores an event in one round trip (PostgreSQL): the promotion's count is
+/// raised and the event inserted with it, carrying the promotion's status.
+async fn append_in_one_statement(
+    db: &impl ConnectionTrait,
+    row: promotion_event::Model,
+) -> Result<promotion_event::Model> {
+    let sql = "WITH counted AS (\
+         UPDATE promotions SET event_count = event_count + 1 WHERE id = $2 \
+         RETURNING event_count, status) \
+         INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
+         app_name, target_status, promotion_status, release_id, release_version, message, \
+         created_at, waiting_for) \
+         SELECT $1, $2, counted.event_count, $3, $4, $5, $6, $7, counted.status, $8, $9, $10, \
+         $11, $12 FROM counted RETURNING *";
+    let values: Vec<sea_orm::Value> = vec![
+        row.id.into(),
+        row.promotion_id.into(),
+        row.kind.into(),
+        row.target_id.into(),
+        row.app_id.into(),
+        row.app_name.into(),
+        row.target_status.into(),
+        row.release_id.into(),
+        row.release_version.into(),
+        row.message.into(),
+        row.created_at.into(),
+        row.waiting_for.into(),
+    ];
+    promotion_event::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("promotion", &row.promotion_id.to_string()))
+}
+
+/// Numbers and stores an event where one statement cannot do both (SQLite, in process).
+async fn append_in_two_statements(
+    db: &impl ConnectionTrait,
+    mut row: promotion_event::Model,
+) -> Result<promotion_event::Model> {
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::EventCount,
+            Expr::col(promotion::Column::EventCount).add(1),
+        )
+        .filter(promotion::Column::Id.eq(row.promotion_id))
+        .exec(db)
+        .await?;
+    let current = promotion::Entity::find_by_id(row.promotion_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| Error::not_found("promotion", &row.promotion_id.to_string()))?;
+    row.sequence = current.event_count;
+    row.promotion_status = current.status;
+    Ok(promotion_event::ActiveModel::from(row).insert(db).await?)
 }
 
 /// Ends the promotion if every target is final: sets the aggregate status and appends

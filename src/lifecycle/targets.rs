@@ -52,12 +52,29 @@ pub async fn prepare_targets(
     worker: &str,
     claimed: Vec<ClaimedTarget>,
 ) -> Result<Vec<Option<release::Model>>> {
+    let Some(promotion_id) = claimed.first().map(|c| c.target.promotion_id) else {
+        return Ok(Vec::new());
+    };
     let mut app_ids: Vec<Uuid> = claimed.iter().map(|c| c.target.app_id).collect();
     app_ids.sort();
     app_ids.dedup();
-    for app_id in app_ids {
-        // A deleted app is handled per target below, where its target is canceled.
-        store::lock_live_app(tx.connection(), app_id).await?;
+    // A deleted app is handled per target below, where its target is canceled.
+    let live_apps = store::lock_live_apps(tx.connection(), &app_ids).await?;
+    lock_promotion(tx, promotion_id).await?;
+    if claimed
+        .iter()
+        .any(|c| c.target.status == TargetStatus::Pending.as_str())
+    {
+        promotion::Entity::update_many()
+            .col_expr(
+                promotion::Column::Status,
+                PromotionStatus::Running.as_str().into(),
+            )
+            .col_expr(promotion::Column::UpdatedAt, store::now().into())
+            .filter(promotion::Column::Id.eq(promotion_id))
+            .filter(promotion::Column::Status.eq(PromotionStatus::Pending.as_str()))
+            .exec(tx.connection())
+            .await?;
     }
     let mut releases = Vec::with_capacity(claimed.len());
     for ClaimedTarget {
@@ -85,8 +102,9 @@ pub async fn prepare_targets(
             );
             continue;
         }
+        let app_live = live_apps.contains(&target.app_id);
         releases.push(
-            match link_release(tx, &target, worker, new_release).await? {
+            match link_release(tx, &target, &app, app_live, worker, new_release).await? {
                 LinkedRelease::Created(release) => Some(*release),
                 LinkedRelease::AppDeleted | LinkedRelease::NotHeld => None,
             },
@@ -132,15 +150,14 @@ pub async fn record_outcomes(
     Ok(recorded)
 }
 
-/// pending → running, and the promotion with it. False when the target was canceled or
-/// the lease lost meanwhile.
+/// pending → running. False when the target was canceled or the lease lost meanwhile.
+/// The caller holds the promotion's lock and has moved the promotion to running.
 async fn start_target(
     tx: &mut Transaction,
     target: &promotion_target::Model,
     app: &ResourceRef,
     worker: &str,
 ) -> Result<bool> {
-    lock_promotion(tx, target.promotion_id).await?;
     let moved = guarded(target.id, worker, TargetStatus::Pending)
         .col_expr(
             promotion_target::Column::Status,
@@ -152,16 +169,6 @@ async fn start_target(
     if moved.rows_affected == 0 {
         return Ok(false);
     }
-    promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::Status,
-            PromotionStatus::Running.as_str().into(),
-        )
-        .col_expr(promotion::Column::UpdatedAt, store::now().into())
-        .filter(promotion::Column::Id.eq(target.promotion_id))
-        .filter(promotion::Column::Status.eq(PromotionStatus::Pending.as_str()))
-        .exec(tx.connection())
-        .await?;
     append(
         tx,
         target.promotion_id,
@@ -187,20 +194,21 @@ pub enum LinkedRelease {
     NotHeld,
 }
 
-/// Creates the target's release, with the app's next version, and links it, while the app
-/// is locked live: a deleted app never gets a release. If the app is gone, the target is
-/// canceled as its deletion requires.
+/// Creates the target's release, with the app's next version, and links it. The caller
+/// holds the app locked live (`app_live`), so a deleted app never gets a release, and the
+/// promotion's lock. If the app is gone, the target is canceled as its deletion requires.
 async fn link_release(
     tx: &mut Transaction,
     target: &promotion_target::Model,
+    app: &ResourceRef,
+    app_live: bool,
     worker: &str,
     new: NewRelease,
 ) -> Result<LinkedRelease> {
-    let Some(app) = store::lock_live_app(tx.connection(), target.app_id).await? else {
+    if !app_live {
         cancel_target_of_deleted_app(tx, target.id, None).await?;
         return Ok(LinkedRelease::AppDeleted);
-    };
-    lock_promotion(tx, target.promotion_id).await?;
+    }
     let current = promotion_target::Entity::find_by_id(target.id)
         .one(tx.connection())
         .await?;
@@ -224,10 +232,7 @@ async fn link_release(
         EventDraft::about_target(
             EventKind::TargetReleaseCreated,
             target,
-            ResourceRef {
-                id: app.id,
-                name: app.name.clone(),
-            },
+            app.clone(),
             TargetStatus::Running,
             format!(
                 "release v{} created on '{}' with image {}",
@@ -252,7 +257,7 @@ pub enum DeployOutcome {
 
 /// running → succeeded or failed, with the release's state. False when the target was no
 /// longer this worker's (canceled by its app's deletion, or the lease lost): nothing is
-/// recorded. The caller finishes the promotion.
+/// recorded. The caller holds the promotion's lock and finishes the promotion.
 async fn record_outcome(
     tx: &mut Transaction,
     target: &promotion_target::Model,
@@ -261,7 +266,6 @@ async fn record_outcome(
     release: &release::Model,
     outcome: DeployOutcome,
 ) -> Result<bool> {
-    lock_promotion(tx, target.promotion_id).await?;
     let (target_status, release_state, error_message, kind, message) = match outcome {
         DeployOutcome::Deployed => (
             TargetStatus::Succeeded,

@@ -121,6 +121,26 @@ pub async fn lock_live_app(
         .await
 }
 
+/// The ids of the live apps among `app_ids`, all locked like [`lock_live_app`] in one
+/// statement, in id order.
+pub async fn lock_live_apps(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbErr> {
+    use entities::app;
+    use sea_orm::QueryOrder;
+    app::Entity::find()
+        .select_only()
+        .column(app::Column::Id)
+        .filter(app::Column::Id.is_in(app_ids.iter().copied()))
+        .filter(app::Column::DeletedAt.is_null())
+        .order_by_asc(app::Column::Id)
+        .lock_shared()
+        .into_tuple()
+        .all(db)
+        .await
+}
+
 /// The live pipeline with this id, locked against deletion like [`lock_live_app`].
 pub async fn lock_live_pipeline(
     db: &impl ConnectionTrait,
