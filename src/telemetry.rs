@@ -22,8 +22,11 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .buffered_lines_limit(BUFFERED_LINES)
         .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Colour codes only for a person at a terminal; collectors get plain lines.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),

@@ -80,6 +80,11 @@ async fn start(backend: &Backend) -> BenchResult<Server> {
     start_logging(backend, "warn").await
 }
 
+/// Targets each server deploys at once: `BENCH_PARALLEL_TARGETS`, 16 by default.
+fn parallel_targets() -> String {
+    std::env::var("BENCH_PARALLEL_TARGETS").unwrap_or_else(|_| "16".to_owned())
+}
+
 /// Starts the server with `RUST_LOG` set to `log` (`info` writes one line per request).
 async fn start_logging(backend: &Backend, log: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
@@ -94,7 +99,7 @@ async fn start_logging(backend: &Backend, log: &str) -> BenchResult<Server> {
             "--listen",
             &address.to_string(),
             "--max-parallel-targets",
-            "16",
+            &parallel_targets(),
         ])
         .env("DATABASE_URL", &url)
         .env("RUST_LOG", log)
