@@ -6,7 +6,7 @@ use std::fmt;
 use super::InvalidField;
 
 /// The deployment state of a release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReleaseState {
     Pending,
     Succeeded,

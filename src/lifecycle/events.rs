@@ -102,77 +102,137 @@ pub(super) async fn append(
     promotion_id: Uuid,
     draft: EventDraft,
 ) -> Result<()> {
-    let db = tx.connection();
-    let row = promotion_event::Model {
-        id: Uuid::new_v4(),
-        promotion_id,
-        sequence: 0,
-        kind: draft.kind.as_str().to_owned(),
-        target_id: draft.target,
-        app_id: draft.app.as_ref().map(|app| app.id),
-        app_name: draft.app.map(|app| app.name).unwrap_or_default(),
-        target_status: draft
-            .target_status
-            .map(|status| status.as_str().to_owned())
-            .unwrap_or_default(),
-        promotion_status: String::new(),
-        release_id: draft.release.as_ref().map(|release| release.id),
-        release_version: draft.release.map(|release| release.version),
-        message: draft.message,
-        created_at: store::now(),
-        waiting_for: draft.waiting_for,
-    };
-    let stored = if db.get_database_backend() == DbBackend::Postgres {
-        append_in_one_statement(db, row).await?
-    } else {
-        append_in_two_statements(db, row).await?
-    };
-    let event = event_view(stored)?;
-    let payload = store::promotion_changed_payload(promotion_id, event.app.as_ref().map(|a| a.id));
-    if !tx.notifications.contains(&payload) {
-        tx.notifications.push(payload);
+    append_all(tx, promotion_id, vec![draft]).await
+}
+
+/// Appends the promotion's next events, numbered in the order given. The caller holds the
+/// promotion's lock. On PostgreSQL they are numbered and stored in one statement, however
+/// many there are.
+pub(super) async fn append_all(
+    tx: &mut Transaction,
+    promotion_id: Uuid,
+    drafts: Vec<EventDraft>,
+) -> Result<()> {
+    if drafts.is_empty() {
+        return Ok(());
     }
-    tx.events.push(event);
+    let now = store::now();
+    let rows: Vec<promotion_event::Model> = drafts
+        .into_iter()
+        .map(|draft| promotion_event::Model {
+            id: Uuid::new_v4(),
+            promotion_id,
+            sequence: 0,
+            kind: draft.kind.as_str().to_owned(),
+            target_id: draft.target,
+            app_id: draft.app.as_ref().map(|app| app.id),
+            app_name: draft.app.map(|app| app.name).unwrap_or_default(),
+            target_status: draft
+                .target_status
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default(),
+            promotion_status: String::new(),
+            release_id: draft.release.as_ref().map(|release| release.id),
+            release_version: draft.release.map(|release| release.version),
+            message: draft.message,
+            created_at: now,
+            waiting_for: draft.waiting_for,
+        })
+        .collect();
+    let db = tx.connection();
+    let stored = if db.get_database_backend() == DbBackend::Postgres {
+        append_in_one_statement(db, promotion_id, rows).await?
+    } else {
+        let mut stored = Vec::with_capacity(rows.len());
+        for row in rows {
+            stored.push(append_in_two_statements(db, row).await?);
+        }
+        stored
+    };
+    for row in stored {
+        let event = event_view(row)?;
+        let payload =
+            store::promotion_changed_payload(promotion_id, event.app.as_ref().map(|a| a.id));
+        if !tx.notifications.contains(&payload) {
+            tx.notifications.push(payload);
+        }
+        tx.events.push(event);
+    }
     Ok(())
 }
 
-/// Numbers and stores an event in one round trip (PostgreSQL): the promotion's count is
-/// raised and the event inserted with it, carrying the promotion's status.
+/// Numbers and stores events in one round trip (PostgreSQL): the promotion's count is
+/// raised by their number and they are inserted with it, carrying the promotion's status.
 async fn append_in_one_statement(
     db: &impl ConnectionTrait,
-    row: promotion_event::Model,
-) -> Result<promotion_event::Model> {
-    let sql = "WITH counted AS (\
-         UPDATE promotions SET event_count = event_count + 1 WHERE id = $2 \
+    promotion_id: Uuid,
+    rows: Vec<promotion_event::Model>,
+) -> Result<Vec<promotion_event::Model>> {
+    const PER_ROW: usize = 11;
+    let count = rows.len();
+    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
+    let mut tuples = Vec::with_capacity(count);
+    for (position, row) in rows.into_iter().enumerate() {
+        let first = 2 + position * PER_ROW;
+        let n = |offset: usize| first + offset;
+        tuples.push(format!(
+            "(${}::uuid, {}::bigint, ${}::text, ${}::uuid, ${}::uuid, ${}::text, ${}::text, \
+             ${}::uuid, ${}::bigint, ${}::text, ${}::timestamptz, ${}::uuid)",
+            n(0),
+            position + 1,
+            n(1),
+            n(2),
+            n(3),
+            n(4),
+            n(5),
+            n(6),
+            n(7),
+            n(8),
+            n(9),
+            n(10),
+        ));
+        values.extend([
+            row.id.into(),
+            row.kind.into(),
+            row.target_id.into(),
+            row.app_id.into(),
+            row.app_name.into(),
+            row.target_status.into(),
+            row.release_id.into(),
+            row.release_version.into(),
+            row.message.into(),
+            row.created_at.into(),
+            row.waiting_for.into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH counted AS (\
+         UPDATE promotions SET event_count = event_count + {count} WHERE id = $1 \
          RETURNING event_count, status) \
          INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
          app_name, target_status, promotion_status, release_id, release_version, message, \
          created_at, waiting_for) \
-         SELECT $1, $2, counted.event_count, $3, $4, $5, $6, $7, counted.status, $8, $9, $10, \
-         $11, $12 FROM counted RETURNING *";
-    let values: Vec<sea_orm::Value> = vec![
-        row.id.into(),
-        row.promotion_id.into(),
-        row.kind.into(),
-        row.target_id.into(),
-        row.app_id.into(),
-        row.app_name.into(),
-        row.target_status.into(),
-        row.release_id.into(),
-        row.release_version.into(),
-        row.message.into(),
-        row.created_at.into(),
-        row.waiting_for.into(),
-    ];
-    promotion_event::Entity::find()
+         SELECT v.id, $1, counted.event_count - {count} + v.ord, v.kind, v.target_id, \
+         v.app_id, v.app_name, v.target_status, counted.status, v.release_id, \
+         v.release_version, v.message, v.created_at, v.waiting_for \
+         FROM counted, (VALUES {}) AS v(id, ord, kind, target_id, app_id, app_name, \
+         target_status, release_id, release_version, message, created_at, waiting_for) \
+         RETURNING *",
+        tuples.join(", ")
+    );
+    let mut stored = promotion_event::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
             values,
         ))
-        .one(db)
-        .await?
-        .ok_or_else(|| Error::not_found("promotion", &row.promotion_id.to_string()))
+        .all(db)
+        .await?;
+    if stored.len() != count {
+        return Err(Error::not_found("promotion", &promotion_id.to_string()));
+    }
+    stored.sort_by_key(|row| row.sequence);
+    Ok(stored)
 }
 
 /// Numbers and stores an event where one statement cannot do both (SQLite, in process).

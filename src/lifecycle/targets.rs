@@ -1,13 +1,19 @@
 //! A target's steps as the engine runs them: start, link its release, record the deploy's
 //! outcome, or wait behind another promotion. Each step is guarded by the worker's lease
-//! and the state it expects, so a step already done (before a crash) is a no-op.
+//! and the state it expects, so a step already done (before a crash) is a no-op. The
+//! engine runs a promotion's claimed targets together, so each step works on a batch.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, UpdateMany};
+use std::collections::HashMap;
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
+    TransactionTrait, UpdateMany,
+};
 use uuid::Uuid;
 
 use super::{
     cancel::cancel_target_of_deleted_app,
-    events::{append, finish_if_complete, EventDraft},
+    events::{append, append_all, finish_if_complete, EventDraft},
     leases::{clearing_lease, Blocker},
     lock_promotion, Transaction,
 };
@@ -45,8 +51,9 @@ pub struct ClaimedTarget {
 /// Prepares claimed targets of one promotion for deployment in one transaction: the
 /// pending ones start, and each gets its release (created now, or the one linked before a
 /// crash). The apps are locked live first, in id order, then the promotion, as the lock
-/// order requires. Returns each target's release, in order, or `None` when the target is
-/// not to be deployed (canceled, its app deleted, or the lease lost).
+/// order requires; every step is one statement for the whole batch. Returns each target's
+/// release, in order, or `None` when the target is not to be deployed (canceled, its app
+/// deleted, or the lease lost).
 pub async fn prepare_targets(
     tx: &mut Transaction,
     worker: &str,
@@ -55,16 +62,20 @@ pub async fn prepare_targets(
     let Some(promotion_id) = claimed.first().map(|c| c.target.promotion_id) else {
         return Ok(Vec::new());
     };
+    let ids: Vec<Uuid> = claimed.iter().map(|c| c.target.id).collect();
     let mut app_ids: Vec<Uuid> = claimed.iter().map(|c| c.target.app_id).collect();
     app_ids.sort();
     app_ids.dedup();
-    // A deleted app is handled per target below, where its target is canceled.
     let live_apps = store::lock_live_apps(tx.connection(), &app_ids).await?;
     lock_promotion(tx, promotion_id).await?;
-    if claimed
+
+    // pending → running, with the promotion.
+    let pending: Vec<Uuid> = claimed
         .iter()
-        .any(|c| c.target.status == TargetStatus::Pending.as_str())
-    {
+        .filter(|c| c.target.status == TargetStatus::Pending.as_str())
+        .map(|c| c.target.id)
+        .collect();
+    if !pending.is_empty() {
         promotion::Entity::update_many()
             .col_expr(
                 promotion::Column::Status,
@@ -75,42 +86,204 @@ pub async fn prepare_targets(
             .filter(promotion::Column::Status.eq(PromotionStatus::Pending.as_str()))
             .exec(tx.connection())
             .await?;
+        promotion_target::Entity::update_many()
+            .col_expr(
+                promotion_target::Column::Status,
+                TargetStatus::Running.as_str().into(),
+            )
+            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .filter(promotion_target::Column::Id.is_in(pending.iter().copied()))
+            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+            .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+            .exec(tx.connection())
+            .await?;
     }
-    let mut releases = Vec::with_capacity(claimed.len());
-    for ClaimedTarget {
-        target,
-        app,
-        new_release,
-    } in claimed
-    {
-        let status = TargetStatus::parse(&target.status);
-        let running = match status {
-            Some(TargetStatus::Pending) => start_target(tx, &target, &app, worker).await?,
-            Some(TargetStatus::Running) => true,
-            _ => false,
+
+    // What each target is now, under the promotion's lock: only running targets whose
+    // lease this worker holds go on.
+    let current: HashMap<Uuid, promotion_target::Model> = promotion_target::Entity::find()
+        .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
+        .all(tx.connection())
+        .await?
+        .into_iter()
+        .filter(|row| {
+            row.status == TargetStatus::Running.as_str()
+                && row.lease_owner.as_deref() == Some(worker)
+        })
+        .map(|row| (row.id, row))
+        .collect();
+    let started = claimed
+        .iter()
+        .filter(|c| pending.contains(&c.target.id) && current.contains_key(&c.target.id))
+        .map(|c| {
+            EventDraft::about_target(
+                EventKind::TargetRunning,
+                &c.target,
+                c.app.clone(),
+                TargetStatus::Running,
+                format!("promoting to '{}'", c.app.name),
+            )
+        })
+        .collect();
+    append_all(tx, promotion_id, started).await?;
+
+    // Releases linked before a crash are deployed again; a deleted app's target is
+    // canceled; the others get a new release.
+    let linked_ids: Vec<Uuid> = current.values().filter_map(|row| row.release_id).collect();
+    let mut linked: HashMap<Uuid, release::Model> = if linked_ids.is_empty() {
+        HashMap::new()
+    } else {
+        release::Entity::find()
+            .filter(release::Column::Id.is_in(linked_ids))
+            .all(tx.connection())
+            .await?
+            .into_iter()
+            .map(|release| (release.id, release))
+            .collect()
+    };
+    let mut releases: HashMap<Uuid, release::Model> = HashMap::new();
+    let mut to_create = Vec::new();
+    for c in claimed {
+        let Some(row) = current.get(&c.target.id) else {
+            continue;
         };
-        if !running {
-            releases.push(None);
-            continue;
+        if let Some(release_id) = row.release_id {
+            if let Some(release) = linked.remove(&release_id) {
+                releases.insert(c.target.id, release);
+            }
+        } else if !live_apps.contains(&c.target.app_id) {
+            cancel_target_of_deleted_app(tx, c.target.id, None).await?;
+        } else {
+            to_create.push(c);
         }
-        if let Some(release_id) = target.release_id {
-            // Linked before a crash: deploy that release again.
-            releases.push(
-                release::Entity::find_by_id(release_id)
-                    .one(tx.connection())
-                    .await?,
-            );
-            continue;
-        }
-        let app_live = live_apps.contains(&target.app_id);
-        releases.push(
-            match link_release(tx, &target, &app, app_live, worker, new_release).await? {
-                LinkedRelease::Created(release) => Some(*release),
-                LinkedRelease::AppDeleted | LinkedRelease::NotHeld => None,
-            },
-        );
     }
-    Ok(releases)
+    let created = create_releases(
+        tx,
+        to_create.iter().map(|c| c.new_release.clone()).collect(),
+    )
+    .await?;
+    link_releases(tx, worker, &to_create).await?;
+    let mut events = Vec::with_capacity(created.len());
+    for (c, release) in to_create.iter().zip(created) {
+        events.push(
+            EventDraft::about_target(
+                EventKind::TargetReleaseCreated,
+                &c.target,
+                c.app.clone(),
+                TargetStatus::Running,
+                format!(
+                    "release v{} created on '{}' with image {}",
+                    release.version, c.app.name, release.image
+                ),
+            )
+            .with_release(ReleaseRef {
+                id: release.id,
+                version: release.version,
+            }),
+        );
+        releases.insert(c.target.id, release);
+    }
+    append_all(tx, promotion_id, events).await?;
+    Ok(ids.iter().map(|id| releases.remove(id)).collect())
+}
+
+/// Creates releases with each app's next version, in one statement; if a release raced in
+/// on one of the apps, one at a time instead.
+async fn create_releases(tx: &Transaction, news: Vec<NewRelease>) -> Result<Vec<release::Model>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let db = tx.connection();
+    let newest: HashMap<Uuid, Option<i64>> = release::Entity::find()
+        .select_only()
+        .column(release::Column::AppId)
+        .column_as(release::Column::Version.max(), "newest")
+        .filter(release::Column::AppId.is_in(news.iter().map(|new| new.app_id)))
+        .group_by(release::Column::AppId)
+        .into_tuple::<(Uuid, Option<i64>)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    let mut next: HashMap<Uuid, i64> = HashMap::new();
+    let now = store::now();
+    let models: Vec<release::Model> = news
+        .iter()
+        .map(|new| {
+            let version = next
+                .entry(new.app_id)
+                .or_insert_with(|| newest.get(&new.app_id).copied().flatten().unwrap_or(0) + 1);
+            let model = release::Model {
+                id: Uuid::new_v4(),
+                app_id: new.app_id,
+                version: *version,
+                image: new.image.clone(),
+                description: new.description.clone(),
+                status: new.status.to_owned(),
+                promoted_from_app_id: new.promoted_from_app_id,
+                promoted_from_release_id: new.promoted_from_release_id,
+                promoted_from_promotion_id: new.promoted_from_promotion_id,
+                promotion_target_id: new.promotion_target_id,
+                created_at: now,
+                updated_at: now,
+            };
+            *version += 1;
+            model
+        })
+        .collect();
+    let attempt = db.begin().await?;
+    let inserted =
+        release::Entity::insert_many(models.iter().cloned().map(release::ActiveModel::from))
+            .exec_without_returning(&attempt)
+            .await;
+    match inserted {
+        Ok(_) => {
+            attempt.commit().await?;
+            Ok(models)
+        }
+        Err(error) if store::is_unique_violation(&error) => {
+            attempt.rollback().await?;
+            let mut created = Vec::with_capacity(news.len());
+            for new in news {
+                created.push(insert_release_with_next_version(db, new).await?);
+            }
+            Ok(created)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Links each target to the release created for it, in one statement, guarded like every
+/// step by the worker's lease.
+async fn link_releases(tx: &Transaction, worker: &str, targets: &[ClaimedTarget]) -> Result<()> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let db = tx.connection();
+    let backend = db.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let ids: Vec<String> = (0..targets.len()).map(|n| placeholder(n + 4)).collect();
+    let sql = format!(
+        "UPDATE promotion_targets SET release_id = (SELECT r.id FROM releases r \
+         WHERE r.promotion_target_id = promotion_targets.id), updated_at = {} \
+         WHERE status = {} AND lease_owner = {} AND release_id IS NULL AND id IN ({})",
+        placeholder(1),
+        placeholder(2),
+        placeholder(3),
+        ids.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = vec![
+        store::now().into(),
+        TargetStatus::Running.as_str().into(),
+        worker.into(),
+    ];
+    values.extend(targets.iter().map(|c| sea_orm::Value::from(c.target.id)));
+    db.execute(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
 }
 
 /// What one deployment of a target came to, to be recorded.
@@ -121,10 +294,10 @@ pub struct DeployedTarget<'a> {
     pub outcome: DeployOutcome,
 }
 
-/// Records the outcomes of deployments of one promotion's targets in one transaction, then
-/// finishes the promotion if they were its last. Returns, per outcome, whether it was
-/// recorded: not when the target was no longer this worker's (canceled by its app's
-/// deletion, or the lease lost).
+/// Records the outcomes of deployments of one promotion's targets in one transaction:
+/// running → succeeded or failed, with the releases' states, then the promotion's end if
+/// they were its last. Returns, per outcome, whether it was recorded: not when the target
+/// was no longer this worker's (canceled by its app's deletion, or the lease lost).
 pub async fn record_outcomes(
     tx: &mut Transaction,
     worker: &str,
@@ -133,119 +306,65 @@ pub async fn record_outcomes(
 ) -> Result<Vec<bool>> {
     lock_promotion(tx, promotion_id).await?;
     let mut recorded = Vec::with_capacity(deployed.len());
+    let mut release_states: HashMap<ReleaseState, Vec<Uuid>> = HashMap::new();
+    let mut events = Vec::new();
     for done in deployed {
-        recorded.push(
-            record_outcome(
-                tx,
-                done.target,
-                done.app,
-                worker,
-                done.release,
-                done.outcome,
+        let (target_status, release_state, error_message, kind, message) = match done.outcome {
+            DeployOutcome::Deployed => (
+                TargetStatus::Succeeded,
+                ReleaseState::Succeeded,
+                String::new(),
+                EventKind::TargetSucceeded,
+                format!(
+                    "release v{} is now current on '{}'",
+                    done.release.version, done.app.name
+                ),
+            ),
+            DeployOutcome::Failed(reason) => (
+                TargetStatus::Failed,
+                ReleaseState::Failed,
+                reason.clone(),
+                EventKind::TargetFailed,
+                format!("deploying to '{}' failed: {reason}", done.app.name),
+            ),
+        };
+        let updated = clearing_lease(guarded(done.target.id, worker, TargetStatus::Running))
+            .col_expr(
+                promotion_target::Column::Status,
+                target_status.as_str().into(),
             )
-            .await?,
+            .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
+            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .exec(tx.connection())
+            .await?;
+        if updated.rows_affected == 0 {
+            recorded.push(false);
+            continue;
+        }
+        recorded.push(true);
+        release_states
+            .entry(release_state)
+            .or_default()
+            .push(done.release.id);
+        events.push(
+            EventDraft::about_target(kind, done.target, done.app.clone(), target_status, message)
+                .with_release(ReleaseRef {
+                    id: done.release.id,
+                    version: done.release.version,
+                }),
         );
     }
+    for (state, ids) in release_states {
+        release::Entity::update_many()
+            .col_expr(release::Column::Status, state.as_str().into())
+            .col_expr(release::Column::UpdatedAt, store::now().into())
+            .filter(release::Column::Id.is_in(ids))
+            .exec(tx.connection())
+            .await?;
+    }
+    append_all(tx, promotion_id, events).await?;
     finish_if_complete(tx, promotion_id).await?;
     Ok(recorded)
-}
-
-/// pending → running. False when the target was canceled or the lease lost meanwhile.
-/// The caller holds the promotion's lock and has moved the promotion to running.
-async fn start_target(
-    tx: &mut Transaction,
-    target: &promotion_target::Model,
-    app: &ResourceRef,
-    worker: &str,
-) -> Result<bool> {
-    let moved = guarded(target.id, worker, TargetStatus::Pending)
-        .col_expr(
-            promotion_target::Column::Status,
-            TargetStatus::Running.as_str().into(),
-        )
-        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-        .exec(tx.connection())
-        .await?;
-    if moved.rows_affected == 0 {
-        return Ok(false);
-    }
-    append(
-        tx,
-        target.promotion_id,
-        EventDraft::about_target(
-            EventKind::TargetRunning,
-            target,
-            app.clone(),
-            TargetStatus::Running,
-            format!("promoting to '{}'", app.name),
-        ),
-    )
-    .await?;
-    Ok(true)
-}
-
-/// What linking a target's release came to.
-#[derive(Debug)]
-pub enum LinkedRelease {
-    Created(Box<release::Model>),
-    /// The target app was deleted; the target is canceled instead, with no release.
-    AppDeleted,
-    /// The target is no longer this worker's to run.
-    NotHeld,
-}
-
-/// Creates the target's release, with the app's next version, and links it. The caller
-/// holds the app locked live (`app_live`), so a deleted app never gets a release, and the
-/// promotion's lock. If the app is gone, the target is canceled as its deletion requires.
-async fn link_release(
-    tx: &mut Transaction,
-    target: &promotion_target::Model,
-    app: &ResourceRef,
-    app_live: bool,
-    worker: &str,
-    new: NewRelease,
-) -> Result<LinkedRelease> {
-    if !app_live {
-        cancel_target_of_deleted_app(tx, target.id, None).await?;
-        return Ok(LinkedRelease::AppDeleted);
-    }
-    let current = promotion_target::Entity::find_by_id(target.id)
-        .one(tx.connection())
-        .await?;
-    let held = current.as_ref().is_some_and(|row| {
-        row.status == TargetStatus::Running.as_str()
-            && row.lease_owner.as_deref() == Some(worker)
-            && row.release_id.is_none()
-    });
-    if !held {
-        return Ok(LinkedRelease::NotHeld);
-    }
-    let created = insert_release_with_next_version(tx.connection(), new).await?;
-    guarded(target.id, worker, TargetStatus::Running)
-        .col_expr(promotion_target::Column::ReleaseId, Some(created.id).into())
-        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-        .exec(tx.connection())
-        .await?;
-    append(
-        tx,
-        target.promotion_id,
-        EventDraft::about_target(
-            EventKind::TargetReleaseCreated,
-            target,
-            app.clone(),
-            TargetStatus::Running,
-            format!(
-                "release v{} created on '{}' with image {}",
-                created.version, app.name, created.image
-            ),
-        )
-        .with_release(ReleaseRef {
-            id: created.id,
-            version: created.version,
-        }),
-    )
-    .await?;
-    Ok(LinkedRelease::Created(Box::new(created)))
 }
 
 /// What the deployer answered.
@@ -253,66 +372,6 @@ async fn link_release(
 pub enum DeployOutcome {
     Deployed,
     Failed(String),
-}
-
-/// running → succeeded or failed, with the release's state. False when the target was no
-/// longer this worker's (canceled by its app's deletion, or the lease lost): nothing is
-/// recorded. The caller holds the promotion's lock and finishes the promotion.
-async fn record_outcome(
-    tx: &mut Transaction,
-    target: &promotion_target::Model,
-    app: &ResourceRef,
-    worker: &str,
-    release: &release::Model,
-    outcome: DeployOutcome,
-) -> Result<bool> {
-    let (target_status, release_state, error_message, kind, message) = match outcome {
-        DeployOutcome::Deployed => (
-            TargetStatus::Succeeded,
-            ReleaseState::Succeeded,
-            String::new(),
-            EventKind::TargetSucceeded,
-            format!(
-                "release v{} is now current on '{}'",
-                release.version, app.name
-            ),
-        ),
-        DeployOutcome::Failed(reason) => (
-            TargetStatus::Failed,
-            ReleaseState::Failed,
-            reason.clone(),
-            EventKind::TargetFailed,
-            format!("deploying to '{}' failed: {reason}", app.name),
-        ),
-    };
-    let recorded = clearing_lease(guarded(target.id, worker, TargetStatus::Running))
-        .col_expr(
-            promotion_target::Column::Status,
-            target_status.as_str().into(),
-        )
-        .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
-        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-        .exec(tx.connection())
-        .await?;
-    if recorded.rows_affected == 0 {
-        return Ok(false);
-    }
-    let mut stored: release::ActiveModel = release.clone().into();
-    stored.status = Set(release_state.as_str().to_owned());
-    stored.updated_at = Set(store::now());
-    stored.update(tx.connection()).await?;
-    append(
-        tx,
-        target.promotion_id,
-        EventDraft::about_target(kind, target, app.clone(), target_status, message).with_release(
-            ReleaseRef {
-                id: release.id,
-                version: release.version,
-            },
-        ),
-    )
-    .await?;
-    Ok(true)
 }
 
 /// Records that a pending target waits behind `blocker`, with `target.queued`, once per
