@@ -80,6 +80,19 @@ async fn start(backend: &Backend) -> BenchResult<Server> {
     start_logging(backend, "warn").await
 }
 
+/// Where the servers' logs go: the file named by `BENCH_SERVER_LOG`, else nowhere.
+fn server_log() -> BenchResult<Stdio> {
+    Ok(match std::env::var_os("BENCH_SERVER_LOG") {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        ),
+        None => Stdio::null(),
+    })
+}
+
 /// Targets each server deploys at once: `BENCH_PARALLEL_TARGETS`, 16 by default.
 fn parallel_targets() -> String {
     std::env::var("BENCH_PARALLEL_TARGETS").unwrap_or_else(|_| "16".to_owned())
@@ -102,9 +115,12 @@ async fn start_logging(backend: &Backend, log: &str) -> BenchResult<Server> {
             &parallel_targets(),
         ])
         .env("DATABASE_URL", &url)
-        .env("RUST_LOG", log)
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_RUST_LOG").unwrap_or_else(|_| log.to_owned()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(server_log()?)
         .spawn()
         .map_err(|error| {
             format!(

@@ -19,45 +19,63 @@ pub(crate) async fn claim_targets(
     limit: usize,
 ) -> Result<Vec<promotion_target::Model>> {
     let candidates = lifecycle::claimable_targets(&context.db, (limit * 4 + 16) as u64).await?;
+    let settings = &context.settings;
     let mut claimed = Vec::new();
     let mut blocked_apps: HashMap<Uuid, Blocker> = HashMap::new();
-    for candidate in candidates {
+    // Candidates come in queue order; those with one place in it (one promotion's targets
+    // created together) are checked and claimed together.
+    let mut rest = candidates.as_slice();
+    while let Some(first) = rest.first() {
         if claimed.len() >= limit {
             break;
         }
-        let blocker = match blocked_apps.get(&candidate.app_id).copied() {
-            Some(blocker) => Some(blocker),
-            None => {
-                lifecycle::queued_behind(
-                    &context.db,
-                    candidate.app_id,
-                    QueuePlace::Promotion {
-                        created_at: candidate.created_at,
-                        promotion: candidate.promotion_id,
-                    },
-                )
-                .await?
-            }
+        let same_place = rest
+            .iter()
+            .take_while(|c| {
+                c.promotion_id == first.promotion_id && c.created_at == first.created_at
+            })
+            .count();
+        let (group, later) = rest.split_at(same_place);
+        rest = later;
+        let unknown: Vec<Uuid> = group
+            .iter()
+            .map(|c| c.app_id)
+            .filter(|app| !blocked_apps.contains_key(app))
+            .collect();
+        let place = QueuePlace::Promotion {
+            created_at: first.created_at,
+            promotion: first.promotion_id,
         };
-        if let Some(blocker) = blocker {
-            blocked_apps.insert(candidate.app_id, blocker);
-            let mut tx = Transaction::begin(&context.db).await?;
-            lifecycle::mark_queued(&mut tx, &candidate, blocker).await?;
-            tx.commit(&context.hub).await?;
-            continue;
+        let found = lifecycle::queued_behind_each(&context.db, &unknown, place).await?;
+        let mut free = Vec::new();
+        for candidate in group {
+            let blocker = blocked_apps
+                .get(&candidate.app_id)
+                .or(found.get(&candidate.app_id))
+                .copied();
+            if let Some(blocker) = blocker {
+                blocked_apps.insert(candidate.app_id, blocker);
+                let mut tx = Transaction::begin(&context.db).await?;
+                lifecycle::mark_queued(&mut tx, candidate, blocker).await?;
+                tx.commit(&context.hub).await?;
+            } else if claimed.len() + free.len() < limit {
+                free.push(candidate);
+            }
         }
-        let settings = &context.settings;
-        if lifecycle::try_claim::<promotion_target::Entity>(
+        let ids: Vec<Uuid> = free.iter().map(|c| c.id).collect();
+        let taken = lifecycle::try_claim_targets(
             &context.db,
-            candidate.id,
+            &ids,
             &settings.worker_id,
             settings.lease_ttl,
         )
-        .await?
-        {
+        .await?;
+        for candidate in free {
             // Later targets on this app in later promotions must wait for this one.
             blocked_apps.insert(candidate.app_id, Blocker::Promotion(candidate.promotion_id));
-            claimed.push(candidate);
+            if taken.contains(&candidate.id) {
+                claimed.push(candidate.clone());
+            }
         }
     }
     Ok(claimed)

@@ -126,8 +126,16 @@ impl Engine {
             }
             while running.try_join_next().is_some() {}
             if slots.available_permits() > 0 {
+                let started = std::time::Instant::now();
                 match claim::claim_targets(&context, slots.available_permits()).await {
                     Ok(claimed) => {
+                        if !claimed.is_empty() {
+                            tracing::debug!(
+                                targets = claimed.len(),
+                                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                                "targets claimed"
+                            );
+                        }
                         // Targets of one promotion run together (see `run`).
                         let mut by_promotion: Vec<Vec<promotion_target::Model>> = Vec::new();
                         for target in claimed {

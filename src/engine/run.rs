@@ -166,14 +166,32 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
             new_release: new_release(&subject, &apps[&target.app_id], target),
         })
         .collect();
+    let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db).await?;
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
     tx.commit(&context.hub).await?;
+    tracing::debug!(
+        %promotion_id,
+        targets = releases.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "targets started with their releases"
+    );
 
-    // Step 3: deploy every prepared target at once.
+    // Step 3: deploy every prepared target at once, unless its app was deleted or the
+    // target taken away meanwhile, checked for all of them right before.
+    let prepared: Vec<Uuid> = targets
+        .iter()
+        .zip(&releases)
+        .filter(|(_, release)| release.is_some())
+        .map(|(target, _)| target.id)
+        .collect();
+    let deployable = lifecycle::deployable_targets(&context.db, &prepared, worker).await?;
     let mut deploys = JoinSet::new();
     for (target, release) in targets.into_iter().zip(releases) {
         let Some(release) = release else { continue };
+        if !deployable.contains(&target.id) {
+            continue;
+        }
         let app = apps[&target.app_id].clone();
         let context = Arc::clone(context);
         let subject = Arc::clone(&subject);
@@ -210,9 +228,16 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
             continue;
         }
         let ids: Vec<Uuid> = deployed.iter().map(|done| done.target.id).collect();
+        let started = std::time::Instant::now();
         let mut tx = Transaction::begin(&context.db).await?;
         let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
         tx.commit(&context.hub).await?;
+        tracing::debug!(
+            %promotion_id,
+            targets = recorded.len(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "outcomes recorded"
+        );
         for (id, recorded) in ids.into_iter().zip(recorded) {
             if !recorded {
                 tracing::info!(
@@ -225,9 +250,8 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
     Ok(())
 }
 
-/// Deploys one target's release, unless its app was deleted or the target taken away
-/// meanwhile (`None`). A retry after a crash may deploy the same release again; the
-/// request carries the release id so that deployers can recognise the repeat.
+/// Deploys one target's release. A retry after a crash may deploy the same release again;
+/// the request carries the release id so that deployers can recognise the repeat.
 async fn deploy(
     context: &EngineContext,
     subject: &Subject,
@@ -235,11 +259,6 @@ async fn deploy(
     app: &ResourceRef,
     release: &release::Model,
 ) -> Result<Option<DeployOutcome>> {
-    let worker = context.settings.worker_id.as_str();
-    if !lifecycle::is_deployable::<promotion_target::Entity>(&context.db, target.id, worker).await?
-    {
-        return Ok(None);
-    }
     let request = DeployRequest {
         cause: DeployCause::Promotion {
             promotion_id: subject.promotion.id,

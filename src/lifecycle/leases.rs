@@ -154,6 +154,49 @@ pub async fn try_claim<E: LeasedWork>(
     Ok(taken.rows_affected == 1)
 }
 
+/// Takes the leases on free targets in one statement where the database returns what it
+/// updated (PostgreSQL), else one at a time. Returns the ids taken.
+pub async fn try_claim_targets(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    worker: &str,
+    ttl: Duration,
+) -> Result<Vec<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !db.support_returning() {
+        let mut taken = Vec::new();
+        for id in ids {
+            if try_claim::<promotion_target::Entity>(db, *id, worker, ttl).await? {
+                taken.push(*id);
+            }
+        }
+        return Ok(taken);
+    }
+    Ok(promotion_target::Entity::update_many()
+        .col_expr(
+            promotion_target::Column::LeaseOwner,
+            Some(worker.to_owned()).into(),
+        )
+        .col_expr(
+            promotion_target::Column::LeaseExpiresAt,
+            Some(lease_expiry(ttl)).into(),
+        )
+        .col_expr(
+            promotion_target::Column::Attempts,
+            Expr::col(promotion_target::Column::Attempts).add(1),
+        )
+        .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(lease_is_free::<promotion_target::Entity>())
+        .exec_with_returning(db)
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect())
+}
+
 /// Extends the lease on work this worker holds. False when the lease was lost.
 pub async fn renew_lease<E: LeasedWork>(
     db: &impl ConnectionTrait,
@@ -217,6 +260,46 @@ pub async fn is_deployable<E: LeasedWork>(
         .is_some())
 }
 
+/// Which of the held targets may still deploy, checked for all of them at once: the batch
+/// form of [`is_deployable`].
+pub async fn deployable_targets(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+    worker: &str,
+) -> Result<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let held: Vec<(Uuid, Uuid)> = promotion_target::Entity::find()
+        .select_only()
+        .column(promotion_target::Column::Id)
+        .column(promotion_target::Column::AppId)
+        .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Running.as_str()))
+        .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if held.is_empty() {
+        return Ok(Default::default());
+    }
+    let live: std::collections::HashSet<Uuid> = app::Entity::find()
+        .select_only()
+        .column(app::Column::Id)
+        .filter(app::Column::Id.is_in(held.iter().map(|(_, app)| *app)))
+        .filter(app::Column::DeletedAt.is_null())
+        .into_tuple::<Uuid>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(held
+        .into_iter()
+        .filter(|(_, app)| live.contains(app))
+        .map(|(id, _)| id)
+        .collect())
+}
+
 /// Where work stands in its app's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueuePlace {
@@ -269,6 +352,20 @@ pub async fn queued_behind(
     app: Uuid,
     place: QueuePlace,
 ) -> Result<Option<Blocker>> {
+    Ok(queued_behind_each(db, &[app], place).await?.remove(&app))
+}
+
+/// For each of `apps`, the earliest unfinished work on it that comes before `place` in the
+/// queue; apps with none are absent. Two queries, however many apps.
+pub async fn queued_behind_each(
+    db: &impl ConnectionTrait,
+    apps: &[Uuid],
+    place: QueuePlace,
+) -> Result<std::collections::HashMap<Uuid, Blocker>> {
+    let mut blockers = std::collections::HashMap::new();
+    if apps.is_empty() {
+        return Ok(blockers);
+    }
     let key = match place {
         QueuePlace::Promotion {
             created_at,
@@ -281,7 +378,7 @@ pub async fn queued_behind(
         QueuePlace::New => None,
     };
     let mut targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::AppId.eq(app))
+        .filter(promotion_target::Column::AppId.is_in(apps.iter().copied()))
         .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
         .filter(earlier_than::<promotion_target::Entity>(
             promotion_target::Column::PromotionId,
@@ -290,29 +387,51 @@ pub async fn queued_behind(
     if let QueuePlace::Promotion { promotion, .. } = place {
         targets = targets.filter(promotion_target::Column::PromotionId.ne(promotion));
     }
-    let target = targets
+    // Earliest first, so the first row seen for an app is its blocker.
+    let targets = targets
         .order_by_asc(promotion_target::Column::CreatedAt)
         .order_by_asc(promotion_target::Column::PromotionId)
-        .one(db)
+        .all(db)
         .await?;
-    let rollback = rollback::Entity::find()
-        .filter(rollback::Column::AppId.eq(app))
+    let rollbacks = rollback::Entity::find()
+        .filter(rollback::Column::AppId.is_in(apps.iter().copied()))
         .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
         .filter(earlier_than::<rollback::Entity>(rollback::Column::Id, key))
         .order_by_asc(rollback::Column::CreatedAt)
         .order_by_asc(rollback::Column::Id)
-        .one(db)
+        .all(db)
         .await?;
-    Ok(match (target, rollback) {
-        (None, None) => None,
-        (Some(target), None) => Some(Blocker::Promotion(target.promotion_id)),
-        (None, Some(rollback)) => Some(Blocker::Rollback(rollback.id)),
-        (Some(target), Some(rollback)) => {
-            if (target.created_at, target.promotion_id) <= (rollback.created_at, rollback.id) {
-                Some(Blocker::Promotion(target.promotion_id))
-            } else {
-                Some(Blocker::Rollback(rollback.id))
+    let mut earliest: std::collections::HashMap<Uuid, (DateTime<Utc>, Uuid, Blocker)> =
+        std::collections::HashMap::new();
+    let candidates = targets
+        .iter()
+        .map(|t| {
+            (
+                t.app_id,
+                (
+                    t.created_at,
+                    t.promotion_id,
+                    Blocker::Promotion(t.promotion_id),
+                ),
+            )
+        })
+        .chain(
+            rollbacks
+                .iter()
+                .map(|r| (r.app_id, (r.created_at, r.id, Blocker::Rollback(r.id)))),
+        );
+    for (app, found) in candidates {
+        match earliest.get(&app) {
+            Some(known) if (known.0, known.1) <= (found.0, found.1) => {}
+            _ => {
+                earliest.insert(app, found);
             }
         }
-    })
+    }
+    blockers.extend(
+        earliest
+            .into_iter()
+            .map(|(app, (_, _, blocker))| (app, blocker)),
+    );
+    Ok(blockers)
 }

@@ -25,8 +25,9 @@ pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
-    claimable, claimable_targets, is_deployable, queued_behind, release_lease, renew_lease,
-    try_claim, Blocker, LeasedWork, QueuePlace, UNFINISHED_TARGETS,
+    claimable, claimable_targets, deployable_targets, is_deployable, queued_behind,
+    queued_behind_each, release_lease, renew_lease, try_claim, try_claim_targets, Blocker,
+    LeasedWork, QueuePlace, UNFINISHED_TARGETS,
 };
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
