@@ -2,8 +2,8 @@
 //! and the promotion's end, decided exactly once.
 
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, Statement,
+    sea_query::Expr, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    Statement,
 };
 use uuid::Uuid;
 
@@ -143,11 +143,7 @@ pub(super) async fn append_all(
     let stored = if db.get_database_backend() == DbBackend::Postgres {
         append_in_one_statement(db, promotion_id, rows).await?
     } else {
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in rows {
-            stored.push(append_in_two_statements(db, row).await?);
-        }
-        stored
+        append_in_three_statements(db, promotion_id, rows).await?
     };
     for row in stored {
         let event = event_view(row)?;
@@ -235,26 +231,37 @@ async fn append_in_one_statement(
     Ok(stored)
 }
 
-/// Numbers and stores an event where one statement cannot do both (SQLite, in process).
-async fn append_in_two_statements(
+/// Numbers and stores events where one statement cannot do both (SQLite, in process):
+/// the count is raised by their number, read back, and the events inserted together.
+async fn append_in_three_statements(
     db: &impl ConnectionTrait,
-    mut row: promotion_event::Model,
-) -> Result<promotion_event::Model> {
+    promotion_id: Uuid,
+    mut rows: Vec<promotion_event::Model>,
+) -> Result<Vec<promotion_event::Model>> {
+    let count = rows.len() as i64;
     promotion::Entity::update_many()
         .col_expr(
             promotion::Column::EventCount,
-            Expr::col(promotion::Column::EventCount).add(1),
+            Expr::col(promotion::Column::EventCount).add(count),
         )
-        .filter(promotion::Column::Id.eq(row.promotion_id))
+        .filter(promotion::Column::Id.eq(promotion_id))
         .exec(db)
         .await?;
-    let current = promotion::Entity::find_by_id(row.promotion_id)
+    let current = promotion::Entity::find_by_id(promotion_id)
         .one(db)
         .await?
-        .ok_or_else(|| Error::not_found("promotion", &row.promotion_id.to_string()))?;
-    row.sequence = current.event_count;
-    row.promotion_status = current.status;
-    Ok(promotion_event::ActiveModel::from(row).insert(db).await?)
+        .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
+    let first = current.event_count - count + 1;
+    for (offset, row) in rows.iter_mut().enumerate() {
+        row.sequence = first + offset as i64;
+        row.promotion_status = current.status.clone();
+    }
+    promotion_event::Entity::insert_many(
+        rows.iter().cloned().map(promotion_event::ActiveModel::from),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(rows)
 }
 
 /// Ends the promotion if every target is final: sets the aggregate status and appends
