@@ -56,6 +56,26 @@ fn server_binary() -> PathBuf {
     path
 }
 
+/// PostgreSQL databases this run created, dropped when it ends.
+static CREATED_DATABASES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the PostgreSQL databases this run created. Their servers have stopped by now.
+async fn drop_created_databases(admin_url: &str) -> BenchResult<()> {
+    let names = std::mem::take(
+        &mut *CREATED_DATABASES
+            .lock()
+            .map_err(|_| "database list poisoned")?,
+    );
+    let admin = Database::connect(admin_url).await?;
+    for name in names {
+        admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .await?;
+    }
+    admin.close().await?;
+    Ok(())
+}
+
 /// A fresh database: SQLite in a temporary directory, or a new PostgreSQL database.
 async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<String> {
     match backend {
@@ -65,6 +85,10 @@ async fn database(backend: &Backend, dir: &tempfile::TempDir) -> BenchResult<Str
         )),
         Backend::Postgres(admin_url) => {
             let name = format!("pipelines_bench_{}", uuid::Uuid::new_v4().simple());
+            CREATED_DATABASES
+                .lock()
+                .map_err(|_| "database list poisoned")?
+                .push(name.clone());
             let admin = Database::connect(admin_url.as_str()).await?;
             admin
                 .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
@@ -488,6 +512,11 @@ async fn main() -> BenchResult<()> {
     }
     if runs("memory") {
         memory_rows().await?;
+    }
+    for backend in &backends {
+        if let Backend::Postgres(admin_url) = backend {
+            drop_created_databases(admin_url).await?;
+        }
     }
     Ok(())
 }
