@@ -132,13 +132,29 @@ impl<V: Clone> VersionedCache<V> {
                 })
                 .version
         };
-        let value = load().await?;
-        if let Some(slot) = self.slots().get_mut(&id) {
-            if slot.version == version {
-                slot.value = Some(value.clone());
+        let loaded = load().await;
+        let mut slots = self.slots();
+        match &loaded {
+            Ok(value) => {
+                if let Some(slot) = slots.get_mut(&id) {
+                    if slot.version == version {
+                        slot.value = Some(value.clone());
+                    }
+                }
+            }
+            // Nothing to keep (an unknown id, a database error): free the slot, so that
+            // lookups of ids that do not exist cannot fill the cache.
+            Err(_) => {
+                if slots
+                    .get(&id)
+                    .is_some_and(|slot| slot.version == version && slot.value.is_none())
+                {
+                    slots.remove(&id);
+                }
             }
         }
-        Ok(value)
+        drop(slots);
+        loaded
     }
 
     fn invalidate(&self, id: Uuid) {
@@ -379,6 +395,20 @@ mod tests {
         for bad in ["", "app", "app x", "user 3f1c"] {
             assert_eq!(Key::parse(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn failed_loads_leave_nothing_behind() {
+        let cache: VersionedCache<u32> = VersionedCache::new();
+        for _ in 0..100 {
+            let missing = cache
+                .get_or_load(Uuid::new_v4(), || async {
+                    Err(crate::error::Error::not_found("promotion", "x"))
+                })
+                .await;
+            assert!(missing.is_err());
+        }
+        assert_eq!(cache.slots().len(), 0, "unknown ids take no room");
     }
 
     #[tokio::test]

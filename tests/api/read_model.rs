@@ -106,6 +106,14 @@ async fn every_write_is_read_back_at_once_on_the_same_process() {
         .await
         .expect("post status");
     assert_eq!(status_contexts(&app, "shop").await, ["ci/test"]);
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/pipelines/shop/statuses", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body[0]["context"], "ci/test",
+        "REST reads the same memory: {body}"
+    );
 
     // A coupling's removal, the pipeline's deletion and a new pipeline of the same name.
     let (status, _) = app
@@ -125,6 +133,10 @@ async fn every_write_is_read_back_at_once_on_the_same_process() {
     let gone = get_pipeline(&app, "shop").await.expect_err("deleted");
     assert_eq!(gone.code(), Code::NotFound);
     let (status, body) = app
+        .call(reqwest::Method::GET, "/pipelines/shop", None, None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = app
         .call(
             reqwest::Method::GET,
             "/apps/shop-dev/pipeline-couplings",
@@ -136,6 +148,15 @@ async fn every_write_is_read_back_at_once_on_the_same_process() {
     app.create_pipeline("shop").await;
     let new_id = get_pipeline(&app, "shop").await.expect("recreated");
     assert_ne!(new_id, old_id);
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/pipelines/shop", None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["id"],
+        new_id.as_str(),
+        "REST sees the new pipeline: {body}"
+    );
     assert!(current_versions(&app, "shop").await.is_empty());
 }
 
