@@ -12,6 +12,7 @@ use crate::{
 };
 
 use crate::domain::{
+    policy::PromotionPolicy,
     promotion::{EventKind, PromotionStatus, TargetStatus},
     stage::Stage,
     status::{ReleaseState, StatusState},
@@ -48,6 +49,7 @@ pub struct CouplingView {
     pub pipeline: ResourceRef,
     pub stage: Stage,
     pub required_contexts: Vec<String>,
+    pub policy: PromotionPolicy,
     /// The app's current release: its newest succeeded one.
     pub current_release: Option<ReleaseSummary>,
     pub created_at: DateTime<Utc>,
@@ -164,8 +166,22 @@ pub struct PromotionView {
     pub created_by: String,
     pub overridden_checks: Vec<CheckRef>,
     pub request_id: Option<String>,
+    /// For an auto-promotion: the token whose release or status triggered it.
+    pub triggered_by: Option<String>,
+    /// The approvals it needs before it runs, fixed when it was created.
+    pub required_approvals: u32,
+    /// The approvals granted so far, oldest first.
+    pub approvals: Vec<ApprovalView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// One token's approval of a promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalView {
+    pub by: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +255,8 @@ pub struct PromotionPlan {
     pub checks: Vec<CheckVerdict>,
     pub drift: Vec<TargetDrift>,
     pub safe: bool,
+    /// The approvals the promotion would need before it runs.
+    pub required_approvals: u32,
 }
 
 /// One numbered progress event of a promotion.
@@ -256,6 +274,9 @@ pub struct PromotionEventView {
     pub created_at: DateTime<Utc>,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+    /// For approval events: the token that voted, and its comment.
+    pub actor: String,
+    pub comment: String,
 }
 
 // Views from stored rows.
@@ -268,6 +289,14 @@ pub fn coupling_contexts(model: &coupling::Model) -> Result<Vec<String>> {
             model.id
         ))
     })
+}
+
+/// A coupling's promotion policy, as stored.
+pub fn coupling_policy(model: &coupling::Model) -> PromotionPolicy {
+    PromotionPolicy {
+        auto_promote: model.auto_promote,
+        required_approvals: u32::try_from(model.required_approvals).unwrap_or_default(),
+    }
 }
 
 /// A coupling's stage, as stored.

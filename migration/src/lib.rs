@@ -10,6 +10,7 @@ mod m20261126_000004_event_waiting_for;
 mod m20261126_000005_promotion_cancel_requested;
 mod m20261127_000006_target_app_deleted;
 mod m20261127_000007_create_rollbacks;
+mod m20261127_000008_promotion_policies;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_promotion_cancel_requested::Migration),
             Box::new(m20261127_000006_target_app_deleted::Migration),
             Box::new(m20261127_000007_create_rollbacks::Migration),
+            Box::new(m20261127_000008_promotion_policies::Migration),
         ]
     }
 }

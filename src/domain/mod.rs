@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod names;
+pub mod policy;
 pub mod promotion;
 pub mod stage;
 pub mod status;

@@ -16,16 +16,23 @@ pub enum PromotionStatus {
     PartiallyFailed,
     /// Canceled before it finished.
     Canceled,
+    /// Stored, and waiting for the approvals its targets' couplings require; nothing of it
+    /// runs, and it holds no place in any app's queue.
+    AwaitingApproval,
+    /// Refused by an approver.
+    Rejected,
 }
 
 impl PromotionStatus {
-    pub const ALL: [PromotionStatus; 6] = [
+    pub const ALL: [PromotionStatus; 8] = [
         PromotionStatus::Pending,
         PromotionStatus::Running,
         PromotionStatus::Successful,
         PromotionStatus::Failed,
         PromotionStatus::PartiallyFailed,
         PromotionStatus::Canceled,
+        PromotionStatus::AwaitingApproval,
+        PromotionStatus::Rejected,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -36,6 +43,8 @@ impl PromotionStatus {
             PromotionStatus::Failed => "failed",
             PromotionStatus::PartiallyFailed => "partially_failed",
             PromotionStatus::Canceled => "canceled",
+            PromotionStatus::AwaitingApproval => "awaiting_approval",
+            PromotionStatus::Rejected => "rejected",
         }
     }
 
@@ -46,8 +55,11 @@ impl PromotionStatus {
     }
 
     /// The states of a promotion that still has work to do or to finish.
-    pub const UNFINISHED: [PromotionStatus; 2] =
-        [PromotionStatus::Pending, PromotionStatus::Running];
+    pub const UNFINISHED: [PromotionStatus; 3] = [
+        PromotionStatus::Pending,
+        PromotionStatus::Running,
+        PromotionStatus::AwaitingApproval,
+    ];
 
     pub fn is_final(self) -> bool {
         !Self::UNFINISHED.contains(&self)
@@ -159,10 +171,13 @@ pub enum EventKind {
     TargetFailed,
     TargetCanceled,
     PromotionFinished,
+    PromotionAwaitingApproval,
+    ApprovalGranted,
+    ApprovalRejected,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::PromotionCreated,
         EventKind::TargetQueued,
         EventKind::TargetRunning,
@@ -171,6 +186,9 @@ impl EventKind {
         EventKind::TargetFailed,
         EventKind::TargetCanceled,
         EventKind::PromotionFinished,
+        EventKind::PromotionAwaitingApproval,
+        EventKind::ApprovalGranted,
+        EventKind::ApprovalRejected,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -183,11 +201,19 @@ impl EventKind {
             EventKind::TargetFailed => "target.failed",
             EventKind::TargetCanceled => "target.canceled",
             EventKind::PromotionFinished => "promotion.finished",
+            EventKind::PromotionAwaitingApproval => "promotion.awaiting_approval",
+            EventKind::ApprovalGranted => "approval.granted",
+            EventKind::ApprovalRejected => "approval.rejected",
         }
     }
 
     pub fn parse(value: &str) -> Option<EventKind> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == value)
+    }
+
+    /// An approver's vote: the event names the voter and carries the comment.
+    pub fn is_vote(self) -> bool {
+        matches!(self, EventKind::ApprovalGranted | EventKind::ApprovalRejected)
     }
 
     /// The last event of every promotion: a stream ends after it.

@@ -31,6 +31,11 @@ impl Stage {
         }
     }
 
+    /// The stage whose releases are promoted to this one; review has none.
+    pub fn previous(self) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.next() == Some(self))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Review => "review",

@@ -32,7 +32,7 @@ pub(crate) async fn claim_targets(
         let same_place = rest
             .iter()
             .take_while(|c| {
-                c.promotion_id == first.promotion_id && c.created_at == first.created_at
+                c.promotion_id == first.promotion_id && c.queued_at == first.queued_at
             })
             .count();
         let (group, later) = rest.split_at(same_place);
@@ -42,8 +42,11 @@ pub(crate) async fn claim_targets(
             .map(|c| c.app_id)
             .filter(|app| !blocked_apps.contains_key(app))
             .collect();
+        let Some(queued_at) = first.queued_at else {
+            continue;
+        };
         let place = QueuePlace::Promotion {
-            created_at: first.created_at,
+            queued_at,
             promotion: first.promotion_id,
         };
         let found = lifecycle::queued_behind_each(&context.db, &unknown, place).await?;

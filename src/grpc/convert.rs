@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     domain::{
+        policy::PolicyChange,
         promotion::{EventKind, PromotionStatus, TargetStatus},
         stage::Stage,
         status::{ReleaseState, StatusState},
@@ -110,7 +111,21 @@ pub fn coupling(view: views::CouplingView) -> proto::Coupling {
         }),
         created_at: timestamp(view.created_at),
         updated_at: timestamp(view.updated_at),
+        promotion_policy: Some(proto::PromotionPolicy {
+            auto_promote: Some(view.policy.auto_promote),
+            required_approvals: Some(view.policy.required_approvals),
+        }),
     }
+}
+
+/// The parts of a policy a request sets.
+pub fn policy_change(policy: Option<proto::PromotionPolicy>) -> PolicyChange {
+    policy
+        .map(|policy| PolicyChange {
+            auto_promote: policy.auto_promote,
+            required_approvals: policy.required_approvals,
+        })
+        .unwrap_or_default()
 }
 
 pub fn app(view: views::AppView) -> proto::App {
@@ -181,6 +196,8 @@ fn promotion_status_to_proto(status: PromotionStatus) -> proto::PromotionStatus 
         PromotionStatus::Failed => proto::PromotionStatus::Failed,
         PromotionStatus::PartiallyFailed => proto::PromotionStatus::PartiallyFailed,
         PromotionStatus::Canceled => proto::PromotionStatus::Canceled,
+        PromotionStatus::AwaitingApproval => proto::PromotionStatus::AwaitingApproval,
+        PromotionStatus::Rejected => proto::PromotionStatus::Rejected,
     }
 }
 
@@ -204,6 +221,9 @@ fn event_type_to_proto(kind: EventKind) -> proto::EventType {
         EventKind::TargetFailed => proto::EventType::TargetFailed,
         EventKind::TargetCanceled => proto::EventType::TargetCanceled,
         EventKind::PromotionFinished => proto::EventType::PromotionFinished,
+        EventKind::PromotionAwaitingApproval => proto::EventType::PromotionAwaitingApproval,
+        EventKind::ApprovalGranted => proto::EventType::ApprovalGranted,
+        EventKind::ApprovalRejected => proto::EventType::ApprovalRejected,
     }
 }
 
@@ -253,6 +273,17 @@ pub fn promotion(view: views::PromotionView) -> proto::Promotion {
         request_id: view.request_id.unwrap_or_default(),
         created_at: timestamp(view.created_at),
         updated_at: timestamp(view.updated_at),
+        triggered_by: view.triggered_by.unwrap_or_default(),
+        required_approvals: view.required_approvals,
+        approvals: view
+            .approvals
+            .into_iter()
+            .map(|approval| proto::Approval {
+                by: approval.by,
+                comment: approval.comment,
+                created_at: timestamp(approval.created_at),
+            })
+            .collect(),
     }
 }
 
@@ -303,6 +334,7 @@ pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
             .collect(),
         drift: view.drift.into_iter().map(target_drift).collect(),
         safe: view.safe,
+        required_approvals: view.required_approvals,
     }
 }
 
@@ -326,5 +358,7 @@ pub fn promotion_event(view: views::PromotionEventView) -> proto::PromotionEvent
             .waiting_for
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        actor: view.actor,
+        comment: view.comment,
     }
 }

@@ -7,7 +7,7 @@ use crate::service::Page;
 use crate::{
     error::Error,
     proto::{self, coupling_service_server::CouplingService},
-    service::{NewCoupling, Services},
+    service::{CouplingChange, NewCoupling, Services},
 };
 
 pub struct CouplingGrpc {
@@ -49,6 +49,7 @@ impl CouplingService for CouplingGrpc {
                     pipeline: request.pipeline,
                     stage,
                     required_contexts: contexts_of(request.required_status_checks),
+                    policy: convert::policy_change(request.promotion_policy),
                 },
                 &caller,
             )
@@ -110,11 +111,14 @@ impl CouplingService for CouplingGrpc {
     ) -> Result<Response<proto::Coupling>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let contexts = request.required_status_checks.map(|checks| checks.contexts);
+        let change = CouplingChange {
+            required_contexts: request.required_status_checks.map(|checks| checks.contexts),
+            policy: convert::policy_change(request.promotion_policy),
+        };
         let view = self
             .services
             .couplings
-            .update_required_contexts(&request.id, contexts, &caller)
+            .update(&request.id, change, &caller)
             .await?;
         Ok(Response::new(convert::coupling(view)))
     }

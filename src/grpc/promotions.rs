@@ -131,6 +131,34 @@ impl PromotionService for PromotionGrpc {
         Ok(Response::new(convert::promotion(view)))
     }
 
+    async fn approve_promotion(
+        &self,
+        request: Request<proto::ApprovePromotionRequest>,
+    ) -> Result<Response<proto::Promotion>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .promotions
+            .approve(&request.id, Some(&request.comment), &caller)
+            .await?;
+        Ok(Response::new(convert::promotion(view)))
+    }
+
+    async fn reject_promotion(
+        &self,
+        request: Request<proto::RejectPromotionRequest>,
+    ) -> Result<Response<proto::Promotion>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .promotions
+            .reject(&request.id, Some(&request.comment), &caller)
+            .await?;
+        Ok(Response::new(convert::promotion(view)))
+    }
+
     type WatchPromotionStream = EventStream;
 
     async fn watch_promotion(

@@ -4,7 +4,7 @@ use sea_orm::{ActiveModelTrait, Set};
 use uuid::Uuid;
 
 use super::{
-    events::{append, EventDraft},
+    events::{append_all, EventDraft},
     Transaction,
 };
 use crate::{
@@ -34,9 +34,14 @@ pub struct PromotionRecord {
     pub idempotency: Option<(String, String)>,
     /// The text of `promotion.created`.
     pub message: String,
+    /// The approvals it needs before it runs: the most any target's coupling requires.
+    pub required_approvals: u32,
+    /// For an auto-promotion: the token whose release or status triggered it.
+    pub triggered_by: Option<String>,
 }
 
-/// Stores a promotion, `pending`, with its targets and first event. `None` when another
+/// Stores a promotion with its targets and first event: `pending`, its targets in their
+/// apps' queues from now on, or `awaiting_approval`, its targets in no queue yet. `None` when another
 /// request already took the idempotency key; the transaction must then be dropped.
 ///
 /// The pipeline and every app stay locked live until the promotion commits, so one deleted
@@ -62,12 +67,18 @@ pub async fn create_promotion(
     }
     let now = store::now();
     let id = Uuid::new_v4();
+    let awaiting_approval = record.required_approvals > 0;
+    let status = if awaiting_approval {
+        PromotionStatus::AwaitingApproval
+    } else {
+        PromotionStatus::Pending
+    };
     let row = promotion::ActiveModel {
         id: Set(id),
         pipeline_id: Set(record.pipeline.id),
         source_app_id: Set(record.source_app.id),
         source_release_id: Set(record.source_release_id),
-        status: Set(PromotionStatus::Pending.as_str().to_owned()),
+        status: Set(status.as_str().to_owned()),
         safe: Set(record.safe),
         created_by: Set(record.created_by),
         overridden_checks: Set(record.overridden_checks),
@@ -78,6 +89,8 @@ pub async fn create_promotion(
         updated_at: Set(now),
         finished_at: Set(None),
         cancel_requested_at: Set(None),
+        required_approvals: Set(record.required_approvals as i32),
+        triggered_by: Set(record.triggered_by),
     };
     let stored = match row.insert(tx.connection()).await {
         Ok(stored) => stored,
@@ -98,17 +111,27 @@ pub async fn create_promotion(
             lease_expires_at: Set(None),
             attempts: Set(0),
             app_deleted: Set(false),
+            queued_at: Set((!awaiting_approval).then_some(now)),
             created_at: Set(now),
             updated_at: Set(now),
         }
         .insert(tx.connection())
         .await?;
     }
-    append(
-        tx,
-        id,
-        EventDraft::about_promotion(EventKind::PromotionCreated, record.message),
-    )
-    .await?;
+    let mut events = vec![EventDraft::about_promotion(
+        EventKind::PromotionCreated,
+        record.message,
+    )];
+    if awaiting_approval {
+        events.push(EventDraft::about_promotion(
+            EventKind::PromotionAwaitingApproval,
+            format!(
+                "waiting for {} approval{} before it runs",
+                record.required_approvals,
+                if record.required_approvals == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    append_all(tx, id, events).await?;
     Ok(Some(stored))
 }

@@ -29,6 +29,9 @@ pub struct EventDraft {
     pub message: String,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+    /// For approval events: the token that voted, and its comment.
+    pub actor: String,
+    pub comment: String,
 }
 
 impl EventDraft {
@@ -41,6 +44,8 @@ impl EventDraft {
             release: None,
             message: message.into(),
             waiting_for: None,
+            actor: String::new(),
+            comment: String::new(),
         }
     }
 
@@ -59,6 +64,17 @@ impl EventDraft {
             release: None,
             message: message.into(),
             waiting_for: None,
+            actor: String::new(),
+            comment: String::new(),
+        }
+    }
+
+    /// A vote on the promotion: who cast it, and with what comment.
+    pub fn vote(kind: EventKind, voter: &str, comment: &str, message: impl Into<String>) -> Self {
+        Self {
+            actor: voter.to_owned(),
+            comment: comment.to_owned(),
+            ..Self::about_promotion(kind, message)
         }
     }
 
@@ -92,6 +108,8 @@ pub fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
         message: model.message,
         created_at: model.created_at,
         waiting_for: model.waiting_for,
+        actor: model.actor,
+        comment: model.comment,
     })
 }
 
@@ -137,6 +155,8 @@ pub(super) async fn append_all(
             message: draft.message,
             created_at: now,
             waiting_for: draft.waiting_for,
+            actor: draft.actor,
+            comment: draft.comment,
         })
         .collect();
     let db = tx.connection();
@@ -164,7 +184,7 @@ async fn append_in_one_statement(
     promotion_id: Uuid,
     rows: Vec<promotion_event::Model>,
 ) -> Result<Vec<promotion_event::Model>> {
-    const PER_ROW: usize = 11;
+    const PER_ROW: usize = 13;
     let count = rows.len();
     let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
     let mut tuples = Vec::with_capacity(count);
@@ -173,7 +193,8 @@ async fn append_in_one_statement(
         let n = |offset: usize| first + offset;
         tuples.push(format!(
             "(${}::uuid, {}::bigint, ${}::text, ${}::uuid, ${}::uuid, ${}::text, ${}::text, \
-             ${}::uuid, ${}::bigint, ${}::text, ${}::timestamptz, ${}::uuid)",
+             ${}::uuid, ${}::bigint, ${}::text, ${}::timestamptz, ${}::uuid, ${}::text, \
+             ${}::text)",
             n(0),
             position + 1,
             n(1),
@@ -186,6 +207,8 @@ async fn append_in_one_statement(
             n(8),
             n(9),
             n(10),
+            n(11),
+            n(12),
         ));
         values.extend([
             row.id.into(),
@@ -199,6 +222,8 @@ async fn append_in_one_statement(
             row.message.into(),
             row.created_at.into(),
             row.waiting_for.into(),
+            row.actor.into(),
+            row.comment.into(),
         ]);
     }
     let sql = format!(
@@ -207,12 +232,13 @@ async fn append_in_one_statement(
          RETURNING event_count, status) \
          INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
          app_name, target_status, promotion_status, release_id, release_version, message, \
-         created_at, waiting_for) \
+         created_at, waiting_for, actor, comment) \
          SELECT v.id, $1, counted.event_count - {count} + v.ord, v.kind, v.target_id, \
          v.app_id, v.app_name, v.target_status, counted.status, v.release_id, \
-         v.release_version, v.message, v.created_at, v.waiting_for \
+         v.release_version, v.message, v.created_at, v.waiting_for, v.actor, v.comment \
          FROM counted, (VALUES {}) AS v(id, ord, kind, target_id, app_id, app_name, \
-         target_status, release_id, release_version, message, created_at, waiting_for) \
+         target_status, release_id, release_version, message, created_at, waiting_for, actor, \
+         comment) \
          RETURNING *",
         tuples.join(", ")
     );

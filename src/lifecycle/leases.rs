@@ -4,9 +4,11 @@
 //! PostgreSQL) never hold the same work.
 //!
 //! Queueing: an app takes part in one deployment at a time. Work waits while earlier work
-//! on the same app is unfinished. "Earlier" is creation order with the id breaking ties
-//! (a promotion target's is its promotion's), the same for every worker and for the dry
-//! run's plan.
+//! on the same app is unfinished. "Earlier" is the order in which work joined the queue,
+//! with the id breaking ties (a promotion target's is its promotion's), the same for every
+//! worker and for the dry run's plan. A rollback joins when it is created; a promotion's
+//! targets join when the promotion becomes `pending`, so those of a promotion awaiting
+//! approval are in no queue: they neither hold nor block a place.
 
 use std::time::Duration;
 
@@ -40,7 +42,10 @@ pub trait LeasedWork: EntityTrait {
     fn lease_owner() -> Self::Column;
     fn lease_expires_at() -> Self::Column;
     fn attempts() -> Self::Column;
-    fn created_at() -> Self::Column;
+    /// When the work joined its app's queue.
+    fn queued_at() -> Self::Column;
+    /// Which rows are in the queue at all.
+    fn in_queue() -> Condition;
 }
 
 impl LeasedWork for promotion_target::Entity {
@@ -62,8 +67,11 @@ impl LeasedWork for promotion_target::Entity {
     fn attempts() -> Self::Column {
         promotion_target::Column::Attempts
     }
-    fn created_at() -> Self::Column {
-        promotion_target::Column::CreatedAt
+    fn queued_at() -> Self::Column {
+        promotion_target::Column::QueuedAt
+    }
+    fn in_queue() -> Condition {
+        Condition::all().add(promotion_target::Column::QueuedAt.is_not_null())
     }
 }
 
@@ -86,8 +94,11 @@ impl LeasedWork for rollback::Entity {
     fn attempts() -> Self::Column {
         rollback::Column::Attempts
     }
-    fn created_at() -> Self::Column {
+    fn queued_at() -> Self::Column {
         rollback::Column::CreatedAt
+    }
+    fn in_queue() -> Condition {
+        Condition::all()
     }
 }
 
@@ -110,23 +121,25 @@ pub async fn claimable<E: LeasedWork>(
 ) -> Result<Vec<E::Model>> {
     Ok(E::find()
         .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(E::in_queue())
         .filter(lease_is_free::<E>())
-        .order_by_asc(E::created_at())
+        .order_by_asc(E::queued_at())
         .order_by_asc(E::id())
         .limit(limit)
         .all(db)
         .await?)
 }
 
-/// Unfinished promotion targets with a free lease, oldest promotion first.
+/// Unfinished promotion targets in their apps' queues with a free lease, in queue order.
 pub async fn claimable_targets(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<promotion_target::Model>> {
     Ok(promotion_target::Entity::find()
         .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
-        .order_by_asc(promotion_target::Column::CreatedAt)
+        .order_by_asc(promotion_target::Column::QueuedAt)
         .order_by_asc(promotion_target::Column::PromotionId)
         .order_by_asc(promotion_target::Column::Position)
         .limit(limit)
@@ -148,6 +161,7 @@ pub async fn try_claim<E: LeasedWork>(
         .col_expr(E::attempts(), Expr::col(E::attempts()).add(1))
         .filter(E::id().eq(id))
         .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(E::in_queue())
         .filter(lease_is_free::<E>())
         .exec(db)
         .await?;
@@ -189,6 +203,7 @@ pub async fn try_claim_targets(
         )
         .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
         .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .exec_with_returning(db)
         .await?
@@ -303,9 +318,9 @@ pub async fn deployable_targets(
 /// Where work stands in its app's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueuePlace {
-    /// A target of this promotion, created then.
+    /// A target of this promotion, which joined the queue then.
     Promotion {
-        created_at: DateTime<Utc>,
+        queued_at: DateTime<Utc>,
         promotion: Uuid,
     },
     Rollback {
@@ -331,19 +346,20 @@ impl Blocker {
     }
 }
 
-/// Earlier than `(created_at, id)` in the queue's order.
+/// In the queue, and earlier than `(queued_at, id)` in its order.
 fn earlier_than<E: LeasedWork>(
     id_column: E::Column,
     place: Option<(DateTime<Utc>, Uuid)>,
 ) -> Condition {
-    match place {
+    let earlier = match place {
         None => Condition::all(),
-        Some((created_at, id)) => Condition::any().add(E::created_at().lt(created_at)).add(
+        Some((queued_at, id)) => Condition::any().add(E::queued_at().lt(queued_at)).add(
             Condition::all()
-                .add(E::created_at().eq(created_at))
+                .add(E::queued_at().eq(queued_at))
                 .add(id_column.lt(id)),
         ),
-    }
+    };
+    E::in_queue().add(earlier)
 }
 
 /// The earliest unfinished work on `app` that comes before `place` in the queue, if any.
@@ -368,9 +384,9 @@ pub async fn queued_behind_each(
     }
     let key = match place {
         QueuePlace::Promotion {
-            created_at,
+            queued_at,
             promotion,
-        } => Some((created_at, promotion)),
+        } => Some((queued_at, promotion)),
         QueuePlace::Rollback {
             created_at,
             rollback,
@@ -389,7 +405,7 @@ pub async fn queued_behind_each(
     }
     // Earliest first, so the first row seen for an app is its blocker.
     let targets = targets
-        .order_by_asc(promotion_target::Column::CreatedAt)
+        .order_by_asc(promotion_target::Column::QueuedAt)
         .order_by_asc(promotion_target::Column::PromotionId)
         .all(db)
         .await?;
@@ -405,15 +421,15 @@ pub async fn queued_behind_each(
         std::collections::HashMap::new();
     let candidates = targets
         .iter()
-        .map(|t| {
-            (
+        .filter_map(|t| {
+            Some((
                 t.app_id,
                 (
-                    t.created_at,
+                    t.queued_at?,
                     t.promotion_id,
                     Blocker::Promotion(t.promotion_id),
                 ),
-            )
+            ))
         })
         .chain(
             rollbacks

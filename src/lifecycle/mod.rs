@@ -14,6 +14,7 @@
 //! Claims and lease renewals touch one target row in one statement, outside any
 //! transaction, so they hold no lock while waiting for another.
 
+mod approvals;
 mod cancel;
 mod create;
 mod events;
@@ -21,6 +22,7 @@ mod leases;
 mod rollbacks;
 mod targets;
 
+pub use approvals::vote;
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};

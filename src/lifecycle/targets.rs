@@ -429,6 +429,8 @@ pub async fn mark_queued(
                 Blocker::Promotion(id) => Some(id),
                 Blocker::Rollback(_) => None,
             },
+            actor: String::new(),
+            comment: String::new(),
         },
     )
     .await

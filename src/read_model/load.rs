@@ -15,7 +15,10 @@ use crate::{
     domain::status::ReleaseState,
     error::Result,
     store::entities::{app, coupling, pipeline, release},
-    views::{app_view, coupling_contexts, coupling_stage, pipeline_view, release_summary},
+    views::{
+        app_view, coupling_contexts, coupling_policy, coupling_stage, pipeline_view,
+        release_summary,
+    },
 };
 
 /// Ids per `IN (…)` list: well under SQLite's limit on bound parameters.
@@ -117,6 +120,7 @@ fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
         pipeline_id: row.pipeline_id,
         stage: coupling_stage(&row)?,
         required_contexts: coupling_contexts(&row)?,
+        policy: coupling_policy(&row),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

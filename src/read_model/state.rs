@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 use crate::{
-    domain::stage::Stage,
+    domain::{policy::PromotionPolicy, stage::Stage},
     store::Reference,
     views::{AppView, CouplingView, PipelineView, ReleaseSummary, ResourceRef, StatusContext},
 };
@@ -18,6 +18,7 @@ pub struct CouplingRow {
     pub pipeline_id: Uuid,
     pub stage: Stage,
     pub required_contexts: Vec<String>,
+    pub policy: PromotionPolicy,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -217,6 +218,7 @@ impl Catalog {
             },
             stage: coupling.stage,
             required_contexts: coupling.required_contexts.clone(),
+            policy: coupling.policy,
             current_release: entry.current_release.clone(),
             created_at: coupling.created_at,
             updated_at: coupling.updated_at,
@@ -305,6 +307,7 @@ mod tests {
                 pipeline_id,
                 stage: Stage::Staging,
                 required_contexts: vec![],
+                policy: Default::default(),
                 created_at: now(),
                 updated_at: now(),
             }),

@@ -13,8 +13,14 @@ use super::{
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
     paged, shapes, ApiResult, GatewayState, PageQuery,
 };
-use super::{inputs::ReferenceInput, shapes::RequiredStatusChecks};
-use crate::{domain::stage::Stage, service::NewCoupling};
+use super::{
+    inputs::{PromotionPolicyInput, ReferenceInput},
+    shapes::RequiredStatusChecks,
+};
+use crate::{
+    domain::stage::Stage,
+    service::{CouplingChange, NewCoupling},
+};
 
 /// `/pipeline-couplings`, and the couplings of one pipeline or app.
 pub(super) fn routes() -> Router<GatewayState> {
@@ -47,6 +53,8 @@ struct CreateCouplingBody {
     stage: Option<String>,
     #[serde(default)]
     required_status_checks: Option<RequiredStatusChecks>,
+    #[serde(default)]
+    promotion_policy: Option<PromotionPolicyInput>,
 }
 
 async fn create_coupling(
@@ -74,6 +82,7 @@ async fn create_coupling(
                     .unwrap_or_default(),
                 stage,
                 required_contexts: body.required_status_checks.unwrap_or_default().contexts,
+                policy: body.promotion_policy.unwrap_or_default().into_change()?,
             },
             &caller,
         )
@@ -118,13 +127,16 @@ async fn get_app_coupling(
     ))
 }
 
-/// PATCH may change only `required_status_checks`; any other field is refused by name.
+/// PATCH may change only `required_status_checks` and `promotion_policy`; any other field
+/// is refused by name.
 #[derive(Deserialize)]
 #[serde(expecting = "a JSON object")]
 #[serde(deny_unknown_fields)]
 struct UpdateCouplingBody {
     #[serde(default)]
     required_status_checks: Option<RequiredStatusChecks>,
+    #[serde(default)]
+    promotion_policy: Option<PromotionPolicyInput>,
 }
 
 async fn update_coupling(
@@ -133,12 +145,15 @@ async fn update_coupling(
     PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<UpdateCouplingBody>,
 ) -> ApiResult<Json<shapes::Coupling>> {
-    let contexts = body.required_status_checks.map(|checks| checks.contexts);
+    let change = CouplingChange {
+        required_contexts: body.required_status_checks.map(|checks| checks.contexts),
+        policy: body.promotion_policy.unwrap_or_default().into_change()?,
+    };
     Ok(Json(
         state
             .services
             .couplings
-            .update_required_contexts(&id, contexts, &caller)
+            .update(&id, change, &caller)
             .await?
             .into(),
     ))

@@ -82,6 +82,14 @@ pub(super) fn routes() -> Router<GatewayState> {
         )
         .route("/pipeline-promotions/{id}/events", get(watch_promotion))
         .route("/pipeline-promotions/{id}/cancel", post(cancel_promotion))
+        .route(
+            "/pipeline-promotions/{id}/approvals",
+            post(approve_promotion),
+        )
+        .route(
+            "/pipeline-promotions/{id}/rejections",
+            post(reject_promotion),
+        )
 }
 
 #[derive(Deserialize)]
@@ -225,6 +233,52 @@ pub(super) async fn cancel_promotion(
     Ok(Json(
         state.services.promotions.cancel(&id, &caller).await?.into(),
     ))
+}
+
+/// The body of a vote. It may be left out when it would be empty.
+#[derive(Deserialize, Default)]
+#[serde(expecting = "a JSON object such as {\"comment\": \"...\"}")]
+#[serde(deny_unknown_fields)]
+struct VoteBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+fn vote_body(bytes: &[u8]) -> Result<VoteBody, super::ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(VoteBody::default());
+    }
+    super::extract::parse_json(bytes)
+}
+
+async fn approve_promotion(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(id): PathParams<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<shapes::Promotion>> {
+    let body = vote_body(&body)?;
+    let view = state
+        .services
+        .promotions
+        .approve(&id, body.comment.as_deref(), &caller)
+        .await?;
+    Ok(Json(view.into()))
+}
+
+async fn reject_promotion(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(id): PathParams<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<shapes::Promotion>> {
+    let body = vote_body(&body)?;
+    let view = state
+        .services
+        .promotions
+        .reject(&id, body.comment.as_deref(), &caller)
+        .await?;
+    Ok(Json(view.into()))
 }
 
 #[derive(Deserialize)]

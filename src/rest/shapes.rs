@@ -73,8 +73,15 @@ pub struct Coupling {
     pub stage: &'static str,
     pub required_status_checks: RequiredStatusChecks,
     pub release: Option<CurrentRelease>,
+    pub promotion_policy: PromotionPolicy,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotionPolicy {
+    pub auto_promote: bool,
+    pub required_approvals: u32,
 }
 
 impl From<views::CouplingView> for Coupling {
@@ -93,6 +100,10 @@ impl From<views::CouplingView> for Coupling {
                 image: release.image,
                 created_at: release.created_at,
             }),
+            promotion_policy: PromotionPolicy {
+                auto_promote: view.policy.auto_promote,
+                required_approvals: view.policy.required_approvals,
+            },
             created_at: view.created_at,
             updated_at: view.updated_at,
         }
@@ -309,8 +320,19 @@ pub struct Promotion {
     pub safe: bool,
     pub created_by: String,
     pub overridden_checks: Vec<StatusCheck>,
+    /// For an auto-promotion: the token whose release or status triggered it.
+    pub triggered_by: Option<String>,
+    pub required_approvals: u32,
+    pub approvals: Vec<Approval>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Approval {
+    pub by: String,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
 }
 
 impl From<views::PromotionView> for Promotion {
@@ -326,6 +348,17 @@ impl From<views::PromotionView> for Promotion {
                 .overridden_checks
                 .into_iter()
                 .map(StatusCheck::from)
+                .collect(),
+            triggered_by: view.triggered_by,
+            required_approvals: view.required_approvals,
+            approvals: view
+                .approvals
+                .into_iter()
+                .map(|approval| Approval {
+                    by: approval.by,
+                    comment: approval.comment,
+                    created_at: approval.created_at,
+                })
                 .collect(),
             created_at: view.created_at,
             updated_at: view.updated_at,
@@ -397,6 +430,7 @@ pub struct PromotionPlan {
     pub checks: Vec<CheckVerdict>,
     pub drift: Vec<TargetDrift>,
     pub safe: bool,
+    pub required_approvals: u32,
 }
 
 impl From<views::PromotionPlan> for PromotionPlan {
@@ -440,6 +474,7 @@ impl From<views::PromotionPlan> for PromotionPlan {
                 })
                 .collect(),
             safe: plan.safe,
+            required_approvals: plan.required_approvals,
         }
     }
 }
@@ -459,6 +494,11 @@ pub struct PromotionEvent {
     pub created_at: DateTime<Utc>,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<IdRef>,
+    /// For approval events: the token that voted, and its comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl From<views::PromotionEventView> for PromotionEvent {
@@ -477,6 +517,8 @@ impl From<views::PromotionEventView> for PromotionEvent {
             message: view.message,
             created_at: view.created_at,
             waiting_for: view.waiting_for.map(|id| IdRef { id }),
+            actor: Some(view.actor).filter(|actor| !actor.is_empty()),
+            comment: Some(view.comment).filter(|_| view.kind.is_vote()),
         }
     }
 }

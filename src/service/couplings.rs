@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{
-        app_ref, apps_by_id, coupling_contexts, coupling_stage, current_release, find_app,
-        find_pipeline, parse_uuid, release_summary,
+        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
+        current_release, find_app, find_pipeline, parse_uuid, release_summary,
     },
     paging::{compound_key, Page, PageRequest},
     views::{CouplingView, ResourceRef},
@@ -22,6 +22,7 @@ use crate::{
     domain::{
         access::{Caller, Role},
         names::check_required_contexts,
+        policy::{role_to_change, PolicyChange, PromotionPolicy},
         stage::Stage,
         status::removed_contexts,
     },
@@ -35,6 +36,7 @@ use crate::{
 };
 
 const CONTEXTS_FIELD: &str = "required_status_checks.contexts";
+const POLICY_FIELD: &str = "promotion_policy";
 const MAX_UPDATE_ATTEMPTS: usize = 10;
 
 /// A coupling to create. `stage` is `None` when the request left it out.
@@ -44,6 +46,16 @@ pub struct NewCoupling {
     pub pipeline: String,
     pub stage: Option<Stage>,
     pub required_contexts: Vec<String>,
+    /// The promotion policy; parts left out are off.
+    pub policy: PolicyChange,
+}
+
+/// What a coupling update changes; parts left out stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct CouplingChange {
+    /// Replaces the required contexts whole.
+    pub required_contexts: Option<Vec<String>>,
+    pub policy: PolicyChange,
 }
 
 #[derive(Clone)]
@@ -58,6 +70,21 @@ fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
         return Err(Error::invalid(
             CONTEXTS_FIELD,
             "a review-stage coupling cannot require status checks",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an out-of-range `change`, and a resulting `policy` that is not off on a
+/// review-stage coupling, into which nothing is promoted.
+fn check_policy_for_stage(stage: Stage, change: &PolicyChange, policy: PromotionPolicy) -> Result<()> {
+    change.check(POLICY_FIELD)?;
+    if stage.previous().is_none() && policy != PromotionPolicy::default() {
+        return Err(Error::invalid(
+            POLICY_FIELD,
+            format!(
+                "nothing is promoted into stage {stage}, so its couplings take no promotion policy"
+            ),
         ));
     }
     Ok(())
@@ -103,6 +130,7 @@ async fn coupling_views(
             },
             stage: coupling_stage(&row)?,
             required_contexts: coupling_contexts(&row)?,
+            policy: coupling_policy(&row),
             current_release: release.as_ref().map(release_summary),
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -166,6 +194,8 @@ impl Couplings {
             .stage
             .ok_or_else(|| Error::invalid("stage", "is required"))?;
         check_contexts_for_stage(stage, &request.required_contexts)?;
+        let policy = request.policy.applied_to(PromotionPolicy::default());
+        check_policy_for_stage(stage, &request.policy, policy)?;
         let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
         let app = find_app(&self.db, "app", &request.app).await?;
         // Both rows stay locked live until the coupling commits, so a delete of either
@@ -191,6 +221,8 @@ impl Couplings {
             app_id: Set(app.id),
             stage: Set(stage.as_str().to_owned()),
             required_contexts: Set(encode_contexts(&request.required_contexts)?),
+            auto_promote: Set(policy.auto_promote),
+            required_approvals: Set(policy.required_approvals as i32),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -280,23 +312,29 @@ impl Couplings {
         coupling_view(&self.db, row).await
     }
 
-    /// Replaces the required contexts whole. Dropping a context weakens a gate, so only an
-    /// elevated caller may do it.
-    pub async fn update_required_contexts(
+    /// Changes the required contexts (replaced whole) and the promotion policy. Weakening a
+    /// gate (dropping a context, lowering the approvals) needs elevated access.
+    pub async fn update(
         &self,
         id: &str,
-        contexts: Option<Vec<String>>,
+        change: CouplingChange,
         caller: &Caller,
     ) -> Result<CouplingView> {
         authorize(caller, Role::Write, "updating a coupling")?;
-        let contexts =
-            contexts.ok_or_else(|| Error::invalid("required_status_checks", "is required"))?;
-        // Optimistic concurrency: the update only applies if the contexts are still the
-        // ones the permission check saw, so a concurrent change cannot slip a removal past it.
+        if change.required_contexts.is_none() && change.policy.is_empty() {
+            return Err(Error::invalid(
+                "required_status_checks",
+                "or promotion_policy is required: the update changes nothing",
+            ));
+        }
+        // Optimistic concurrency: the update only applies if the coupling is still the one
+        // the permission checks saw, so a concurrent change cannot slip a weakening past them.
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let row = self.find(id).await?;
-            check_contexts_for_stage(coupling_stage(&row)?, &contexts)?;
+            let stage = coupling_stage(&row)?;
             let current = coupling_contexts(&row)?;
+            let contexts = change.required_contexts.clone().unwrap_or(current.clone());
+            check_contexts_for_stage(stage, &contexts)?;
             let removed = removed_contexts(&current, &contexts);
             if !removed.is_empty() {
                 authorize(
@@ -305,14 +343,34 @@ impl Couplings {
                     &format!("removing required contexts ({})", removed.join(", ")),
                 )?;
             }
+            let current_policy = coupling_policy(&row);
+            let policy = change.policy.applied_to(current_policy);
+            check_policy_for_stage(stage, &change.policy, policy)?;
+            if role_to_change(current_policy, policy) == Role::Admin {
+                authorize(
+                    caller,
+                    Role::Admin,
+                    &format!(
+                        "lowering required approvals from {} to {}",
+                        current_policy.required_approvals, policy.required_approvals
+                    ),
+                )?;
+            }
             let result = coupling::Entity::update_many()
                 .col_expr(
                     coupling::Column::RequiredContexts,
                     encode_contexts(&contexts)?.into(),
                 )
+                .col_expr(coupling::Column::AutoPromote, policy.auto_promote.into())
+                .col_expr(
+                    coupling::Column::RequiredApprovals,
+                    (policy.required_approvals as i32).into(),
+                )
                 .col_expr(coupling::Column::UpdatedAt, crate::store::now().into())
                 .filter(coupling::Column::Id.eq(row.id))
                 .filter(coupling::Column::RequiredContexts.eq(row.required_contexts.clone()))
+                .filter(coupling::Column::AutoPromote.eq(row.auto_promote))
+                .filter(coupling::Column::RequiredApprovals.eq(row.required_approvals))
                 .exec(&self.db)
                 .await?;
             if result.rows_affected == 1 {

@@ -11,7 +11,7 @@ mod releases;
 use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
-pub use couplings::{Couplings, NewCoupling};
+pub use couplings::{CouplingChange, Couplings, NewCoupling};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use pipelines::Pipelines;
 pub use promotions::{CreatedPromotion, NewPromotion, PromotionPage, Promotions, Safety};

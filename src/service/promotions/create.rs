@@ -18,7 +18,7 @@ use crate::{
     service::{
         authorize,
         lookup::{
-            app_ref, apps_by_id, coupling_stage, current_release, find_app, find_pipeline,
+            app_ref, apps_by_id, coupling_policy, coupling_stage, current_release, find_app, find_pipeline,
             find_release_of_app,
         },
     },
@@ -32,6 +32,16 @@ const REQUEST_ID_MAX_CHARS: usize = 255;
 pub(super) struct ResolvedTarget {
     pub app: app::Model,
     pub coupling: coupling::Model,
+}
+
+/// The approvals a promotion into these targets needs: the most any of their couplings
+/// requires.
+pub(super) fn required_approvals(targets: &[ResolvedTarget]) -> u32 {
+    targets
+        .iter()
+        .map(|target| coupling_policy(&target.coupling).required_approvals)
+        .max()
+        .unwrap_or_default()
 }
 
 /// A request that passed every gate.
@@ -197,7 +207,9 @@ impl Promotions {
                 },
             });
         }
+        let required_approvals = validated.required_approvals();
         Ok(PromotionPlan {
+            required_approvals,
             pipeline: ResourceRef {
                 id: validated.pipeline.id,
                 name: validated.pipeline.name.clone(),
@@ -341,6 +353,11 @@ impl Promotions {
 }
 
 impl Validated {
+    /// The most approvals any target's coupling requires.
+    fn required_approvals(&self) -> u32 {
+        required_approvals(&self.targets)
+    }
+
     /// What the lifecycle stores, with the text of `promotion.created`.
     fn into_record(
         self,
@@ -376,6 +393,8 @@ impl Validated {
                 .map_err(|error| Error::Internal(error.to_string()))?,
             idempotency,
             message,
+            required_approvals: self.required_approvals(),
+            triggered_by: None,
         })
     }
 }

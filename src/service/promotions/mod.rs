@@ -2,6 +2,7 @@
 //! (`create`), the gates it must pass (`gates`), canceling (`cancel`), and reading
 //! promotions, their targets and their progress (`reads`).
 
+mod approvals;
 mod cancel;
 mod create;
 mod gates;

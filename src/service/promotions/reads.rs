@@ -10,12 +10,18 @@ use uuid::Uuid;
 
 use super::Promotions;
 use crate::{
-    domain::promotion::{PromotionStatus, TargetStatus},
+    domain::{
+        policy::Verdict,
+        promotion::{PromotionStatus, TargetStatus},
+    },
     error::{Error, Result},
     progress,
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
-    store::entities::{app, pipeline, promotion, promotion_target, release},
-    views::{CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef, TargetView},
+    store::entities::{app, pipeline, promotion, promotion_target, promotion_vote, release},
+    views::{
+        ApprovalView, CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef,
+        TargetView,
+    },
 };
 
 use crate::service::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -174,6 +180,24 @@ pub async fn promotion_view(
         .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
     let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
         .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
+    let approvals = if model.required_approvals > 0 {
+        promotion_vote::Entity::find()
+            .filter(promotion_vote::Column::PromotionId.eq(model.id))
+            .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
+            .order_by_asc(promotion_vote::Column::CreatedAt)
+            .order_by_asc(promotion_vote::Column::Id)
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|vote| ApprovalView {
+                by: vote.voter,
+                comment: vote.comment,
+                created_at: vote.created_at,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(PromotionView {
         id: model.id,
         pipeline: ResourceRef {
@@ -190,6 +214,9 @@ pub async fn promotion_view(
         created_by: model.created_by,
         overridden_checks,
         request_id: model.request_id,
+        triggered_by: model.triggered_by,
+        required_approvals: u32::try_from(model.required_approvals).unwrap_or_default(),
+        approvals,
         created_at: model.created_at,
         updated_at: model.updated_at,
     })

@@ -10,6 +10,10 @@ pub struct Model {
     pub stage: String,
     /// The required status-check contexts, as a JSON array of strings.
     pub required_contexts: String,
+    /// Whether eligible releases of the previous stage are promoted here automatically.
+    pub auto_promote: bool,
+    /// How many approvals a promotion into this app needs before it runs (0 to 5).
+    pub required_approvals: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -8,7 +8,8 @@ pub struct Model {
     pub pipeline_id: Uuid,
     pub source_app_id: Uuid,
     pub source_release_id: Uuid,
-    /// `pending`, `running`, `successful`, `failed`, `partially_failed` or `canceled`.
+    /// `pending`, `running`, `successful`, `failed`, `partially_failed`, `canceled`,
+    /// `awaiting_approval` or `rejected`.
     pub status: String,
     pub safe: bool,
     /// The name of the token that created the promotion.
@@ -24,6 +25,10 @@ pub struct Model {
     pub finished_at: Option<DateTimeUtc>,
     /// Set when the promotion was canceled; it then ends `canceled` once nothing runs.
     pub cancel_requested_at: Option<DateTimeUtc>,
+    /// The approvals it needs before it runs, fixed when it was created.
+    pub required_approvals: i32,
+    /// For an auto-promotion: the token whose release or status triggered it.
+    pub triggered_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,10 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+    /// For approval events: the token that voted.
+    pub actor: String,
+    /// For approval events: the voter's comment.
+    pub comment: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,9 @@ pub struct Model {
     pub attempts: i32,
     /// Canceled because its app was deleted: a failure in the promotion's outcome.
     pub app_deleted: bool,
+    /// When the target joined its app's queue: when its promotion became `pending`. Absent
+    /// while the promotion awaits approval, which neither holds nor blocks a place.
+    pub queued_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

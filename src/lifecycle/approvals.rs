@@ -1,0 +1,214 @@
+//! Votes on a promotion awaiting approval. Each runs under the promotion's lock, so the
+//! rules and the count are checked against the votes already committed: two approvals that
+//! reach the count together start the promotion once.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use uuid::Uuid;
+
+use super::{
+    events::{append, append_all, EventDraft},
+    lock_promotion, Transaction,
+};
+use crate::{
+    domain::{
+        policy::{approval_conflict, Verdict},
+        promotion::{EventKind, PromotionStatus, TargetStatus},
+    },
+    error::{Error, Result},
+    store::{
+        self,
+        entities::{app, promotion, promotion_target, promotion_vote},
+        is_unique_violation,
+    },
+    views::ResourceRef,
+};
+
+/// Records one token's vote on a promotion awaiting approval. An approval that reaches the
+/// required count turns the promotion `pending`, and its targets join their apps' queues
+/// now; a rejection ends it `rejected`, its targets `canceled`.
+pub async fn vote(
+    tx: &mut Transaction,
+    promotion_id: Uuid,
+    voter: &str,
+    verdict: Verdict,
+    comment: &str,
+) -> Result<()> {
+    let current = lock_promotion(tx, promotion_id).await?;
+    if current.status != PromotionStatus::AwaitingApproval.as_str() {
+        return Err(Error::FailedPrecondition(format!(
+            "promotion {promotion_id} is {}; only a promotion awaiting approval can be {}",
+            current.status,
+            verdict.as_str()
+        )));
+    }
+    if verdict == Verdict::Approved {
+        if let Some(reason) =
+            approval_conflict(voter, &current.created_by, current.triggered_by.as_deref())
+        {
+            return Err(Error::PermissionDenied(format!(
+                "token '{voter}' {reason}, so it cannot approve it; another token must"
+            )));
+        }
+    }
+    let already = promotion_vote::Entity::find()
+        .filter(promotion_vote::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_vote::Column::Voter.eq(voter))
+        .one(tx.connection())
+        .await?;
+    if let Some(earlier) = already {
+        return Err(already_voted(promotion_id, voter, &earlier.verdict));
+    }
+    let stored = promotion_vote::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        promotion_id: Set(promotion_id),
+        voter: Set(voter.to_owned()),
+        verdict: Set(verdict.as_str().to_owned()),
+        comment: Set(comment.to_owned()),
+        created_at: Set(store::now()),
+    }
+    .insert(tx.connection())
+    .await;
+    match stored {
+        Ok(_) => {}
+        Err(error) if is_unique_violation(&error) => {
+            return Err(already_voted(promotion_id, voter, verdict.as_str()))
+        }
+        Err(error) => return Err(error.into()),
+    }
+    match verdict {
+        Verdict::Approved => approve(tx, &current, voter, comment).await,
+        Verdict::Rejected => reject(tx, &current, voter, comment).await,
+    }
+}
+
+fn already_voted(promotion_id: Uuid, voter: &str, verdict: &str) -> Error {
+    Error::AlreadyExists(format!(
+        "token '{voter}' already voted on promotion {promotion_id} ({verdict}); each token votes once"
+    ))
+}
+
+async fn approve(
+    tx: &mut Transaction,
+    current: &promotion::Model,
+    voter: &str,
+    comment: &str,
+) -> Result<()> {
+    let approvals = promotion_vote::Entity::find()
+        .filter(promotion_vote::Column::PromotionId.eq(current.id))
+        .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
+        .count(tx.connection())
+        .await?;
+    let required = u64::try_from(current.required_approvals).unwrap_or_default();
+    let reached = approvals >= required;
+    if reached {
+        let now = store::now();
+        promotion::Entity::update_many()
+            .col_expr(
+                promotion::Column::Status,
+                PromotionStatus::Pending.as_str().into(),
+            )
+            .col_expr(promotion::Column::UpdatedAt, now.into())
+            .filter(promotion::Column::Id.eq(current.id))
+            .exec(tx.connection())
+            .await?;
+        promotion_target::Entity::update_many()
+            .col_expr(promotion_target::Column::QueuedAt, Some(now).into())
+            .col_expr(promotion_target::Column::UpdatedAt, now.into())
+            .filter(promotion_target::Column::PromotionId.eq(current.id))
+            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+            .exec(tx.connection())
+            .await?;
+    } else {
+        promotion::Entity::update_many()
+            .col_expr(promotion::Column::UpdatedAt, store::now().into())
+            .filter(promotion::Column::Id.eq(current.id))
+            .exec(tx.connection())
+            .await?;
+    }
+    let mut message = format!("approved by '{voter}' ({approvals} of {required})");
+    if reached {
+        message.push_str("; the promotion is pending and joins its apps' queues");
+    }
+    append(
+        tx,
+        current.id,
+        EventDraft::vote(EventKind::ApprovalGranted, voter, comment, message),
+    )
+    .await
+}
+
+async fn reject(
+    tx: &mut Transaction,
+    current: &promotion::Model,
+    voter: &str,
+    comment: &str,
+) -> Result<()> {
+    let now = store::now();
+    let targets = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(current.id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .all(tx.connection())
+        .await?;
+    promotion_target::Entity::update_many()
+        .col_expr(
+            promotion_target::Column::Status,
+            TargetStatus::Canceled.as_str().into(),
+        )
+        .col_expr(
+            promotion_target::Column::ErrorMessage,
+            format!("the promotion was rejected by '{voter}'").into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, now.into())
+        .filter(promotion_target::Column::PromotionId.eq(current.id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .exec(tx.connection())
+        .await?;
+    promotion::Entity::update_many()
+        .col_expr(
+            promotion::Column::Status,
+            PromotionStatus::Rejected.as_str().into(),
+        )
+        .col_expr(promotion::Column::UpdatedAt, now.into())
+        .col_expr(promotion::Column::FinishedAt, Some(now).into())
+        .filter(promotion::Column::Id.eq(current.id))
+        .exec(tx.connection())
+        .await?;
+    let apps: std::collections::HashMap<Uuid, app::Model> = app::Entity::find()
+        .filter(app::Column::Id.is_in(targets.iter().map(|t| t.app_id)))
+        .all(tx.connection())
+        .await?
+        .into_iter()
+        .map(|app| (app.id, app))
+        .collect();
+    let mut events = vec![EventDraft::vote(
+        EventKind::ApprovalRejected,
+        voter,
+        comment,
+        format!("rejected by '{voter}': {comment}"),
+    )];
+    for target in &targets {
+        let app = apps
+            .get(&target.app_id)
+            .map(|app| ResourceRef {
+                id: app.id,
+                name: app.name.clone(),
+            })
+            .unwrap_or(ResourceRef {
+                id: target.app_id,
+                name: String::new(),
+            });
+        let message = format!("target '{}' canceled: the promotion was rejected", app.name);
+        events.push(EventDraft::about_target(
+            EventKind::TargetCanceled,
+            target,
+            app,
+            TargetStatus::Canceled,
+            message,
+        ));
+    }
+    events.push(EventDraft::about_promotion(
+        EventKind::PromotionFinished,
+        format!("promotion rejected by '{voter}'"),
+    ));
+    append_all(tx, current.id, events).await
+}
