@@ -1,8 +1,9 @@
-//! The promotion engine: claims targets from the database with expiring leases, runs each
-//! one (release, deploy, outcome) writing every step before the next, and finishes
-//! promotions. Nothing lives only in memory, so a restarted process, or another one on the
+//! The promotion engine: stores the auto-promotions that triggers made eligible, claims
+//! targets from the database with expiring leases, runs each one (release, deploy,
+//! outcome) writing every step before the next, and finishes promotions. Nothing lives only in memory, so a restarted process, or another one on the
 //! same PostgreSQL, picks up where a dead one stopped.
 
+mod auto;
 mod claim;
 mod rollback;
 mod run;
@@ -125,6 +126,9 @@ impl Engine {
                 break;
             }
             while running.try_join_next().is_some() {}
+            if let Err(error) = auto::evaluate_triggers(&context).await {
+                tracing::warn!(error = ?error, "reading auto-promotion triggers failed");
+            }
             if slots.available_permits() > 0 {
                 let started = std::time::Instant::now();
                 match claim::claim_targets(&context, slots.available_permits()).await {

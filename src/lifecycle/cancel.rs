@@ -12,6 +12,7 @@ use super::{
 };
 use crate::{
     domain::{
+        policy::AUTO_PROMOTION_CREATOR,
         promotion::{EventKind, PromotionStatus, TargetStatus},
         status::ReleaseState,
     },
@@ -93,6 +94,74 @@ pub async fn cancel_promotion(tx: &mut Transaction, promotion_id: Uuid, by: &str
         .await?;
     }
     finish_if_complete(tx, promotion_id).await
+}
+
+/// Cancels the pending targets on `app_id` of auto-promotions other than `newer`, which
+/// supersedes them: a stale version never deploys after a newer one was chosen. The caller
+/// holds the app's lock, as creating `newer` took it.
+pub(super) async fn cancel_superseded_targets(
+    tx: &mut Transaction,
+    app_id: Uuid,
+    newer: Uuid,
+) -> Result<()> {
+    let pending = promotion_target::Entity::find()
+        .filter(promotion_target::Column::AppId.eq(app_id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .filter(promotion_target::Column::PromotionId.ne(newer))
+        .order_by_asc(promotion_target::Column::PromotionId)
+        .all(tx.connection())
+        .await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let automatic: std::collections::HashSet<Uuid> = promotion::Entity::find()
+        .filter(promotion::Column::Id.is_in(pending.iter().map(|t| t.promotion_id)))
+        .filter(promotion::Column::CreatedBy.eq(AUTO_PROMOTION_CREATOR))
+        .all(tx.connection())
+        .await?
+        .into_iter()
+        .map(|promotion| promotion.id)
+        .collect();
+    for target in pending {
+        if !automatic.contains(&target.promotion_id) {
+            continue;
+        }
+        lock_promotion(tx, target.promotion_id).await?;
+        let reason = format!("superseded by auto-promotion {newer}");
+        let canceled = promotion_target::Entity::update_many()
+            .col_expr(
+                promotion_target::Column::Status,
+                TargetStatus::Canceled.as_str().into(),
+            )
+            .col_expr(
+                promotion_target::Column::ErrorMessage,
+                reason.clone().into(),
+            )
+            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .filter(promotion_target::Column::Id.eq(target.id))
+            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+            .exec(tx.connection())
+            .await?;
+        if canceled.rows_affected == 0 {
+            continue;
+        }
+        let app = app_ref(tx, target.app_id).await?;
+        let message = format!("target '{}' canceled: {reason}", app.name);
+        append(
+            tx,
+            target.promotion_id,
+            EventDraft::about_target(
+                EventKind::TargetCanceled,
+                &target,
+                app,
+                TargetStatus::Canceled,
+                message,
+            ),
+        )
+        .await?;
+        finish_if_complete(tx, target.promotion_id).await?;
+    }
+    Ok(())
 }
 
 /// Cancels every unfinished target of an app being deleted. The caller has already marked

@@ -21,6 +21,8 @@ use crate::{
 /// Everything a validated promotion is stored with.
 #[derive(Debug, Clone)]
 pub struct PromotionRecord {
+    /// The new promotion's id.
+    pub id: Uuid,
     pub pipeline: ResourceRef,
     pub source_app: ResourceRef,
     pub source_release_id: Uuid,
@@ -66,7 +68,7 @@ pub async fn create_promotion(
         }
     }
     let now = store::now();
-    let id = Uuid::new_v4();
+    let id = record.id;
     let awaiting_approval = record.required_approvals > 0;
     let status = if awaiting_approval {
         PromotionStatus::AwaitingApproval

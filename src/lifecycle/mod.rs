@@ -15,6 +15,7 @@
 //! transaction, so they hold no lock while waiting for another.
 
 mod approvals;
+mod auto_promotion;
 mod cancel;
 mod create;
 mod events;
@@ -23,6 +24,7 @@ mod rollbacks;
 mod targets;
 
 pub use approvals::vote;
+pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Trigger};
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
@@ -56,6 +58,9 @@ pub struct Transaction {
     events: Vec<PromotionEventView>,
     /// `NOTIFY` payloads for other processes, sent together just before the commit.
     notifications: Vec<String>,
+    /// Set when the transaction left work for the engine (an auto-promotion trigger), so
+    /// that the commit wakes it.
+    pub wake_engine: bool,
 }
 
 impl Transaction {
@@ -64,6 +69,7 @@ impl Transaction {
             txn: db.begin().await?,
             events: Vec::new(),
             notifications: Vec::new(),
+            wake_engine: false,
         })
     }
 
@@ -78,6 +84,9 @@ impl Transaction {
         store::notify_events(&self.txn, &self.notifications).await?;
         self.txn.commit().await?;
         hub.publish(self.events);
+        if self.wake_engine {
+            hub.signal_work();
+        }
         Ok(())
     }
 

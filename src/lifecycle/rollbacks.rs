@@ -6,7 +6,8 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
-use super::{leases::clearing_lease, leases::UNFINISHED_TARGETS, DeployOutcome, Transaction};
+use super::{
+    auto_promotion::{record_triggers, Trigger},leases::clearing_lease, leases::UNFINISHED_TARGETS, DeployOutcome, Transaction};
 use crate::{
     domain::{promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},
@@ -109,6 +110,24 @@ pub async fn record_rollback_outcome(
         return Ok(false);
     }
     set_release_state(tx, rollback.release_id, release_state).await?;
+    if release_state == ReleaseState::Succeeded {
+        let version = release::Entity::find_by_id(rollback.release_id)
+            .one(tx.connection())
+            .await?
+            .map(|release| release.version)
+            .unwrap_or_default();
+        let recorded = record_triggers(
+            tx.connection(),
+            vec![Trigger {
+                app_id: rollback.app_id,
+                release_id: rollback.release_id,
+                triggered_by: rollback.created_by.clone(),
+                reason: format!("rollback to v{version} by '{}'", rollback.created_by),
+            }],
+        )
+        .await?;
+        tx.wake_engine |= recorded;
+    }
     Ok(true)
 }
 

@@ -12,6 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
+    auto_promotion::{record_triggers, Trigger},
     cancel::cancel_target_of_deleted_app,
     events::{append, append_all, finish_if_complete, EventDraft},
     leases::{clearing_lease, Blocker},
@@ -304,8 +305,9 @@ pub async fn record_outcomes(
     promotion_id: Uuid,
     deployed: Vec<DeployedTarget<'_>>,
 ) -> Result<Vec<bool>> {
-    lock_promotion(tx, promotion_id).await?;
+    let promotion = lock_promotion(tx, promotion_id).await?;
     let mut recorded = Vec::with_capacity(deployed.len());
+    let mut triggers = Vec::new();
     let mut release_states: HashMap<ReleaseState, Vec<Uuid>> = HashMap::new();
     let mut events = Vec::new();
     for done in deployed {
@@ -342,6 +344,20 @@ pub async fn record_outcomes(
             continue;
         }
         recorded.push(true);
+        if release_state == ReleaseState::Succeeded {
+            triggers.push(Trigger {
+                app_id: done.app.id,
+                release_id: done.release.id,
+                triggered_by: promotion
+                    .triggered_by
+                    .clone()
+                    .unwrap_or_else(|| promotion.created_by.clone()),
+                reason: format!(
+                    "release v{} delivered to '{}' by promotion {promotion_id}",
+                    done.release.version, done.app.name
+                ),
+            });
+        }
         release_states
             .entry(release_state)
             .or_default()
@@ -364,6 +380,7 @@ pub async fn record_outcomes(
     }
     append_all(tx, promotion_id, events).await?;
     finish_if_complete(tx, promotion_id).await?;
+    tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
     Ok(recorded)
 }
 

@@ -21,7 +21,7 @@ use crate::{
         status::{combined_state, ReleaseState, StatusState},
     },
     error::{Error, Result},
-    lifecycle::{self, Transaction},
+    lifecycle::{self, Transaction, Trigger},
     progress::EventHub,
     read_model::Key,
     store::{
@@ -122,9 +122,50 @@ impl Releases {
             },
         )
         .await?;
+        let triggered = lifecycle::record_triggers(
+            &txn,
+            vec![Trigger {
+                app_id: owner.id,
+                release_id: model.id,
+                triggered_by: caller.name.clone(),
+                reason: format!("release v{} created by '{}'", model.version, caller.name),
+            }],
+        )
+        .await?;
         txn.commit().await?;
         self.hub.read_model.changed(&[Key::App(owner.id)]).await;
+        if triggered {
+            self.hub.signal_work();
+        }
         self.view_of(&owner, model).await
+    }
+
+    /// Writes an auto-promotion trigger when a status turned `success`: the release may
+    /// have become eligible. The engine checks the rest.
+    async fn trigger_on_success(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        owner: &app::Model,
+        release: &release::Model,
+        status: &release_status::Model,
+        caller: &Caller,
+    ) -> Result<bool> {
+        if status.state != StatusState::Success.as_str() {
+            return Ok(false);
+        }
+        lifecycle::record_triggers(
+            db,
+            vec![Trigger {
+                app_id: owner.id,
+                release_id: release.id,
+                triggered_by: caller.name.clone(),
+                reason: format!(
+                    "status '{}' turned success on v{}, posted by '{}'",
+                    status.context, release.version, caller.name
+                ),
+            }],
+        )
+        .await
     }
 
     /// Rolls an app back to an earlier release, named by id or version (`7` or `v7`): a new
@@ -271,9 +312,17 @@ impl Releases {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match row.insert(&self.db).await {
+        let txn = self.db.begin().await?;
+        match row.insert(&txn).await {
             Ok(model) => {
+                let triggered = self
+                    .trigger_on_success(&txn, &owner, &target, &model, caller)
+                    .await?;
+                txn.commit().await?;
                 self.hub.read_model.changed(&[Key::App(owner.id)]).await;
+                if triggered {
+                    self.hub.signal_work();
+                }
                 status_view(model)
             }
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
@@ -344,8 +393,16 @@ impl Releases {
             row.image_url = Set(url);
         }
         row.updated_at = Set(crate::store::now());
-        let updated = row.update(&self.db).await?;
+        let txn = self.db.begin().await?;
+        let updated = row.update(&txn).await?;
+        let triggered = self
+            .trigger_on_success(&txn, &owner, &target, &updated, caller)
+            .await?;
+        txn.commit().await?;
         self.hub.read_model.changed(&[Key::App(owner.id)]).await;
+        if triggered {
+            self.hub.signal_work();
+        }
         status_view(updated)
     }
 

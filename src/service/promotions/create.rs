@@ -380,6 +380,7 @@ impl Validated {
             ));
         }
         Ok(PromotionRecord {
+            id: uuid::Uuid::new_v4(),
             pipeline: ResourceRef {
                 id: self.pipeline.id,
                 name: self.pipeline.name.clone(),

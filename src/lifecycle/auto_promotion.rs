@@ -1,0 +1,329 @@
+//! Auto-promotion. A change that can make a release eligible (a release becoming current,
+//! a status turning `success`) writes a trigger row in its own transaction, so none is
+//! lost if the process dies right after. The engine evaluates triggers: each in one
+//! transaction that deletes it, so exactly one process evaluates it, reads eligibility
+//! from the database, claims each (release, target) pair under a primary key, so a release
+//! reaches a target automatically at most once ever, and stores the promotion.
+
+use std::collections::{HashMap, HashSet};
+
+use sea_orm::{
+    sea_query::OnConflict, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
+use uuid::Uuid;
+
+use super::{
+    cancel::cancel_superseded_targets, create::create_promotion, PromotionRecord, Transaction,
+};
+use crate::{
+    domain::{
+        policy::AUTO_PROMOTION_CREATOR,
+        stage::Stage,
+        status::{ReleaseState, StatusState},
+    },
+    error::{Error, Result},
+    store::{
+        self,
+        entities::{
+            app, auto_promotion_claim, auto_promotion_trigger, coupling, pipeline, release,
+            release_status,
+        },
+    },
+    views::{coupling_contexts, coupling_policy, ResourceRef},
+};
+
+/// A change that may make `release_id` of `app_id` eligible for auto-promotion.
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub app_id: Uuid,
+    pub release_id: Uuid,
+    /// The token whose release or status it was.
+    pub triggered_by: String,
+    /// What happened, in words.
+    pub reason: String,
+}
+
+/// Of `apps`, those whose next stage in their pipeline has an auto-promote coupling: the
+/// only apps whose changes can trigger anything. One query.
+async fn apps_feeding_auto_promotion(
+    db: &impl ConnectionTrait,
+    apps: &[Uuid],
+) -> Result<HashSet<Uuid>> {
+    if apps.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let backend = db.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let next_stage = Stage::ALL
+        .iter()
+        .filter_map(|stage| {
+            stage
+                .next()
+                .map(|next| format!("WHEN '{}' THEN '{}'", stage.as_str(), next.as_str()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let ids: Vec<String> = (1..=apps.len()).map(placeholder).collect();
+    let sql = format!(
+        "SELECT DISTINCT c.app_id FROM couplings c JOIN couplings n \
+         ON n.pipeline_id = c.pipeline_id AND n.auto_promote = {} \
+         AND n.stage = (CASE c.stage {next_stage} END) \
+         WHERE c.app_id IN ({})",
+        placeholder(apps.len() + 1),
+        ids.join(", ")
+    );
+    let mut values: Vec<sea_orm::Value> = apps.iter().map(|id| (*id).into()).collect();
+    values.push(true.into());
+    let rows = db
+        .query_all(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get::<Uuid>("", "app_id").map_err(Error::from))
+        .collect()
+}
+
+/// Writes the triggers whose app feeds an auto-promote coupling, in the caller's
+/// transaction. Returns whether any was written, so the caller can wake the engine.
+pub async fn record_triggers(db: &impl ConnectionTrait, triggers: Vec<Trigger>) -> Result<bool> {
+    let apps: Vec<Uuid> = triggers.iter().map(|t| t.app_id).collect();
+    let feeding = apps_feeding_auto_promotion(db, &apps).await?;
+    let now = store::now();
+    let rows: Vec<auto_promotion_trigger::ActiveModel> = triggers
+        .into_iter()
+        .filter(|trigger| feeding.contains(&trigger.app_id))
+        .map(|trigger| {
+            auto_promotion_trigger::Model {
+                id: Uuid::new_v4(),
+                app_id: trigger.app_id,
+                release_id: trigger.release_id,
+                triggered_by: trigger.triggered_by,
+                reason: trigger.reason,
+                created_at: now,
+            }
+            .into()
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    auto_promotion_trigger::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
+    Ok(true)
+}
+
+/// Triggers not yet evaluated, oldest first.
+pub async fn pending_triggers(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<auto_promotion_trigger::Model>> {
+    Ok(auto_promotion_trigger::Entity::find()
+        .order_by_asc(auto_promotion_trigger::Column::CreatedAt)
+        .order_by_asc(auto_promotion_trigger::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?)
+}
+
+/// A target app eligible for the release, with what its coupling requires.
+struct EligibleTarget {
+    app: ResourceRef,
+    required_approvals: u32,
+}
+
+/// Evaluates one trigger, and stores the auto-promotion it makes eligible, if any. The
+/// trigger is deleted in the same transaction: if another process already took it, this
+/// does nothing.
+pub async fn evaluate_trigger(
+    tx: &mut Transaction,
+    trigger: &auto_promotion_trigger::Model,
+) -> Result<Option<Uuid>> {
+    let taken = auto_promotion_trigger::Entity::delete_by_id(trigger.id)
+        .exec(tx.connection())
+        .await?;
+    if taken.rows_affected == 0 {
+        return Ok(None);
+    }
+    let db = tx.connection();
+    let Some(source) = app::Entity::find_by_id(trigger.app_id)
+        .filter(app::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // Eligible only while it is the app's current release; a newer one has its own trigger.
+    let current = release::Entity::find()
+        .filter(release::Column::AppId.eq(source.id))
+        .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
+        .order_by_desc(release::Column::Version)
+        .one(db)
+        .await?;
+    let Some(release) = current.filter(|current| current.id == trigger.release_id) else {
+        return Ok(None);
+    };
+    let Some(source_coupling) = coupling::Entity::find()
+        .filter(coupling::Column::AppId.eq(source.id))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(next_stage) = Stage::parse("stage", &source_coupling.stage)
+        .ok()
+        .and_then(Stage::next)
+    else {
+        return Ok(None);
+    };
+    let Some(pipeline) = pipeline::Entity::find_by_id(source_coupling.pipeline_id)
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let eligible = eligible_targets(db, &release, &source_coupling, next_stage).await?;
+    if eligible.is_empty() {
+        return Ok(None);
+    }
+
+    // At most once per (release, target), ever: a concurrent evaluation of another trigger
+    // for the same release waits for this one's claims and then takes only what is left.
+    let promotion_id = Uuid::new_v4();
+    let now = store::now();
+    let mut claimed = Vec::new();
+    for target in eligible {
+        let inserted = auto_promotion_claim::Entity::insert(auto_promotion_claim::ActiveModel::from(
+            auto_promotion_claim::Model {
+                source_release_id: release.id,
+                target_app_id: target.app.id,
+                promotion_id,
+                created_at: now,
+            },
+        ))
+        .on_conflict(
+            OnConflict::columns([
+                auto_promotion_claim::Column::SourceReleaseId,
+                auto_promotion_claim::Column::TargetAppId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(tx.connection())
+        .await?;
+        if inserted == 1 {
+            claimed.push(target);
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = claimed.iter().map(|t| t.app.name.as_str()).collect();
+    let record = PromotionRecord {
+        id: promotion_id,
+        pipeline: ResourceRef {
+            id: pipeline.id,
+            name: pipeline.name.clone(),
+        },
+        source_app: ResourceRef {
+            id: source.id,
+            name: source.name.clone(),
+        },
+        source_release_id: release.id,
+        targets: claimed.iter().map(|t| t.app.clone()).collect(),
+        safe: false,
+        created_by: AUTO_PROMOTION_CREATOR.to_owned(),
+        overridden_checks: "[]".to_owned(),
+        idempotency: None,
+        message: format!(
+            "auto-promoting release v{} of '{}' to {} ({})",
+            release.version,
+            source.name,
+            names.join(", "),
+            trigger.reason
+        ),
+        required_approvals: claimed
+            .iter()
+            .map(|t| t.required_approvals)
+            .max()
+            .unwrap_or_default(),
+        triggered_by: Some(trigger.triggered_by.clone()),
+    };
+    if create_promotion(tx, record).await?.is_none() {
+        return Err(Error::Internal(format!(
+            "auto-promotion {promotion_id} could not be stored"
+        )));
+    }
+    for target in &claimed {
+        cancel_superseded_targets(tx, target.app.id, promotion_id).await?;
+    }
+    Ok(Some(promotion_id))
+}
+
+/// The apps at `stage` of the source's pipeline with `auto_promote`, live, whose every
+/// required context has `success` on the release, and that do not already run its image.
+async fn eligible_targets(
+    db: &impl ConnectionTrait,
+    release: &release::Model,
+    source_coupling: &coupling::Model,
+    stage: Stage,
+) -> Result<Vec<EligibleTarget>> {
+    let couplings = coupling::Entity::find()
+        .filter(coupling::Column::PipelineId.eq(source_coupling.pipeline_id))
+        .filter(coupling::Column::Stage.eq(stage.as_str()))
+        .filter(coupling::Column::AutoPromote.eq(true))
+        .order_by_asc(coupling::Column::AppId)
+        .all(db)
+        .await?;
+    if couplings.is_empty() {
+        return Ok(Vec::new());
+    }
+    let succeeded: HashSet<String> = release_status::Entity::find()
+        .filter(release_status::Column::ReleaseId.eq(release.id))
+        .filter(release_status::Column::State.eq(StatusState::Success.as_str()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|status| status.context)
+        .collect();
+    let apps: HashMap<Uuid, app::Model> = app::Entity::find()
+        .filter(app::Column::Id.is_in(couplings.iter().map(|c| c.app_id)))
+        .filter(app::Column::DeletedAt.is_null())
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|app| (app.id, app))
+        .collect();
+    let mut eligible = Vec::new();
+    for candidate in couplings {
+        let Some(app) = apps.get(&candidate.app_id) else {
+            continue;
+        };
+        let required = coupling_contexts(&candidate)?;
+        if !required.iter().all(|context| succeeded.contains(context)) {
+            continue;
+        }
+        let runs_same_image = release::Entity::find()
+            .filter(release::Column::AppId.eq(app.id))
+            .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
+            .order_by_desc(release::Column::Version)
+            .one(db)
+            .await?
+            .is_some_and(|current| current.image == release.image);
+        if runs_same_image {
+            continue;
+        }
+        eligible.push(EligibleTarget {
+            app: ResourceRef {
+                id: app.id,
+                name: app.name.clone(),
+            },
+            required_approvals: coupling_policy(&candidate).required_approvals,
+        });
+    }
+    Ok(eligible)
+}
