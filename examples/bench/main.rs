@@ -191,6 +191,7 @@ async fn setup(channel: &Channel, targets: usize) -> BenchResult<Vec<String>> {
             .await?;
         couplings
             .create_coupling(CreateCouplingRequest {
+                promotion_policy: None,
                 app: name.clone(),
                 pipeline: "shop".into(),
                 stage: stage as i32,

@@ -70,6 +70,8 @@ async fn fill(url: &str, pipelines: usize) -> BenchResult<()> {
                 app_id: Set(app_id),
                 stage: Set((*stage).to_owned()),
                 required_contexts: Set(r#"["ci/test"]"#.to_owned()),
+                auto_promote: Set(false),
+                required_approvals: Set(0),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

@@ -186,7 +186,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(PromotionVotes::PromotionId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(PromotionVotes::PromotionId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(PromotionVotes::Voter).string().not_null())
                     .col(ColumnDef::new(PromotionVotes::Verdict).string().not_null())
                     .col(ColumnDef::new(PromotionVotes::Comment).text().not_null())
@@ -248,7 +252,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(AutoPromotionTriggers::AppId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(AutoPromotionTriggers::AppId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(AutoPromotionTriggers::ReleaseId)
                             .uuid()

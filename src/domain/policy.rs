@@ -111,10 +111,22 @@ mod tests {
 
     #[test]
     fn lowering_approvals_needs_elevated_access_and_anything_else_write() {
-        assert_eq!(role_to_change(policy(false, 2), policy(false, 1)), Role::Admin);
-        assert_eq!(role_to_change(policy(false, 2), policy(false, 3)), Role::Write);
-        assert_eq!(role_to_change(policy(true, 2), policy(false, 2)), Role::Write);
-        assert_eq!(role_to_change(policy(false, 0), policy(true, 0)), Role::Write);
+        assert_eq!(
+            role_to_change(policy(false, 2), policy(false, 1)),
+            Role::Admin
+        );
+        assert_eq!(
+            role_to_change(policy(false, 2), policy(false, 3)),
+            Role::Write
+        );
+        assert_eq!(
+            role_to_change(policy(true, 2), policy(false, 2)),
+            Role::Write
+        );
+        assert_eq!(
+            role_to_change(policy(false, 0), policy(true, 0)),
+            Role::Write
+        );
     }
 
     #[test]

@@ -213,7 +213,10 @@ impl EventKind {
 
     /// An approver's vote: the event names the voter and carries the comment.
     pub fn is_vote(self) -> bool {
-        matches!(self, EventKind::ApprovalGranted | EventKind::ApprovalRejected)
+        matches!(
+            self,
+            EventKind::ApprovalGranted | EventKind::ApprovalRejected
+        )
     }
 
     /// The last event of every promotion: a stream ends after it.

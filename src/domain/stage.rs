@@ -33,7 +33,9 @@ impl Stage {
 
     /// The stage whose releases are promoted to this one; review has none.
     pub fn previous(self) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|stage| stage.next() == Some(self))
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.next() == Some(self))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -31,9 +31,7 @@ pub(crate) async fn claim_targets(
         }
         let same_place = rest
             .iter()
-            .take_while(|c| {
-                c.promotion_id == first.promotion_id && c.queued_at == first.queued_at
-            })
+            .take_while(|c| c.promotion_id == first.promotion_id && c.queued_at == first.queued_at)
             .count();
         let (group, later) = rest.split_at(same_place);
         rest = later;

@@ -67,17 +67,18 @@ async fn apps_feeding_auto_promotion(
         })
         .collect::<Vec<_>>()
         .join(" ");
-    let ids: Vec<String> = (1..=apps.len()).map(placeholder).collect();
+    // Placeholders in the order they appear: SQLite numbers them by position.
+    let ids: Vec<String> = (2..=apps.len() + 1).map(placeholder).collect();
     let sql = format!(
         "SELECT DISTINCT c.app_id FROM couplings c JOIN couplings n \
          ON n.pipeline_id = c.pipeline_id AND n.auto_promote = {} \
          AND n.stage = (CASE c.stage {next_stage} END) \
          WHERE c.app_id IN ({})",
-        placeholder(apps.len() + 1),
+        placeholder(1),
         ids.join(", ")
     );
-    let mut values: Vec<sea_orm::Value> = apps.iter().map(|id| (*id).into()).collect();
-    values.push(true.into());
+    let mut values: Vec<sea_orm::Value> = vec![true.into()];
+    values.extend(apps.iter().map(|id| sea_orm::Value::from(*id)));
     let rows = db
         .query_all(Statement::from_sql_and_values(backend, sql, values))
         .await?;
@@ -197,14 +198,14 @@ pub async fn evaluate_trigger(
     let now = store::now();
     let mut claimed = Vec::new();
     for target in eligible {
-        let inserted = auto_promotion_claim::Entity::insert(auto_promotion_claim::ActiveModel::from(
-            auto_promotion_claim::Model {
+        let inserted = auto_promotion_claim::Entity::insert(
+            auto_promotion_claim::ActiveModel::from(auto_promotion_claim::Model {
                 source_release_id: release.id,
                 target_app_id: target.app.id,
                 promotion_id,
                 created_at: now,
-            },
-        ))
+            }),
+        )
         .on_conflict(
             OnConflict::columns([
                 auto_promotion_claim::Column::SourceReleaseId,

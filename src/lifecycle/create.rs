@@ -130,7 +130,11 @@ pub async fn create_promotion(
             format!(
                 "waiting for {} approval{} before it runs",
                 record.required_approvals,
-                if record.required_approvals == 1 { "" } else { "s" }
+                if record.required_approvals == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             ),
         ));
     }

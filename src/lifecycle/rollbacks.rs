@@ -7,7 +7,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use super::{
-    auto_promotion::{record_triggers, Trigger},leases::clearing_lease, leases::UNFINISHED_TARGETS, DeployOutcome, Transaction};
+    auto_promotion::{record_triggers, Trigger},
+    leases::clearing_lease,
+    leases::UNFINISHED_TARGETS,
+    DeployOutcome, Transaction,
+};
 use crate::{
     domain::{promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},

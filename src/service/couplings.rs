@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{
-        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
-        current_release, find_app, find_pipeline, parse_uuid, release_summary,
+        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage, current_release,
+        find_app, find_pipeline, parse_uuid, release_summary,
     },
     paging::{compound_key, Page, PageRequest},
     views::{CouplingView, ResourceRef},
@@ -77,7 +77,11 @@ fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
 
 /// Refuses an out-of-range `change`, and a resulting `policy` that is not off on a
 /// review-stage coupling, into which nothing is promoted.
-fn check_policy_for_stage(stage: Stage, change: &PolicyChange, policy: PromotionPolicy) -> Result<()> {
+fn check_policy_for_stage(
+    stage: Stage,
+    change: &PolicyChange,
+    policy: PromotionPolicy,
+) -> Result<()> {
     change.check(POLICY_FIELD)?;
     if stage.previous().is_none() && policy != PromotionPolicy::default() {
         return Err(Error::invalid(

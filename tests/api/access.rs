@@ -274,6 +274,7 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .clone()
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
+                        promotion_policy: None,
                         id: coupling.id.clone(),
                         required_status_checks: Some(RequiredStatusChecks {
                             contexts: vec!["ci/unit".into(), format!("extra-{suffix}")],
@@ -292,6 +293,7 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .clone()
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
+                        promotion_policy: None,
                         id: coupling.id.clone(),
                         required_status_checks: Some(RequiredStatusChecks { contexts: vec![] }),
                     },

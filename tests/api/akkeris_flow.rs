@@ -434,6 +434,7 @@ async fn the_akkeris_flow_over_grpc() {
         let coupling = couplings
             .create_coupling(with_token(
                 pipelines::proto::CreateCouplingRequest {
+                    promotion_policy: None,
                     app: name.into(),
                     pipeline: "shop".into(),
                     stage: stage as i32,
@@ -503,6 +504,7 @@ async fn the_akkeris_flow_over_grpc() {
     couplings
         .update_coupling(with_token(
             UpdateCouplingRequest {
+                promotion_policy: None,
                 id: staging_coupling.clone(),
                 required_status_checks: Some(RequiredStatusChecks {
                     contexts: vec!["ci/integration".into()],

@@ -6,6 +6,7 @@ use pipelines::proto::{
 use tonic::Code;
 
 use crate::helpers::{admin, assert_error, assert_status, spawn_app, writer, TestApp};
+use pipelines::service::CouplingChange;
 
 async fn shop_with_apps(names: &[&str]) -> TestApp {
     let app = spawn_app().await;
@@ -94,6 +95,7 @@ async fn the_stage_is_required_and_must_be_known() {
             .couplings
             .clone()
             .create_coupling(CreateCouplingRequest {
+                promotion_policy: None,
                 app: "shop-dev".into(),
                 pipeline: "shop".into(),
                 stage,
@@ -179,6 +181,7 @@ async fn concurrent_couplings_of_one_app_yield_exactly_one() {
         tokio::spawn(async move {
             client
                 .create_coupling(CreateCouplingRequest {
+                    promotion_policy: None,
                     app: "shop-dev".into(),
                     pipeline: "shop".into(),
                     stage: stage as i32,
@@ -336,6 +339,7 @@ async fn the_coupling_of_an_app_is_found_by_id_or_name() {
 
 fn update(id: &str, names: &[&str]) -> UpdateCouplingRequest {
     UpdateCouplingRequest {
+        promotion_policy: None,
         id: id.into(),
         required_status_checks: Some(RequiredStatusChecks {
             contexts: contexts(names),
@@ -403,6 +407,7 @@ async fn update_rejects_bad_input() {
     assert_status(
         client
             .update_coupling(UpdateCouplingRequest {
+                promotion_policy: None,
                 id: staging.id.clone(),
                 required_status_checks: None,
             })
@@ -429,9 +434,12 @@ async fn removing_a_required_context_needs_elevated_access() {
     // Adding is an ordinary write.
     let added = services
         .couplings
-        .update_required_contexts(
+        .update(
             &coupling.id,
-            Some(contexts(&["ci/unit", "ci/e2e", "qa"])),
+            CouplingChange {
+                required_contexts: Some(contexts(&["ci/unit", "ci/e2e", "qa"])),
+                ..Default::default()
+            },
             &writer(),
         )
         .await
@@ -445,9 +453,12 @@ async fn removing_a_required_context_needs_elevated_access() {
     assert_error(
         services
             .couplings
-            .update_required_contexts(
+            .update(
                 &coupling.id,
-                Some(contexts(&["ci/unit", "qa", "new"])),
+                CouplingChange {
+                    required_contexts: Some(contexts(&["ci/unit", "qa", "new"])),
+                    ..Default::default()
+                },
                 &writer(),
             )
             .await,
@@ -462,7 +473,14 @@ async fn removing_a_required_context_needs_elevated_access() {
 
     let reduced = services
         .couplings
-        .update_required_contexts(&coupling.id, Some(contexts(&["ci/unit"])), &admin())
+        .update(
+            &coupling.id,
+            CouplingChange {
+                required_contexts: Some(contexts(&["ci/unit"])),
+                ..Default::default()
+            },
+            &admin(),
+        )
         .await
         .unwrap();
     assert_eq!(reduced.required_contexts, contexts(&["ci/unit"]));

@@ -274,6 +274,7 @@ impl TestApp {
         self.couplings
             .clone()
             .create_coupling(CreateCouplingRequest {
+                promotion_policy: None,
                 app: app.into(),
                 pipeline: pipeline.into(),
                 stage: stage as i32,

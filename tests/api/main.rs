@@ -13,6 +13,7 @@ mod faults;
 mod helpers;
 mod paging;
 mod pipelines;
+mod policies;
 mod processes;
 mod promotions;
 mod races;

@@ -123,6 +123,7 @@ async fn setup(channel: Channel, count: usize) -> Vec<String> {
             .unwrap();
         couplings
             .create_coupling(CreateCouplingRequest {
+                promotion_policy: None,
                 app: name.clone(),
                 pipeline: "shop".into(),
                 stage: stage as i32,

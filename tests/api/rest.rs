@@ -175,9 +175,14 @@ async fn couplings_have_the_akkeris_shape() {
             "stage",
             "required_status_checks",
             "release",
+            "promotion_policy",
             "created_at",
             "updated_at"
         ])
+    );
+    assert_eq!(
+        coupling["promotion_policy"],
+        json!({"auto_promote": false, "required_approvals": 0})
     );
     assert_eq!(
         coupling["app"],

@@ -74,18 +74,24 @@ async fn promotions_and_targets_have_the_contract_shapes() {
     assert_eq!(
         keys(&created),
         [
+            "approvals",
             "created_at",
             "created_by",
             "id",
             "overridden_checks",
             "pipeline",
+            "required_approvals",
             "safe",
             "source",
             "status",
+            "triggered_by",
             "updated_at"
         ]
     );
     assert_eq!(created["status"], "pending");
+    assert_eq!(created["approvals"], json!([]));
+    assert_eq!(created["required_approvals"], 0);
+    assert_eq!(created["triggered_by"], Value::Null);
     assert_eq!(
         created["source"]["release"],
         json!({"id": release["id"], "version": 1})

@@ -18,8 +18,8 @@ use crate::{
     service::{
         authorize,
         lookup::{
-            app_ref, apps_by_id, coupling_policy, coupling_stage, current_release, find_app, find_pipeline,
-            find_release_of_app,
+            app_ref, apps_by_id, coupling_policy, coupling_stage, current_release, find_app,
+            find_pipeline, find_release_of_app,
         },
     },
     store::entities::{app, coupling, pipeline, promotion, release},
