@@ -14,6 +14,7 @@ mod helpers;
 mod paging;
 mod pipelines;
 mod policies;
+mod policy_processes;
 mod processes;
 mod promotions;
 mod races;

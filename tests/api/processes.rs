@@ -24,20 +24,24 @@ use crate::helpers::{fresh_database, next_event, rest_of, WebhookReceiver};
 const WEBHOOK_SECRET: &str = "process-test";
 
 /// A webhook receiver for the child processes, answering 200 after `delay`.
-async fn start_webhook(delay: Duration) -> (String, Arc<WebhookReceiver>) {
+pub(crate) async fn start_webhook(delay: Duration) -> (String, Arc<WebhookReceiver>) {
     let receiver = WebhookReceiver::start(WEBHOOK_SECRET, delay).await;
     (receiver.url.clone(), receiver)
 }
 
 /// A `pipelines serve` child process.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
     _logs: tempfile::NamedTempFile,
 }
 
 impl ServerProcess {
-    async fn start(database_url: &str, webhook_url: &str, extra: &[&str]) -> ServerProcess {
+    pub(crate) async fn start(
+        database_url: &str,
+        webhook_url: &str,
+        extra: &[&str],
+    ) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -90,7 +94,7 @@ impl ServerProcess {
             .unwrap()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         // Child::kill sends SIGKILL: no graceful shutdown, no lease release.
         let _ = self.child.kill();
         let _ = self.child.wait();
