@@ -31,6 +31,7 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+mod auto;
 mod memory;
 mod rest;
 
@@ -487,7 +488,7 @@ async fn main() -> BenchResult<()> {
         Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
-    // `bench [promotions|unary|rest|memory]...` runs only those sections.
+    // `bench [promotions|unary|auto|rest|memory]...` runs only those sections.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
     println!("| measurement | backend | result |");
@@ -498,6 +499,9 @@ async fn main() -> BenchResult<()> {
         }
         if runs("unary") {
             unary_rows(backend).await?;
+        }
+        if runs("auto") {
+            auto::auto_promotion_rows(backend).await?;
         }
     }
     if runs("rest") {
