@@ -1,0 +1,251 @@
+//! The JSON shapes of the Akkeris-compatible REST API, and the conversions from views.
+//! Field names are snake_case and times are RFC 3339 UTC.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::views;
+
+mod promotions;
+
+pub use promotions::*;
+
+#[derive(Debug, Serialize)]
+pub struct NamedRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+impl From<views::ResourceRef> for NamedRef {
+    fn from(reference: views::ResourceRef) -> Self {
+        Self {
+            id: reference.id,
+            name: reference.name,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdRef {
+    pub id: Uuid,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pipeline {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<views::PipelineView> for Pipeline {
+    fn from(view: views::PipelineView) -> Self {
+        Self {
+            id: view.id,
+            name: view.name,
+            description: view.description,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+#[serde(expecting = "an object such as {\"contexts\": [\"ci/tests\"]}")]
+pub struct RequiredStatusChecks {
+    #[serde(default)]
+    pub contexts: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CurrentRelease {
+    pub id: Uuid,
+    pub version: i64,
+    pub image: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Coupling {
+    pub id: Uuid,
+    pub app: NamedRef,
+    pub pipeline: NamedRef,
+    pub stage: &'static str,
+    pub required_status_checks: RequiredStatusChecks,
+    pub release: Option<CurrentRelease>,
+    pub promotion_policy: PromotionPolicy,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotionPolicy {
+    pub auto_promote: bool,
+    pub required_approvals: u32,
+}
+
+impl From<views::CouplingView> for Coupling {
+    fn from(view: views::CouplingView) -> Self {
+        Self {
+            id: view.id,
+            app: view.app.into(),
+            pipeline: view.pipeline.into(),
+            stage: view.stage.as_str(),
+            required_status_checks: RequiredStatusChecks {
+                contexts: view.required_contexts,
+            },
+            release: view.current_release.map(|release| CurrentRelease {
+                id: release.id,
+                version: release.version,
+                image: release.image,
+                created_at: release.created_at,
+            }),
+            promotion_policy: PromotionPolicy {
+                auto_promote: view.policy.auto_promote,
+                required_approvals: view.policy.required_approvals,
+            },
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct App {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<views::AppView> for App {
+    fn from(view: views::AppView) -> Self {
+        Self {
+            id: view.id,
+            name: view.name,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromotedFrom {
+    pub app: NamedRef,
+    pub release: IdRef,
+    pub pipeline_promotion: IdRef,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Release {
+    pub id: Uuid,
+    pub app: NamedRef,
+    pub version: i64,
+    pub image: String,
+    pub description: String,
+    pub status: &'static str,
+    pub promoted_from: Option<PromotedFrom>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<views::ReleaseView> for Release {
+    fn from(view: views::ReleaseView) -> Self {
+        Self {
+            id: view.id,
+            app: view.app.into(),
+            version: view.version,
+            image: view.image,
+            description: view.description,
+            status: view.status.as_str(),
+            promoted_from: view.promoted_from.map(|from| PromotedFrom {
+                app: from.app.into(),
+                release: IdRef {
+                    id: from.release_id,
+                },
+                pipeline_promotion: IdRef {
+                    id: from.promotion_id,
+                },
+            }),
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseStatus {
+    pub id: Uuid,
+    pub release: IdRef,
+    pub context: String,
+    pub name: String,
+    pub state: &'static str,
+    pub description: String,
+    pub target_url: String,
+    pub image_url: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `GET /apps/{app}/releases/{id}/statuses`, as Akkeris clients read it.
+#[derive(Debug, Serialize)]
+pub struct ReleaseStatuses {
+    /// The combined state of all statuses.
+    pub state: &'static str,
+    pub release: Release,
+    pub statuses: Vec<ReleaseStatus>,
+}
+
+impl From<views::ReleaseStatusesView> for ReleaseStatuses {
+    fn from(view: views::ReleaseStatusesView) -> Self {
+        Self {
+            state: view.state.as_str(),
+            release: view.release.into(),
+            statuses: view.statuses.into_iter().map(ReleaseStatus::from).collect(),
+        }
+    }
+}
+
+impl From<views::ReleaseStatusView> for ReleaseStatus {
+    fn from(view: views::ReleaseStatusView) -> Self {
+        Self {
+            id: view.id,
+            release: IdRef {
+                id: view.release_id,
+            },
+            context: view.context,
+            name: view.name,
+            state: view.state.as_str(),
+            description: view.description,
+            target_url: view.target_url,
+            image_url: view.image_url,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusContext {
+    pub context: String,
+    pub name: String,
+}
+
+impl From<views::StatusContext> for StatusContext {
+    fn from(view: views::StatusContext) -> Self {
+        Self {
+            context: view.context,
+            name: view.name,
+        }
+    }
+}
+
+/// `{stage: next_stage | null}` in promotion order.
+pub type StageGraph = serde_json::Map<String, serde_json::Value>;
+
+/// Config vars as `{KEY: value}`; a withheld value is `null`.
+pub type ConfigVars = BTreeMap<String, Option<String>>;
