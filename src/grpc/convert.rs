@@ -30,14 +30,33 @@ pub fn stage_to_proto(stage: Stage) -> proto::Stage {
 }
 
 /// A stage from the wire: `None` when unspecified, an error naming `field` when unknown.
-pub fn stage_from_proto(field: &str, value: i32) -> Result<Option<Stage>, InvalidField> {
+/// A required enum field left at 0, or set to a number the enum does not have: the
+/// message says which and lists the accepted names. A client that sent a REST-style string
+/// such as `"staging"` through a converter that fell back to 0 learns what to send.
+fn unaccepted_enum(field: &str, value: i32, unset: &str, accepted: &[&str]) -> InvalidField {
+    let problem = if value == 0 {
+        format!("must be set; 0 ({unset}) means unset")
+    } else {
+        format!("{value} is not a known value")
+    };
+    InvalidField::new(
+        field,
+        format!("{problem}; accepted values: {}", accepted.join(", ")),
+    )
+}
+
+pub fn stage_from_proto(field: &str, value: i32) -> Result<Stage, InvalidField> {
     match proto::Stage::try_from(value) {
-        Ok(proto::Stage::Unspecified) => Ok(None),
-        Ok(proto::Stage::Review) => Ok(Some(Stage::Review)),
-        Ok(proto::Stage::Development) => Ok(Some(Stage::Development)),
-        Ok(proto::Stage::Staging) => Ok(Some(Stage::Staging)),
-        Ok(proto::Stage::Production) => Ok(Some(Stage::Production)),
-        Err(_) => Err(InvalidField::new(field, format!("{value} is not a stage"))),
+        Ok(proto::Stage::Review) => Ok(Stage::Review),
+        Ok(proto::Stage::Development) => Ok(Stage::Development),
+        Ok(proto::Stage::Staging) => Ok(Stage::Staging),
+        Ok(proto::Stage::Production) => Ok(Stage::Production),
+        Ok(proto::Stage::Unspecified) | Err(_) => Err(unaccepted_enum(
+            field,
+            value,
+            proto::Stage::Unspecified.as_str_name(),
+            &Stage::ALL.map(|stage| stage_to_proto(stage).as_str_name()),
+        )),
     }
 }
 
@@ -52,19 +71,17 @@ pub fn status_state_to_proto(state: StatusState) -> proto::StatusState {
 
 /// A status state from the wire: `None` when unspecified, an error naming `field` when
 /// unknown.
-pub fn status_state_from_proto(
-    field: &str,
-    value: i32,
-) -> Result<Option<StatusState>, InvalidField> {
+pub fn status_state_from_proto(field: &str, value: i32) -> Result<StatusState, InvalidField> {
     match proto::StatusState::try_from(value) {
-        Ok(proto::StatusState::Unspecified) => Ok(None),
-        Ok(proto::StatusState::Pending) => Ok(Some(StatusState::Pending)),
-        Ok(proto::StatusState::Success) => Ok(Some(StatusState::Success)),
-        Ok(proto::StatusState::Failure) => Ok(Some(StatusState::Failure)),
-        Ok(proto::StatusState::Error) => Ok(Some(StatusState::Error)),
-        Err(_) => Err(InvalidField::new(
+        Ok(proto::StatusState::Pending) => Ok(StatusState::Pending),
+        Ok(proto::StatusState::Success) => Ok(StatusState::Success),
+        Ok(proto::StatusState::Failure) => Ok(StatusState::Failure),
+        Ok(proto::StatusState::Error) => Ok(StatusState::Error),
+        Ok(proto::StatusState::Unspecified) | Err(_) => Err(unaccepted_enum(
             field,
-            format!("{value} is not a status state"),
+            value,
+            proto::StatusState::Unspecified.as_str_name(),
+            &StatusState::ALL.map(|state| status_state_to_proto(state).as_str_name()),
         )),
     }
 }
@@ -327,7 +344,8 @@ pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
                 check: Some(status_check(verdict.check)),
                 state: verdict
                     .state
-                    .map(|state| status_state_to_proto(state) as i32),
+                    .map(|state| status_state_to_proto(state) as i32)
+                    .unwrap_or_default(),
                 satisfied: verdict.satisfied,
                 overridden: verdict.overridden,
             })

@@ -39,7 +39,7 @@ impl CouplingService for CouplingGrpc {
     ) -> Result<Response<proto::Coupling>, Status> {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let stage = convert::stage_from_proto("stage", request.stage).map_err(Error::from)?;
+        let stage = Some(convert::stage_from_proto("stage", request.stage).map_err(Error::from)?);
         let view = self
             .services
             .couplings

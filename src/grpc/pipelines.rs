@@ -83,7 +83,9 @@ impl PipelineService for PipelineGrpc {
             .into_iter()
             .map(|(stage, next)| proto::StageTransition {
                 stage: convert::stage_to_proto(stage) as i32,
-                next: next.map(|next| convert::stage_to_proto(next) as i32),
+                next: next
+                    .map(|next| convert::stage_to_proto(next) as i32)
+                    .unwrap_or_default(),
             })
             .collect();
         Ok(Response::new(proto::ListStagesResponse { stages }))

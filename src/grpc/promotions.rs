@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
+    error::Error,
     proto::{
         self, create_promotion_response::Result as Created,
         promotion_service_server::PromotionService,
@@ -21,6 +22,30 @@ pub struct PromotionGrpc {
 impl PromotionGrpc {
     pub fn new(services: Services) -> Self {
         Self { services }
+    }
+}
+
+/// The use case names the fields of a promotion request as the REST body spells them
+/// (`source.app`); a gRPC client sent `CreatePromotionRequest`, whose fields are spelled
+/// `source_app`, so errors name those instead.
+fn with_request_field_names(error: Error) -> Error {
+    match error {
+        Error::InvalidArgument(mut invalid) => {
+            invalid.field = request_field_name(&invalid.field);
+            Error::InvalidArgument(invalid)
+        }
+        other => other,
+    }
+}
+
+fn request_field_name(field: &str) -> String {
+    match field {
+        "source.app" => "source_app".to_owned(),
+        "source.release" | "source.release.id" => "source_release_id".to_owned(),
+        _ => match field.strip_suffix(".app") {
+            Some(target) if target.starts_with("targets[") => target.to_owned(),
+            _ => field.to_owned(),
+        },
     }
 }
 
@@ -53,7 +78,8 @@ impl PromotionService for PromotionGrpc {
                 },
                 &caller,
             )
-            .await?;
+            .await
+            .map_err(with_request_field_names)?;
         let result = match created {
             CreatedPromotion::Created(view) | CreatedPromotion::Replayed(view) => {
                 Created::Promotion(convert::promotion(view))
@@ -178,5 +204,20 @@ impl PromotionService for PromotionGrpc {
         let stream = ReceiverStream::new(events)
             .map(|event| event.map(convert::promotion_event).map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_field_name;
+
+    #[test]
+    fn rest_field_names_become_the_request_message_fields() {
+        assert_eq!(request_field_name("source.app"), "source_app");
+        assert_eq!(request_field_name("source.release.id"), "source_release_id");
+        assert_eq!(request_field_name("source.release"), "source_release_id");
+        assert_eq!(request_field_name("targets[2].app"), "targets[2]");
+        assert_eq!(request_field_name("targets"), "targets");
+        assert_eq!(request_field_name("request_id"), "request_id");
     }
 }

@@ -82,7 +82,7 @@ impl ReleaseService for ReleaseGrpc {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let state =
-            convert::status_state_from_proto("state", request.state).map_err(Error::from)?;
+            Some(convert::status_state_from_proto("state", request.state).map_err(Error::from)?);
         let view = self
             .services
             .releases
@@ -111,7 +111,7 @@ impl ReleaseService for ReleaseGrpc {
         let request = request.into_inner();
         let state = request
             .state
-            .map(|value| convert::status_state_from_proto("state", value))
+            .map(|value| convert::status_state_from_proto("state", value).map(Some))
             .transpose()
             .map_err(Error::from)?;
         let view = self

@@ -102,7 +102,22 @@ async fn the_stage_is_required_and_must_be_known() {
                 required_status_checks: None,
             })
             .await;
-        assert_status(result, Code::InvalidArgument, &["stage"]);
+        // An enum left at 0 (a REST-style "staging" a client converted to 0, say) is told
+        // what to send.
+        let problem = if stage == 0 {
+            "must be set; 0 (STAGE_UNSPECIFIED) means unset"
+        } else {
+            "42 is not a known value"
+        };
+        assert_status(
+            result,
+            Code::InvalidArgument,
+            &[
+                "stage",
+                problem,
+                "accepted values: STAGE_REVIEW, STAGE_DEVELOPMENT, STAGE_STAGING, STAGE_PRODUCTION",
+            ],
+        );
     }
 }
 

@@ -303,7 +303,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
     assert_status(
         create(&app, promote("shop-dev")).await,
         Code::InvalidArgument,
-        &["source.release", "no succeeded release"],
+        &["source_release_id", "no succeeded release"],
     );
     let release = app.create_release("shop-dev", "shop:1").await;
     let foreign = app.create_release("other-dev", "other:1").await;
@@ -321,17 +321,17 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
         (
             promote("loner"),
             Code::InvalidArgument,
-            vec!["source.app", "not coupled"],
+            vec!["invalid source_app:", "not coupled"],
         ),
         (
             promote("other-dev"),
             Code::InvalidArgument,
-            vec!["source.app", "not coupled to pipeline 'shop'"],
+            vec!["invalid source_app:", "not coupled to pipeline 'shop'"],
         ),
         (
             promote("shop-prod"),
             Code::InvalidArgument,
-            vec!["source.app", "no next stage"],
+            vec!["invalid source_app:", "no next stage"],
         ),
         (
             CreatePromotionRequest {
@@ -347,7 +347,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
                 ..promote("shop-dev")
             },
             Code::InvalidArgument,
-            vec!["targets[0].app", "shop-prod", "staging"],
+            vec!["invalid targets[0]:", "shop-prod", "staging"],
         ),
         (
             CreatePromotionRequest {
@@ -355,7 +355,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
                 ..promote("shop-dev")
             },
             Code::InvalidArgument,
-            vec!["targets[1].app", "loner"],
+            vec!["invalid targets[1]:", "loner"],
         ),
         (
             CreatePromotionRequest {
@@ -363,7 +363,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
                 ..promote("shop-dev")
             },
             Code::InvalidArgument,
-            vec!["targets[1].app", "twice"],
+            vec!["invalid targets[1]:", "twice"],
         ),
         (
             CreatePromotionRequest {
@@ -371,7 +371,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
                 ..promote("shop-dev")
             },
             Code::InvalidArgument,
-            vec!["targets[0].app", "source"],
+            vec!["invalid targets[0]:", "source"],
         ),
         (
             CreatePromotionRequest {
@@ -387,7 +387,7 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
                 ..promote("shop-dev")
             },
             Code::InvalidArgument,
-            vec!["source.release.id"],
+            vec!["invalid source_release_id:"],
         ),
         (
             CreatePromotionRequest {
@@ -691,8 +691,8 @@ async fn a_dry_run_plans_everything_and_writes_nothing() {
             ("qa/signoff".to_owned(), false, true)
         ]
     );
-    assert_eq!(planned.checks[0].state, Some(StatusState::Success as i32));
-    assert_eq!(planned.checks[1].state, None);
+    assert_eq!(planned.checks[0].state, StatusState::Success as i32);
+    assert_eq!(planned.checks[1].state, StatusState::Unspecified as i32);
     assert_eq!(promotion_count(&app).await, 0);
     let releases = app
         .releases

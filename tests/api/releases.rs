@@ -393,7 +393,11 @@ async fn status_updates_are_validated() {
     assert_status(
         client.update_release_status(update(Some(0))).await,
         Code::InvalidArgument,
-        &["state"],
+        &[
+            "state",
+            "0 (STATUS_STATE_UNSPECIFIED) means unset",
+            "STATUS_STATE_PENDING, STATUS_STATE_SUCCESS, STATUS_STATE_FAILURE, STATUS_STATE_ERROR",
+        ],
     );
     assert_status(
         client
