@@ -344,8 +344,7 @@ pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
                 check: Some(status_check(verdict.check)),
                 state: verdict
                     .state
-                    .map(|state| status_state_to_proto(state) as i32)
-                    .unwrap_or_default(),
+                    .map(|state| status_state_to_proto(state) as i32),
                 satisfied: verdict.satisfied,
                 overridden: verdict.overridden,
             })

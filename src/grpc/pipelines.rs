@@ -83,9 +83,7 @@ impl PipelineService for PipelineGrpc {
             .into_iter()
             .map(|(stage, next)| proto::StageTransition {
                 stage: convert::stage_to_proto(stage) as i32,
-                next: next
-                    .map(|next| convert::stage_to_proto(next) as i32)
-                    .unwrap_or_default(),
+                next: next.map(|next| convert::stage_to_proto(next) as i32),
             })
             .collect();
         Ok(Response::new(proto::ListStagesResponse { stages }))

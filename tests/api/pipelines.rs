@@ -266,14 +266,14 @@ async fn the_stage_graph_runs_review_to_production() {
         .unwrap()
         .into_inner()
         .stages;
-    let edges: Vec<(i32, i32)> = stages.iter().map(|s| (s.stage, s.next)).collect();
+    let edges: Vec<(i32, Option<i32>)> = stages.iter().map(|s| (s.stage, s.next)).collect();
     assert_eq!(
         edges,
         vec![
-            (Stage::Review as i32, Stage::Development as i32),
-            (Stage::Development as i32, Stage::Staging as i32),
-            (Stage::Staging as i32, Stage::Production as i32),
-            (Stage::Production as i32, Stage::Unspecified as i32),
+            (Stage::Review as i32, Some(Stage::Development as i32)),
+            (Stage::Development as i32, Some(Stage::Staging as i32)),
+            (Stage::Staging as i32, Some(Stage::Production as i32)),
+            (Stage::Production as i32, None),
         ]
     );
 }

@@ -691,8 +691,8 @@ async fn a_dry_run_plans_everything_and_writes_nothing() {
             ("qa/signoff".to_owned(), false, true)
         ]
     );
-    assert_eq!(planned.checks[0].state, StatusState::Success as i32);
-    assert_eq!(planned.checks[1].state, StatusState::Unspecified as i32);
+    assert_eq!(planned.checks[0].state, Some(StatusState::Success as i32));
+    assert_eq!(planned.checks[1].state, None);
     assert_eq!(promotion_count(&app).await, 0);
     let releases = app
         .releases
