@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod grpc;
 pub mod lifecycle;
+pub mod metrics;
 pub mod progress;
 pub mod proto;
 pub mod read_model;

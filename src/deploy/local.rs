@@ -8,6 +8,10 @@ pub struct LocalDeployer;
 
 #[async_trait::async_trait]
 impl Deployer for LocalDeployer {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         tracing::debug!(
             app = %request.app_name,

@@ -59,4 +59,9 @@ pub struct DeployError(pub String);
 #[async_trait::async_trait]
 pub trait Deployer: Send + Sync + 'static {
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError>;
+
+    /// The deployer's name in metrics.
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 }

@@ -166,6 +166,10 @@ impl WebhookDeployer {
 
 #[async_trait::async_trait]
 impl Deployer for WebhookDeployer {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         let body = Self::body(request)?;
         let signed = signature(&self.settings.secret, &body);
@@ -173,6 +177,7 @@ impl Deployer for WebhookDeployer {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let started = std::time::Instant::now();
             let sent = self
                 .client
                 .post(&self.settings.url)
@@ -182,6 +187,7 @@ impl Deployer for WebhookDeployer {
                 .body(body.clone())
                 .send()
                 .await;
+            crate::metrics::record_webhook_attempt(started.elapsed(), attempt > 1);
             let retryable = match sent {
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) if response.status().is_server_error() => {

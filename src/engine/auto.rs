@@ -22,6 +22,7 @@ pub(crate) async fn evaluate_triggers(context: &EngineContext) -> Result<usize> 
                 tx.commit(&context.hub).await?;
                 if let Some(promotion) = promotion {
                     created += 1;
+                    crate::metrics::record_promotion_created("auto");
                     tracing::info!(
                         %promotion,
                         app = %trigger.app_id,

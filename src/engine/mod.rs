@@ -18,7 +18,7 @@ use tokio::{
 
 use crate::{
     deploy::Deployer,
-    lifecycle::LeasedWork,
+    lifecycle::{DeployOutcome, LeasedWork},
     progress::EventHub,
     store::entities::{promotion_target, rollback as rollback_row},
 };
@@ -57,6 +57,19 @@ pub(crate) struct EngineContext {
     pub hub: Arc<EventHub>,
     pub deployer: Arc<dyn Deployer>,
     pub settings: EngineSettings,
+}
+
+/// Deploys through the configured deployer, counting attempts and failures.
+async fn deploy(context: &EngineContext, request: &crate::deploy::DeployRequest) -> DeployOutcome {
+    let deployer = context.deployer.name();
+    crate::metrics::record_deploy_attempt(deployer);
+    match context.deployer.deploy(request).await {
+        Ok(()) => DeployOutcome::Deployed,
+        Err(error) => {
+            crate::metrics::record_deploy_failure(deployer);
+            DeployOutcome::Failed(error.0)
+        }
+    }
 }
 
 /// Runs claimed work on free slots, one per item, or gives the leases back when too few

@@ -10,7 +10,7 @@ use crate::{
     deploy::{DeployCause, DeployRequest},
     domain::promotion::TargetStatus,
     error::{Error, Result},
-    lifecycle::{self, DeployOutcome, Transaction},
+    lifecycle::{self, Transaction},
     store::entities::{app, release, rollback},
 };
 
@@ -59,10 +59,7 @@ async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> 
         source_app_name: target_app.name,
         source_release_id: claimed.rolled_back_to_id,
     };
-    let outcome = match context.deployer.deploy(&request).await {
-        Ok(()) => DeployOutcome::Deployed,
-        Err(error) => DeployOutcome::Failed(error.0),
-    };
+    let outcome = super::deploy(context, &request).await;
     let mut tx = Transaction::begin(&context.db).await?;
     let recorded = lifecycle::record_rollback_outcome(&mut tx, &claimed, worker, outcome).await?;
     tx.commit(&context.hub).await?;

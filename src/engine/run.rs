@@ -65,14 +65,15 @@ pub(super) fn keep_lease<E: LeasedWork>(
         let settings = &context.settings;
         loop {
             tokio::time::sleep(settings.lease_ttl / 3).await;
-            if !lifecycle::renew_lease::<E>(
+            let kept = lifecycle::renew_lease::<E>(
                 &context.db,
                 id,
                 &settings.worker_id,
                 settings.lease_ttl,
             )
-            .await
-            {
+            .await;
+            crate::metrics::record_lease_renewal(kept);
+            if !kept {
                 tracing::warn!(%id, "lost the lease on running work");
                 return;
             }
@@ -275,10 +276,7 @@ async fn deploy(
         source_app_name: subject.source_app.name.clone(),
         source_release_id: subject.source_release.id,
     };
-    Ok(Some(match context.deployer.deploy(&request).await {
-        Ok(()) => DeployOutcome::Deployed,
-        Err(error) => DeployOutcome::Failed(error.0),
-    }))
+    Ok(Some(super::deploy(context, &request).await))
 }
 
 fn new_release(

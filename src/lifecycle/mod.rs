@@ -83,6 +83,7 @@ impl Transaction {
     pub async fn commit(self, hub: &EventHub) -> Result<()> {
         store::notify_events(&self.txn, &self.notifications).await?;
         self.txn.commit().await?;
+        crate::metrics::record_committed(&self.events);
         hub.publish(self.events);
         if self.wake_engine {
             hub.signal_work();

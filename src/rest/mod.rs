@@ -12,12 +12,13 @@ mod releases;
 mod shapes;
 
 use axum::{
-    extract::{DefaultBodyLimit, State},
+    extract::{DefaultBodyLimit, MatchedPath, State},
     http::{header, HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
 };
+use sea_orm::DatabaseConnection;
 use std::sync::{atomic::AtomicBool, Arc};
 
 use self::{error::ApiError, extract::MAX_BODY_BYTES};
@@ -29,22 +30,44 @@ type ApiResult<T> = Result<T, ApiError>;
 pub(crate) struct GatewayState {
     services: Services,
     database_up: Arc<AtomicBool>,
+    db: DatabaseConnection,
+}
+
+/// The route template a REST request matched, left on its response for the access log and
+/// the metrics, which label requests by template rather than by raw path.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(pub String);
+
+async fn remember_route(
+    matched: Option<MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let template = matched.map(|path| path.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(template) = template {
+        response.extensions_mut().insert(RouteTemplate(template));
+    }
+    response
 }
 
 /// The gateway's routes. Unknown paths and methods answer in the gateway's error shape.
-pub fn router(services: Services, database_up: Arc<AtomicBool>) -> Router {
+pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConnection) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .merge(pipelines::routes())
         .merge(couplings::routes())
         .merge(apps::routes())
         .merge(releases::routes())
         .merge(promotions::routes())
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(remember_route))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(GatewayState {
             services,
             database_up,
+            db,
         })
 }
 
@@ -83,6 +106,24 @@ async fn healthz(State(state): State<GatewayState>) -> Response {
             Json(serde_json::json!({"status": "database unreachable"})),
         )
             .into_response()
+    }
+}
+
+/// Prometheus text exposition (version 0.0.4) of this process's series.
+async fn metrics(State(state): State<GatewayState>) -> Response {
+    match crate::metrics::render(&state.db).await {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => ApiError::Service(crate::error::Error::Unavailable(
+            "metrics are not collected by this process".into(),
+        ))
+        .into_response(),
     }
 }
 

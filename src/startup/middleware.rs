@@ -60,12 +60,33 @@ pub(super) async fn log_request(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let grpc = rest::is_grpc(request.headers());
     let response = next.run(request).await;
     let grpc_status = response
         .headers()
         .get("grpc-status")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
+    if grpc {
+        // A status in the headers is a trailers-only answer, an error; a call that
+        // succeeds sends its status in the trailers, after this point.
+        crate::metrics::record_grpc(
+            &path,
+            grpc_status.as_deref().unwrap_or("0"),
+            started.elapsed(),
+        );
+    } else {
+        let route = response
+            .extensions()
+            .get::<rest::RouteTemplate>()
+            .map_or("unmatched", |template| template.0.as_str());
+        crate::metrics::record_http(
+            route,
+            method.as_str(),
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
     tracing::info!(
         %method,
         %path,

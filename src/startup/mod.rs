@@ -137,6 +137,7 @@ impl Application {
 
         let (listener, local_addr) = bind(settings.listen).await?;
 
+        crate::metrics::handle();
         let read_model = ReadModel::new(db.clone());
         if let Err(error) = read_model.reload_everything().await {
             tracing::warn!(%error, "cannot load the read model; reads go to the database until it loads");
@@ -162,7 +163,7 @@ impl Application {
         let grpc = grpc_routes(&services, health_service)?;
 
         let router = grpc
-            .merge(rest::router(services, Arc::clone(&database_up)))
+            .merge(rest::router(services, Arc::clone(&database_up), db.clone()))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),

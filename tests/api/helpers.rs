@@ -494,6 +494,28 @@ impl TestApp {
             .into_inner()
     }
 
+    /// Watches a promotion to its end over gRPC with a token, and returns every event.
+    pub async fn watch_to_end_as(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Vec<pipelines::proto::PromotionEvent> {
+        let mut stream = self
+            .promotions
+            .clone()
+            .watch_promotion(with_token(
+                pipelines::proto::WatchPromotionRequest {
+                    id: id.into(),
+                    after_sequence: 0,
+                },
+                token,
+            ))
+            .await
+            .expect("watch")
+            .into_inner();
+        rest_of(&mut stream).await
+    }
+
     /// Watches a promotion to its end over gRPC and returns every event.
     pub async fn watch_to_end(&self, id: &str) -> Vec<pipelines::proto::PromotionEvent> {
         rest_of(&mut self.watch(id, 0).await).await

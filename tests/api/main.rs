@@ -11,6 +11,7 @@ mod apps;
 mod couplings;
 mod faults;
 mod helpers;
+mod metrics;
 mod paging;
 mod pipelines;
 mod policies;

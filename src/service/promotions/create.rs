@@ -245,6 +245,7 @@ impl Promotions {
             ));
         };
         tx.commit(&self.hub).await?;
+        crate::metrics::record_promotion_created("request");
         self.hub.signal_work();
         Ok(CreatedPromotion::Created(
             promotion_view(&self.db, stored).await?,

@@ -1,0 +1,254 @@
+//! Prometheus metrics: what the process counts as it works, and the gauges read from the
+//! database when `/metrics` is scraped. Names follow the Prometheus conventions: base
+//! units, `_total` for counters, `_seconds` for durations. Counters are per process; the
+//! database gauges are the same on every replica.
+
+use std::{sync::OnceLock, time::Duration};
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+use crate::{domain::promotion::EventKind, views::PromotionEventView};
+
+/// Latency buckets, in seconds, from a cached read to a slow webhook.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle. `None` when another
+/// recorder was installed first (the series are then not collected here).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &LATENCY_BUCKETS)
+                .and_then(PrometheusBuilder::install_recorder);
+            match installed {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metrics are not collected");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+fn describe() {
+    describe_counter!(
+        "pipelines_grpc_requests_total",
+        "gRPC calls answered, by method and status code"
+    );
+    describe_histogram!(
+        "pipelines_grpc_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a gRPC call (to the end of its headers for streams), by method"
+    );
+    describe_counter!(
+        "pipelines_http_requests_total",
+        "REST requests answered, by route template, method and HTTP status"
+    );
+    describe_histogram!(
+        "pipelines_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a REST request, by route template and method"
+    );
+    describe_counter!(
+        "pipelines_promotions_created_total",
+        "Promotions stored by this process, by trigger (request or auto)"
+    );
+    describe_counter!(
+        "pipelines_promotions_finished_total",
+        "Promotions that ended on this process, by outcome"
+    );
+    describe_counter!(
+        "pipelines_targets_finished_total",
+        "Promotion targets that ended on this process, by state"
+    );
+    describe_gauge!(
+        "pipelines_targets",
+        "Unfinished promotion targets in the database, by state"
+    );
+    describe_gauge!(
+        "pipelines_queue_depth",
+        "Pending targets waiting behind another promotion or rollback on their app"
+    );
+    describe_gauge!(
+        "pipelines_promotions_awaiting_approval",
+        "Promotions in the database waiting for approvals"
+    );
+    describe_counter!(
+        "pipelines_deploy_attempts_total",
+        "Deployments started by this process, by deployer"
+    );
+    describe_counter!(
+        "pipelines_deploy_retries_total",
+        "Webhook deliveries retried after a network error or a 5xx answer"
+    );
+    describe_counter!(
+        "pipelines_deploy_failures_total",
+        "Deployments that failed, by deployer"
+    );
+    describe_histogram!(
+        "pipelines_webhook_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time of one webhook delivery attempt, to its answer or its error"
+    );
+    describe_gauge!(
+        "pipelines_db_pool_connections",
+        "Database connections of this process's pool, by state (in_use or idle)"
+    );
+    describe_gauge!(
+        "pipelines_db_pool_max_connections",
+        "The most connections this process's pool opens"
+    );
+    describe_counter!(
+        "pipelines_lease_renewals_total",
+        "Leases on running work renewed by this process"
+    );
+    describe_counter!(
+        "pipelines_leases_lost_total",
+        "Leases on running work this process found taken or expired when renewing"
+    );
+}
+
+/// One gRPC call: `method` is the full path, or `unknown` for a method the server lacks,
+/// so that clients cannot create series at will.
+pub fn record_grpc(method: &str, code: &str, elapsed: Duration) {
+    let method = if code == "12" { "unknown" } else { method }.to_owned();
+    counter!("pipelines_grpc_requests_total", "method" => method.clone(), "code" => code.to_owned())
+        .increment(1);
+    histogram!("pipelines_grpc_request_duration_seconds", "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// One REST request: `route` is the matched route template, or `unmatched`.
+pub fn record_http(route: &str, method: &str, status: u16, elapsed: Duration) {
+    counter!(
+        "pipelines_http_requests_total",
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    histogram!(
+        "pipelines_http_request_duration_seconds",
+        "route" => route.to_owned(),
+        "method" => method.to_owned()
+    )
+    .record(elapsed.as_secs_f64());
+}
+
+/// A promotion stored: at a client's `request`, or by the service itself (`auto`).
+pub fn record_promotion_created(trigger: &'static str) {
+    counter!("pipelines_promotions_created_total", "trigger" => trigger).increment(1);
+}
+
+/// Counts what committed events report: promotions finished, targets ended.
+/// Called for the events this process committed, so replicas do not count each other's.
+pub fn record_committed(events: &[PromotionEventView]) {
+    for event in events {
+        match event.kind {
+            EventKind::PromotionFinished => {
+                counter!(
+                    "pipelines_promotions_finished_total",
+                    "outcome" => event.promotion_status.as_str()
+                )
+                .increment(1);
+            }
+            EventKind::TargetSucceeded | EventKind::TargetFailed | EventKind::TargetCanceled => {
+                if let Some(state) = event.target_status {
+                    counter!("pipelines_targets_finished_total", "state" => state.as_str())
+                        .increment(1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn record_deploy_attempt(deployer: &'static str) {
+    counter!("pipelines_deploy_attempts_total", "deployer" => deployer).increment(1);
+}
+
+pub fn record_deploy_failure(deployer: &'static str) {
+    counter!("pipelines_deploy_failures_total", "deployer" => deployer).increment(1);
+}
+
+pub fn record_webhook_attempt(elapsed: Duration, retried: bool) {
+    histogram!("pipelines_webhook_request_duration_seconds").record(elapsed.as_secs_f64());
+    if retried {
+        counter!("pipelines_deploy_retries_total", "deployer" => "webhook").increment(1);
+    }
+}
+
+pub fn record_lease_renewal(kept: bool) {
+    if kept {
+        counter!("pipelines_lease_renewals_total").increment(1);
+    } else {
+        counter!("pipelines_leases_lost_total").increment(1);
+    }
+}
+
+/// Reads the gauges that live in the database and the pool's state. A database that does
+/// not answer leaves the gauges as they were; the scrape still succeeds.
+async fn refresh_gauges(db: &DatabaseConnection) {
+    let pool = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (
+                pool.size(),
+                pool.num_idle(),
+                pool.options().get_max_connections(),
+            )
+        }
+    };
+    let (size, idle, max) = pool;
+    let in_use = (size as usize).saturating_sub(idle);
+    gauge!("pipelines_db_pool_connections", "state" => "in_use").set(in_use as f64);
+    gauge!("pipelines_db_pool_connections", "state" => "idle").set(idle as f64);
+    gauge!("pipelines_db_pool_max_connections").set(max as f64);
+
+    let query = "SELECT \
+        (SELECT count(*) FROM promotion_targets WHERE status = 'pending') AS pending, \
+        (SELECT count(*) FROM promotion_targets WHERE status = 'running') AS running, \
+        (SELECT count(*) FROM promotion_targets WHERE status = 'pending' \
+           AND queued_at IS NOT NULL AND queued_behind IS NOT NULL) AS queued, \
+        (SELECT count(*) FROM promotions WHERE status = 'awaiting_approval') AS awaiting";
+    let read = tokio::time::timeout(
+        Duration::from_secs(2),
+        db.query_one(Statement::from_string(db.get_database_backend(), query)),
+    )
+    .await;
+    let Ok(Ok(Some(row))) = read else {
+        tracing::debug!("metrics: the database gauges were not refreshed");
+        return;
+    };
+    let count = |column: &str| row.try_get::<i64>("", column).unwrap_or_default() as f64;
+    gauge!("pipelines_targets", "state" => "pending").set(count("pending"));
+    gauge!("pipelines_targets", "state" => "running").set(count("running"));
+    gauge!("pipelines_queue_depth").set(count("queued"));
+    gauge!("pipelines_promotions_awaiting_approval").set(count("awaiting"));
+}
+
+/// The text exposition of every series, after refreshing the database gauges.
+pub async fn render(db: &DatabaseConnection) -> Option<String> {
+    let handle = handle()?;
+    refresh_gauges(db).await;
+    handle.run_upkeep();
+    Some(handle.render())
+}

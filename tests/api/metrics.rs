@@ -1,0 +1,232 @@
+//! `GET /metrics`: the Prometheus text format, labelled by route template and gRPC method,
+//! with the promotion, deployer and database series. Metrics are per process and the test
+//! binary runs many servers at once, so counts are checked as "at least".
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, with_token, TestApp};
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String, String) {
+    let mut request = app.rest(Method::GET, "/metrics");
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("scrape");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, content_type, response.text().await.unwrap())
+}
+
+/// The value of the first sample of `name` whose labels contain every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
+    let app = spawn_app().await;
+    let ops = app.create_token("ops", "admin").await;
+    let reader = app.create_token("dashboard", "read").await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/pipelines",
+            Some(json!({"name": "shop"})),
+            Some(&ops),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for name in ["shop-dev", "shop-stg"] {
+        app.call(
+            Method::POST,
+            "/apps",
+            Some(json!({"name": name})),
+            Some(&ops),
+        )
+        .await;
+    }
+    for (name, stage) in [("shop-dev", "development"), ("shop-stg", "staging")] {
+        let body = json!({"app": name, "pipeline": "shop", "stage": stage});
+        app.call(Method::POST, "/pipeline-couplings", Some(body), Some(&ops))
+            .await;
+    }
+    app.call(
+        Method::POST,
+        "/apps/shop-dev/releases",
+        Some(json!({"image": "shop:1"})),
+        Some(&ops),
+    )
+    .await;
+    // Two raw paths of one template, and a miss.
+    app.call(Method::GET, "/pipelines/shop", None, Some(&reader))
+        .await;
+    app.call(
+        Method::GET,
+        "/pipelines/no-such-pipeline",
+        None,
+        Some(&reader),
+    )
+    .await;
+    app.call(Method::GET, "/no/such/path", None, Some(&reader))
+        .await;
+    // gRPC: a call that succeeds and one to a method the server lacks.
+    app.pipelines
+        .clone()
+        .get_pipeline(with_token(
+            pipelines::proto::GetPipelineRequest {
+                pipeline: "shop".into(),
+            },
+            &reader,
+        ))
+        .await
+        .expect("get pipeline");
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/pipeline-promotions",
+            Some(json!({"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-dev"}}})),
+            Some(&ops),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let events = app.watch_to_end_as(id, &reader).await;
+    assert_eq!(events.last().unwrap().name, "promotion.finished");
+
+    // A token is needed once tokens exist; any role may read the metrics.
+    let (status, _, _) = scrape(&app, None).await;
+    assert_eq!(status, 401);
+    let (status, content_type, text) = scrape(&app, Some(&reader)).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+
+    assert!(
+        text.contains("# TYPE pipelines_http_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# HELP pipelines_http_requests_total"),
+        "{text}"
+    );
+    let by_template = sample(
+        &text,
+        "pipelines_http_requests_total",
+        &[
+            r#"route="/pipelines/{pipeline}""#,
+            r#"method="GET""#,
+            r#"status="200""#,
+        ],
+    );
+    assert!(by_template >= Some(1.0), "{text}");
+    assert!(
+        sample(
+            &text,
+            "pipelines_http_requests_total",
+            &[r#"route="/pipelines/{pipeline}""#, r#"status="404""#],
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("no-such-pipeline"),
+        "raw paths are never labels"
+    );
+    assert!(
+        !text.contains("/no/such/path"),
+        "raw paths are never labels"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_http_requests_total",
+            &[r#"route="unmatched""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_grpc_requests_total",
+            &[
+                r#"method="/pipelines.v1.PipelineService/GetPipeline""#,
+                r#"code="0""#
+            ],
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("pipelines_grpc_request_duration_seconds_bucket{"),
+        "latency is a histogram: {text}"
+    );
+    assert!(
+        text.contains("pipelines_http_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_promotions_created_total",
+            &[r#"trigger="request""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_promotions_finished_total",
+            &[r#"outcome="successful""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_targets_finished_total",
+            &[r#"state="succeeded""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_deploy_attempts_total",
+            &[r#"deployer="local""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    // Database gauges, read at the scrape: nothing is left running here.
+    assert_eq!(
+        sample(&text, "pipelines_targets", &[r#"state="running""#]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_queue_depth", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_promotions_awaiting_approval", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "pipelines_db_pool_max_connections", &[]) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "pipelines_db_pool_connections", &[r#"state="idle""#]).is_some(),
+        "{text}"
+    );
+}
