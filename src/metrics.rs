@@ -121,11 +121,20 @@ fn describe() {
 /// One gRPC call: `method` is the full path, or `unknown` for a method the server lacks,
 /// so that clients cannot create series at will.
 pub fn record_grpc(method: &str, code: &str, elapsed: Duration) {
-    let method = if code == "12" { "unknown" } else { method }.to_owned();
+    let method = grpc_method_label(method, code).to_owned();
     counter!("pipelines_grpc_requests_total", "method" => method.clone(), "code" => code.to_owned())
         .increment(1);
     histogram!("pipelines_grpc_request_duration_seconds", "method" => method)
         .record(elapsed.as_secs_f64());
+}
+
+/// The method as a label: UNIMPLEMENTED (12) answers a path the server does not serve.
+fn grpc_method_label<'a>(method: &'a str, code: &str) -> &'a str {
+    if code == "12" {
+        "unknown"
+    } else {
+        method
+    }
 }
 
 /// One REST request: `route` is the matched route template, or `unmatched`.
@@ -251,4 +260,17 @@ pub async fn render(db: &DatabaseConnection) -> Option<String> {
     refresh_gauges(db).await;
     handle.run_upkeep();
     Some(handle.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grpc_method_label;
+
+    #[test]
+    fn methods_the_server_lacks_share_one_label() {
+        let known = "/pipelines.v1.PipelineService/GetPipeline";
+        assert_eq!(grpc_method_label(known, "0"), known);
+        assert_eq!(grpc_method_label(known, "5"), known);
+        assert_eq!(grpc_method_label("/made.up.Service/Anything", "12"), "unknown");
+    }
 }
