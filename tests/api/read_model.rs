@@ -362,7 +362,8 @@ async fn losing_the_listening_connection_reloads_everything() {
         .await
         .expect("terminate listeners");
     admin.close().await.ok();
-    within(Duration::from_secs(3), "the reload", || async {
+    // No bound of the contract applies here; the limit only has to outlast a loaded CI box.
+    within(Duration::from_secs(10), "the reload", || async {
         current_versions(&reader, "shop").await[0].1 == Some(1)
     })
     .await;
