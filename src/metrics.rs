@@ -271,6 +271,9 @@ mod tests {
         let known = "/pipelines.v1.PipelineService/GetPipeline";
         assert_eq!(grpc_method_label(known, "0"), known);
         assert_eq!(grpc_method_label(known, "5"), known);
-        assert_eq!(grpc_method_label("/made.up.Service/Anything", "12"), "unknown");
+        assert_eq!(
+            grpc_method_label("/made.up.Service/Anything", "12"),
+            "unknown"
+        );
     }
 }

@@ -46,6 +46,9 @@ pub(super) async fn authenticate(
         .await
     {
         Ok(caller) => {
+            // Every line logged for the request names the token that made it.
+            tracing::Span::current().record("caller", caller.name.as_str());
+            tracing::debug!(role = %caller.role, "authenticated");
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
@@ -54,14 +57,45 @@ pub(super) async fn authenticate(
     }
 }
 
-/// One structured log line per request, with its outcome and latency. Headers are never
+/// The header that carries a request's id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+const REQUEST_ID_MAX_CHARS: usize = 128;
+
+/// The client's request id when it sent a usable one (visible ASCII, at most 128
+/// characters), else a new one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= REQUEST_ID_MAX_CHARS
+                && id.bytes().all(|byte| byte.is_ascii_graphic())
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// Runs each request in a span carrying its id, so that every log line written while
+/// serving it names the request; returns the id in `x-request-id`. Then one structured
+/// log line per request, with its outcome and latency, and its metrics. Headers are never
 /// logged, so tokens stay out of the logs.
 pub(super) async fn log_request(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let grpc = rest::is_grpc(request.headers());
-    let response = next.run(request).await;
+    let id = request_id(&request);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        caller = tracing::field::Empty
+    );
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    let _entered = span.enter();
     let grpc_status = response
         .headers()
         .get("grpc-status")

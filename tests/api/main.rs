@@ -21,6 +21,7 @@ mod promotions;
 mod races;
 mod read_model;
 mod releases;
+mod request_ids;
 mod rest;
 mod rest_promotions;
 mod server;
