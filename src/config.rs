@@ -51,6 +51,94 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Create a promotion and follow it to its end (exit codes: see --help).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Promote(PromoteArgs),
+    /// Follow a promotion to its end, with the same view and exit codes as promote.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Watch(WatchArgs),
+    /// Show a pipeline's stages, apps, current releases and required checks.
+    Status(StatusArgs),
+}
+
+/// How the client commands end, for scripts.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+   0  the promotion ended successful (with --dry-run: it would be accepted)
+  10  failed: every target failed
+  11  partially_failed: some targets failed
+  12  canceled
+  13  rejected by an approver
+  20  refused by the server (a gate, bad input, permissions, or the token)
+  21  the server could not be reached, or stopped answering
+ 130  interrupted (Ctrl-C): the promotion goes on; follow it again with `pipelines watch ID`";
+
+/// Where the client commands find the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The server's address.
+    #[arg(
+        long,
+        env = "PIPELINES_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// An API token (`pipelines tokens create`); none in protected mode.
+    #[arg(long, env = "PIPELINES_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// text: a live view in a terminal, else one plain line per event; json: one JSON
+    /// object per event, for scripts.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PromoteArgs {
+    /// The pipeline (name or id).
+    #[arg(long)]
+    pub pipeline: String,
+    /// The source app (name or id), whose release is promoted to the next stage.
+    #[arg(long)]
+    pub from: String,
+    /// Target apps, comma-separated; default: every app at the next stage.
+    #[arg(long, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// The release to promote (id); default: the source app's current release.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Refuse when config var keys differ between the source and a target.
+    #[arg(long, conflicts_with = "unsafe_promotion")]
+    pub safe: bool,
+    /// Bypass unmet required status checks (admin tokens only); recorded on the promotion.
+    #[arg(long = "unsafe")]
+    pub unsafe_promotion: bool,
+    /// Print the plan and exit 0 when the promotion would be accepted; nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// The promotion's id.
+    pub promotion_id: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// The pipeline (name or id).
+    pub pipeline: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 //! adapters), [`auth`] (tokens), and [`startup`], which assembles them into a server.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod domain;

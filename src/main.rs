@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use pipelines::{
     auth::Tokens,
+    client,
     config::{Cli, Command, Settings, TokensCommand},
     startup::{self, Application},
     store, telemetry,
@@ -16,6 +17,9 @@ async fn main() -> ExitCode {
         None | Some(Command::Serve(_)) => serve(Settings::from_cli(&cli)).await,
         Some(Command::Migrate) => migrate(&cli.database_url).await,
         Some(Command::Tokens { ref command }) => tokens(&cli.database_url, command).await,
+        Some(Command::Promote(args)) => return client::promote(args).await,
+        Some(Command::Watch(args)) => return client::watch(args).await,
+        Some(Command::Status(args)) => return client::status(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,559 @@
+//! Following a promotion to its end, and printing plans and pipelines: a live view with one
+//! line per target in a terminal, plain lines otherwise, JSON lines for scripts.
+
+use std::{collections::HashMap, io::IsTerminal, time::Duration};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::json;
+use tonic::Code;
+
+use super::{Clients, Ending, Stop};
+use crate::{config::OutputFormat, proto};
+
+/// Times a broken watch is resumed before giving up.
+const RESUME_ATTEMPTS: u32 = 5;
+
+/// An enum value's name without its type prefix, lowercase: `TARGET_STATUS_SUCCEEDED` →
+/// `succeeded`.
+fn short(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_lowercase()
+}
+
+fn promotion_status(value: i32) -> proto::PromotionStatus {
+    proto::PromotionStatus::try_from(value).unwrap_or(proto::PromotionStatus::Unspecified)
+}
+
+fn promotion_status_name(value: i32) -> String {
+    short(promotion_status(value).as_str_name(), "PROMOTION_STATUS_")
+}
+
+fn target_status_name(value: i32) -> String {
+    let status = proto::TargetStatus::try_from(value).unwrap_or(proto::TargetStatus::Unspecified);
+    short(status.as_str_name(), "TARGET_STATUS_")
+}
+
+fn stage_name(value: i32) -> String {
+    let stage = proto::Stage::try_from(value).unwrap_or(proto::Stage::Unspecified);
+    short(stage.as_str_name(), "STAGE_")
+}
+
+/// Where the lines go.
+enum View {
+    /// A person at a terminal: one live line per target.
+    Live {
+        lines: MultiProgress,
+        bars: HashMap<String, ProgressBar>,
+    },
+    /// A log or a pipe: one line per event.
+    Plain,
+    /// A script: one JSON object per event.
+    Json,
+}
+
+impl View {
+    fn new(output: OutputFormat, targets: &[proto::PromotionTarget]) -> View {
+        match output {
+            OutputFormat::Json => View::Json,
+            OutputFormat::Text if !std::io::stdout().is_terminal() => View::Plain,
+            OutputFormat::Text => {
+                let lines = MultiProgress::new();
+                let width = targets
+                    .iter()
+                    .filter_map(|t| t.app.as_ref().map(|app| app.name.len()))
+                    .max()
+                    .unwrap_or(8);
+                let style = ProgressStyle::with_template(&format!(
+                    "{{spinner}} {{prefix:<{width}}} {{msg}}"
+                ))
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let bars = targets
+                    .iter()
+                    .map(|target| {
+                        let bar = lines.add(ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(
+                            target
+                                .app
+                                .as_ref()
+                                .map(|a| a.name.clone())
+                                .unwrap_or_default(),
+                        );
+                        bar.set_message(target_line(target, None));
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        (target.id.clone(), bar)
+                    })
+                    .collect();
+                View::Live { lines, bars }
+            }
+        }
+    }
+
+    /// A line that is not about one target.
+    fn note(&self, text: &str) {
+        match self {
+            View::Live { lines, .. } => {
+                let _ = lines.println(text);
+            }
+            View::Plain => say!("{text}"),
+            View::Json => {}
+        }
+    }
+
+    fn event(&self, event: &proto::PromotionEvent, target: Option<&TargetState>) {
+        match self {
+            View::Live { lines, bars } => match (target, bars.get(&event.target_id)) {
+                (Some(state), Some(bar)) => {
+                    let line = target_line(&state.target, state.running_for());
+                    if state.is_final() {
+                        bar.finish_with_message(line);
+                    } else {
+                        bar.set_message(line);
+                    }
+                }
+                _ if !event.message.is_empty() => {
+                    let _ = lines.println(format!("  {}", event.message));
+                }
+                _ => {}
+            },
+            View::Plain => say!("{}", plain_line(event)),
+            View::Json => say!("{}", json_line(event)),
+        }
+    }
+
+    fn stop(&self) {
+        if let View::Live { bars, .. } = self {
+            for bar in bars.values() {
+                if !bar.is_finished() {
+                    bar.abandon();
+                }
+            }
+        }
+    }
+}
+
+/// One target's state, release, time running and error, for its live line.
+fn target_line(target: &proto::PromotionTarget, running_for: Option<Duration>) -> String {
+    let state = target_status_name(target.status);
+    let release = target
+        .release
+        .as_ref()
+        .map(|release| format!("v{}", release.version))
+        .unwrap_or_default();
+    let elapsed = running_for
+        .map(|time| format!("{:.1}s", time.as_secs_f64()))
+        .unwrap_or_default();
+    let mut line = format!("{state:<10} {release:<6} {elapsed:>7}");
+    if !target.error_message.is_empty() {
+        line.push_str(&format!("  {}", target.error_message));
+    }
+    line
+}
+
+fn plain_line(event: &proto::PromotionEvent) -> String {
+    let time = event
+        .created_at
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    let app = event.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+    format!("{time} {:<28} {app:<24} {}", event.name, event.message)
+}
+
+fn json_line(event: &proto::PromotionEvent) -> serde_json::Value {
+    json!({
+        "sequence": event.sequence,
+        "event": event.name,
+        "promotion_id": event.promotion_id,
+        "target_id": (!event.target_id.is_empty()).then_some(&event.target_id),
+        "app": event.app.as_ref().map(|a| json!({"id": a.id, "name": a.name})),
+        "target_status": (event.target_status != 0).then(|| target_status_name(event.target_status)),
+        "promotion_status": promotion_status_name(event.promotion_status),
+        "release": event.release.as_ref().map(|r| json!({"id": r.id, "version": r.version})),
+        "message": event.message,
+        "created_at": event.created_at.as_ref().and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)).map(|t| t.to_rfc3339()),
+        "actor": (!event.actor.is_empty()).then_some(&event.actor),
+        "comment": (!event.comment.is_empty()).then_some(&event.comment),
+    })
+}
+
+/// What the view knows of one target.
+struct TargetState {
+    target: proto::PromotionTarget,
+    started: Option<std::time::Instant>,
+    ran_for: Option<Duration>,
+}
+
+impl TargetState {
+    fn is_final(&self) -> bool {
+        !matches!(
+            proto::TargetStatus::try_from(self.target.status),
+            Ok(proto::TargetStatus::Pending | proto::TargetStatus::Running)
+        )
+    }
+
+    fn running_for(&self) -> Option<Duration> {
+        self.ran_for
+            .or_else(|| self.started.map(|started| started.elapsed()))
+    }
+
+    fn apply(&mut self, event: &proto::PromotionEvent) {
+        if event.target_status != 0 {
+            self.target.status = event.target_status;
+        }
+        if let Some(release) = &event.release {
+            self.target.release = Some(release.clone());
+        }
+        match proto::EventType::try_from(event.r#type) {
+            Ok(proto::EventType::TargetRunning) => self.started = Some(std::time::Instant::now()),
+            Ok(proto::EventType::TargetFailed | proto::EventType::TargetCanceled) => {
+                self.target.error_message = event.message.clone();
+            }
+            _ => {}
+        }
+        if self.is_final() && self.ran_for.is_none() {
+            self.ran_for = self.started.map(|started| started.elapsed());
+        }
+    }
+}
+
+/// Who may approve a promotion awaiting approval, in words.
+fn approval_note(promotion: &proto::Promotion) -> String {
+    let mut excluded = vec![format!("'{}'", promotion.created_by)];
+    if !promotion.triggered_by.is_empty() {
+        excluded.push(format!("'{}'", promotion.triggered_by));
+    }
+    format!(
+        "awaiting approval: {} of {} granted. Any write token other than {} may approve: \
+         PromotionService/ApprovePromotion {{\"id\": \"{}\"}}, or POST /pipeline-promotions/{}/approvals",
+        promotion.approvals.len(),
+        promotion.required_approvals,
+        excluded.join(" and "),
+        promotion.id,
+        promotion.id
+    )
+}
+
+/// Follows a promotion to its end and says how it ended.
+pub(super) async fn follow(
+    clients: &mut Clients,
+    promotion: proto::Promotion,
+    output: OutputFormat,
+) -> Result<Ending, Stop> {
+    let server = clients.server.clone();
+    let refused = |status: tonic::Status| Stop::from_status(&status, &server);
+    let id = promotion.id.clone();
+    let targets = clients
+        .promotions
+        .list_promotion_targets(proto::ListPromotionTargetsRequest {
+            id: id.clone(),
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .targets;
+    let view = View::new(output, &targets);
+    let source = promotion.source.clone().unwrap_or_default();
+    let names: Vec<String> = targets
+        .iter()
+        .filter_map(|t| t.app.as_ref().map(|a| a.name.clone()))
+        .collect();
+    view.note(&format!(
+        "promotion {id}: release v{} of '{}' to {} ({})",
+        source.release.map(|r| r.version).unwrap_or_default(),
+        source.app.map(|a| a.name).unwrap_or_default(),
+        names.join(", "),
+        promotion_status_name(promotion.status)
+    ));
+    if promotion_status(promotion.status) == proto::PromotionStatus::AwaitingApproval {
+        view.note(&approval_note(&promotion));
+    }
+    view.note("Ctrl-C stops watching; the promotion goes on.");
+    let mut states: HashMap<String, TargetState> = targets
+        .into_iter()
+        .map(|target| {
+            (
+                target.id.clone(),
+                TargetState {
+                    target,
+                    started: None,
+                    ran_for: None,
+                },
+            )
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut after = 0;
+    let mut failures = 0;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    'watching: loop {
+        let stream = clients
+            .promotions
+            .watch_promotion(proto::WatchPromotionRequest {
+                id: id.clone(),
+                after_sequence: after,
+            })
+            .await;
+        let mut stream = match stream {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => {
+                resume_or_stop(&status, &mut failures, &server, &view).await?;
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = stream.message() => next,
+                _ = &mut interrupted => {
+                    view.stop();
+                    eprintln!(
+                        "Stopped watching. Promotion {id} goes on on the server; follow it again with: pipelines watch {id}"
+                    );
+                    return Ok(Ending::Interrupted);
+                }
+            };
+            match next {
+                Ok(Some(event)) => {
+                    failures = 0;
+                    after = event.sequence;
+                    let state = states.get_mut(&event.target_id).map(|state| {
+                        state.apply(&event);
+                        &*state
+                    });
+                    view.event(&event, state);
+                    if event.r#type == proto::EventType::PromotionAwaitingApproval as i32 {
+                        view.note(&approval_note(&promotion));
+                    }
+                }
+                Ok(None) => break 'watching,
+                Err(status) => {
+                    resume_or_stop(&status, &mut failures, &server, &view).await?;
+                    continue 'watching;
+                }
+            }
+        }
+    }
+    view.stop();
+    let finished = clients
+        .promotions
+        .get_promotion(proto::GetPromotionRequest { id: id.clone() })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let ending = Ending::of(promotion_status(finished.status)).ok_or_else(|| {
+        Stop::new(
+            Ending::Unreachable,
+            format!("the watch of {id} ended before the promotion did"),
+        )
+    })?;
+    let succeeded = states
+        .values()
+        .filter(|s| s.target.status == proto::TargetStatus::Succeeded as i32)
+        .count();
+    let summary = format!(
+        "promotion {}: {succeeded} of {} targets succeeded ({:.1}s)",
+        promotion_status_name(finished.status),
+        states.len(),
+        started.elapsed().as_secs_f64()
+    );
+    match output {
+        OutputFormat::Json => {}
+        OutputFormat::Text => say!("{summary}"),
+    }
+    Ok(ending)
+}
+
+/// A broken watch is resumed after its last event a few times, then given up on.
+async fn resume_or_stop(
+    status: &tonic::Status,
+    failures: &mut u32,
+    server: &str,
+    view: &View,
+) -> Result<(), Stop> {
+    let transient = matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal
+    );
+    *failures += 1;
+    if !transient || *failures > RESUME_ATTEMPTS {
+        view.stop();
+        return Err(Stop::from_status(status, server));
+    }
+    view.note(&format!("the watch broke ({}); resuming", status.message()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+/// A dry run's plan.
+pub(super) fn print_plan(plan: &proto::PromotionPlan, output: OutputFormat) {
+    let source = plan.source.clone().unwrap_or_default();
+    let app = source.app.map(|a| a.name).unwrap_or_default();
+    let version = source.release.map(|r| r.version).unwrap_or_default();
+    if output == OutputFormat::Json {
+        let plan = json!({
+            "dry_run": true,
+            "source": {"app": app, "release": {"version": version}},
+            "source_stage": stage_name(plan.source_stage),
+            "target_stage": stage_name(plan.target_stage),
+            "targets": plan.targets.iter().map(|t| json!({
+                "app": t.app.as_ref().map(|a| a.name.clone()),
+                "busy_with_promotion_id": (!t.busy_with_promotion_id.is_empty()).then_some(&t.busy_with_promotion_id),
+            })).collect::<Vec<_>>(),
+            "checks": plan.checks.iter().map(|c| json!({
+                "check": c.check.as_ref().map(|check| check.context.clone()),
+                "app": c.check.as_ref().and_then(|check| check.app.as_ref().map(|a| a.name.clone())),
+                "satisfied": c.satisfied,
+                "overridden": c.overridden,
+            })).collect::<Vec<_>>(),
+            "required_approvals": plan.required_approvals,
+            "safe": plan.safe,
+        });
+        say!("{plan}");
+        return;
+    }
+    say!(
+        "dry run: release v{version} of '{app}' from {} to {}; nothing was written",
+        stage_name(plan.source_stage),
+        stage_name(plan.target_stage)
+    );
+    for target in &plan.targets {
+        let name = target.app.as_ref().map(|a| a.name.as_str()).unwrap_or("");
+        if target.busy_with_promotion_id.is_empty() {
+            say!("  target {name}");
+        } else {
+            say!(
+                "  target {name} (would wait for promotion {})",
+                target.busy_with_promotion_id
+            );
+        }
+    }
+    for verdict in &plan.checks {
+        let check = verdict.check.clone().unwrap_or_default();
+        let mark = match (verdict.satisfied, verdict.overridden) {
+            (true, _) => "met",
+            (false, true) => "bypassed",
+            (false, false) => "UNMET",
+        };
+        say!(
+            "  check {}/{}: {mark}",
+            check.app.map(|a| a.name).unwrap_or_default(),
+            check.context
+        );
+    }
+    for drift in &plan.drift {
+        let name = drift.app.as_ref().map(|a| a.name.as_str()).unwrap_or("");
+        if !drift.missing_on_target.is_empty() || !drift.missing_on_source.is_empty() {
+            say!(
+                "  config keys differ on {name}: it lacks [{}], the source lacks [{}]",
+                drift.missing_on_target.join(", "),
+                drift.missing_on_source.join(", ")
+            );
+        }
+    }
+    if plan.required_approvals > 0 {
+        say!(
+            "  it would wait for {} approval(s) before running",
+            plan.required_approvals
+        );
+    }
+    say!("the promotion would be accepted");
+}
+
+/// A pipeline's stages, apps, current releases and required checks.
+pub(super) fn print_status(
+    pipeline: &proto::Pipeline,
+    couplings: &[proto::Coupling],
+    output: OutputFormat,
+) {
+    let mut rows: Vec<&proto::Coupling> = couplings.iter().collect();
+    rows.sort_by_key(|c| (c.stage, c.app.as_ref().map(|a| a.name.clone())));
+    if output == OutputFormat::Json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|c| {
+                let policy = c.promotion_policy.unwrap_or_default();
+                json!({
+                    "stage": stage_name(c.stage),
+                    "app": c.app.as_ref().map(|a| a.name.clone()),
+                    "release": c.release.as_ref().map(|r| json!({"version": r.version, "image": r.image})),
+                    "required_checks": c.required_status_checks.as_ref().map(|r| r.contexts.clone()).unwrap_or_default(),
+                    "auto_promote": policy.auto_promote.unwrap_or_default(),
+                    "required_approvals": policy.required_approvals.unwrap_or_default(),
+                })
+            })
+            .collect();
+        say!("{}", json!({"pipeline": pipeline.name, "apps": rows}));
+        return;
+    }
+    let table: Vec<[String; 6]> = rows
+        .iter()
+        .map(|c| {
+            let policy = c.promotion_policy.unwrap_or_default();
+            let mut policy_words = Vec::new();
+            if policy.auto_promote.unwrap_or_default() {
+                policy_words.push("auto".to_owned());
+            }
+            let approvals = policy.required_approvals.unwrap_or_default();
+            if approvals > 0 {
+                policy_words.push(format!("{approvals} approval(s)"));
+            }
+            let contexts = c
+                .required_status_checks
+                .as_ref()
+                .map(|r| r.contexts.join(", "))
+                .unwrap_or_default();
+            [
+                stage_name(c.stage),
+                c.app.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+                c.release
+                    .as_ref()
+                    .map(|r| format!("v{}", r.version))
+                    .unwrap_or_else(|| "-".into()),
+                c.release
+                    .as_ref()
+                    .map(|r| r.image.clone())
+                    .unwrap_or_else(|| "-".into()),
+                if contexts.is_empty() {
+                    "-".into()
+                } else {
+                    contexts
+                },
+                if policy_words.is_empty() {
+                    "-".into()
+                } else {
+                    policy_words.join(", ")
+                },
+            ]
+        })
+        .collect();
+    let header = [
+        "STAGE",
+        "APP",
+        "RELEASE",
+        "IMAGE",
+        "REQUIRED CHECKS",
+        "POLICY",
+    ]
+    .map(String::from);
+    let widths: Vec<usize> = (0..6)
+        .map(|column| {
+            std::iter::once(&header)
+                .chain(&table)
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    say!("pipeline {} ({})", pipeline.name, pipeline.id);
+    for row in std::iter::once(&header).chain(&table) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        say!("{}", cells.join("  ").trim_end());
+    }
+}

@@ -1,0 +1,287 @@
+//! The client commands: `pipelines promote`, `pipelines watch` and `pipelines status`. They
+//! call a server over gRPC with the generated tonic clients, like any other client would.
+
+/// Prints a line to stdout; a reader that went away (`| head`) ends the output quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod follow;
+mod refusal;
+
+use std::{process::ExitCode, time::Duration};
+
+use tonic::{
+    metadata::MetadataValue,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+    Code, Request, Status,
+};
+
+use crate::{
+    config::{PromoteArgs, ServerArgs, StatusArgs, WatchArgs},
+    proto::{
+        self, coupling_service_client::CouplingServiceClient,
+        create_promotion_response::Result as Created,
+        pipeline_service_client::PipelineServiceClient,
+        promotion_service_client::PromotionServiceClient,
+    },
+};
+
+/// How a client command ended; each has its own exit code (see `EXIT_CODES_HELP`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Successful,
+    Failed,
+    PartiallyFailed,
+    Canceled,
+    Rejected,
+    Refused,
+    Unreachable,
+    Interrupted,
+}
+
+impl Ending {
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(match self {
+            Ending::Successful => 0,
+            Ending::Failed => 10,
+            Ending::PartiallyFailed => 11,
+            Ending::Canceled => 12,
+            Ending::Rejected => 13,
+            Ending::Refused => 20,
+            Ending::Unreachable => 21,
+            Ending::Interrupted => 130,
+        })
+    }
+
+    /// The ending of a finished promotion, `None` while it is not finished.
+    fn of(status: proto::PromotionStatus) -> Option<Ending> {
+        use proto::PromotionStatus as S;
+        match status {
+            S::Successful => Some(Ending::Successful),
+            S::Failed => Some(Ending::Failed),
+            S::PartiallyFailed => Some(Ending::PartiallyFailed),
+            S::Canceled => Some(Ending::Canceled),
+            S::Rejected => Some(Ending::Rejected),
+            S::Unspecified | S::Pending | S::Running | S::AwaitingApproval => None,
+        }
+    }
+}
+
+/// A message for the person at the terminal, and how the command ends.
+#[derive(Debug)]
+pub struct Stop {
+    pub message: String,
+    pub ending: Ending,
+}
+
+impl Stop {
+    fn new(ending: Ending, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ending,
+        }
+    }
+
+    /// What the server's refusal means, with its details where it sent some.
+    fn from_status(status: &Status, server: &str) -> Self {
+        match status.code() {
+            Code::Unavailable => Stop::new(
+                Ending::Unreachable,
+                format!(
+                    "the server at {server} is unreachable or unavailable: {}",
+                    status.message()
+                ),
+            ),
+            Code::Unknown if status.message().contains("transport error") => Stop::new(
+                Ending::Unreachable,
+                format!("the connection to {server} failed: {}", status.message()),
+            ),
+            Code::Unauthenticated => Stop::new(
+                Ending::Refused,
+                format!(
+                    "the server refused the token: {} (pass one with --token or PIPELINES_TOKEN)",
+                    status.message()
+                ),
+            ),
+            _ => Stop::new(Ending::Refused, refusal::describe(status)),
+        }
+    }
+}
+
+type Authorized = InterceptedService<Channel, BearerToken>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct BearerToken(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The gRPC clients of one server.
+struct Clients {
+    promotions: PromotionServiceClient<Authorized>,
+    pipelines: PipelineServiceClient<Authorized>,
+    couplings: CouplingServiceClient<Authorized>,
+    server: String,
+}
+
+async fn connect(args: &ServerArgs) -> Result<Clients, Stop> {
+    let endpoint = Endpoint::from_shared(args.server.clone())
+        .map_err(|error| {
+            Stop::new(
+                Ending::Unreachable,
+                format!(
+                    "--server {:?} is not a server address such as http://127.0.0.1:50051: {error}",
+                    args.server
+                ),
+            )
+        })?
+        .connect_timeout(Duration::from_secs(5));
+    let channel = endpoint.connect().await.map_err(|error| {
+        let cause = std::error::Error::source(&error)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| error.to_string());
+        Stop::new(
+            Ending::Unreachable,
+            format!("cannot reach the server at {}: {cause}", args.server),
+        )
+    })?;
+    let token = match &args.token {
+        None => None,
+        Some(token) => Some(format!("Bearer {}", token.trim()).parse().map_err(|_| {
+            Stop::new(
+                Ending::Refused,
+                "the token holds characters a token never has",
+            )
+        })?),
+    };
+    let interceptor = BearerToken(token);
+    Ok(Clients {
+        promotions: PromotionServiceClient::with_interceptor(channel.clone(), interceptor.clone()),
+        pipelines: PipelineServiceClient::with_interceptor(channel.clone(), interceptor.clone()),
+        couplings: CouplingServiceClient::with_interceptor(channel, interceptor),
+        server: args.server.clone(),
+    })
+}
+
+/// Prints the stop's message (to stderr unless it is a success) and returns its code.
+fn finish(result: Result<Ending, Stop>) -> ExitCode {
+    match result {
+        Ok(ending) => ending.exit_code(),
+        Err(stop) => {
+            eprintln!("pipelines: {}", stop.message);
+            stop.ending.exit_code()
+        }
+    }
+}
+
+/// `pipelines promote`.
+pub async fn promote(args: PromoteArgs) -> ExitCode {
+    finish(run_promote(args).await)
+}
+
+async fn run_promote(args: PromoteArgs) -> Result<Ending, Stop> {
+    let mut clients = connect(&args.server).await?;
+    let safe = match (args.safe, args.unsafe_promotion) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let answer = clients
+        .promotions
+        .create_promotion(proto::CreatePromotionRequest {
+            pipeline: args.pipeline.clone(),
+            source_app: args.from.clone(),
+            source_release_id: args.release.clone().unwrap_or_default(),
+            targets: args.to.clone(),
+            safe,
+            dry_run: args.dry_run,
+            request_id: String::new(),
+        })
+        .await
+        .map_err(|status| Stop::from_status(&status, &clients.server))?
+        .into_inner();
+    match answer.result {
+        Some(Created::Plan(plan)) => {
+            follow::print_plan(&plan, args.server.output);
+            Ok(Ending::Successful)
+        }
+        Some(Created::Promotion(promotion)) => {
+            follow::follow(&mut clients, promotion, args.server.output).await
+        }
+        None => Err(Stop::new(
+            Ending::Refused,
+            "the server answered with nothing",
+        )),
+    }
+}
+
+/// `pipelines watch`.
+pub async fn watch(args: WatchArgs) -> ExitCode {
+    finish(run_watch(args).await)
+}
+
+async fn run_watch(args: WatchArgs) -> Result<Ending, Stop> {
+    let mut clients = connect(&args.server).await?;
+    let promotion = clients
+        .promotions
+        .get_promotion(proto::GetPromotionRequest {
+            id: args.promotion_id.clone(),
+        })
+        .await
+        .map_err(|status| Stop::from_status(&status, &clients.server))?
+        .into_inner();
+    follow::follow(&mut clients, promotion, args.server.output).await
+}
+
+/// `pipelines status`.
+pub async fn status(args: StatusArgs) -> ExitCode {
+    finish(run_status(args).await)
+}
+
+async fn run_status(args: StatusArgs) -> Result<Ending, Stop> {
+    let mut clients = connect(&args.server).await?;
+    let server = clients.server.clone();
+    let pipeline = clients
+        .pipelines
+        .get_pipeline(proto::GetPipelineRequest {
+            pipeline: args.pipeline.clone(),
+        })
+        .await
+        .map_err(|status| Stop::from_status(&status, &server))?
+        .into_inner();
+    let mut couplings = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = clients
+            .couplings
+            .list_pipeline_couplings(proto::ListPipelineCouplingsRequest {
+                pipeline: pipeline.id.clone(),
+                page_size: 1000,
+                page_token,
+            })
+            .await
+            .map_err(|status| Stop::from_status(&status, &server))?
+            .into_inner();
+        couplings.extend(page.couplings);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    follow::print_status(&pipeline, &couplings, args.server.output);
+    Ok(Ending::Successful)
+}
