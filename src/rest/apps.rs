@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use axum::{
     extract::State,
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     created,
@@ -18,23 +19,24 @@ use super::{
 use crate::service::ConfigVarChange;
 
 /// `/apps` and an app's config vars.
-pub(super) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route("/apps", get(list_apps).post(create_app))
-        .route("/apps/{app}", get(get_app).delete(delete_app))
-        .route(
-            "/apps/{app}/config-vars",
-            get(get_config_vars).patch(patch_config_vars),
-        )
+pub(super) fn routes() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(get_app, delete_app))
+        .routes(routes!(get_config_vars, patch_config_vars))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct CreateAppBody {
+    /// Unique among live apps.
     #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9-]{2,62}$")]
     name: String,
 }
 
+#[utoipa::path(post, path = "/apps", tag = "apps", request_body = CreateAppBody,
+    responses((status = 201, description = "The new app", body = shapes::App)))]
 async fn create_app(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -44,6 +46,8 @@ async fn create_app(
     Ok(created(shapes::App::from(view)))
 }
 
+#[utoipa::path(get, path = "/apps", tag = "apps", params(PageQuery),
+    responses((status = 200, description = "Live apps by name", body = [shapes::App])))]
 async fn list_apps(
     State(state): State<GatewayState>,
     QueryParams(page): QueryParams<PageQuery>,
@@ -52,6 +56,9 @@ async fn list_apps(
     Ok(paged::<_, shapes::App>(page))
 }
 
+#[utoipa::path(get, path = "/apps/{app}", tag = "apps",
+    params(("app" = String, Path, description = "The app's id or name")),
+    responses((status = 200, description = "The app", body = shapes::App)))]
 async fn get_app(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
@@ -59,6 +66,9 @@ async fn get_app(
     Ok(Json(state.services.apps.get(&app).await?.into()))
 }
 
+#[utoipa::path(delete, path = "/apps/{app}", tag = "apps",
+    params(("app" = String, Path, description = "The app's id or name")),
+    responses((status = 200, description = "The deleted app; its coupling and config vars are removed and its unfinished targets canceled", body = shapes::App)))]
 async fn delete_app(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -69,6 +79,9 @@ async fn delete_app(
     ))
 }
 
+#[utoipa::path(get, path = "/apps/{app}/config-vars", tag = "apps",
+    params(("app" = String, Path, description = "The app's id or name")),
+    responses((status = 200, description = "`{KEY: value}`; a value a read token may not see is null", body = shapes::ConfigVars)))]
 async fn get_config_vars(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -77,6 +90,10 @@ async fn get_config_vars(
     Ok(Json(state.services.apps.config_vars(&app, &caller).await?))
 }
 
+#[utoipa::path(patch, path = "/apps/{app}/config-vars", tag = "apps",
+    params(("app" = String, Path, description = "The app's id or name")),
+    request_body(content = shapes::ConfigVars, description = "`{KEY: value}` sets a key; `{KEY: null}` deletes it"),
+    responses((status = 200, description = "All the app's config vars after the change", body = shapes::ConfigVars)))]
 async fn patch_config_vars(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,

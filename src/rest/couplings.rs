@@ -3,10 +3,11 @@
 use axum::{
     extract::State,
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     created,
@@ -23,26 +24,15 @@ use crate::{
 };
 
 /// `/pipeline-couplings`, and the couplings of one pipeline or app.
-pub(super) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route(
-            "/pipelines/{pipeline}/pipeline-couplings",
-            get(list_pipeline_couplings),
-        )
-        .route(
-            "/pipeline-couplings",
-            get(list_couplings).post(create_coupling),
-        )
-        .route(
-            "/pipeline-couplings/{id}",
-            get(get_coupling)
-                .patch(update_coupling)
-                .delete(delete_coupling),
-        )
-        .route("/apps/{app}/pipeline-couplings", get(get_app_coupling))
+pub(super) fn routes() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pipeline_couplings))
+        .routes(routes!(list_couplings, create_coupling))
+        .routes(routes!(get_coupling, update_coupling, delete_coupling))
+        .routes(routes!(get_app_coupling))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct CreateCouplingBody {
     #[serde(default)]
@@ -57,6 +47,9 @@ struct CreateCouplingBody {
     promotion_policy: Option<PromotionPolicyInput>,
 }
 
+#[utoipa::path(post, path = "/pipeline-couplings", tag = "couplings",
+    request_body = CreateCouplingBody,
+    responses((status = 201, description = "The new coupling", body = shapes::Coupling)))]
 async fn create_coupling(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -90,6 +83,8 @@ async fn create_coupling(
     Ok(created(shapes::Coupling::from(view)))
 }
 
+#[utoipa::path(get, path = "/pipeline-couplings", tag = "couplings", params(PageQuery),
+    responses((status = 200, description = "Every coupling, by pipeline name, stage and app name", body = [shapes::Coupling])))]
 async fn list_couplings(
     State(state): State<GatewayState>,
     QueryParams(page): QueryParams<PageQuery>,
@@ -98,6 +93,9 @@ async fn list_couplings(
     Ok(paged::<_, shapes::Coupling>(page))
 }
 
+#[utoipa::path(get, path = "/pipelines/{pipeline}/pipeline-couplings", tag = "couplings",
+    params(("pipeline" = String, Path, description = "The pipeline's id or name"), PageQuery),
+    responses((status = 200, description = "The pipeline's couplings, by stage and app name", body = [shapes::Coupling])))]
 async fn list_pipeline_couplings(
     State(state): State<GatewayState>,
     PathParams(pipeline): PathParams<String>,
@@ -111,6 +109,9 @@ async fn list_pipeline_couplings(
     Ok(paged::<_, shapes::Coupling>(page))
 }
 
+#[utoipa::path(get, path = "/pipeline-couplings/{id}", tag = "couplings",
+    params(("id" = String, Path, description = "The coupling's id")),
+    responses((status = 200, description = "The coupling", body = shapes::Coupling)))]
 async fn get_coupling(
     State(state): State<GatewayState>,
     PathParams(id): PathParams<String>,
@@ -118,6 +119,9 @@ async fn get_coupling(
     Ok(Json(state.services.couplings.get(&id).await?.into()))
 }
 
+#[utoipa::path(get, path = "/apps/{app}/pipeline-couplings", tag = "couplings",
+    params(("app" = String, Path, description = "The app's id or name")),
+    responses((status = 200, description = "The app's coupling (404 when the app is in no pipeline)", body = shapes::Coupling)))]
 async fn get_app_coupling(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
@@ -129,7 +133,7 @@ async fn get_app_coupling(
 
 /// PATCH may change only `required_status_checks` and `promotion_policy`; any other field
 /// is refused by name.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 #[serde(deny_unknown_fields)]
 struct UpdateCouplingBody {
@@ -139,6 +143,10 @@ struct UpdateCouplingBody {
     promotion_policy: Option<PromotionPolicyInput>,
 }
 
+#[utoipa::path(patch, path = "/pipeline-couplings/{id}", tag = "couplings",
+    params(("id" = String, Path, description = "The coupling's id")),
+    request_body = UpdateCouplingBody,
+    responses((status = 200, description = "The coupling after the change", body = shapes::Coupling)))]
 async fn update_coupling(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -159,6 +167,9 @@ async fn update_coupling(
     ))
 }
 
+#[utoipa::path(delete, path = "/pipeline-couplings/{id}", tag = "couplings",
+    params(("id" = String, Path, description = "The coupling's id")),
+    responses((status = 200, description = "The deleted coupling", body = shapes::Coupling)))]
 async fn delete_coupling(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,

@@ -36,10 +36,15 @@ impl From<Error> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// The body of every error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The gRPC status code number, as the gRPC API would answer.
     code: i32,
+    /// What went wrong, for people; it names the field, quoting at most 200 characters.
     message: String,
+    /// Machine-readable details: `google.rpc.PreconditionFailure` for unmet status checks,
+    /// `pipelines.v1.ConfigDrift` for config drift, each with an `@type`.
     details: Vec<serde_json::Value>,
 }
 

@@ -9,7 +9,7 @@ use crate::{
 
 /// A reference in a request body: a plain string (`"shop"`) or an object
 /// (`{"id": "shop"}`, `{"name": "shop"}`); `id` accepts a UUID or a name.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(
     untagged,
     expecting = "must be a name or an object such as {\"id\": \"...\"}"
@@ -34,7 +34,7 @@ impl ReferenceInput {
 }
 
 /// A coupling's `promotion_policy` in a request body; parts left out are not set.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(
     expecting = "an object such as {\"auto_promote\": true, \"required_approvals\": 2}",
     deny_unknown_fields
@@ -44,6 +44,7 @@ pub struct PromotionPolicyInput {
     auto_promote: Option<bool>,
     /// Read as any JSON value, so that a wrong one is refused in the service's words.
     #[serde(default)]
+    #[schema(value_type = Option<u32>, maximum = 5)]
     required_approvals: Option<serde_json::Value>,
 }
 

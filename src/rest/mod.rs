@@ -6,6 +6,7 @@ mod couplings;
 pub mod error;
 mod extract;
 mod inputs;
+mod openapi;
 mod pipelines;
 mod promotions;
 mod releases;
@@ -20,6 +21,7 @@ use axum::{
 };
 use sea_orm::DatabaseConnection;
 use std::sync::{atomic::AtomicBool, Arc};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{error::ApiError, extract::MAX_BODY_BYTES};
 use crate::service::{Page, PageRequest, Services};
@@ -51,16 +53,27 @@ async fn remember_route(
     response
 }
 
-/// The gateway's routes. Unknown paths and methods answer in the gateway's error shape.
+/// The gateway's routes, and the OpenAPI document generated from their annotations, served
+/// at `/openapi.json`. Unknown paths and methods answer in the gateway's error shape.
 pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConnection) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    let (routes, api) = OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
         .merge(pipelines::routes())
         .merge(couplings::routes())
         .merge(apps::routes())
         .merge(releases::routes())
         .merge(promotions::routes())
+        .split_for_parts();
+    let document = Arc::new(openapi::document(api));
+    routes
+        .route(
+            openapi::PATH,
+            get(move || {
+                let document = Arc::clone(&document);
+                async move { Json((*document).clone()) }
+            }),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(remember_route))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -97,6 +110,10 @@ async fn method_not_allowed() -> ApiError {
 
 /// Answers from the database monitor's last check, so that it answers at once even while
 /// the database is down.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "The database answers", body = HealthBody),
+        (status = 503, description = "The database does not answer", body = HealthBody)))]
 async fn healthz(State(state): State<GatewayState>) -> Response {
     if state.database_up.load(std::sync::atomic::Ordering::Relaxed) {
         (StatusCode::OK, Json(serde_json::json!({"status": "ok"}))).into_response()
@@ -109,7 +126,17 @@ async fn healthz(State(state): State<GatewayState>) -> Response {
     }
 }
 
+/// `/healthz`'s answer.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct HealthBody {
+    /// `ok`, or why not.
+    status: String,
+}
+
 /// Prometheus text exposition (version 0.0.4) of this process's series.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<GatewayState>) -> Response {
     match crate::metrics::render(&state.db).await {
         Some(text) => (
@@ -137,10 +164,14 @@ fn list<V, S: From<V>>(views: Vec<V>) -> Json<Vec<S>> {
 
 /// `?page_size=` and `?page_token=` on a list. Without a size the whole list is returned,
 /// as Akkeris clients expect.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
+    /// Return a page of at most this many (up to 1,000), with `Next-Page-Token` when more
+    /// remain; absent: the whole list.
     #[serde(default)]
     page_size: Option<u64>,
+    /// The `Next-Page-Token` of the previous page.
     #[serde(default)]
     page_token: Option<String>,
 }

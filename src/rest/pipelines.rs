@@ -3,10 +3,11 @@
 use axum::{
     extract::State,
     response::{IntoResponse, Response},
-    routing::get,
-    Json, Router,
+    Json,
 };
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     created,
@@ -15,29 +16,28 @@ use super::{
 };
 
 /// `/pipelines`, `/pipeline-stages` and a pipeline's statuses.
-pub(super) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route("/pipelines", get(list_pipelines).post(create_pipeline))
-        .route(
-            "/pipelines/{pipeline}",
-            get(get_pipeline).delete(delete_pipeline),
-        )
-        .route("/pipeline-stages", get(list_stages))
-        .route(
-            "/pipelines/{pipeline}/statuses",
-            get(list_pipeline_statuses),
-        )
+pub(super) fn routes() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pipelines, create_pipeline))
+        .routes(routes!(get_pipeline, delete_pipeline))
+        .routes(routes!(list_stages))
+        .routes(routes!(list_pipeline_statuses))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct CreatePipelineBody {
+    /// Unique among live pipelines.
     #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9-]{2,29}$")]
     name: String,
     #[serde(default)]
     description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/pipelines", tag = "pipelines",
+    request_body = CreatePipelineBody,
+    responses((status = 201, description = "The new pipeline", body = shapes::Pipeline)))]
 async fn create_pipeline(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -55,6 +55,8 @@ async fn create_pipeline(
     Ok(created(shapes::Pipeline::from(view)))
 }
 
+#[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(PageQuery),
+    responses((status = 200, description = "Pipelines by name; whole unless `page_size` is given", body = [shapes::Pipeline])))]
 async fn list_pipelines(
     State(state): State<GatewayState>,
     QueryParams(page): QueryParams<PageQuery>,
@@ -63,6 +65,9 @@ async fn list_pipelines(
     Ok(paged::<_, shapes::Pipeline>(page))
 }
 
+#[utoipa::path(get, path = "/pipelines/{pipeline}", tag = "pipelines",
+    params(("pipeline" = String, Path, description = "The pipeline's id or name")),
+    responses((status = 200, description = "The pipeline", body = shapes::Pipeline)))]
 async fn get_pipeline(
     State(state): State<GatewayState>,
     PathParams(pipeline): PathParams<String>,
@@ -70,6 +75,9 @@ async fn get_pipeline(
     Ok(Json(state.services.pipelines.get(&pipeline).await?.into()))
 }
 
+#[utoipa::path(delete, path = "/pipelines/{pipeline}", tag = "pipelines",
+    params(("pipeline" = String, Path, description = "The pipeline's id or name")),
+    responses((status = 200, description = "The deleted pipeline; its couplings are removed", body = shapes::Pipeline)))]
 async fn delete_pipeline(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -85,6 +93,8 @@ async fn delete_pipeline(
     ))
 }
 
+#[utoipa::path(get, path = "/pipeline-stages", tag = "pipelines",
+    responses((status = 200, description = "Each stage and the stage its releases are promoted to", body = shapes::StageGraphSchema)))]
 async fn list_stages(State(state): State<GatewayState>) -> Json<shapes::StageGraph> {
     let graph = state
         .services
@@ -101,6 +111,9 @@ async fn list_stages(State(state): State<GatewayState>) -> Json<shapes::StageGra
     Json(graph)
 }
 
+#[utoipa::path(get, path = "/pipelines/{pipeline}/statuses", tag = "pipelines",
+    params(("pipeline" = String, Path, description = "The pipeline's id or name"), PageQuery),
+    responses((status = 200, description = "The distinct contexts of statuses on releases of the pipeline's apps, sorted", body = [shapes::StatusContext])))]
 async fn list_pipeline_statuses(
     State(state): State<GatewayState>,
     PathParams(pipeline): PathParams<String>,

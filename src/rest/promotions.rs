@@ -5,11 +5,12 @@ use axum::{
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    routing::{get, post},
-    Json, Router,
+    Json,
 };
 use serde::Deserialize;
 use tokio_stream::StreamExt;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     created,
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(expecting = "an object such as {\"id\": \"...\"}")]
 pub(super) struct IdObject {
     #[serde(default)]
@@ -29,7 +30,7 @@ pub(super) struct IdObject {
 
 /// The source app: a name or id, or an object, in which Akkeris clients also send the
 /// release.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(
     untagged,
     expecting = "must be an app name or an object such as {\"id\": \"...\"}"
@@ -59,7 +60,7 @@ impl SourceAppInput {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
 pub(super) struct SourceObject {
     #[serde(default)]
@@ -69,37 +70,25 @@ pub(super) struct SourceObject {
 }
 
 /// `/pipeline-promotions`: create, list, read, targets, progress and cancel.
-pub(super) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route(
-            "/pipeline-promotions",
-            get(list_promotions).post(create_promotion),
-        )
-        .route("/pipeline-promotions/{id}", get(get_promotion))
-        .route(
-            "/pipeline-promotions/{id}/promotion-targets",
-            get(list_promotion_targets),
-        )
-        .route("/pipeline-promotions/{id}/events", get(watch_promotion))
-        .route("/pipeline-promotions/{id}/cancel", post(cancel_promotion))
-        .route(
-            "/pipeline-promotions/{id}/approvals",
-            post(approve_promotion),
-        )
-        .route(
-            "/pipeline-promotions/{id}/rejections",
-            post(reject_promotion),
-        )
+pub(super) fn routes() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_promotions, create_promotion))
+        .routes(routes!(get_promotion))
+        .routes(routes!(list_promotion_targets))
+        .routes(routes!(watch_promotion))
+        .routes(routes!(cancel_promotion))
+        .routes(routes!(approve_promotion))
+        .routes(routes!(reject_promotion))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
 pub(super) struct TargetObject {
     #[serde(default)]
     app: Option<ReferenceInput>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 pub(super) struct CreatePromotionBody {
     #[serde(default)]
@@ -116,6 +105,12 @@ pub(super) struct CreatePromotionBody {
     request_id: Option<String>,
 }
 
+#[utoipa::path(post, path = "/pipeline-promotions", tag = "promotions",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the create safe to retry; the same as `request_id`")),
+    request_body = CreatePromotionBody,
+    responses(
+        (status = 201, description = "The stored promotion (`pending`, or `awaiting_approval`)", body = shapes::Promotion),
+        (status = 200, description = "A dry run's plan, or the promotion an earlier request with the same idempotency key created", body = PromotionOrPlan)))]
 pub(super) async fn create_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -173,18 +168,33 @@ pub(super) async fn create_promotion(
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListPromotionsQuery {
+    /// Only promotions of this pipeline (id or name).
     #[serde(default)]
     pipeline: Option<String>,
+    /// At most this many (100 by default, at most 1,000).
     #[serde(default)]
     page_size: Option<u64>,
+    /// The `Next-Page-Token` of the previous page.
     #[serde(default)]
     page_token: Option<String>,
 }
 
+/// A promotion, or a dry run's plan.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(super) enum PromotionOrPlan {
+    Promotion(shapes::Promotion),
+    Plan(shapes::PromotionPlan),
+}
+
 /// Newest first. When more remain, the `Next-Page-Token` header carries the token for
 /// `?page_token=`.
+#[utoipa::path(get, path = "/pipeline-promotions", tag = "promotions", params(ListPromotionsQuery),
+    responses((status = 200, description = "Promotions, newest first", body = [shapes::Promotion],
+        headers(("Next-Page-Token" = String, description = "Present when more remain: pass as `page_token`")))))]
 pub(super) async fn list_promotions(
     State(state): State<GatewayState>,
     QueryParams(query): QueryParams<ListPromotionsQuery>,
@@ -205,6 +215,9 @@ pub(super) async fn list_promotions(
     ))
 }
 
+#[utoipa::path(get, path = "/pipeline-promotions/{id}", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id")),
+    responses((status = 200, description = "The promotion", body = shapes::Promotion)))]
 pub(super) async fn get_promotion(
     State(state): State<GatewayState>,
     PathParams(id): PathParams<String>,
@@ -212,6 +225,9 @@ pub(super) async fn get_promotion(
     Ok(Json(state.services.promotions.get(&id).await?.into()))
 }
 
+#[utoipa::path(get, path = "/pipeline-promotions/{id}/promotion-targets", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id"), PageQuery),
+    responses((status = 200, description = "The promotion's targets, in order", body = [shapes::PromotionTarget])))]
 pub(super) async fn list_promotion_targets(
     State(state): State<GatewayState>,
     PathParams(id): PathParams<String>,
@@ -225,6 +241,9 @@ pub(super) async fn list_promotion_targets(
     Ok(paged::<_, shapes::PromotionTarget>(page))
 }
 
+#[utoipa::path(post, path = "/pipeline-promotions/{id}/cancel", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id")),
+    responses((status = 200, description = "The promotion; pending targets are canceled and running ones finish", body = shapes::Promotion)))]
 pub(super) async fn cancel_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -236,7 +255,7 @@ pub(super) async fn cancel_promotion(
 }
 
 /// The body of a vote. It may be left out when it would be empty.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(expecting = "a JSON object such as {\"comment\": \"...\"}")]
 #[serde(deny_unknown_fields)]
 struct VoteBody {
@@ -251,6 +270,10 @@ fn vote_body(bytes: &[u8]) -> Result<VoteBody, super::ApiError> {
     super::extract::parse_json(bytes)
 }
 
+#[utoipa::path(post, path = "/pipeline-promotions/{id}/approvals", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id")),
+    request_body(content = Option<VoteBody>, description = "`{comment?}`; the body may be left out"),
+    responses((status = 200, description = "The promotion after the vote", body = shapes::Promotion)))]
 async fn approve_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -266,6 +289,10 @@ async fn approve_promotion(
     Ok(Json(view.into()))
 }
 
+#[utoipa::path(post, path = "/pipeline-promotions/{id}/rejections", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id")),
+    request_body(content = VoteBody, description = "`{comment}`: a rejection says why"),
+    responses((status = 200, description = "The promotion, `rejected`", body = shapes::Promotion)))]
 async fn reject_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -281,14 +308,22 @@ async fn reject_promotion(
     Ok(Json(view.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct WatchQuery {
+    /// Send only events after this sequence number (as `Last-Event-ID` does).
     #[serde(default)]
     after_sequence: Option<i64>,
 }
 
 /// Server-Sent Events: `id` is the sequence number, `event` the event name, `data` the
 /// event as JSON. Resumes after `Last-Event-ID` (or `?after_sequence=`).
+#[utoipa::path(get, path = "/pipeline-promotions/{id}/events", tag = "promotions",
+    params(("id" = String, Path, description = "The promotion's id"), WatchQuery,
+           ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id` the sequence, `event` the event name, `data` the event as JSON", content_type = "text/event-stream", body = String),
+        (status = 204, description = "Nothing is left to send: the promotion finished and the watcher has its last event")))]
 pub(super) async fn watch_promotion(
     State(state): State<GatewayState>,
     headers: HeaderMap,

@@ -3,10 +3,11 @@
 use axum::{
     extract::State,
     response::{IntoResponse, Response},
-    routing::{get, patch},
-    Json, Router,
+    Json,
 };
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     created,
@@ -20,27 +21,18 @@ use crate::{
 };
 
 /// An app's releases and their statuses.
-pub(super) fn routes() -> Router<GatewayState> {
-    Router::new()
-        .route(
-            "/apps/{app}/releases",
-            get(list_releases).post(create_release),
-        )
-        .route("/apps/{app}/releases/{release}", get(get_release))
-        .route(
-            "/apps/{app}/releases/{release}/statuses",
-            get(list_release_statuses).post(create_release_status),
-        )
-        .route(
-            "/apps/{app}/releases/{release}/statuses/{status}",
-            patch(update_release_status),
-        )
+pub(super) fn routes() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_releases, create_release))
+        .routes(routes!(get_release))
+        .routes(routes!(list_release_statuses, create_release_status))
+        .routes(routes!(update_release_status))
 }
 
 /// A new release: `{image, description?}` records one built elsewhere; `{release}` rolls
 /// back to an earlier release, as Akkeris clients send it (their `description` is ignored:
 /// a rollback is described as `Rollback to v<N>`).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct CreateReleaseBody {
     #[serde(default)]
@@ -52,7 +44,7 @@ struct CreateReleaseBody {
 }
 
 /// An earlier release: its id, or its version as a number or `v7`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(
     untagged,
     expecting = "must be a release id, or a version such as 7 or \"v7\""
@@ -62,6 +54,10 @@ enum ReleaseReference {
     Version(i64),
 }
 
+#[utoipa::path(post, path = "/apps/{app}/releases", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name")),
+    request_body(content = CreateReleaseBody, description = "`{image, description?}` records a release built elsewhere, `succeeded` at once; `{release}` rolls back to an earlier release (`pending` until deployed)"),
+    responses((status = 201, description = "The new release", body = shapes::Release)))]
 async fn create_release(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -99,13 +95,18 @@ async fn create_release(
     Ok(created(shapes::Release::from(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListReleasesQuery {
+    /// Only the N newest releases, still oldest first; 0 or absent: all.
     #[serde(default)]
     page_size: Option<u64>,
 }
 
 /// Oldest first, as Akkeris clients expect: the last element is the newest release.
+#[utoipa::path(get, path = "/apps/{app}/releases", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"), ListReleasesQuery),
+    responses((status = 200, description = "The app's releases, oldest first (the last is the newest)", body = [shapes::Release])))]
 async fn list_releases(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
@@ -120,6 +121,10 @@ async fn list_releases(
     ))
 }
 
+#[utoipa::path(get, path = "/apps/{app}/releases/{release}", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"),
+           ("release" = String, Path, description = "The release's id")),
+    responses((status = 200, description = "The release", body = shapes::Release)))]
 async fn get_release(
     State(state): State<GatewayState>,
     PathParams((app, release)): PathParams<(String, String)>,
@@ -136,7 +141,7 @@ fn parse_state(state: Option<String>) -> Result<Option<StatusState>, ApiError> {
         .map_err(|error| ApiError::Service(error.into()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct CreateReleaseStatusBody {
     #[serde(default)]
@@ -153,6 +158,11 @@ struct CreateReleaseStatusBody {
     image_url: Option<String>,
 }
 
+#[utoipa::path(post, path = "/apps/{app}/releases/{release}/statuses", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"),
+           ("release" = String, Path, description = "The release's id")),
+    request_body = CreateReleaseStatusBody,
+    responses((status = 201, description = "The new status", body = shapes::ReleaseStatus)))]
 async fn create_release_status(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
@@ -175,6 +185,10 @@ async fn create_release_status(
     Ok(created(shapes::ReleaseStatus::from(view)))
 }
 
+#[utoipa::path(get, path = "/apps/{app}/releases/{release}/statuses", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"),
+           ("release" = String, Path, description = "The release's id"), PageQuery),
+    responses((status = 200, description = "The release, its statuses, and their combined state", body = shapes::ReleaseStatuses)))]
 async fn list_release_statuses(
     State(state): State<GatewayState>,
     PathParams((app, release)): PathParams<(String, String)>,
@@ -190,7 +204,7 @@ async fn list_release_statuses(
     Ok(with_next_page_token(body, next_page_token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 struct UpdateReleaseStatusBody {
     #[serde(default)]
@@ -207,6 +221,12 @@ struct UpdateReleaseStatusBody {
     image_url: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/apps/{app}/releases/{release}/statuses/{status}", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"),
+           ("release" = String, Path, description = "The release's id"),
+           ("status" = String, Path, description = "The status's id")),
+    request_body = UpdateReleaseStatusBody,
+    responses((status = 200, description = "The status after the change", body = shapes::ReleaseStatus)))]
 async fn update_release_status(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,

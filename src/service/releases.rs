@@ -274,7 +274,8 @@ impl Releases {
             .filter(release::Column::AppId.eq(owner.id))
             .order_by_desc(release::Column::Version);
         if let Some(limit) = newest.filter(|limit| *limit > 0) {
-            query = query.limit(limit);
+            // Databases take a signed 64-bit limit; any larger one means "all" anyway.
+            query = query.limit(limit.min(i64::MAX as u64));
         }
         let mut rows = query.all(&self.db).await?;
         rows.reverse();

@@ -14,10 +14,11 @@ use crate::{
     rest::{self, error::ApiError},
 };
 
-/// Health checks and reflection are open to all, so that load balancers and grpcurl can
-/// reach them without a token.
+/// Health checks, reflection and the OpenAPI document are open to all, so that load
+/// balancers, grpcurl and API tools can reach them without a token.
 fn needs_no_token(path: &str) -> bool {
     path == "/healthz"
+        || path == "/openapi.json"
         || path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.")
 }

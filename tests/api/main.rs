@@ -13,6 +13,7 @@ mod couplings;
 mod faults;
 mod helpers;
 mod metrics;
+mod openapi;
 mod paging;
 mod pipelines;
 mod policies;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::views;
@@ -13,7 +14,7 @@ mod promotions;
 
 pub use promotions::*;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NamedRef {
     pub id: Uuid,
     pub name: String,
@@ -28,12 +29,12 @@ impl From<views::ResourceRef> for NamedRef {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IdRef {
     pub id: Uuid,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Pipeline {
     pub id: Uuid,
     pub name: String,
@@ -54,14 +55,14 @@ impl From<views::PipelineView> for Pipeline {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, Default)]
+#[derive(Debug, Serialize, Deserialize, Default, ToSchema)]
 #[serde(expecting = "an object such as {\"contexts\": [\"ci/tests\"]}")]
 pub struct RequiredStatusChecks {
     #[serde(default)]
     pub contexts: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CurrentRelease {
     pub id: Uuid,
     pub version: i64,
@@ -69,7 +70,7 @@ pub struct CurrentRelease {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Coupling {
     pub id: Uuid,
     pub app: NamedRef,
@@ -82,7 +83,7 @@ pub struct Coupling {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionPolicy {
     pub auto_promote: bool,
     pub required_approvals: u32,
@@ -114,7 +115,7 @@ impl From<views::CouplingView> for Coupling {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct App {
     pub id: Uuid,
     pub name: String,
@@ -133,14 +134,14 @@ impl From<views::AppView> for App {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotedFrom {
     pub app: NamedRef,
     pub release: IdRef,
     pub pipeline_promotion: IdRef,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Release {
     pub id: Uuid,
     pub app: NamedRef,
@@ -177,7 +178,7 @@ impl From<views::ReleaseView> for Release {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReleaseStatus {
     pub id: Uuid,
     pub release: IdRef,
@@ -192,7 +193,7 @@ pub struct ReleaseStatus {
 }
 
 /// `GET /apps/{app}/releases/{id}/statuses`, as Akkeris clients read it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReleaseStatuses {
     /// The combined state of all statuses.
     pub state: &'static str,
@@ -229,7 +230,7 @@ impl From<views::ReleaseStatusView> for ReleaseStatus {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusContext {
     pub context: String,
     pub name: String,
@@ -246,6 +247,17 @@ impl From<views::StatusContext> for StatusContext {
 
 /// `{stage: next_stage | null}` in promotion order.
 pub type StageGraph = serde_json::Map<String, serde_json::Value>;
+
+/// The stage graph as the OpenAPI document describes it: each stage and the stage its
+/// releases are promoted to.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StageGraphSchema {
+    review: Option<String>,
+    development: Option<String>,
+    staging: Option<String>,
+    production: Option<String>,
+}
 
 /// Config vars as `{KEY: value}`; a withheld value is `null`.
 pub type ConfigVars = BTreeMap<String, Option<String>>;

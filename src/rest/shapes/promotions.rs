@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{IdRef, NamedRef};
 use crate::{domain::names::akkeris_app_and_space, views};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ReleaseIdVersion {
     pub id: Uuid,
     pub version: i64,
@@ -23,7 +24,7 @@ impl From<views::ReleaseRef> for ReleaseIdVersion {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionSource {
     /// `name` is the Akkeris app name: the source app's name up to its first `-`.
     pub app: NamedRef,
@@ -32,7 +33,7 @@ pub struct PromotionSource {
     pub release: ReleaseIdVersion,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SpaceName {
     pub name: String,
 }
@@ -53,7 +54,7 @@ impl PromotionSource {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatusCheck {
     pub app: NamedRef,
     pub stage: &'static str,
@@ -73,7 +74,7 @@ impl From<views::CheckRef> for StatusCheck {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Promotion {
     pub id: Uuid,
     pub pipeline: NamedRef,
@@ -90,7 +91,7 @@ pub struct Promotion {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Approval {
     pub by: String,
     pub comment: String,
@@ -128,7 +129,7 @@ impl From<views::PromotionView> for Promotion {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionTarget {
     pub id: Uuid,
     pub pipeline_promotion: IdRef,
@@ -157,13 +158,13 @@ impl From<views::TargetView> for PromotionTarget {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlannedTarget {
     pub app: NamedRef,
     pub busy_with: Option<IdRef>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckVerdict {
     pub app: NamedRef,
     pub stage: &'static str,
@@ -173,7 +174,7 @@ pub struct CheckVerdict {
     pub overridden: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TargetDrift {
     pub app: NamedRef,
     pub missing_on_target: Vec<String>,
@@ -181,7 +182,7 @@ pub struct TargetDrift {
 }
 
 /// The answer to a dry run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionPlan {
     pub dry_run: bool,
     pub pipeline: NamedRef,
@@ -242,7 +243,7 @@ impl From<views::PromotionPlan> for PromotionPlan {
 }
 
 /// One progress event, as the `data` of a Server-Sent Event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionEvent {
     pub sequence: i64,
     pub event: &'static str,
