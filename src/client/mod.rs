@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod follow;
+mod print;
 mod refusal;
 
 use std::{process::ExitCode, time::Duration};
@@ -216,7 +217,7 @@ async fn run_promote(args: PromoteArgs) -> Result<Ending, Stop> {
         .into_inner();
     match answer.result {
         Some(Created::Plan(plan)) => {
-            follow::print_plan(&plan, args.server.output);
+            print::plan(&plan, args.server.output);
             Ok(Ending::Successful)
         }
         Some(Created::Promotion(promotion)) => {
@@ -282,6 +283,6 @@ async fn run_status(args: StatusArgs) -> Result<Ending, Stop> {
         }
         page_token = page.next_page_token;
     }
-    follow::print_status(&pipeline, &couplings, args.server.output);
+    print::status(&pipeline, &couplings, args.server.output);
     Ok(Ending::Successful)
 }
