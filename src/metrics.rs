@@ -109,6 +109,10 @@ fn describe() {
         "The most connections this process's pool opens"
     );
     describe_counter!(
+        "pipelines_read_model_reloads_total",
+        "Full reloads of the in-memory read model: the periodic resync, or after a lost notification"
+    );
+    describe_counter!(
         "pipelines_lease_renewals_total",
         "Leases on running work renewed by this process"
     );
@@ -195,6 +199,11 @@ pub fn record_webhook_attempt(elapsed: Duration, retried: bool) {
     if retried {
         counter!("pipelines_deploy_retries_total", "deployer" => "webhook").increment(1);
     }
+}
+
+/// A full reload of the read model completed.
+pub fn record_read_model_reload() {
+    counter!("pipelines_read_model_reloads_total").increment(1);
 }
 
 pub fn record_lease_renewal(kept: bool) {

@@ -177,6 +177,8 @@ pub struct ReadModel {
     refreshing: tokio::sync::Mutex<()>,
     /// Wakes [`ReadModel::keep_in_sync`] for a full reload.
     reload_wanted: tokio::sync::Notify,
+    /// Full reloads completed since start.
+    full_reloads: std::sync::atomic::AtomicU64,
     pub promotions: VersionedCache<PromotionView>,
     pub targets: VersionedCache<Vec<TargetView>>,
 }
@@ -195,6 +197,7 @@ impl ReadModel {
             }),
             refreshing: tokio::sync::Mutex::new(()),
             reload_wanted: tokio::sync::Notify::new(),
+            full_reloads: std::sync::atomic::AtomicU64::new(0),
             promotions: VersionedCache::new(),
             targets: VersionedCache::new(),
         })
@@ -272,7 +275,17 @@ impl ReadModel {
         inner.catalog = catalog;
         inner.freshness.stale.retain(|_, since| *since > generation);
         inner.freshness.everything_stale = false;
+        drop(inner);
+        self.full_reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::record_read_model_reload();
         Ok(())
+    }
+
+    /// How many full reloads (at start-up, by the periodic resync, or after a lost
+    /// notification) have completed in this process.
+    pub fn full_reloads(&self) -> u64 {
+        self.full_reloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks keys stale in this process. Call after the change committed.

@@ -124,6 +124,32 @@ async fn the_webhook_deployer_succeeds_retries_times_out_and_refuses() {
     assert_eq!(ok["source"]["app"]["name"], "shop-dev");
     assert_eq!(ok["pipeline"]["name"], "shop");
     assert_eq!(ok["event"], "release.deploy");
+
+    // The deployer's metrics: attempts, retries, failures and the delivery latency. The test
+    // binary runs many servers in one process, so these are lower bounds.
+    let metrics = app
+        .rest(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{prefix} in {metrics}"))
+    };
+    assert!(value(r#"pipelines_deploy_attempts_total{deployer="webhook"}"#) >= 4.0);
+    assert!(value(r#"pipelines_deploy_failures_total{deployer="webhook"}"#) >= 2.0);
+    assert!(
+        value(r#"pipelines_deploy_retries_total{deployer="webhook"}"#) >= 3.0,
+        "flaky-app once, slow-app twice"
+    );
+    assert!(value("pipelines_webhook_request_duration_seconds_count") >= 7.0);
 }
 
 #[tokio::test]
