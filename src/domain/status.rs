@@ -14,6 +14,12 @@ pub enum ReleaseState {
 }
 
 impl ReleaseState {
+    pub const ALL: [ReleaseState; 3] = [
+        ReleaseState::Pending,
+        ReleaseState::Succeeded,
+        ReleaseState::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReleaseState::Pending => "pending",
@@ -23,13 +29,7 @@ impl ReleaseState {
     }
 
     pub fn parse(value: &str) -> Option<ReleaseState> {
-        [
-            ReleaseState::Pending,
-            ReleaseState::Succeeded,
-            ReleaseState::Failed,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == value)
+        Self::ALL.into_iter().find(|state| state.as_str() == value)
     }
 }
 

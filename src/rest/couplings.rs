@@ -40,6 +40,7 @@ struct CreateCouplingBody {
     #[serde(default)]
     pipeline: Option<ReferenceInput>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::rest::openapi::StageName>)]
     stage: Option<String>,
     #[serde(default)]
     required_status_checks: Option<RequiredStatusChecks>,

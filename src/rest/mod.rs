@@ -6,7 +6,7 @@ mod couplings;
 pub mod error;
 mod extract;
 mod inputs;
-mod openapi;
+pub(crate) mod openapi;
 mod pipelines;
 mod promotions;
 mod releases;

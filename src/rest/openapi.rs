@@ -5,13 +5,71 @@
 
 use utoipa::{
     openapi::{
+        schema::{ObjectBuilder, Schema, Type},
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-        ContentBuilder, InfoBuilder, OpenApi, Ref, ResponseBuilder, SecurityRequirement,
+        ContentBuilder, InfoBuilder, OpenApi, Ref, RefOr, ResponseBuilder, SecurityRequirement,
     },
     PartialSchema, ToSchema,
 };
 
 use super::error::ErrorBody;
+use crate::domain::{
+    promotion::{EventKind, PromotionStatus, TargetStatus},
+    stage::Stage,
+    status::{ReleaseState, StatusState},
+};
+
+/// A string schema whose values are a domain enum's wire names, taken from the enum itself
+/// so that the document lists exactly what the code accepts and answers.
+macro_rules! wire_names {
+    ($name:ident, $description:literal, $values:expr) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some($description))
+                    .enum_values(Some($values))
+                    .into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    };
+}
+
+wire_names!(
+    StageName,
+    "A stage: review → development → staging → production",
+    Stage::ALL.map(Stage::as_str)
+);
+wire_names!(
+    PromotionStatusName,
+    "The state of a promotion",
+    PromotionStatus::ALL.map(PromotionStatus::as_str)
+);
+wire_names!(
+    TargetStatusName,
+    "The state of one target of a promotion",
+    TargetStatus::ALL.map(TargetStatus::as_str)
+);
+wire_names!(
+    StatusStateName,
+    "The state of a release status (a CI result)",
+    StatusState::ALL.map(StatusState::as_str)
+);
+wire_names!(
+    ReleaseStateName,
+    "The state of a release",
+    ReleaseState::ALL.map(ReleaseState::as_str)
+);
+wire_names!(
+    EventName,
+    "The name of a progress event",
+    EventKind::ALL.map(EventKind::as_str)
+);
 
 /// Where the document is served, without a token.
 pub const PATH: &str = "/openapi.json";

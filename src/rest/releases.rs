@@ -149,6 +149,7 @@ struct CreateReleaseStatusBody {
     #[serde(default)]
     name: String,
     #[serde(default)]
+    #[schema(value_type = Option<crate::rest::openapi::StatusStateName>)]
     state: Option<String>,
     #[serde(default)]
     description: Option<String>,
@@ -212,6 +213,7 @@ struct UpdateReleaseStatusBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<crate::rest::openapi::StatusStateName>)]
     state: Option<String>,
     #[serde(default)]
     description: Option<String>,

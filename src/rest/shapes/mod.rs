@@ -75,6 +75,7 @@ pub struct Coupling {
     pub id: Uuid,
     pub app: NamedRef,
     pub pipeline: NamedRef,
+    #[schema(value_type = crate::rest::openapi::StageName)]
     pub stage: &'static str,
     pub required_status_checks: RequiredStatusChecks,
     pub release: Option<CurrentRelease>,
@@ -148,6 +149,7 @@ pub struct Release {
     pub version: i64,
     pub image: String,
     pub description: String,
+    #[schema(value_type = crate::rest::openapi::ReleaseStateName)]
     pub status: &'static str,
     pub promoted_from: Option<PromotedFrom>,
     pub created_at: DateTime<Utc>,
@@ -184,6 +186,7 @@ pub struct ReleaseStatus {
     pub release: IdRef,
     pub context: String,
     pub name: String,
+    #[schema(value_type = crate::rest::openapi::StatusStateName)]
     pub state: &'static str,
     pub description: String,
     pub target_url: String,
@@ -196,6 +199,7 @@ pub struct ReleaseStatus {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReleaseStatuses {
     /// The combined state of all statuses.
+    #[schema(value_type = crate::rest::openapi::StatusStateName)]
     pub state: &'static str,
     pub release: Release,
     pub statuses: Vec<ReleaseStatus>,

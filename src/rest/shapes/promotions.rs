@@ -57,6 +57,7 @@ impl PromotionSource {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatusCheck {
     pub app: NamedRef,
+    #[schema(value_type = crate::rest::openapi::StageName)]
     pub stage: &'static str,
     pub context: String,
 }
@@ -79,6 +80,7 @@ pub struct Promotion {
     pub id: Uuid,
     pub pipeline: NamedRef,
     pub source: PromotionSource,
+    #[schema(value_type = crate::rest::openapi::PromotionStatusName)]
     pub status: &'static str,
     pub safe: bool,
     pub created_by: String,
@@ -135,6 +137,7 @@ pub struct PromotionTarget {
     pub pipeline_promotion: IdRef,
     pub app: NamedRef,
     pub release: Option<ReleaseIdVersion>,
+    #[schema(value_type = crate::rest::openapi::TargetStatusName)]
     pub status: &'static str,
     pub error_message: String,
     pub created_at: DateTime<Utc>,
@@ -167,8 +170,10 @@ pub struct PlannedTarget {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CheckVerdict {
     pub app: NamedRef,
+    #[schema(value_type = crate::rest::openapi::StageName)]
     pub stage: &'static str,
     pub context: String,
+    #[schema(value_type = Option<crate::rest::openapi::StatusStateName>)]
     pub state: Option<&'static str>,
     pub satisfied: bool,
     pub overridden: bool,
@@ -187,7 +192,9 @@ pub struct PromotionPlan {
     pub dry_run: bool,
     pub pipeline: NamedRef,
     pub source: PromotionSource,
+    #[schema(value_type = crate::rest::openapi::StageName)]
     pub source_stage: &'static str,
+    #[schema(value_type = crate::rest::openapi::StageName)]
     pub target_stage: &'static str,
     pub targets: Vec<PlannedTarget>,
     pub checks: Vec<CheckVerdict>,
@@ -246,11 +253,14 @@ impl From<views::PromotionPlan> for PromotionPlan {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PromotionEvent {
     pub sequence: i64,
+    #[schema(value_type = crate::rest::openapi::EventName)]
     pub event: &'static str,
     pub pipeline_promotion: IdRef,
     pub target: Option<IdRef>,
     pub app: Option<NamedRef>,
+    #[schema(value_type = Option<crate::rest::openapi::TargetStatusName>)]
     pub target_status: Option<&'static str>,
+    #[schema(value_type = crate::rest::openapi::PromotionStatusName)]
     pub promotion_status: &'static str,
     pub release: Option<ReleaseIdVersion>,
     pub message: String,
