@@ -2,11 +2,14 @@
 //! rules and the count are checked against the votes already committed: two approvals that
 //! reach the count together start the promotion once.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
 use uuid::Uuid;
 
 use super::{
-    events::{append, append_all, EventDraft},
+    cancel::cancel_pending_target,
+    events::{append, EventDraft},
     lock_promotion, Transaction,
 };
 use crate::{
@@ -17,10 +20,9 @@ use crate::{
     error::{Error, Result},
     store::{
         self,
-        entities::{app, promotion, promotion_target, promotion_vote},
+        entities::{promotion, promotion_target, promotion_vote},
         is_unique_violation,
     },
-    views::ResourceRef,
 };
 
 /// Records one token's vote on a promotion awaiting approval. An approval that reaches the
@@ -144,25 +146,6 @@ async fn reject(
     comment: &str,
 ) -> Result<()> {
     let now = store::now();
-    let targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(current.id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .all(tx.connection())
-        .await?;
-    promotion_target::Entity::update_many()
-        .col_expr(
-            promotion_target::Column::Status,
-            TargetStatus::Canceled.as_str().into(),
-        )
-        .col_expr(
-            promotion_target::Column::ErrorMessage,
-            format!("the promotion was rejected by '{voter}'").into(),
-        )
-        .col_expr(promotion_target::Column::UpdatedAt, now.into())
-        .filter(promotion_target::Column::PromotionId.eq(current.id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .exec(tx.connection())
-        .await?;
     promotion::Entity::update_many()
         .col_expr(
             promotion::Column::Status,
@@ -173,42 +156,34 @@ async fn reject(
         .filter(promotion::Column::Id.eq(current.id))
         .exec(tx.connection())
         .await?;
-    let apps: std::collections::HashMap<Uuid, app::Model> = app::Entity::find()
-        .filter(app::Column::Id.is_in(targets.iter().map(|t| t.app_id)))
+    append(
+        tx,
+        current.id,
+        EventDraft::vote(
+            EventKind::ApprovalRejected,
+            voter,
+            comment,
+            format!("rejected by '{voter}': {comment}"),
+        ),
+    )
+    .await?;
+    let targets = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(current.id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .order_by_asc(promotion_target::Column::Position)
         .all(tx.connection())
-        .await?
-        .into_iter()
-        .map(|app| (app.id, app))
-        .collect();
-    let mut events = vec![EventDraft::vote(
-        EventKind::ApprovalRejected,
-        voter,
-        comment,
-        format!("rejected by '{voter}': {comment}"),
-    )];
+        .await?;
+    let reason = format!("the promotion was rejected by '{voter}'");
     for target in &targets {
-        let app = apps
-            .get(&target.app_id)
-            .map(|app| ResourceRef {
-                id: app.id,
-                name: app.name.clone(),
-            })
-            .unwrap_or(ResourceRef {
-                id: target.app_id,
-                name: String::new(),
-            });
-        let message = format!("target '{}' canceled: the promotion was rejected", app.name);
-        events.push(EventDraft::about_target(
-            EventKind::TargetCanceled,
-            target,
-            app,
-            TargetStatus::Canceled,
-            message,
-        ));
+        cancel_pending_target(tx, target, &format!("canceled: {reason}"), Some(&reason)).await?;
     }
-    events.push(EventDraft::about_promotion(
-        EventKind::PromotionFinished,
-        format!("promotion rejected by '{voter}'"),
-    ));
-    append_all(tx, current.id, events).await
+    append(
+        tx,
+        current.id,
+        EventDraft::about_promotion(
+            EventKind::PromotionFinished,
+            format!("promotion rejected by '{voter}'"),
+        ),
+    )
+    .await
 }

@@ -65,35 +65,56 @@ pub async fn cancel_promotion(tx: &mut Transaction, promotion_id: Uuid, by: &str
         .all(tx.connection())
         .await?;
     for target in pending {
-        let updated = promotion_target::Entity::update_many()
-            .col_expr(
-                promotion_target::Column::Status,
-                TargetStatus::Canceled.as_str().into(),
-            )
-            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-            .filter(promotion_target::Column::Id.eq(target.id))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-            .exec(tx.connection())
-            .await?;
-        if updated.rows_affected == 0 {
-            continue;
-        }
-        let app = app_ref(tx, target.app_id).await?;
-        let message = format!("target '{}' canceled by '{by}'", app.name);
-        append(
-            tx,
-            promotion_id,
-            EventDraft::about_target(
-                EventKind::TargetCanceled,
-                &target,
-                app,
-                TargetStatus::Canceled,
-                message,
-            ),
-        )
-        .await?;
+        let message = format!("canceled by '{by}'");
+        cancel_pending_target(tx, &target, &message, None).await?;
     }
     finish_if_complete(tx, promotion_id).await
+}
+
+/// Cancels one target that has not started, with `target.canceled` saying
+/// "target '<app>' <what happened>"; `error_message`, when given, is stored on the target.
+/// Nothing happens when the target is no longer pending. The caller holds the promotion's
+/// lock.
+pub(super) async fn cancel_pending_target(
+    tx: &mut Transaction,
+    target: &promotion_target::Model,
+    what_happened: &str,
+    error_message: Option<&str>,
+) -> Result<()> {
+    let mut update = promotion_target::Entity::update_many()
+        .col_expr(
+            promotion_target::Column::Status,
+            TargetStatus::Canceled.as_str().into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, store::now().into());
+    if let Some(error_message) = error_message {
+        update = update.col_expr(
+            promotion_target::Column::ErrorMessage,
+            error_message.to_owned().into(),
+        );
+    }
+    let updated = update
+        .filter(promotion_target::Column::Id.eq(target.id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .exec(tx.connection())
+        .await?;
+    if updated.rows_affected == 0 {
+        return Ok(());
+    }
+    let app = app_ref(tx, target.app_id).await?;
+    let message = format!("target '{}' {what_happened}", app.name);
+    append(
+        tx,
+        target.promotion_id,
+        EventDraft::about_target(
+            EventKind::TargetCanceled,
+            target,
+            app,
+            TargetStatus::Canceled,
+            message,
+        ),
+    )
+    .await
 }
 
 /// Cancels the pending targets on `app_id` of auto-promotions other than `newer`, which
@@ -128,37 +149,7 @@ pub(super) async fn cancel_superseded_targets(
         }
         lock_promotion(tx, target.promotion_id).await?;
         let reason = format!("superseded by auto-promotion {newer}");
-        let canceled = promotion_target::Entity::update_many()
-            .col_expr(
-                promotion_target::Column::Status,
-                TargetStatus::Canceled.as_str().into(),
-            )
-            .col_expr(
-                promotion_target::Column::ErrorMessage,
-                reason.clone().into(),
-            )
-            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-            .filter(promotion_target::Column::Id.eq(target.id))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-            .exec(tx.connection())
-            .await?;
-        if canceled.rows_affected == 0 {
-            continue;
-        }
-        let app = app_ref(tx, target.app_id).await?;
-        let message = format!("target '{}' canceled: {reason}", app.name);
-        append(
-            tx,
-            target.promotion_id,
-            EventDraft::about_target(
-                EventKind::TargetCanceled,
-                &target,
-                app,
-                TargetStatus::Canceled,
-                message,
-            ),
-        )
-        .await?;
+        cancel_pending_target(tx, &target, &format!("canceled: {reason}"), Some(&reason)).await?;
         finish_if_complete(tx, target.promotion_id).await?;
     }
     Ok(())
