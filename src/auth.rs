@@ -300,8 +300,11 @@ impl Authenticator {
         };
         match verified {
             Ok(caller) => {
-                // A valid token proves tokens exist: protected mode is over at once.
-                self.tokens_exist.store(true, Ordering::Relaxed);
+                // A valid token proves tokens exist: protected mode is over at once. Read
+                // first, so that requests do not all write one shared cache line.
+                if !self.tokens_exist.load(Ordering::Relaxed) {
+                    self.tokens_exist.store(true, Ordering::Relaxed);
+                }
                 Ok(caller)
             }
             Err(refusal) => {

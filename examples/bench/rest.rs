@@ -1,10 +1,14 @@
 //! REST read throughput next to a bare axum handler, driven by `wrk` (`apt-get install
-//! wrk`): 2 threads, 32 connections, a 2 s warm-up, then 8 s measured, as one would probe
-//! a service in front of a load balancer.
+//! wrk`): 2 threads, 32 connections, as one would probe a service in front of a load
+//! balancer.
 //!
 //! The ceiling is an axum handler started by this harness that returns the stage graph
 //! from memory: no authentication, no database, no logging. Every endpoint of the service
 //! is called with a real `admin` token, not in protected mode.
+//!
+//! The machine's speed drifts within a run, so each endpoint is measured in alternation
+//! with the ceiling (ceiling, endpoint, ceiling, endpoint; 4 s each after a 2 s warm-up of
+//! both) and its share is the ratio of the two totals.
 
 use std::{net::SocketAddr, process::Command};
 
@@ -15,9 +19,9 @@ use pipelines::proto::{
 
 use super::{channel, promote, setup, start_logging, watch_to_end, Backend, BenchResult, Server};
 
-/// `wrk`'s requests per second against `url`, after a warm-up. Any non-2xx answer fails
-/// the run: a fast error is not a result.
-fn wrk(url: &str, token: Option<&str>) -> BenchResult<f64> {
+/// `wrk`'s requests per second against `url` over `duration` (such as `4s`). Any non-2xx
+/// answer fails the run: a fast error is not a result.
+fn wrk(url: &str, token: Option<&str>, duration: &str) -> BenchResult<f64> {
     let run = |duration: &str| -> BenchResult<String> {
         let mut command = Command::new("wrk");
         command.args(["-t2", "-c32", "-d", duration]);
@@ -33,8 +37,7 @@ fn wrk(url: &str, token: Option<&str>) -> BenchResult<f64> {
         }
         Ok(text)
     };
-    run("2s")?;
-    let text = run("8s")?;
+    let text = run(duration)?;
     text.lines()
         .find_map(|line| line.strip_prefix("Requests/sec:"))
         .and_then(|rate| rate.trim().parse().ok())
@@ -101,8 +104,32 @@ async fn data(server: &Server) -> BenchResult<String> {
     Ok(id)
 }
 
-/// Rows of (endpoint, requests per second, share of the ceiling).
-pub async fn rest_table(backend: &Backend) -> BenchResult<Vec<(String, f64, f64)>> {
+/// One endpoint measured in alternation with the ceiling.
+pub struct Paired {
+    pub endpoint: String,
+    /// Requests per second, endpoint and ceiling, each over its 8 measured seconds.
+    pub rate: f64,
+    pub ceiling: f64,
+}
+
+/// Measures `url` and the ceiling in alternation, after warming both up.
+fn paired(endpoint: String, url: &str, token: &str, ceiling_url: &str) -> BenchResult<Paired> {
+    wrk(ceiling_url, None, "2s")?;
+    wrk(url, Some(token), "2s")?;
+    let (mut rate, mut ceiling) = (0.0, 0.0);
+    for _ in 0..2 {
+        ceiling += wrk(ceiling_url, None, "4s")? / 2.0;
+        rate += wrk(url, Some(token), "4s")? / 2.0;
+    }
+    Ok(Paired {
+        endpoint,
+        rate,
+        ceiling,
+    })
+}
+
+/// Each endpoint next to the ceiling measured around it.
+pub async fn rest_table(backend: &Backend) -> BenchResult<Vec<Paired>> {
     let mut rows = Vec::new();
     for (log, label) in [("info", ""), ("warn", ", access log off (RUST_LOG=warn)")] {
         let server = start_logging(backend, log).await?;
@@ -120,8 +147,7 @@ pub async fn rest_table(backend: &Backend) -> BenchResult<Vec<(String, f64, f64)
             .text()
             .await?;
         let ceiling_address = bare_handler(stages).await?;
-        let ceiling = wrk(&format!("http://{ceiling_address}/pipeline-stages"), None)?;
-        rows.push(("bare axum handler (ceiling)".to_owned(), ceiling, 1.0));
+        let ceiling_url = format!("http://{ceiling_address}/pipeline-stages");
         let paths = if log == "info" {
             vec![
                 "/pipeline-stages".to_owned(),
@@ -134,17 +160,17 @@ pub async fn rest_table(backend: &Backend) -> BenchResult<Vec<(String, f64, f64)
             vec!["/pipeline-stages".to_owned()]
         };
         for path in paths {
-            let rate = wrk(&format!("{base}{path}"), Some(&token))?;
             let shown = if path.starts_with("/pipeline-promotions/") {
                 "/pipeline-promotions/{id}"
             } else {
                 &path
             };
-            rows.push((
-                format!("GET {shown} (backend: {}){label}", backend.name()),
-                rate,
-                rate / ceiling,
-            ));
+            rows.push(paired(
+                format!("GET {shown}{label}"),
+                &format!("{base}{path}"),
+                &token,
+                &ceiling_url,
+            )?);
         }
     }
     Ok(rows)

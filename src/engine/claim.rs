@@ -1,85 +1,43 @@
-//! Claiming work: free targets, oldest promotion first, skipping (and announcing) those
-//! queued behind earlier work on the same app; and free rollbacks, likewise queued. The lease and queueing rules live in
-//! [`crate::lifecycle`]; this decides only which targets to try.
-
-use std::collections::HashMap;
+//! Claiming work: free targets first in their apps' queues, oldest promotion first; free
+//! rollbacks, likewise queued; and announcing the targets that wait. The lease and
+//! queueing rules live in [`crate::lifecycle`]; this decides only which work to try.
 
 use uuid::Uuid;
 
 use super::EngineContext;
 use crate::{
     error::Result,
-    lifecycle::{self, Blocker, QueuePlace, Transaction},
+    lifecycle::{self, QueuePlace, Transaction},
     store::entities::{promotion_target, rollback},
 };
 
-/// Claims up to `limit` free targets.
+/// Claims up to `limit` free targets first in their apps' queues, oldest promotion first.
 pub(crate) async fn claim_targets(
     context: &EngineContext,
     limit: usize,
 ) -> Result<Vec<promotion_target::Model>> {
-    let candidates = lifecycle::claimable_targets(&context.db, (limit * 4 + 16) as u64).await?;
+    let heads = lifecycle::queue_heads(&context.db, limit as u64).await?;
+    let ids: Vec<Uuid> = heads.iter().map(|head| head.id).collect();
     let settings = &context.settings;
-    let mut claimed = Vec::new();
-    let mut blocked_apps: HashMap<Uuid, Blocker> = HashMap::new();
-    // Candidates come in queue order; those with one place in it (one promotion's targets
-    // created together) are checked and claimed together.
-    let mut rest = candidates.as_slice();
-    while let Some(first) = rest.first() {
-        if claimed.len() >= limit {
-            break;
-        }
-        let same_place = rest
-            .iter()
-            .take_while(|c| c.promotion_id == first.promotion_id && c.queued_at == first.queued_at)
-            .count();
-        let (group, later) = rest.split_at(same_place);
-        rest = later;
-        let unknown: Vec<Uuid> = group
-            .iter()
-            .map(|c| c.app_id)
-            .filter(|app| !blocked_apps.contains_key(app))
-            .collect();
-        let Some(queued_at) = first.queued_at else {
-            continue;
-        };
-        let place = QueuePlace::Promotion {
-            queued_at,
-            promotion: first.promotion_id,
-        };
-        let found = lifecycle::queued_behind_each(&context.db, &unknown, place).await?;
-        let mut free = Vec::new();
-        for candidate in group {
-            let blocker = blocked_apps
-                .get(&candidate.app_id)
-                .or(found.get(&candidate.app_id))
-                .copied();
-            if let Some(blocker) = blocker {
-                blocked_apps.insert(candidate.app_id, blocker);
-                let mut tx = Transaction::begin(&context.db).await?;
-                lifecycle::mark_queued(&mut tx, candidate, blocker).await?;
-                tx.commit(&context.hub).await?;
-            } else if claimed.len() + free.len() < limit {
-                free.push(candidate);
-            }
-        }
-        let ids: Vec<Uuid> = free.iter().map(|c| c.id).collect();
-        let taken = lifecycle::try_claim_targets(
-            &context.db,
-            &ids,
-            &settings.worker_id,
-            settings.lease_ttl,
-        )
-        .await?;
-        for candidate in free {
-            // Later targets on this app in later promotions must wait for this one.
-            blocked_apps.insert(candidate.app_id, Blocker::Promotion(candidate.promotion_id));
-            if taken.contains(&candidate.id) {
-                claimed.push(candidate.clone());
-            }
-        }
+    let taken =
+        lifecycle::try_claim_targets(&context.db, &ids, &settings.worker_id, settings.lease_ttl)
+            .await?;
+    Ok(heads
+        .into_iter()
+        .filter(|head| taken.contains(&head.id))
+        .collect())
+}
+
+/// Announces, once each, the pending targets that wait behind earlier work on their app.
+pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
+    const BATCH: u64 = 256;
+    let waiting = lifecycle::unannounced_waiting(&context.db, BATCH).await?;
+    if waiting.is_empty() {
+        return Ok(());
     }
-    Ok(claimed)
+    let mut tx = Transaction::begin(&context.db).await?;
+    lifecycle::announce_waiting(&mut tx, waiting).await?;
+    tx.commit(&context.hub).await
 }
 
 /// Claims up to `limit` free rollbacks whose app has no earlier unfinished work.

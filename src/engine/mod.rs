@@ -129,6 +129,7 @@ impl Engine {
         let context = self.context;
         let slots = Arc::new(Semaphore::new(context.settings.max_parallel_targets.max(1)));
         let mut running = JoinSet::new();
+        let mut announcing: Option<tokio::task::JoinHandle<()>> = None;
         tracing::info!(
             worker = %context.settings.worker_id,
             parallel = context.settings.max_parallel_targets,
@@ -200,6 +201,16 @@ impl Engine {
                     }
                     Err(error) => tracing::warn!(error = ?error, "claiming rollbacks failed"),
                 }
+            }
+            // Announcing waiting targets runs beside the claims, so a deep queue never
+            // delays the start of work that is free.
+            if announcing.as_ref().is_none_or(|task| task.is_finished()) {
+                let context = Arc::clone(&context);
+                announcing = Some(tokio::spawn(async move {
+                    if let Err(error) = claim::announce_waiting(&context).await {
+                        tracing::warn!(error = ?error, "announcing queued targets failed");
+                    }
+                }));
             }
             tokio::select! {
                 _ = context.hub.work_signalled() => {}

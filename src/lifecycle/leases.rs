@@ -2,13 +2,7 @@
 //! Work is free when it is unfinished and nobody holds an unexpired lease on it; claims
 //! are compare-and-set updates, so two workers (in one process or several sharing
 //! PostgreSQL) never hold the same work.
-//!
-//! Queueing: an app takes part in one deployment at a time. Work waits while earlier work
-//! on the same app is unfinished. "Earlier" is the order in which work joined the queue,
-//! with the id breaking ties (a promotion target's is its promotion's), the same for every
-//! worker and for the dry run's plan. A rollback joins when it is created; a promotion's
-//! targets join when the promotion becomes `pending`, so those of a promotion awaiting
-//! approval are in no queue: they neither hold nor block a place.
+//! Which work is free to claim in queue order is [`super::queue`]'s part.
 
 use std::time::Duration;
 
@@ -108,7 +102,7 @@ fn lease_expiry(ttl: Duration) -> DateTime<Utc> {
 }
 
 /// Nobody holds the work, or its holder's lease ran out.
-fn lease_is_free<E: LeasedWork>() -> Condition {
+pub(super) fn lease_is_free<E: LeasedWork>() -> Condition {
     Condition::any()
         .add(E::lease_expires_at().is_null())
         .add(E::lease_expires_at().lt(store::now()))
@@ -125,23 +119,6 @@ pub async fn claimable<E: LeasedWork>(
         .filter(lease_is_free::<E>())
         .order_by_asc(E::queued_at())
         .order_by_asc(E::id())
-        .limit(limit)
-        .all(db)
-        .await?)
-}
-
-/// Unfinished promotion targets in their apps' queues with a free lease, in queue order.
-pub async fn claimable_targets(
-    db: &impl ConnectionTrait,
-    limit: u64,
-) -> Result<Vec<promotion_target::Model>> {
-    Ok(promotion_target::Entity::find()
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(promotion_target::Entity::in_queue())
-        .filter(lease_is_free::<promotion_target::Entity>())
-        .order_by_asc(promotion_target::Column::QueuedAt)
-        .order_by_asc(promotion_target::Column::PromotionId)
-        .order_by_asc(promotion_target::Column::Position)
         .limit(limit)
         .all(db)
         .await?)
@@ -313,141 +290,4 @@ pub async fn deployable_targets(
         .filter(|(_, app)| live.contains(app))
         .map(|(id, _)| id)
         .collect())
-}
-
-/// Where work stands in its app's queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueuePlace {
-    /// A target of this promotion, which joined the queue then.
-    Promotion {
-        queued_at: DateTime<Utc>,
-        promotion: Uuid,
-    },
-    Rollback {
-        created_at: DateTime<Utc>,
-        rollback: Uuid,
-    },
-    /// Work that would be created now, after everything else.
-    New,
-}
-
-/// What work waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Blocker {
-    Promotion(Uuid),
-    Rollback(Uuid),
-}
-
-impl Blocker {
-    pub fn id(self) -> Uuid {
-        match self {
-            Blocker::Promotion(id) | Blocker::Rollback(id) => id,
-        }
-    }
-}
-
-/// In the queue, and earlier than `(queued_at, id)` in its order.
-fn earlier_than<E: LeasedWork>(
-    id_column: E::Column,
-    place: Option<(DateTime<Utc>, Uuid)>,
-) -> Condition {
-    let earlier = match place {
-        None => Condition::all(),
-        Some((queued_at, id)) => Condition::any().add(E::queued_at().lt(queued_at)).add(
-            Condition::all()
-                .add(E::queued_at().eq(queued_at))
-                .add(id_column.lt(id)),
-        ),
-    };
-    E::in_queue().add(earlier)
-}
-
-/// The earliest unfinished work on `app` that comes before `place` in the queue, if any.
-pub async fn queued_behind(
-    db: &impl ConnectionTrait,
-    app: Uuid,
-    place: QueuePlace,
-) -> Result<Option<Blocker>> {
-    Ok(queued_behind_each(db, &[app], place).await?.remove(&app))
-}
-
-/// For each of `apps`, the earliest unfinished work on it that comes before `place` in the
-/// queue; apps with none are absent. Two queries, however many apps.
-pub async fn queued_behind_each(
-    db: &impl ConnectionTrait,
-    apps: &[Uuid],
-    place: QueuePlace,
-) -> Result<std::collections::HashMap<Uuid, Blocker>> {
-    let mut blockers = std::collections::HashMap::new();
-    if apps.is_empty() {
-        return Ok(blockers);
-    }
-    let key = match place {
-        QueuePlace::Promotion {
-            queued_at,
-            promotion,
-        } => Some((queued_at, promotion)),
-        QueuePlace::Rollback {
-            created_at,
-            rollback,
-        } => Some((created_at, rollback)),
-        QueuePlace::New => None,
-    };
-    let mut targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::AppId.is_in(apps.iter().copied()))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(earlier_than::<promotion_target::Entity>(
-            promotion_target::Column::PromotionId,
-            key,
-        ));
-    if let QueuePlace::Promotion { promotion, .. } = place {
-        targets = targets.filter(promotion_target::Column::PromotionId.ne(promotion));
-    }
-    // Earliest first, so the first row seen for an app is its blocker.
-    let targets = targets
-        .order_by_asc(promotion_target::Column::QueuedAt)
-        .order_by_asc(promotion_target::Column::PromotionId)
-        .all(db)
-        .await?;
-    let rollbacks = rollback::Entity::find()
-        .filter(rollback::Column::AppId.is_in(apps.iter().copied()))
-        .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(earlier_than::<rollback::Entity>(rollback::Column::Id, key))
-        .order_by_asc(rollback::Column::CreatedAt)
-        .order_by_asc(rollback::Column::Id)
-        .all(db)
-        .await?;
-    let mut earliest: std::collections::HashMap<Uuid, (DateTime<Utc>, Uuid, Blocker)> =
-        std::collections::HashMap::new();
-    let candidates = targets
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.app_id,
-                (
-                    t.queued_at?,
-                    t.promotion_id,
-                    Blocker::Promotion(t.promotion_id),
-                ),
-            ))
-        })
-        .chain(
-            rollbacks
-                .iter()
-                .map(|r| (r.app_id, (r.created_at, r.id, Blocker::Rollback(r.id)))),
-        );
-    for (app, found) in candidates {
-        match earliest.get(&app) {
-            Some(known) if (known.0, known.1) <= (found.0, found.1) => {}
-            _ => {
-                earliest.insert(app, found);
-            }
-        }
-    }
-    blockers.extend(
-        earliest
-            .into_iter()
-            .map(|(app, (_, _, blocker))| (app, blocker)),
-    );
-    Ok(blockers)
 }

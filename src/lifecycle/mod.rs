@@ -20,6 +20,7 @@ mod cancel;
 mod create;
 mod events;
 mod leases;
+mod queue;
 mod rollbacks;
 mod targets;
 
@@ -29,16 +30,17 @@ pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
-    claimable, claimable_targets, deployable_targets, is_deployable, queued_behind,
-    queued_behind_each, release_lease, renew_lease, try_claim, try_claim_targets, Blocker,
-    LeasedWork, QueuePlace, UNFINISHED_TARGETS,
+    claimable, deployable_targets, is_deployable, release_lease, renew_lease, try_claim,
+    try_claim_targets, LeasedWork, UNFINISHED_TARGETS,
+};
+pub use queue::{
+    announce_waiting, queue_heads, queued_behind, queued_behind_each, unannounced_waiting, Blocker,
+    QueuePlace,
 };
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
-pub use targets::{
-    mark_queued, prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget,
-};
+pub use targets::{prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::{
     auto_promotion::{record_triggers, Trigger},
     cancel::cancel_target_of_deleted_app,
-    events::{append, append_all, finish_if_complete, EventDraft},
-    leases::{clearing_lease, Blocker},
+    events::{append_all, finish_if_complete, EventDraft},
+    leases::clearing_lease,
     lock_promotion, Transaction,
 };
 use crate::{
@@ -26,7 +26,7 @@ use crate::{
     error::Result,
     store::{
         self,
-        entities::{app, promotion, promotion_target, release},
+        entities::{promotion, promotion_target, release},
         insert_release_with_next_version, NewRelease,
     },
     views::{ReleaseRef, ResourceRef},
@@ -389,66 +389,4 @@ pub async fn record_outcomes(
 pub enum DeployOutcome {
     Deployed,
     Failed(String),
-}
-
-/// Records that a pending target waits behind `blocker`, with `target.queued`, once per
-/// promotion or rollback it waits for.
-pub async fn mark_queued(
-    tx: &mut Transaction,
-    target: &promotion_target::Model,
-    blocked_by: Blocker,
-) -> Result<()> {
-    let blocker = blocked_by.id();
-    if target.queued_behind == Some(blocker) {
-        return Ok(());
-    }
-    lock_promotion(tx, target.promotion_id).await?;
-    let marked = promotion_target::Entity::update_many()
-        .col_expr(promotion_target::Column::QueuedBehind, Some(blocker).into())
-        .filter(promotion_target::Column::Id.eq(target.id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .filter(
-            sea_orm::Condition::any()
-                .add(promotion_target::Column::QueuedBehind.is_null())
-                .add(promotion_target::Column::QueuedBehind.ne(blocker)),
-        )
-        .exec(tx.connection())
-        .await?;
-    if marked.rows_affected == 0 {
-        return Ok(());
-    }
-    let app = app::Entity::find_by_id(target.app_id)
-        .one(tx.connection())
-        .await?
-        .map(|app| ResourceRef {
-            id: app.id,
-            name: app.name,
-        });
-    let name = app.as_ref().map(|a| a.name.clone()).unwrap_or_default();
-    append(
-        tx,
-        target.promotion_id,
-        EventDraft {
-            kind: EventKind::TargetQueued,
-            target: Some(target.id),
-            app,
-            target_status: Some(TargetStatus::Pending),
-            release: None,
-            message: match blocked_by {
-                Blocker::Promotion(_) => {
-                    format!("'{name}' is busy with promotion {blocker}; waiting for it to finish")
-                }
-                Blocker::Rollback(_) => {
-                    format!("'{name}' is being rolled back ({blocker}); waiting for it to finish")
-                }
-            },
-            waiting_for: match blocked_by {
-                Blocker::Promotion(id) => Some(id),
-                Blocker::Rollback(_) => None,
-            },
-            actor: String::new(),
-            comment: String::new(),
-        },
-    )
-    .await
 }

@@ -28,26 +28,37 @@ use crate::service::{Page, PageRequest, Services};
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// What every handler reaches. Handlers receive a clone per request, so it is one shared
+/// allocation: a clone is a reference count, not a copy of each service's connection pool.
 #[derive(Clone)]
-pub(crate) struct GatewayState {
+pub(crate) struct GatewayState(Arc<Gateway>);
+
+pub(crate) struct Gateway {
     services: Services,
     database_up: Arc<AtomicBool>,
     db: DatabaseConnection,
 }
 
+impl std::ops::Deref for GatewayState {
+    type Target = Gateway;
+
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
+}
+
 /// The route template a REST request matched, left on its response for the access log and
 /// the metrics, which label requests by template rather than by raw path.
 #[derive(Debug, Clone)]
-pub struct RouteTemplate(pub String);
+pub struct RouteTemplate(pub MatchedPath);
 
 async fn remember_route(
     matched: Option<MatchedPath>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let template = matched.map(|path| path.as_str().to_owned());
     let mut response = next.run(request).await;
-    if let Some(template) = template {
+    if let Some(template) = matched {
         response.extensions_mut().insert(RouteTemplate(template));
     }
     response
@@ -65,23 +76,30 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConn
         .merge(releases::routes())
         .merge(promotions::routes())
         .split_for_parts();
-    let document = Arc::new(openapi::document(api));
+    // The document never changes while the process runs: it is encoded once.
+    let document = match serde_json::to_vec(&openapi::document(api)) {
+        Ok(encoded) => axum::body::Bytes::from(encoded),
+        Err(error) => {
+            tracing::error!(%error, "the OpenAPI document cannot be encoded; it is served empty");
+            axum::body::Bytes::new()
+        }
+    };
     routes
         .route(
             openapi::PATH,
             get(move || {
-                let document = Arc::clone(&document);
-                async move { Json((*document).clone()) }
+                let document = document.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], document) }
             }),
         )
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(axum::middleware::from_fn(remember_route))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(GatewayState {
+        .with_state(GatewayState(Arc::new(Gateway {
             services,
             database_up,
             db,
-        })
+        })))
 }
 
 /// Whether a request is a gRPC call rather than a REST one.

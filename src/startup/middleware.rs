@@ -1,16 +1,25 @@
-//! The layers every request passes: authentication, which attaches the caller or answers
-//! UNAUTHENTICATED in the request's own protocol, and the access log.
+//! The layer every request passes: it names the request, authenticates it (attaching the
+//! caller, or answering UNAUTHENTICATED in the request's own protocol), runs it in a span
+//! carrying its id and caller, and then writes its access-log line and its metrics.
+//!
+//! It is one layer rather than several because it runs on every request: each layer
+//! costs a boxed future and a service clone, and recording the caller into a span after
+//! the span was made costs a second formatting of its fields.
 
 use std::sync::Arc;
 
 use axum::{
     extract::{Request, State},
+    http::{HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use tracing::Instrument;
 
 use crate::{
     auth::{Authenticator, Transport},
+    domain::access::Caller,
+    error::Error,
     rest::{self, error::ApiError},
 };
 
@@ -21,41 +30,6 @@ fn needs_no_token(path: &str) -> bool {
         || path == "/openapi.json"
         || path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.")
-}
-
-/// Attaches the authenticated caller to each request, or answers UNAUTHENTICATED in the
-/// request's own protocol.
-pub(super) async fn authenticate(
-    State(authenticator): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if needs_no_token(request.uri().path()) {
-        return next.run(request).await;
-    }
-    let header = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|value| value.as_bytes().to_vec());
-    let transport = if rest::is_grpc(request.headers()) {
-        Transport::Grpc
-    } else {
-        Transport::Rest
-    };
-    match authenticator
-        .authenticate(header.as_deref(), transport)
-        .await
-    {
-        Ok(caller) => {
-            // Every line logged for the request names the token that made it.
-            tracing::Span::current().record("caller", caller.name.as_str());
-            tracing::debug!(role = %caller.role, "authenticated");
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
-        Err(error) => ApiError::Service(error).into_response(),
-    }
 }
 
 /// The header that carries a request's id, in and out.
@@ -74,61 +48,114 @@ fn request_id(request: &Request) -> String {
                 && id.len() <= REQUEST_ID_MAX_CHARS
                 && id.bytes().all(|byte| byte.is_ascii_graphic())
         })
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
 }
 
-/// Runs each request in a span carrying its id, so that every log line written while
-/// serving it names the request; returns the id in `x-request-id`. Then one structured
-/// log line per request, with its outcome and latency, and its metrics. Headers are never
-/// logged, so tokens stay out of the logs.
-pub(super) async fn log_request(request: Request, next: Next) -> Response {
+/// A new request id: 32 hex digits, a random half drawn once per process and a counter.
+/// Unique across processes and restarts without asking the kernel for randomness on
+/// every request.
+fn new_request_id() -> String {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:016x}{sequence:016x}")
+}
+
+/// Who makes the request: `None` for the paths open to all.
+async fn caller_of(
+    authenticator: &Authenticator,
+    path: &str,
+    authorization: Option<HeaderValue>,
+    transport: Transport,
+) -> Result<Option<Caller>, Error> {
+    if needs_no_token(path) {
+        return Ok(None);
+    }
+    authenticator
+        .authenticate(authorization.as_ref().map(HeaderValue::as_bytes), transport)
+        .await
+        .map(Some)
+}
+
+/// Serves one request: names it (its id comes back in `x-request-id`), authenticates it,
+/// and runs it in a span that every log line written while serving it carries. Then one
+/// structured access-log line, with its outcome and latency, and its metrics. Headers are
+/// never logged, so tokens stay out of the logs.
+pub(super) async fn serve_request(
+    State(authenticator): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = std::time::Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let grpc = rest::is_grpc(request.headers());
+    let uri = request.uri().clone();
+    let transport = if rest::is_grpc(request.headers()) {
+        Transport::Grpc
+    } else {
+        Transport::Rest
+    };
     let id = request_id(&request);
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        caller = tracing::field::Empty
-    );
-    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
-    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .cloned();
+    let caller = caller_of(&authenticator, uri.path(), authorization, transport).await;
+    let span = match &caller {
+        Ok(Some(caller)) => {
+            tracing::info_span!("request", request_id = %id, caller = caller.name.as_str())
+        }
+        _ => tracing::info_span!("request", request_id = %id),
+    };
+    let mut response = match caller {
+        Ok(caller) => {
+            if let Some(caller) = caller {
+                span.in_scope(|| tracing::debug!(role = %caller.role, "authenticated"));
+                request.extensions_mut().insert(caller);
+            }
+            next.run(request).instrument(span.clone()).await
+        }
+        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
+        Err(error) => ApiError::Service(error).into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     let _entered = span.enter();
+    record_and_log(&method, uri.path(), transport, &response, started);
+    response
+}
+
+/// The request's metrics and its access-log line.
+fn record_and_log(
+    method: &Method,
+    path: &str,
+    transport: Transport,
+    response: &Response,
+    started: std::time::Instant,
+) {
+    let elapsed = started.elapsed();
     let grpc_status = response
         .headers()
         .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    if grpc {
+        .and_then(|value| value.to_str().ok());
+    if transport == Transport::Grpc {
         // A status in the headers is a trailers-only answer, an error; a call that
         // succeeds sends its status in the trailers, after this point.
-        crate::metrics::record_grpc(
-            &path,
-            grpc_status.as_deref().unwrap_or("0"),
-            started.elapsed(),
-        );
+        crate::metrics::record_grpc(path, grpc_status.unwrap_or("0"), elapsed);
     } else {
         let route = response
             .extensions()
             .get::<rest::RouteTemplate>()
             .map_or("unmatched", |template| template.0.as_str());
-        crate::metrics::record_http(
-            route,
-            method.as_str(),
-            response.status().as_u16(),
-            started.elapsed(),
-        );
+        crate::metrics::record_http(route, method, response.status().as_u16(), elapsed);
     }
     tracing::info!(
         %method,
         %path,
         status = response.status().as_u16(),
-        grpc_status = grpc_status.as_deref().unwrap_or(""),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        grpc_status = grpc_status.unwrap_or(""),
+        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    response
 }

@@ -167,9 +167,8 @@ impl Application {
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),
-                middleware::authenticate,
-            ))
-            .layer(axum::middleware::from_fn(middleware::log_request));
+                middleware::serve_request,
+            ));
 
         Ok(Self {
             listener,

@@ -11,6 +11,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::{domain::promotion::EventKind, views::PromotionEventView};
 
+mod requests;
+
+pub use requests::{method_label, record_grpc, record_http};
+
 /// Latency buckets, in seconds, from a cached read to a slow webhook.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -113,6 +117,10 @@ fn describe() {
         "Full reloads of the in-memory read model: the periodic resync, or after a lost notification"
     );
     describe_counter!(
+        "pipelines_log_lines_dropped_total",
+        "Log lines dropped because the log destination fell 16,384 lines behind"
+    );
+    describe_counter!(
         "pipelines_lease_renewals_total",
         "Leases on running work renewed by this process"
     );
@@ -120,42 +128,6 @@ fn describe() {
         "pipelines_leases_lost_total",
         "Leases on running work this process found taken or expired when renewing"
     );
-}
-
-/// One gRPC call: `method` is the full path, or `unknown` for a method the server lacks,
-/// so that clients cannot create series at will.
-pub fn record_grpc(method: &str, code: &str, elapsed: Duration) {
-    let method = grpc_method_label(method, code).to_owned();
-    counter!("pipelines_grpc_requests_total", "method" => method.clone(), "code" => code.to_owned())
-        .increment(1);
-    histogram!("pipelines_grpc_request_duration_seconds", "method" => method)
-        .record(elapsed.as_secs_f64());
-}
-
-/// The method as a label: UNIMPLEMENTED (12) answers a path the server does not serve.
-fn grpc_method_label<'a>(method: &'a str, code: &str) -> &'a str {
-    if code == "12" {
-        "unknown"
-    } else {
-        method
-    }
-}
-
-/// One REST request: `route` is the matched route template, or `unmatched`.
-pub fn record_http(route: &str, method: &str, status: u16, elapsed: Duration) {
-    counter!(
-        "pipelines_http_requests_total",
-        "route" => route.to_owned(),
-        "method" => method.to_owned(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    histogram!(
-        "pipelines_http_request_duration_seconds",
-        "route" => route.to_owned(),
-        "method" => method.to_owned()
-    )
-    .record(elapsed.as_secs_f64());
 }
 
 /// A promotion stored: at a client's `request`, or by the service itself (`auto`).
@@ -273,16 +245,23 @@ pub async fn render(db: &DatabaseConnection) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::grpc_method_label;
+    use super::requests::grpc_method_label;
 
     #[test]
-    fn methods_the_server_lacks_share_one_label() {
-        let known = "/pipelines.v1.PipelineService/GetPipeline";
-        assert_eq!(grpc_method_label(known, "0"), known);
-        assert_eq!(grpc_method_label(known, "5"), known);
-        assert_eq!(
-            grpc_method_label("/made.up.Service/Anything", "12"),
-            "unknown"
-        );
+    fn only_methods_the_server_serves_are_labelled_by_name() {
+        for served in [
+            "/pipelines.v1.PipelineService/GetPipeline",
+            "/grpc.health.v1.Health/Check",
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        ] {
+            assert_eq!(grpc_method_label(served), served);
+        }
+        for made_up in [
+            "/made.up.Service/Anything",
+            "/pipelines.v1.PipelineService/NoSuchMethod",
+            "/pipelines.v1.PipelineService/",
+        ] {
+            assert_eq!(grpc_method_label(made_up), "unknown");
+        }
     }
 }

@@ -1,0 +1,354 @@
+//! The per-app queue. An app takes part in one deployment at a time: work waits while
+//! earlier work on the same app is unfinished. "Earlier" is the order in which work joined
+//! the queue, with the id breaking ties (a promotion target's is its promotion's), the same
+//! for every worker and for the dry run's plan. A rollback joins when it is created; a
+//! promotion's targets join when the promotion becomes `pending`, so those of a promotion
+//! awaiting approval are in no queue: they neither hold nor block a place.
+//!
+//! Work only ever joins at the end, so what a target waits for is fixed when it joins;
+//! the engine announces it once (`target.queued`), naming the work at the head.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    sea_query::{Alias, Expr, Query, SelectStatement},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{
+    events::{append_all, EventDraft},
+    leases::{lease_is_free, LeasedWork, UNFINISHED_TARGETS},
+    lock_promotion, Transaction,
+};
+use crate::{
+    domain::promotion::{EventKind, TargetStatus},
+    error::Result,
+    store::entities::{app, promotion_target, rollback},
+    views::ResourceRef,
+};
+
+/// Where work stands in its app's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuePlace {
+    /// A target of this promotion, which joined the queue then.
+    Promotion {
+        queued_at: DateTime<Utc>,
+        promotion: Uuid,
+    },
+    Rollback {
+        created_at: DateTime<Utc>,
+        rollback: Uuid,
+    },
+    /// Work that would be created now, after everything else.
+    New,
+}
+
+/// What work waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocker {
+    Promotion(Uuid),
+    Rollback(Uuid),
+}
+
+impl Blocker {
+    pub fn id(self) -> Uuid {
+        match self {
+            Blocker::Promotion(id) | Blocker::Rollback(id) => id,
+        }
+    }
+}
+
+/// In the queue, and earlier than `(queued_at, id)` in its order.
+fn earlier_than<E: LeasedWork>(
+    id_column: E::Column,
+    place: Option<(DateTime<Utc>, Uuid)>,
+) -> Condition {
+    let earlier = match place {
+        None => Condition::all(),
+        Some((queued_at, id)) => Condition::any().add(E::queued_at().lt(queued_at)).add(
+            Condition::all()
+                .add(E::queued_at().eq(queued_at))
+                .add(id_column.lt(id)),
+        ),
+    };
+    E::in_queue().add(earlier)
+}
+
+/// The earliest unfinished work on `app` that comes before `place` in the queue, if any.
+pub async fn queued_behind(
+    db: &impl ConnectionTrait,
+    app: Uuid,
+    place: QueuePlace,
+) -> Result<Option<Blocker>> {
+    Ok(queued_behind_each(db, &[app], place).await?.remove(&app))
+}
+
+/// A place's sort key: when it joined the queue, and the id breaking ties. `None` for work
+/// not created yet, which comes after everything.
+fn sort_key(place: QueuePlace) -> Option<(DateTime<Utc>, Uuid)> {
+    match place {
+        QueuePlace::Promotion {
+            queued_at,
+            promotion,
+        } => Some((queued_at, promotion)),
+        QueuePlace::Rollback {
+            created_at,
+            rollback,
+        } => Some((created_at, rollback)),
+        QueuePlace::New => None,
+    }
+}
+
+/// One piece of unfinished work in an app's queue.
+struct QueueEntry {
+    app: Uuid,
+    key: (DateTime<Utc>, Uuid),
+    work: Blocker,
+}
+
+/// The unfinished work on `apps` that comes before `key` in the queue (all of it for
+/// `None`), earliest first. Two queries, however many apps.
+async fn queue_entries(
+    db: &impl ConnectionTrait,
+    apps: &[Uuid],
+    key: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<Vec<QueueEntry>> {
+    let targets = promotion_target::Entity::find()
+        .filter(promotion_target::Column::AppId.is_in(apps.iter().copied()))
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(earlier_than::<promotion_target::Entity>(
+            promotion_target::Column::PromotionId,
+            key,
+        ))
+        .all(db)
+        .await?;
+    let rollbacks = rollback::Entity::find()
+        .filter(rollback::Column::AppId.is_in(apps.iter().copied()))
+        .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(earlier_than::<rollback::Entity>(rollback::Column::Id, key))
+        .all(db)
+        .await?;
+    let mut entries: Vec<QueueEntry> = targets
+        .iter()
+        .filter_map(|target| {
+            Some(QueueEntry {
+                app: target.app_id,
+                key: (target.queued_at?, target.promotion_id),
+                work: Blocker::Promotion(target.promotion_id),
+            })
+        })
+        .chain(rollbacks.iter().map(|rollback| QueueEntry {
+            app: rollback.app_id,
+            key: (rollback.created_at, rollback.id),
+            work: Blocker::Rollback(rollback.id),
+        }))
+        .collect();
+    entries.sort_by_key(|entry| entry.key);
+    Ok(entries)
+}
+
+/// For each of `apps`, the earliest unfinished work on it that comes before `place` in the
+/// queue; apps with none are absent. Two queries, however many apps.
+pub async fn queued_behind_each(
+    db: &impl ConnectionTrait,
+    apps: &[Uuid],
+    place: QueuePlace,
+) -> Result<HashMap<Uuid, Blocker>> {
+    let mut blockers = HashMap::new();
+    if apps.is_empty() {
+        return Ok(blockers);
+    }
+    let own = match place {
+        QueuePlace::Promotion { promotion, .. } => Some(Blocker::Promotion(promotion)),
+        _ => None,
+    };
+    for entry in queue_entries(db, apps, sort_key(place)).await? {
+        if Some(entry.work) != own {
+            blockers.entry(entry.app).or_insert(entry.work);
+        }
+    }
+    Ok(blockers)
+}
+
+/// `EXISTS`: unfinished work in the queue of the outer promotion target's app, ahead of it.
+fn work_ahead_of_target() -> (SelectStatement, SelectStatement) {
+    use promotion_target::Column as T;
+    let outer = |column: T| Expr::col((promotion_target::Entity, column));
+    let ahead = Alias::new("ahead");
+    let ahead_col = |column: T| Expr::col((ahead.clone(), column));
+    let targets = Query::select()
+        .expr(Expr::val(1))
+        .from_as(promotion_target::Entity, ahead.clone())
+        .and_where(ahead_col(T::AppId).eq(outer(T::AppId)))
+        .and_where(ahead_col(T::Status).is_in(UNFINISHED_TARGETS))
+        .and_where(ahead_col(T::QueuedAt).is_not_null())
+        .cond_where(
+            Condition::any()
+                .add(ahead_col(T::QueuedAt).lt(outer(T::QueuedAt)))
+                .add(
+                    Condition::all()
+                        .add(ahead_col(T::QueuedAt).eq(outer(T::QueuedAt)))
+                        .add(ahead_col(T::PromotionId).lt(outer(T::PromotionId))),
+                ),
+        )
+        .to_owned();
+    let rollback_col = |column: rollback::Column| Expr::col((rollback::Entity, column));
+    let rollbacks = Query::select()
+        .expr(Expr::val(1))
+        .from(rollback::Entity)
+        .and_where(rollback_col(rollback::Column::AppId).eq(outer(T::AppId)))
+        .and_where(rollback_col(rollback::Column::Status).is_in(UNFINISHED_TARGETS))
+        .cond_where(
+            Condition::any()
+                .add(rollback_col(rollback::Column::CreatedAt).lt(outer(T::QueuedAt)))
+                .add(
+                    Condition::all()
+                        .add(rollback_col(rollback::Column::CreatedAt).eq(outer(T::QueuedAt)))
+                        .add(rollback_col(rollback::Column::Id).lt(outer(T::PromotionId))),
+                ),
+        )
+        .to_owned();
+    (targets, rollbacks)
+}
+
+/// Targets in queue order, and a promotion's in the order of its targets.
+fn in_queue_order(
+    select: sea_orm::Select<promotion_target::Entity>,
+) -> sea_orm::Select<promotion_target::Entity> {
+    select
+        .order_by_asc(promotion_target::Column::QueuedAt)
+        .order_by_asc(promotion_target::Column::PromotionId)
+        .order_by_asc(promotion_target::Column::Position)
+}
+
+/// Unfinished targets first in their app's queue, with a free lease, in queue order: the
+/// targets a worker may claim now. One query.
+pub async fn queue_heads(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<promotion_target::Model>> {
+    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
+    let select = promotion_target::Entity::find()
+        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Entity::in_queue())
+        .filter(lease_is_free::<promotion_target::Entity>())
+        .filter(Expr::exists(targets_ahead).not())
+        .filter(Expr::exists(rollbacks_ahead).not());
+    Ok(in_queue_order(select).limit(limit).all(db).await?)
+}
+
+/// Pending targets that wait behind earlier work and have not said so yet, in queue order.
+pub async fn unannounced_waiting(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<promotion_target::Model>> {
+    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
+    let select = promotion_target::Entity::find()
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+        .filter(promotion_target::Entity::in_queue())
+        .filter(promotion_target::Column::QueuedBehind.is_null())
+        .filter(
+            Condition::any()
+                .add(Expr::exists(targets_ahead))
+                .add(Expr::exists(rollbacks_ahead)),
+        );
+    Ok(in_queue_order(select).limit(limit).all(db).await?)
+}
+
+/// Records, once per target, what each of `waiting` waits behind: the earliest unfinished
+/// work on its app, with `target.queued`. Targets that started, finished or were announced
+/// meanwhile are skipped. Promotions are locked in id order, one event batch each.
+pub async fn announce_waiting(
+    tx: &mut Transaction,
+    waiting: Vec<promotion_target::Model>,
+) -> Result<usize> {
+    let apps: Vec<Uuid> = waiting.iter().map(|target| target.app_id).collect();
+    let entries = queue_entries(tx.connection(), &apps, None).await?;
+    let names: HashMap<Uuid, String> = app::Entity::find()
+        .filter(app::Column::Id.is_in(apps.iter().copied()))
+        .all(tx.connection())
+        .await?
+        .into_iter()
+        .map(|app| (app.id, app.name))
+        .collect();
+    let mut by_promotion: Vec<(Uuid, Vec<(promotion_target::Model, Blocker)>)> = Vec::new();
+    for target in waiting {
+        let Some(queued_at) = target.queued_at else {
+            continue;
+        };
+        let key = (queued_at, target.promotion_id);
+        let Some(blocker) = entries
+            .iter()
+            .find(|entry| entry.app == target.app_id && entry.key < key)
+            .map(|entry| entry.work)
+        else {
+            continue;
+        };
+        match by_promotion
+            .iter_mut()
+            .find(|(promotion, _)| *promotion == target.promotion_id)
+        {
+            Some((_, group)) => group.push((target, blocker)),
+            None => by_promotion.push((target.promotion_id, vec![(target, blocker)])),
+        }
+    }
+    by_promotion.sort_by_key(|(promotion, _)| *promotion);
+    let mut announced = 0;
+    for (promotion, group) in by_promotion {
+        lock_promotion(tx, promotion).await?;
+        let mut events = Vec::new();
+        for (target, blocker) in group {
+            let marked = promotion_target::Entity::update_many()
+                .col_expr(
+                    promotion_target::Column::QueuedBehind,
+                    Some(blocker.id()).into(),
+                )
+                .filter(promotion_target::Column::Id.eq(target.id))
+                .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
+                .filter(promotion_target::Column::QueuedBehind.is_null())
+                .exec(tx.connection())
+                .await?;
+            if marked.rows_affected == 1 {
+                let name = names.get(&target.app_id).cloned().unwrap_or_default();
+                events.push(queued_event(&target, name, blocker));
+            }
+        }
+        announced += events.len();
+        append_all(tx, promotion, events).await?;
+    }
+    Ok(announced)
+}
+
+fn queued_event(
+    target: &promotion_target::Model,
+    app_name: String,
+    blocker: Blocker,
+) -> EventDraft {
+    let message = match blocker {
+        Blocker::Promotion(id) => {
+            format!("'{app_name}' is busy with promotion {id}; waiting for it to finish")
+        }
+        Blocker::Rollback(id) => {
+            format!("'{app_name}' is being rolled back ({id}); waiting for it to finish")
+        }
+    };
+    EventDraft {
+        kind: EventKind::TargetQueued,
+        target: Some(target.id),
+        app: Some(ResourceRef {
+            id: target.app_id,
+            name: app_name,
+        }),
+        target_status: Some(TargetStatus::Pending),
+        release: None,
+        message,
+        waiting_for: match blocker {
+            Blocker::Promotion(id) => Some(id),
+            Blocker::Rollback(_) => None,
+        },
+        actor: String::new(),
+        comment: String::new(),
+    }
+}
