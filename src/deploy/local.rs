@@ -12,6 +12,11 @@ impl Deployer for LocalDeployer {
         "local"
     }
 
+    /// The outcome the engine records is the deployment itself.
+    fn deploys_within_the_database(&self) -> bool {
+        true
+    }
+
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         tracing::debug!(
             app = %request.app_name,

@@ -64,4 +64,12 @@ pub trait Deployer: Send + Sync + 'static {
     fn name(&self) -> &'static str {
         "custom"
     }
+
+    /// Whether deploying changes nothing outside this service's database, so that the
+    /// engine may start, deploy and finish a batch of targets in one transaction: all of
+    /// it commits, or none of it and the batch runs again. Deployers that reach another
+    /// system must say no, so that each step is committed before the next begins.
+    fn deploys_within_the_database(&self) -> bool {
+        false
+    }
 }

@@ -167,6 +167,9 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
             new_release: new_release(&subject, &apps[&target.app_id], target),
         })
         .collect();
+    if context.deployer.deploys_within_the_database() {
+        return run_in_one_transaction(context, &subject, targets, &apps, claimed).await;
+    }
     let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db).await?;
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
@@ -248,6 +251,48 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
             }
         }
     }
+    Ok(())
+}
+
+/// All steps for a deployer that works within the database: start, releases, deploy and
+/// outcomes commit together, so a crash leaves the batch as it was claimed.
+async fn run_in_one_transaction(
+    context: &Arc<EngineContext>,
+    subject: &Subject,
+    targets: Vec<promotion_target::Model>,
+    apps: &HashMap<Uuid, ResourceRef>,
+    claimed: Vec<ClaimedTarget>,
+) -> Result<()> {
+    let worker = context.settings.worker_id.as_str();
+    let promotion_id = subject.promotion.id;
+    let started = std::time::Instant::now();
+    let mut tx = Transaction::begin(&context.db).await?;
+    let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
+    let mut done = Vec::new();
+    for (target, release) in targets.iter().zip(releases) {
+        let Some(release) = release else { continue };
+        let app = &apps[&target.app_id];
+        if let Some(outcome) = deploy(context, subject, target, app, &release).await? {
+            done.push((target, app, release, outcome));
+        }
+    }
+    let deployed = done
+        .iter()
+        .map(|(target, app, release, outcome)| DeployedTarget {
+            target,
+            app,
+            release,
+            outcome: outcome.clone(),
+        })
+        .collect();
+    let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
+    tx.commit(&context.hub).await?;
+    tracing::debug!(
+        %promotion_id,
+        targets = recorded.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "targets started, deployed and recorded in one transaction"
+    );
     Ok(())
 }
 
