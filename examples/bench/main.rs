@@ -264,12 +264,24 @@ async fn promotion_latency(backend: &Backend, targets: usize) -> BenchResult<Dur
 }
 
 /// Promotions finished per second when `count` one-target promotions over 20 apps are
-/// created at once.
+/// created at once, measured on a server that has already run such a round: a long-running
+/// server's connections have parsed and planned its statements before.
 async fn promotion_throughput(backend: &Backend, count: usize) -> BenchResult<f64> {
     let server = start(backend).await?;
     let channel = channel(&server).await?;
     let apps = setup(&channel, 20).await?;
+    concurrent_promotions(&channel, &apps, count).await?;
     let started = Instant::now();
+    concurrent_promotions(&channel, &apps, count).await?;
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Creates `count` one-target promotions over `apps` at once and follows each to its end.
+async fn concurrent_promotions(
+    channel: &Channel,
+    apps: &[String],
+    count: usize,
+) -> BenchResult<()> {
     let tasks: Vec<_> = (0..count)
         .map(|i| {
             let channel = channel.clone();
@@ -283,7 +295,7 @@ async fn promotion_throughput(backend: &Backend, count: usize) -> BenchResult<f6
     for task in tasks {
         task.await??;
     }
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    Ok(())
 }
 
 struct Unary {
@@ -540,7 +552,7 @@ async fn promotion_rows(backend: &Backend) -> BenchResult<()> {
     }
     let throughput = promotion_throughput(backend, 200).await?;
     println!(
-        "| throughput, 200 concurrent one-target promotions over 20 apps | {} | {throughput:.0} promotions/s |",
+        "| throughput, 200 concurrent one-target promotions over 20 apps, after a first round of 200 | {} | {throughput:.0} promotions/s |",
         backend.name()
     );
     Ok(())

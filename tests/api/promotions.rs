@@ -941,16 +941,62 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
     );
 }
 
-#[tokio::test]
-async fn a_busy_target_app_queues_later_promotions_in_order() {
+/// The shop pipeline with a release on `shop-dev`, deploying only as the gate allows.
+async fn shop_deploying_behind_a_gate() -> (TestApp, std::sync::Arc<tokio::sync::Semaphore>) {
     let (deployer, gate) = TestDeployer::gated();
-    let app = spawn_app_deploying_with(deployer.clone()).await;
+    let app = spawn_app_deploying_with(deployer).await;
     shop(&app).await;
     app.create_release("shop-dev", "shop:1").await;
-    let only_a = || CreatePromotionRequest {
+    (app, gate)
+}
+
+/// A promotion from `shop-dev` to `shop-stg-a` only.
+fn only_a() -> CreatePromotionRequest {
+    CreatePromotionRequest {
         targets: vec!["shop-stg-a".into()],
         ..promote("shop-dev")
+    }
+}
+
+#[tokio::test]
+async fn a_target_behind_several_promotions_says_it_is_queued_once() {
+    let (app, gate) = shop_deploying_behind_a_gate().await;
+    let first = create(&app, only_a()).await.unwrap();
+    let second = create(&app, only_a()).await.unwrap();
+    let third = create(&app, only_a()).await.unwrap();
+    // The third waits behind the first, then behind the second once the first is done.
+    let mut stream = app.watch(&third.id, 0).await;
+    let announced = loop {
+        let event = next_event(&mut stream).await.expect("an event");
+        if event.name == "target.queued" {
+            break event;
+        }
     };
+    assert_eq!(announced.waiting_for_promotion_id, first.id);
+    gate.add_permits(10);
+    for id in [&first.id, &second.id, &third.id] {
+        app.finished_promotion(id).await;
+    }
+    let events = app.watch_to_end(&third.id).await;
+    let queued: Vec<_> = events
+        .iter()
+        .filter(|event| event.name == "target.queued")
+        .collect();
+    assert_eq!(queued.len(), 1, "{events:#?}");
+    assert_eq!(queued[0].waiting_for_promotion_id, first.id);
+    let second_events = app.watch_to_end(&second.id).await;
+    assert_eq!(
+        second_events
+            .iter()
+            .filter(|event| event.name == "target.queued")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_busy_target_app_queues_later_promotions_in_order() {
+    let (app, gate) = shop_deploying_behind_a_gate().await;
     let first = create(&app, only_a()).await.unwrap();
     let second = create(&app, only_a()).await.unwrap();
     let queued = plan(&app, only_a()).await;
