@@ -103,7 +103,8 @@ async fn approve(
     let required = u64::try_from(current.required_approvals).unwrap_or_default();
     let reached = approvals >= required;
     if reached {
-        let now = store::now();
+        // The targets join their apps' queues now, by the clock creates use.
+        let now = store::queue_clock(tx.connection()).await?;
         promotion::Entity::update_many()
             .col_expr(
                 promotion::Column::Status,

@@ -59,15 +59,18 @@ pub async fn create_promotion(
     {
         return Err(Error::not_found("pipeline", &record.pipeline.name));
     }
-    for app in std::iter::once(&record.source_app).chain(&record.targets) {
-        if store::lock_live_app(tx.connection(), app.id)
-            .await?
-            .is_none()
-        {
-            return Err(Error::not_found("app", &app.name));
-        }
+    if store::lock_live_app(tx.connection(), record.source_app.id)
+        .await?
+        .is_none()
+    {
+        return Err(Error::not_found("app", &record.source_app.name));
     }
-    let now = store::now();
+    let target_ids: Vec<Uuid> = record.targets.iter().map(|app| app.id).collect();
+    let live = store::lock_apps_to_join_queues(tx.connection(), &target_ids).await?;
+    if let Some(gone) = record.targets.iter().find(|app| !live.contains(&app.id)) {
+        return Err(Error::not_found("app", &gone.name));
+    }
+    let now = store::queue_clock(tx.connection()).await?;
     let id = record.id;
     let awaiting_approval = record.required_approvals > 0;
     let status = if awaiting_approval {

@@ -31,9 +31,12 @@ pub async fn create_rollback(
     to: &release::Model,
     created_by: &str,
 ) -> Result<release::Model> {
-    store::lock_live_app(tx.connection(), app.id)
+    if store::lock_apps_to_join_queues(tx.connection(), &[app.id])
         .await?
-        .ok_or_else(|| Error::not_found("app", &app.name))?;
+        .is_empty()
+    {
+        return Err(Error::not_found("app", &app.name));
+    }
     let created = insert_release_with_next_version(
         tx.connection(),
         NewRelease {
@@ -48,7 +51,7 @@ pub async fn create_rollback(
         },
     )
     .await?;
-    let now = store::now();
+    let now = store::queue_clock(tx.connection()).await?;
     rollback::ActiveModel {
         id: Set(Uuid::new_v4()),
         app_id: Set(app.id),

@@ -141,6 +141,47 @@ pub async fn lock_live_apps(
         .await
 }
 
+/// The ids of the live apps among `app_ids`, locked for update in one statement in id
+/// order, for work about to join their queues: two transactions joining one app's queue
+/// take their places one after the other, each seeing the other's committed work (on
+/// SQLite, transactions are serialized anyway). Pair with [`queue_clock`].
+pub async fn lock_apps_to_join_queues(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbErr> {
+    use entities::app;
+    use sea_orm::QueryOrder;
+    app::Entity::find()
+        .select_only()
+        .column(app::Column::Id)
+        .filter(app::Column::Id.is_in(app_ids.iter().copied()))
+        .filter(app::Column::DeletedAt.is_null())
+        .order_by_asc(app::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The time work joins a queue: read once its apps are locked
+/// ([`lock_apps_to_join_queues`]), from the database's clock on PostgreSQL, so that every
+/// replica orders queues by one clock and later joins always sort later.
+pub async fn queue_clock(
+    db: &impl ConnectionTrait,
+) -> Result<chrono::DateTime<chrono::Utc>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(now());
+    }
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT clock_timestamp() AS now",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("the database did not tell the time".into()))?;
+    row.try_get::<chrono::DateTime<chrono::Utc>>("", "now")
+}
+
 /// The live pipeline with this id, locked against deletion like [`lock_live_app`].
 pub async fn lock_live_pipeline(
     db: &impl ConnectionTrait,
