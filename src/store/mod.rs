@@ -127,6 +127,15 @@ pub async fn lock_live_apps(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, DbErr> {
+    live_apps_in_id_order(app_ids)
+        .lock_shared()
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The ids of the live apps among `app_ids`, in id order, the order locks are taken in.
+fn live_apps_in_id_order(app_ids: &[Uuid]) -> sea_orm::Select<entities::app::Entity> {
     use entities::app;
     use sea_orm::QueryOrder;
     app::Entity::find()
@@ -135,10 +144,6 @@ pub async fn lock_live_apps(
         .filter(app::Column::Id.is_in(app_ids.iter().copied()))
         .filter(app::Column::DeletedAt.is_null())
         .order_by_asc(app::Column::Id)
-        .lock_shared()
-        .into_tuple()
-        .all(db)
-        .await
 }
 
 /// The ids of the live apps among `app_ids`, locked for update in one statement in id
@@ -149,14 +154,7 @@ pub async fn lock_apps_to_join_queues(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, DbErr> {
-    use entities::app;
-    use sea_orm::QueryOrder;
-    app::Entity::find()
-        .select_only()
-        .column(app::Column::Id)
-        .filter(app::Column::Id.is_in(app_ids.iter().copied()))
-        .filter(app::Column::DeletedAt.is_null())
-        .order_by_asc(app::Column::Id)
+    live_apps_in_id_order(app_ids)
         .lock_exclusive()
         .into_tuple()
         .all(db)
