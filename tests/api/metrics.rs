@@ -106,6 +106,22 @@ async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
     assert_eq!(events.last().unwrap().name, "promotion.finished");
 
     // A token is needed once tokens exist; any role may read the metrics.
+    // Clients cannot make series: a refused gRPC call to a made-up method, and a made-up
+    // HTTP method.
+    let refused = app
+        .rest(Method::POST, "/made.up.Service/Steal")
+        .header("content-type", "application/grpc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["grpc-status"], "16");
+    let brewed = app
+        .rest(Method::from_bytes(b"BREW").unwrap(), "/pipelines")
+        .bearer_auth(&ops)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brewed.status(), 405);
     let (status, _, _) = scrape(&app, None).await;
     assert_eq!(status, 401);
     let (status, content_type, text) = scrape(&app, Some(&reader)).await;
@@ -145,6 +161,30 @@ async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
     assert!(
         !text.contains("/no/such/path"),
         "raw paths are never labels"
+    );
+    assert!(
+        !text.contains("made.up"),
+        "unknown gRPC paths are never labels"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_grpc_requests_total",
+            &[r#"method="unknown""#, r#"code="16""#]
+        ) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("BREW"),
+        "unknown HTTP methods are never labels"
+    );
+    assert!(
+        sample(
+            &text,
+            "pipelines_http_requests_total",
+            &[r#"method="other""#, r#"status="405""#]
+        ) >= Some(1.0),
+        "{text}"
     );
     assert!(
         sample(
