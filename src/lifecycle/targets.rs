@@ -3,11 +3,11 @@
 //! and the state it expects, so a step already done (before a crash) is a no-op. The
 //! engine runs a promotion's claimed targets together, so each step works on a batch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
-    TransactionTrait, UpdateMany,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -31,15 +31,6 @@ use crate::{
     },
     views::{ReleaseRef, ResourceRef},
 };
-
-/// An update of a target that applies only while `worker` holds its lease and the target
-/// is in `from`.
-fn guarded(target: Uuid, worker: &str, from: TargetStatus) -> UpdateMany<promotion_target::Entity> {
-    promotion_target::Entity::update_many()
-        .filter(promotion_target::Column::Id.eq(target))
-        .filter(promotion_target::Column::Status.eq(from.as_str()))
-        .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
-}
 
 /// A claimed target of one promotion, with what its steps need.
 pub struct ClaimedTarget {
@@ -306,40 +297,21 @@ pub async fn record_outcomes(
     deployed: Vec<DeployedTarget<'_>>,
 ) -> Result<Vec<bool>> {
     let promotion = lock_promotion(tx, promotion_id).await?;
+    let described: Vec<OutcomeRecord> = deployed.iter().map(OutcomeRecord::of).collect();
+    let recordable = record_target_outcomes(tx, worker, &deployed, &described).await?;
     let mut recorded = Vec::with_capacity(deployed.len());
     let mut triggers = Vec::new();
     let mut release_states: HashMap<ReleaseState, Vec<Uuid>> = HashMap::new();
     let mut events = Vec::new();
-    for done in deployed {
-        let (target_status, release_state, error_message, kind, message) = match done.outcome {
-            DeployOutcome::Deployed => (
-                TargetStatus::Succeeded,
-                ReleaseState::Succeeded,
-                String::new(),
-                EventKind::TargetSucceeded,
-                format!(
-                    "release v{} is now current on '{}'",
-                    done.release.version, done.app.name
-                ),
-            ),
-            DeployOutcome::Failed(reason) => (
-                TargetStatus::Failed,
-                ReleaseState::Failed,
-                reason.clone(),
-                EventKind::TargetFailed,
-                format!("deploying to '{}' failed: {reason}", done.app.name),
-            ),
-        };
-        let updated = clearing_lease(guarded(done.target.id, worker, TargetStatus::Running))
-            .col_expr(
-                promotion_target::Column::Status,
-                target_status.as_str().into(),
-            )
-            .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
-            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-            .exec(tx.connection())
-            .await?;
-        if updated.rows_affected == 0 {
+    for (done, outcome) in deployed.into_iter().zip(described) {
+        let OutcomeRecord {
+            target_status,
+            release_state,
+            kind,
+            message,
+            ..
+        } = outcome;
+        if !recordable.contains(&done.target.id) {
             recorded.push(false);
             continue;
         }
@@ -382,6 +354,72 @@ pub async fn record_outcomes(
     finish_if_complete(tx, promotion_id).await?;
     tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
     Ok(recorded)
+}
+
+/// What an outcome makes of its target and release, and the event that tells it.
+struct OutcomeRecord {
+    target_status: TargetStatus,
+    release_state: ReleaseState,
+    error_message: String,
+    kind: EventKind,
+    message: String,
+}
+
+impl OutcomeRecord {
+    fn of(done: &DeployedTarget<'_>) -> Self {
+        match &done.outcome {
+            DeployOutcome::Deployed => Self {
+                target_status: TargetStatus::Succeeded,
+                release_state: ReleaseState::Succeeded,
+                error_message: String::new(),
+                kind: EventKind::TargetSucceeded,
+                message: format!(
+                    "release v{} is now current on '{}'",
+                    done.release.version, done.app.name
+                ),
+            },
+            DeployOutcome::Failed(reason) => Self {
+                target_status: TargetStatus::Failed,
+                release_state: ReleaseState::Failed,
+                error_message: reason.clone(),
+                kind: EventKind::TargetFailed,
+                message: format!("deploying to '{}' failed: {reason}", done.app.name),
+            },
+        }
+    }
+}
+
+/// Moves running targets to their outcomes, one statement per distinct outcome (every
+/// success shares one), each guarded by the worker's lease. Returns the targets it moved:
+/// one canceled or taken over meanwhile is not among them.
+async fn record_target_outcomes(
+    tx: &Transaction,
+    worker: &str,
+    deployed: &[DeployedTarget<'_>],
+    described: &[OutcomeRecord],
+) -> Result<HashSet<Uuid>> {
+    let mut by_outcome: Vec<((TargetStatus, &str), Vec<Uuid>)> = Vec::new();
+    for (done, outcome) in deployed.iter().zip(described) {
+        let key = (outcome.target_status, outcome.error_message.as_str());
+        match by_outcome.iter_mut().find(|(existing, _)| *existing == key) {
+            Some((_, ids)) => ids.push(done.target.id),
+            None => by_outcome.push((key, vec![done.target.id])),
+        }
+    }
+    let mut moved = HashSet::new();
+    for ((status, error_message), ids) in by_outcome {
+        let rows = clearing_lease(promotion_target::Entity::update_many())
+            .col_expr(promotion_target::Column::Status, status.as_str().into())
+            .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
+            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .filter(promotion_target::Column::Id.is_in(ids))
+            .filter(promotion_target::Column::Status.eq(TargetStatus::Running.as_str()))
+            .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
+            .exec_with_returning(tx.connection())
+            .await?;
+        moved.extend(rows.into_iter().map(|row| row.id));
+    }
+    Ok(moved)
 }
 
 /// What the deployer answered.

@@ -1,7 +1,11 @@
 //! REST: pipelines, the stage graph and the status contexts a pipeline knows.
 
+use std::sync::OnceLock;
+
 use axum::{
+    body::Bytes,
     extract::State,
+    http::header,
     response::{IntoResponse, Response},
     Json,
 };
@@ -95,20 +99,29 @@ async fn delete_pipeline(
 
 #[utoipa::path(get, path = "/pipeline-stages", tag = "pipelines",
     responses((status = 200, description = "Each stage and the stage its releases are promoted to", body = shapes::StageGraphSchema)))]
-async fn list_stages(State(state): State<GatewayState>) -> Json<shapes::StageGraph> {
-    let graph = state
-        .services
-        .pipelines
-        .stages()
-        .into_iter()
-        .map(|(stage, next)| {
-            let next = next
-                .map(|next| serde_json::Value::from(next.as_str()))
-                .unwrap_or(serde_json::Value::Null);
-            (stage.as_str().to_owned(), next)
-        })
-        .collect();
-    Json(graph)
+async fn list_stages(State(state): State<GatewayState>) -> Response {
+    // The graph never changes while the process runs: it is encoded once.
+    static ENCODED: OnceLock<Bytes> = OnceLock::new();
+    let encoded = ENCODED.get_or_init(|| {
+        let graph: shapes::StageGraph = state
+            .services
+            .pipelines
+            .stages()
+            .into_iter()
+            .map(|(stage, next)| {
+                let next = next
+                    .map(|next| serde_json::Value::from(next.as_str()))
+                    .unwrap_or(serde_json::Value::Null);
+                (stage.as_str().to_owned(), next)
+            })
+            .collect();
+        Bytes::from(serde_json::Value::Object(graph).to_string())
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        encoded.clone(),
+    )
+        .into_response()
 }
 
 #[utoipa::path(get, path = "/pipelines/{pipeline}/statuses", tag = "pipelines",

@@ -21,6 +21,7 @@ use crate::{
     domain::access::Caller,
     error::Error,
     rest::{self, error::ApiError},
+    telemetry::access::{self, AccessRecord},
 };
 
 /// Health checks, reflection and the OpenAPI document are open to all, so that load
@@ -101,12 +102,11 @@ pub(super) async fn serve_request(
         .get(axum::http::header::AUTHORIZATION)
         .cloned();
     let caller = caller_of(&authenticator, uri.path(), authorization, transport).await;
-    let span = match &caller {
-        Ok(Some(caller)) => {
-            tracing::info_span!("request", request_id = %id, caller = caller.name.as_str())
-        }
-        _ => tracing::info_span!("request", request_id = %id),
+    let caller_name = match &caller {
+        Ok(Some(caller)) => Some(caller.name.clone()),
+        _ => None,
     };
+    let span = access::request_span(&id, caller_name.as_deref());
     let mut response = match caller {
         Ok(caller) => {
             if let Some(caller) = caller {
@@ -121,28 +121,51 @@ pub(super) async fn serve_request(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
-    let _entered = span.enter();
-    record_and_log(&method, uri.path(), transport, &response, started);
-    response
-}
-
-/// The request's metrics and its access-log line.
-fn record_and_log(
-    method: &Method,
-    path: &str,
-    transport: Transport,
-    response: &Response,
-    started: std::time::Instant,
-) {
     let elapsed = started.elapsed();
     let grpc_status = response
         .headers()
         .get("grpc-status")
-        .and_then(|value| value.to_str().ok());
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    record_metrics(
+        &method,
+        uri.path(),
+        transport,
+        &response,
+        grpc_status,
+        elapsed,
+    );
+    let record = AccessRecord {
+        request_id: &id,
+        caller: caller_name.as_deref(),
+        method: method.as_str(),
+        path: uri.path(),
+        status: response.status().as_u16(),
+        grpc_status,
+        elapsed,
+    };
+    access::log(&record, &span);
+    response
+}
+
+/// The request's metrics.
+fn record_metrics(
+    method: &Method,
+    path: &str,
+    transport: Transport,
+    response: &Response,
+    grpc_status: &str,
+    elapsed: std::time::Duration,
+) {
     if transport == Transport::Grpc {
         // A status in the headers is a trailers-only answer, an error; a call that
         // succeeds sends its status in the trailers, after this point.
-        crate::metrics::record_grpc(path, grpc_status.unwrap_or("0"), elapsed);
+        let grpc_status = if grpc_status.is_empty() {
+            "0"
+        } else {
+            grpc_status
+        };
+        crate::metrics::record_grpc(path, grpc_status, elapsed);
     } else {
         let route = response
             .extensions()
@@ -150,12 +173,4 @@ fn record_and_log(
             .map_or("unmatched", |template| template.0.as_str());
         crate::metrics::record_http(route, method, response.status().as_u16(), elapsed);
     }
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        grpc_status = grpc_status.unwrap_or(""),
-        elapsed_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
 }

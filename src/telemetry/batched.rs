@@ -112,15 +112,16 @@ fn write_batches(shared: &Shared, mut destination: impl Write) {
     }
 }
 
-impl Write for BatchedWriter {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+impl BatchedWriter {
+    /// Queues one whole line (with its newline) for the writer thread.
+    pub fn write_line(&self, line: &[u8]) {
         let mut pending = self.shared.pending();
         if pending.closing {
-            return Ok(line.len());
+            return;
         }
         if pending.lines >= MAX_BUFFERED_LINES {
             pending.dropped += 1;
-            return Ok(line.len());
+            return;
         }
         pending.bytes.extend_from_slice(line);
         pending.lines += 1;
@@ -129,6 +130,12 @@ impl Write for BatchedWriter {
         if first {
             self.shared.arrived.notify_one();
         }
+    }
+}
+
+impl Write for BatchedWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        self.write_line(line);
         Ok(line.len())
     }
 

@@ -4,6 +4,7 @@
 //! Lines are handed to a writer thread that batches them into few writes (see
 //! [`batched`]), so a request never waits on the terminal or the log collector.
 
+pub mod access;
 mod batched;
 
 use tracing_subscriber::{
@@ -13,10 +14,15 @@ use tracing_subscriber::{
 pub use self::batched::{BatchedWriterGuard, BATCH_WINDOW, MAX_BUFFERED_LINES};
 use crate::config::LogFormat;
 
-/// The level filter from `RUST_LOG` (default `info`). Plain `target=level` lists, the
-/// usual form, become a static filter, which costs nothing per span; directives on spans
-/// or fields need `EnvFilter`, which tracks every span.
-fn filter_from_env() -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
+/// The level filter from `RUST_LOG` (default `info`).
+enum Filter {
+    /// Plain `target=level` lists, the usual form: decided per call site, nothing per span.
+    Static(Targets),
+    /// Directives on spans or fields, which track every span.
+    Dynamic(EnvFilter),
+}
+
+fn filter_from_env() -> Filter {
     let directives = std::env::var("RUST_LOG").unwrap_or_default();
     let directives = if directives.trim().is_empty() {
         "info".to_owned()
@@ -25,10 +31,10 @@ fn filter_from_env() -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Syn
     };
     if !directives.contains(['[', '{']) {
         if let Ok(targets) = directives.parse::<Targets>() {
-            return Box::new(targets);
+            return Filter::Static(targets);
         }
     }
-    Box::new(EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info")))
+    Filter::Dynamic(EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info")))
 }
 
 /// Installs the global subscriber. Later calls are ignored, so tests may call it freely.
@@ -44,6 +50,21 @@ pub fn init(format: LogFormat) -> Option<BatchedWriterGuard> {
     };
     // Colour codes only for a person at a terminal; collectors get plain lines.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let filter = filter_from_env();
+    // The access line skips `tracing` when its filter is fixed and nobody needs colour.
+    let access = match &filter {
+        Filter::Static(targets) if !terminal => Some(
+            if targets.would_enable(access::TARGET, &tracing::Level::INFO) {
+                access::Sink::Lines {
+                    writer: writer.clone(),
+                    format,
+                }
+            } else {
+                access::Sink::Off
+            },
+        ),
+        _ => None,
+    };
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(terminal)
         .with_writer(writer);
@@ -51,9 +72,16 @@ pub fn init(format: LogFormat) -> Option<BatchedWriterGuard> {
         LogFormat::Pretty => lines.boxed(),
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
     };
-    let _ = tracing_subscriber::registry()
-        .with(filter_from_env())
+    let filter = match filter {
+        Filter::Static(targets) => targets.boxed(),
+        Filter::Dynamic(env_filter) => env_filter.boxed(),
+    };
+    let installed = tracing_subscriber::registry()
+        .with(filter)
         .with(lines)
         .try_init();
+    if let (Ok(()), Some(access)) = (installed, access) {
+        access::install(access);
+    }
     Some(guard)
 }
