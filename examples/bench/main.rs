@@ -495,19 +495,29 @@ impl Backend {
 
 #[tokio::main]
 async fn main() -> BenchResult<()> {
-    let mut backends = vec![Backend::Sqlite];
+    let mut backends = Vec::new();
+    // `BENCH_BACKENDS=postgres` (or `sqlite`) runs one backend only.
+    let only = std::env::var("BENCH_BACKENDS").unwrap_or_default();
+    if only != "postgres" {
+        backends.push(Backend::Sqlite);
+    }
     match std::env::var("BENCH_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => backends.push(Backend::Postgres(url)),
+        Ok(url) if !url.is_empty() && only != "sqlite" => backends.push(Backend::Postgres(url)),
+        Ok(url) if !url.is_empty() => {}
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
-    // `bench [promotions|unary|auto|rest|memory]...` runs only those sections.
+    // `bench [promotions|latency|throughput|unary|auto|rest|memory]...` runs only those
+    // sections; `promotions` is `latency` and `throughput`.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
     println!("| measurement | backend | result |");
     println!("|---|---|---|");
     for backend in &backends {
-        if runs("promotions") {
-            promotion_rows(backend).await?;
+        if runs("promotions") || runs("latency") {
+            latency_rows(backend).await?;
+        }
+        if runs("promotions") || runs("throughput") {
+            throughput_row(backend).await?;
         }
         if runs("unary") {
             unary_rows(backend).await?;
@@ -541,7 +551,7 @@ async fn main() -> BenchResult<()> {
     Ok(())
 }
 
-async fn promotion_rows(backend: &Backend) -> BenchResult<()> {
+async fn latency_rows(backend: &Backend) -> BenchResult<()> {
     for targets in [1, 10, 100] {
         let latency = promotion_latency(backend, targets).await?;
         println!(
@@ -550,6 +560,10 @@ async fn promotion_rows(backend: &Backend) -> BenchResult<()> {
             ms(latency)
         );
     }
+    Ok(())
+}
+
+async fn throughput_row(backend: &Backend) -> BenchResult<()> {
     let throughput = promotion_throughput(backend, 200).await?;
     println!(
         "| throughput, 200 concurrent one-target promotions over 20 apps, after a first round of 200 | {} | {throughput:.0} promotions/s |",

@@ -86,10 +86,7 @@ async fn spawn_work<E, F>(
 {
     let wanted = u32::try_from(ids.len()).unwrap_or(u32::MAX);
     let Ok(permit) = Arc::clone(slots).try_acquire_many_owned(wanted) else {
-        for id in ids {
-            crate::lifecycle::release_lease::<E>(&context.db, *id, &context.settings.worker_id)
-                .await;
-        }
+        crate::lifecycle::release_leases::<E>(&context.db, ids, &context.settings.worker_id).await;
         return;
     };
     let future = work(Arc::clone(context));

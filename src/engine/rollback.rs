@@ -22,7 +22,7 @@ pub(crate) async fn run_rollback(context: &Arc<EngineContext>, claimed: rollback
     if let Err(error) = outcome {
         tracing::warn!(rollback = %id, error = ?error, "rollback step failed; it will be retried");
     }
-    lifecycle::release_lease::<rollback::Entity>(&context.db, id, &context.settings.worker_id)
+    lifecycle::release_leases::<rollback::Entity>(&context.db, &[id], &context.settings.worker_id)
         .await;
 }
 

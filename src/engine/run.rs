@@ -9,7 +9,9 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
+};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -20,7 +22,7 @@ use crate::{
     error::{Error, Result},
     lifecycle::{self, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction},
     store::{
-        entities::{app, pipeline, promotion, promotion_target, release},
+        entities::{app, promotion_target, release},
         NewRelease,
     },
     views::ResourceRef,
@@ -45,14 +47,12 @@ pub(crate) async fn run_targets(
         heartbeat.abort();
     }
     // A no-op for targets whose outcome was recorded, which clears the lease itself.
-    for id in ids {
-        lifecycle::release_lease::<promotion_target::Entity>(
-            &context.db,
-            id,
-            &context.settings.worker_id,
-        )
-        .await;
-    }
+    lifecycle::release_leases::<promotion_target::Entity>(
+        &context.db,
+        &ids,
+        &context.settings.worker_id,
+    )
+    .await;
 }
 
 /// Renews the lease on held work every third of its lifetime until aborted or lost.
@@ -83,36 +83,75 @@ pub(super) fn keep_lease<E: LeasedWork>(
 
 /// What the steps need to know of the promotion, loaded once for all its targets.
 struct Subject {
-    promotion: promotion::Model,
-    pipeline: pipeline::Model,
-    source_app: app::Model,
-    source_release: release::Model,
+    promotion_id: Uuid,
+    pipeline: ResourceRef,
+    source_app: ResourceRef,
+    source_release: SourceRelease,
 }
 
+struct SourceRelease {
+    id: Uuid,
+    version: i64,
+    image: String,
+}
+
+#[derive(FromQueryResult)]
+struct SubjectRow {
+    pipeline_id: Uuid,
+    pipeline_name: String,
+    source_app_id: Uuid,
+    source_app_name: String,
+    source_release_id: Uuid,
+    source_release_version: i64,
+    source_release_image: String,
+}
+
+/// The promotion's pipeline, source app and source release, in one query (deleted ones
+/// included: a promotion under way keeps its names).
 async fn load_subject(context: &EngineContext, promotion_id: Uuid) -> Result<Subject> {
-    let missing =
-        |what: &str| Error::Internal(format!("promotion {promotion_id}: {what} is missing"));
-    let promotion = promotion::Entity::find_by_id(promotion_id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| missing("promotion"))?;
-    let pipeline = pipeline::Entity::find_by_id(promotion.pipeline_id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| missing("pipeline"))?;
-    let source_app = app::Entity::find_by_id(promotion.source_app_id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| missing("source app"))?;
-    let source_release = release::Entity::find_by_id(promotion.source_release_id)
-        .one(&context.db)
-        .await?
-        .ok_or_else(|| missing("source release"))?;
+    let backend = context.db.get_database_backend();
+    let placeholder = match backend {
+        DbBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sql = format!(
+        "SELECT p.id AS pipeline_id, p.name AS pipeline_name, \
+         a.id AS source_app_id, a.name AS source_app_name, \
+         r.id AS source_release_id, r.version AS source_release_version, \
+         r.image AS source_release_image \
+         FROM promotions pr \
+         JOIN pipelines p ON p.id = pr.pipeline_id \
+         JOIN apps a ON a.id = pr.source_app_id \
+         JOIN releases r ON r.id = pr.source_release_id \
+         WHERE pr.id = {placeholder}"
+    );
+    let row = SubjectRow::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [promotion_id.into()],
+    ))
+    .one(&context.db)
+    .await?
+    .ok_or_else(|| {
+        Error::Internal(format!(
+            "promotion {promotion_id}: it, its pipeline, its source app or its release is missing"
+        ))
+    })?;
     Ok(Subject {
-        promotion,
-        pipeline,
-        source_app,
-        source_release,
+        promotion_id,
+        pipeline: ResourceRef {
+            id: row.pipeline_id,
+            name: row.pipeline_name,
+        },
+        source_app: ResourceRef {
+            id: row.source_app_id,
+            name: row.source_app_name,
+        },
+        source_release: SourceRelease {
+            id: row.source_release_id,
+            version: row.source_release_version,
+            image: row.source_release_image,
+        },
     })
 }
 
@@ -264,7 +303,7 @@ async fn run_in_one_transaction(
     claimed: Vec<ClaimedTarget>,
 ) -> Result<()> {
     let worker = context.settings.worker_id.as_str();
-    let promotion_id = subject.promotion.id;
+    let promotion_id = subject.promotion_id;
     let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db).await?;
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
@@ -307,7 +346,7 @@ async fn deploy(
 ) -> Result<Option<DeployOutcome>> {
     let request = DeployRequest {
         cause: DeployCause::Promotion {
-            promotion_id: subject.promotion.id,
+            promotion_id: subject.promotion_id,
             target_id: target.id,
             pipeline_id: subject.pipeline.id,
             pipeline_name: subject.pipeline.name.clone(),
@@ -339,7 +378,7 @@ fn new_release(
         status: ReleaseState::Pending.as_str(),
         promoted_from_app_id: Some(subject.source_app.id),
         promoted_from_release_id: Some(subject.source_release.id),
-        promoted_from_promotion_id: Some(subject.promotion.id),
+        promoted_from_promotion_id: Some(subject.promotion_id),
         promotion_target_id: Some(target.id),
     }
 }

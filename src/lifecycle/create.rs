@@ -1,6 +1,6 @@
 //! Creating a promotion: its row, one pending target per app, and `promotion.created`.
 
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use super::{
@@ -102,8 +102,12 @@ pub async fn create_promotion(
         Err(error) if is_unique_violation(&error) => return Ok(None),
         Err(error) => return Err(error.into()),
     };
-    for (position, app) in record.targets.iter().enumerate() {
-        promotion_target::ActiveModel {
+    // In statements of at most 1,000 rows, well within both databases' parameter limits.
+    let targets: Vec<promotion_target::ActiveModel> = record
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(position, app)| promotion_target::ActiveModel {
             id: Set(Uuid::new_v4()),
             promotion_id: Set(id),
             app_id: Set(app.id),
@@ -119,9 +123,12 @@ pub async fn create_promotion(
             queued_at: Set((!awaiting_approval).then_some(now)),
             created_at: Set(now),
             updated_at: Set(now),
-        }
-        .insert(tx.connection())
-        .await?;
+        })
+        .collect();
+    for rows in targets.chunks(1_000) {
+        promotion_target::Entity::insert_many(rows.iter().cloned())
+            .exec_without_returning(tx.connection())
+            .await?;
     }
     let mut events = vec![EventDraft::about_promotion(
         EventKind::PromotionCreated,

@@ -213,15 +213,19 @@ pub(super) fn clearing_lease<E: LeasedWork>(update: UpdateMany<E>) -> UpdateMany
         .col_expr(E::lease_expires_at(), Option::<DateTime<Utc>>::None.into())
 }
 
-/// Gives held work back without finishing it.
-pub async fn release_lease<E: LeasedWork>(db: &impl ConnectionTrait, id: Uuid, worker: &str) {
+/// Gives held work back without finishing it, in one statement; work this worker no
+/// longer holds is left as it is.
+pub async fn release_leases<E: LeasedWork>(db: &impl ConnectionTrait, ids: &[Uuid], worker: &str) {
+    if ids.is_empty() {
+        return;
+    }
     let result = clearing_lease(E::update_many())
-        .filter(E::id().eq(id))
+        .filter(E::id().is_in(ids.iter().copied()))
         .filter(E::lease_owner().eq(worker.to_owned()))
         .exec(db)
         .await;
     if let Err(error) = result {
-        tracing::warn!(%error, %id, "could not release a lease; it will expire");
+        tracing::warn!(%error, ?ids, "could not release leases; they will expire");
     }
 }
 

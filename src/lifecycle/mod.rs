@@ -30,7 +30,7 @@ pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
-    claimable, deployable_targets, is_deployable, release_lease, renew_lease, try_claim,
+    claimable, deployable_targets, is_deployable, release_leases, renew_lease, try_claim,
     try_claim_targets, LeasedWork, UNFINISHED_TARGETS,
 };
 pub use queue::{

@@ -5,7 +5,9 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::{
     gates::{config_drift, judge_status_checks, StatusGate},
-    promotion_view, CreatedPromotion, NewPromotion, Promotions, Safety,
+    promotion_view,
+    reads::{view_with_names, PromotionNames},
+    CreatedPromotion, NewPromotion, Promotions, Safety,
 };
 use crate::{
     domain::{
@@ -90,8 +92,12 @@ impl Promotions {
         if request.dry_run {
             return Ok(CreatedPromotion::Planned(self.plan(validated).await?));
         }
+        let source_release = ReleaseRef {
+            id: validated.release.id,
+            version: validated.release.version,
+        };
         let record = validated.into_record(caller, request_id.map(|id| (id, fingerprint)))?;
-        self.store(record).await
+        self.store(record, source_release).await
     }
 
     /// Steps 1 to 6 of the contract, in its order.
@@ -230,8 +236,18 @@ impl Promotions {
 
     /// Step 8: stores a validated promotion for the engine. A concurrent retry with the
     /// same idempotency key that won the race is answered with its promotion.
-    async fn store(&self, record: PromotionRecord) -> Result<CreatedPromotion> {
+    async fn store(
+        &self,
+        record: PromotionRecord,
+        source_release: ReleaseRef,
+    ) -> Result<CreatedPromotion> {
         let idempotency = record.idempotency.clone();
+        // A new promotion has no approvals yet, and its names were just resolved.
+        let names = PromotionNames {
+            pipeline: record.pipeline.clone(),
+            source_app: record.source_app.clone(),
+            source_release,
+        };
         let mut tx = Transaction::begin(&self.db).await?;
         let Some(stored) = lifecycle::create_promotion(&mut tx, record).await? else {
             drop(tx);
@@ -247,9 +263,11 @@ impl Promotions {
         tx.commit(&self.hub).await?;
         crate::metrics::record_promotion_created("request");
         self.hub.signal_work();
-        Ok(CreatedPromotion::Created(
-            promotion_view(&self.db, stored).await?,
-        ))
+        Ok(CreatedPromotion::Created(view_with_names(
+            stored,
+            names,
+            Vec::new(),
+        )?))
     }
 
     /// The promotion an earlier request with this key created, if any. A different request

@@ -176,10 +176,6 @@ pub async fn promotion_view(
         .one(db)
         .await?
         .ok_or_else(|| Error::Internal(format!("promotion {} lost its release", model.id)))?;
-    let status = PromotionStatus::parse(&model.status)
-        .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
-    let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
-        .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
     let approvals = if model.required_approvals > 0 {
         promotion_vote::Entity::find()
             .filter(promotion_vote::Column::PromotionId.eq(model.id))
@@ -198,8 +194,7 @@ pub async fn promotion_view(
     } else {
         Vec::new()
     };
-    Ok(PromotionView {
-        id: model.id,
+    let names = PromotionNames {
         pipeline: ResourceRef {
             id: pipeline.id,
             name: pipeline.name,
@@ -209,6 +204,32 @@ pub async fn promotion_view(
             id: release.id,
             version: release.version,
         },
+    };
+    view_with_names(model, names, approvals)
+}
+
+/// What a promotion's view names besides its own row.
+pub struct PromotionNames {
+    pub pipeline: ResourceRef,
+    pub source_app: ResourceRef,
+    pub source_release: ReleaseRef,
+}
+
+/// The view of a stored promotion whose names and approvals are known.
+pub fn view_with_names(
+    model: promotion::Model,
+    names: PromotionNames,
+    approvals: Vec<ApprovalView>,
+) -> Result<PromotionView> {
+    let status = PromotionStatus::parse(&model.status)
+        .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
+    let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
+        .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
+    Ok(PromotionView {
+        id: model.id,
+        pipeline: names.pipeline,
+        source_app: names.source_app,
+        source_release: names.source_release,
         status,
         safe: model.safe,
         created_by: model.created_by,
