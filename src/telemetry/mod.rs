@@ -17,9 +17,9 @@ use crate::config::LogFormat;
 /// The level filter from `RUST_LOG` (default `info`).
 enum Filter {
     /// Plain `target=level` lists, the usual form: decided per call site, nothing per span.
-    Static(Targets),
+    Static(Box<Targets>),
     /// Directives on spans or fields, which track every span.
-    Dynamic(EnvFilter),
+    Dynamic(Box<EnvFilter>),
 }
 
 fn filter_from_env() -> Filter {
@@ -31,10 +31,12 @@ fn filter_from_env() -> Filter {
     };
     if !directives.contains(['[', '{']) {
         if let Ok(targets) = directives.parse::<Targets>() {
-            return Filter::Static(targets);
+            return Filter::Static(Box::new(targets));
         }
     }
-    Filter::Dynamic(EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info")))
+    Filter::Dynamic(Box::new(
+        EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info")),
+    ))
 }
 
 /// Installs the global subscriber. Later calls are ignored, so tests may call it freely.
