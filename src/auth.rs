@@ -41,7 +41,10 @@ const TOKEN_PREFIX: &str = "plt_";
 pub const PROTECTED_MODE_CALLER: &str = "protected-mode";
 
 fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    let mut hex = [0u8; 64];
+    // 32 bytes of digest always fit 64 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(Sha256::digest(secret.as_bytes()), &mut hex);
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 fn generate_secret() -> String {
@@ -417,6 +420,8 @@ mod tests {
     fn hashes_are_stable_and_hide_the_secret() {
         let hash = hash_secret("plt_abc");
         assert_eq!(hash, hash_secret("plt_abc"));
+        // Lowercase hex of SHA-256, as stored by every earlier version.
+        assert_eq!(hash, hex::encode(Sha256::digest(b"plt_abc")));
         assert_ne!(hash, hash_secret("plt_abd"));
         assert!(!hash.contains("abc"));
         assert_eq!(hash.len(), 64);

@@ -13,7 +13,7 @@ mod releases;
 mod shapes;
 
 use axum::{
-    extract::{DefaultBodyLimit, MatchedPath, State},
+    extract::{DefaultBodyLimit, State},
     http::{header, HeaderMap, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::get,
@@ -47,23 +47,6 @@ impl std::ops::Deref for GatewayState {
     }
 }
 
-/// The route template a REST request matched, left on its response for the access log and
-/// the metrics, which label requests by template rather than by raw path.
-#[derive(Debug, Clone)]
-pub struct RouteTemplate(pub MatchedPath);
-
-async fn remember_route(
-    matched: Option<MatchedPath>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    if let Some(template) = matched {
-        response.extensions_mut().insert(RouteTemplate(template));
-    }
-    response
-}
-
 /// The gateway's routes, and the OpenAPI document generated from their annotations, served
 /// at `/openapi.json`. Unknown paths and methods answer in the gateway's error shape.
 pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConnection) -> Router {
@@ -93,7 +76,6 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConn
             }),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(axum::middleware::from_fn(remember_route))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(GatewayState(Arc::new(Gateway {
             services,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::{Request, State},
+    extract::{MatchedPath, Request, State},
     http::{HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -97,6 +97,8 @@ pub(super) async fn serve_request(
         Transport::Rest
     };
     let id = request_id(&request);
+    // The middleware runs after routing, so a REST request carries the template it matched.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let authorization = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -127,9 +129,11 @@ pub(super) async fn serve_request(
         .get("grpc-status")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     record_metrics(
         &method,
         uri.path(),
+        route,
         transport,
         &response,
         grpc_status,
@@ -152,6 +156,7 @@ pub(super) async fn serve_request(
 fn record_metrics(
     method: &Method,
     path: &str,
+    route: &str,
     transport: Transport,
     response: &Response,
     grpc_status: &str,
@@ -167,10 +172,6 @@ fn record_metrics(
         };
         crate::metrics::record_grpc(path, grpc_status, elapsed);
     } else {
-        let route = response
-            .extensions()
-            .get::<rest::RouteTemplate>()
-            .map_or("unmatched", |template| template.0.as_str());
         crate::metrics::record_http(route, method, response.status().as_u16(), elapsed);
     }
 }
