@@ -28,6 +28,23 @@ pub(crate) async fn claim_targets(
         .collect())
 }
 
+/// Targets grouped by promotion, in the order each promotion first appears.
+pub(super) fn by_promotion(
+    targets: Vec<promotion_target::Model>,
+) -> Vec<Vec<promotion_target::Model>> {
+    let mut groups: Vec<Vec<promotion_target::Model>> = Vec::new();
+    for target in targets {
+        match groups
+            .iter_mut()
+            .find(|group| group[0].promotion_id == target.promotion_id)
+        {
+            Some(group) => group.push(target),
+            None => groups.push(vec![target]),
+        }
+    }
+    groups
+}
+
 /// Announces, once each, the pending targets that wait behind earlier work on their app.
 pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
     const BATCH: u64 = 256;
@@ -35,9 +52,14 @@ pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
     if waiting.is_empty() {
         return Ok(());
     }
-    let mut tx = Transaction::begin(&context.db).await?;
-    lifecycle::announce_waiting(&mut tx, waiting).await?;
-    tx.commit(&context.hub).await
+    // One short transaction per promotion: holding many promotions' locks at once would
+    // stall the engine's transactions on them.
+    for group in by_promotion(waiting) {
+        let mut tx = Transaction::begin(&context.db).await?;
+        lifecycle::announce_waiting(&mut tx, group).await?;
+        tx.commit(&context.hub).await?;
+    }
+    Ok(())
 }
 
 /// Claims up to `limit` free rollbacks whose app has no earlier unfinished work.

@@ -152,17 +152,7 @@ impl Engine {
                             );
                         }
                         // Targets of one promotion run together (see `run`).
-                        let mut by_promotion: Vec<Vec<promotion_target::Model>> = Vec::new();
-                        for target in claimed {
-                            match by_promotion
-                                .iter_mut()
-                                .find(|group| group[0].promotion_id == target.promotion_id)
-                            {
-                                Some(group) => group.push(target),
-                                None => by_promotion.push(vec![target]),
-                            }
-                        }
-                        for targets in by_promotion {
+                        for targets in claim::by_promotion(claimed) {
                             let ids: Vec<_> = targets.iter().map(|target| target.id).collect();
                             spawn_work::<promotion_target::Entity, _>(
                                 &context,

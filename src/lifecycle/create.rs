@@ -1,10 +1,13 @@
 //! Creating a promotion: its row, one pending target per app, and `promotion.created`.
 
+use std::collections::HashMap;
+
 use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use uuid::Uuid;
 
 use super::{
     events::{append_all, EventDraft},
+    queue::{queued_behind_each, queued_event, QueuePlace},
     Transaction,
 };
 use crate::{
@@ -73,6 +76,19 @@ pub async fn create_promotion(
     let now = store::queue_clock(tx.connection()).await?;
     let id = record.id;
     let awaiting_approval = record.required_approvals > 0;
+    // Targets join their apps' queues now, at the end, so what each waits behind is known
+    // here and told at once; the apps stay locked, so nothing joins meanwhile. Targets
+    // awaiting approval join, and are told, when approved.
+    let blockers = if awaiting_approval {
+        HashMap::new()
+    } else {
+        queued_behind_each(tx.connection(), &target_ids, QueuePlace::New).await?
+    };
+    let target_rows: Vec<(Uuid, &ResourceRef)> = record
+        .targets
+        .iter()
+        .map(|app| (Uuid::new_v4(), app))
+        .collect();
     let status = if awaiting_approval {
         PromotionStatus::AwaitingApproval
     } else {
@@ -103,19 +119,18 @@ pub async fn create_promotion(
         Err(error) => return Err(error.into()),
     };
     // In statements of at most 1,000 rows, well within both databases' parameter limits.
-    let targets: Vec<promotion_target::ActiveModel> = record
-        .targets
+    let targets: Vec<promotion_target::ActiveModel> = target_rows
         .iter()
         .enumerate()
-        .map(|(position, app)| promotion_target::ActiveModel {
-            id: Set(Uuid::new_v4()),
+        .map(|(position, (target_id, app))| promotion_target::ActiveModel {
+            id: Set(*target_id),
             promotion_id: Set(id),
             app_id: Set(app.id),
             position: Set(position as i32),
             status: Set(TargetStatus::Pending.as_str().to_owned()),
             release_id: Set(None),
             error_message: Set(String::new()),
-            queued_behind: Set(None),
+            queued_behind: Set(blockers.get(&app.id).map(|blocker| blocker.id())),
             lease_owner: Set(None),
             lease_expires_at: Set(None),
             attempts: Set(0),
@@ -134,6 +149,10 @@ pub async fn create_promotion(
         EventKind::PromotionCreated,
         record.message,
     )];
+    events.extend(target_rows.iter().filter_map(|(target_id, app)| {
+        let blocker = *blockers.get(&app.id)?;
+        Some(queued_event(*target_id, (*app).clone(), blocker))
+    }));
     if awaiting_approval {
         events.push(EventDraft::about_promotion(
             EventKind::PromotionAwaitingApproval,

@@ -5,8 +5,10 @@
 //! promotion's targets join when the promotion becomes `pending`, so those of a promotion
 //! awaiting approval are in no queue: they neither hold nor block a place.
 //!
-//! Work only ever joins at the end, so what a target waits for is fixed when it joins;
-//! the engine announces it once (`target.queued`), naming the work at the head.
+//! Work only ever joins at the end, so what a target waits for is fixed when it joins,
+//! and it is told once (`target.queued`), naming the work at the head: by the create, in
+//! its transaction, for a new promotion's targets; by the engine's announcer for those of
+//! an approved promotion, and for any a create could not tell.
 
 use std::collections::HashMap;
 
@@ -311,8 +313,11 @@ pub async fn announce_waiting(
                 .exec(tx.connection())
                 .await?;
             if marked.rows_affected == 1 {
-                let name = names.get(&target.app_id).cloned().unwrap_or_default();
-                events.push(queued_event(&target, name, blocker));
+                let app = ResourceRef {
+                    id: target.app_id,
+                    name: names.get(&target.app_id).cloned().unwrap_or_default(),
+                };
+                events.push(queued_event(target.id, app, blocker));
             }
         }
         announced += events.len();
@@ -321,26 +326,20 @@ pub async fn announce_waiting(
     Ok(announced)
 }
 
-fn queued_event(
-    target: &promotion_target::Model,
-    app_name: String,
-    blocker: Blocker,
-) -> EventDraft {
+/// `target.queued`: the target waits behind `blocker` on its app.
+pub(super) fn queued_event(target: Uuid, app: ResourceRef, blocker: Blocker) -> EventDraft {
     let message = match blocker {
         Blocker::Promotion(id) => {
-            format!("'{app_name}' is busy with promotion {id}; waiting for it to finish")
+            format!("'{}' is busy with promotion {id}; waiting for it to finish", app.name)
         }
         Blocker::Rollback(id) => {
-            format!("'{app_name}' is being rolled back ({id}); waiting for it to finish")
+            format!("'{}' is being rolled back ({id}); waiting for it to finish", app.name)
         }
     };
     EventDraft {
         kind: EventKind::TargetQueued,
-        target: Some(target.id),
-        app: Some(ResourceRef {
-            id: target.app_id,
-            name: app_name,
-        }),
+        target: Some(target),
+        app: Some(app),
         target_status: Some(TargetStatus::Pending),
         release: None,
         message,
