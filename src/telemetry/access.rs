@@ -20,8 +20,12 @@ use std::{
 use super::batched::BatchedWriter;
 use crate::config::LogFormat;
 
-/// The target the access line is logged under, for `RUST_LOG` filters.
-pub const TARGET: &str = "pipelines::startup::middleware";
+/// The target the access line is logged under, for `RUST_LOG` filters:
+/// `RUST_LOG=info,pipelines::access=off` keeps every other line.
+pub const TARGET: &str = "pipelines::access";
+
+/// The target of the span every request is served in.
+const SPAN_TARGET: &str = "pipelines::request";
 
 /// What the access line says about one request.
 pub struct AccessRecord<'a> {
@@ -83,9 +87,9 @@ pub(super) fn install(sink: Sink) {
 pub fn request_span(request_id: &str, caller: Option<&str>) -> tracing::Span {
     match caller {
         Some(caller) => {
-            tracing::info_span!(target: TARGET, "request", request_id = %request_id, caller)
+            tracing::info_span!(target: SPAN_TARGET, "request", request_id = %request_id, caller)
         }
-        None => tracing::info_span!(target: TARGET, "request", request_id = %request_id),
+        None => tracing::info_span!(target: SPAN_TARGET, "request", request_id = %request_id),
     }
 }
 
