@@ -122,23 +122,25 @@ pub async fn create_promotion(
     let targets: Vec<promotion_target::ActiveModel> = target_rows
         .iter()
         .enumerate()
-        .map(|(position, (target_id, app))| promotion_target::ActiveModel {
-            id: Set(*target_id),
-            promotion_id: Set(id),
-            app_id: Set(app.id),
-            position: Set(position as i32),
-            status: Set(TargetStatus::Pending.as_str().to_owned()),
-            release_id: Set(None),
-            error_message: Set(String::new()),
-            queued_behind: Set(blockers.get(&app.id).map(|blocker| blocker.id())),
-            lease_owner: Set(None),
-            lease_expires_at: Set(None),
-            attempts: Set(0),
-            app_deleted: Set(false),
-            queued_at: Set((!awaiting_approval).then_some(now)),
-            created_at: Set(now),
-            updated_at: Set(now),
-        })
+        .map(
+            |(position, (target_id, app))| promotion_target::ActiveModel {
+                id: Set(*target_id),
+                promotion_id: Set(id),
+                app_id: Set(app.id),
+                position: Set(position as i32),
+                status: Set(TargetStatus::Pending.as_str().to_owned()),
+                release_id: Set(None),
+                error_message: Set(String::new()),
+                queued_behind: Set(blockers.get(&app.id).map(|blocker| blocker.id())),
+                lease_owner: Set(None),
+                lease_expires_at: Set(None),
+                attempts: Set(0),
+                app_deleted: Set(false),
+                queued_at: Set((!awaiting_approval).then_some(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            },
+        )
         .collect();
     for rows in targets.chunks(1_000) {
         promotion_target::Entity::insert_many(rows.iter().cloned())

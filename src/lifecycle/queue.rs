@@ -330,10 +330,16 @@ pub async fn announce_waiting(
 pub(super) fn queued_event(target: Uuid, app: ResourceRef, blocker: Blocker) -> EventDraft {
     let message = match blocker {
         Blocker::Promotion(id) => {
-            format!("'{}' is busy with promotion {id}; waiting for it to finish", app.name)
+            format!(
+                "'{}' is busy with promotion {id}; waiting for it to finish",
+                app.name
+            )
         }
         Blocker::Rollback(id) => {
-            format!("'{}' is being rolled back ({id}); waiting for it to finish", app.name)
+            format!(
+                "'{}' is being rolled back ({id}); waiting for it to finish",
+                app.name
+            )
         }
     };
     EventDraft {

@@ -70,6 +70,56 @@ pub async fn find_app(db: &impl ConnectionTrait, field: &str, value: &str) -> Re
     found.ok_or_else(|| Error::not_found("app", value))
 }
 
+/// Finds live apps by UUID or name, as [`find_app`] does each, in one query. Each value
+/// gets its own answer, in order: an invalid reference's error, or the app if it exists.
+pub async fn find_apps(
+    db: &impl ConnectionTrait,
+    references: &[(String, &str)],
+) -> Result<Vec<Result<Option<app::Model>>>> {
+    let parsed: Vec<Result<Option<Reference>>> = references
+        .iter()
+        .map(|(field, value)| require_reference(field, value))
+        .collect();
+    let mut ids = Vec::new();
+    let mut names = Vec::new();
+    for (reference, (_, value)) in parsed.iter().zip(references) {
+        match reference {
+            Ok(Some(Reference::Id(id))) => {
+                ids.push(*id);
+                names.push((*value).to_owned());
+            }
+            Ok(Some(Reference::Name(name))) => names.push(name.clone()),
+            _ => {}
+        }
+    }
+    let live: Vec<app::Model> = if ids.is_empty() && names.is_empty() {
+        Vec::new()
+    } else {
+        app::Entity::find()
+            .filter(app::Column::DeletedAt.is_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(app::Column::Id.is_in(ids))
+                    .add(app::Column::Name.is_in(names)),
+            )
+            .all(db)
+            .await?
+    };
+    let by_id = |id: Uuid| live.iter().find(|app| app.id == id);
+    let by_name = |name: &str| live.iter().find(|app| app.name == name);
+    Ok(parsed
+        .into_iter()
+        .zip(references)
+        .map(|(reference, (_, value))| {
+            Ok(match reference? {
+                None => None,
+                Some(Reference::Id(id)) => by_id(id).or_else(|| by_name(value)).cloned(),
+                Some(Reference::Name(name)) => by_name(&name).cloned(),
+            })
+        })
+        .collect())
+}
+
 /// Finds a release by UUID, which must belong to `app`.
 pub async fn find_release_of_app(
     db: &impl ConnectionTrait,

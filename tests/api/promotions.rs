@@ -373,6 +373,31 @@ async fn validation_rejects_in_the_contracts_order_and_writes_nothing() {
             Code::InvalidArgument,
             vec!["invalid targets[0]:", "source"],
         ),
+        // Targets are judged in the order they are listed, whatever is wrong later.
+        (
+            CreatePromotionRequest {
+                targets: vec!["shop-dev".into(), "ghost".into()],
+                ..promote("shop-dev")
+            },
+            Code::InvalidArgument,
+            vec!["invalid targets[0]:", "source"],
+        ),
+        (
+            CreatePromotionRequest {
+                targets: vec!["ghost".into(), String::new()],
+                ..promote("shop-dev")
+            },
+            Code::NotFound,
+            vec!["ghost"],
+        ),
+        (
+            CreatePromotionRequest {
+                targets: vec!["shop-stg-a".into(), String::new(), "ghost".into()],
+                ..promote("shop-dev")
+            },
+            Code::InvalidArgument,
+            vec!["invalid targets[1]:", "required"],
+        ),
         (
             CreatePromotionRequest {
                 source_release_id: foreign.id.clone(),

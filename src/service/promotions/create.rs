@@ -1,7 +1,10 @@
 //! Creating a promotion: validation in the contract's order, writing nothing unless all
 //! of it passes, then the plan (dry run) or the stored promotion.
 
+use std::collections::HashMap;
+
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use uuid::Uuid;
 
 use super::{
     gates::{config_drift, judge_status_checks, StatusGate},
@@ -21,7 +24,7 @@ use crate::{
         authorize,
         lookup::{
             app_ref, apps_by_id, coupling_policy, coupling_stage, current_release, find_app,
-            find_pipeline, find_release_of_app,
+            find_apps, find_pipeline, find_release_of_app,
         },
     },
     store::entities::{app, coupling, pipeline, promotion, release},
@@ -324,10 +327,27 @@ impl Promotions {
             resolved.sort_by(|a, b| a.app.name.cmp(&b.app.name));
             return Ok(resolved);
         }
+        // Every app and coupling in two queries; refused in the order the targets are listed.
+        let references: Vec<(String, &str)> = requested
+            .iter()
+            .enumerate()
+            .map(|(index, reference)| (format!("targets[{index}].app"), reference.as_str()))
+            .collect();
+        let found = find_apps(&self.db, &references).await?;
+        let found_ids = found
+            .iter()
+            .filter_map(|app| app.as_ref().ok().and_then(Option::as_ref))
+            .map(|app| app.id);
+        let mut couplings: HashMap<Uuid, coupling::Model> = coupling::Entity::find()
+            .filter(coupling::Column::AppId.is_in(found_ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|coupling| (coupling.app_id, coupling))
+            .collect();
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(requested.len());
-        for (index, reference) in requested.iter().enumerate() {
-            let field = format!("targets[{index}].app");
-            let app = find_app(&self.db, &field, reference).await?;
+        for ((field, reference), app) in references.into_iter().zip(found) {
+            let app = app?.ok_or_else(|| Error::not_found("app", reference))?;
             if app.id == source.id {
                 return Err(Error::invalid(
                     field,
@@ -340,10 +360,7 @@ impl Promotions {
                     format!("'{}' is listed twice", app.name),
                 ));
             }
-            let coupling = coupling::Entity::find()
-                .filter(coupling::Column::AppId.eq(app.id))
-                .one(&self.db)
-                .await?;
+            let coupling = couplings.remove(&app.id);
             let coupling = match coupling {
                 Some(c) if c.pipeline_id == pipeline.id && c.stage == stage.as_str() => c,
                 Some(c) if c.pipeline_id == pipeline.id => {

@@ -132,10 +132,16 @@ pub(super) async fn config_drift(
     targets: &[ResolvedTarget],
     safety: Safety,
 ) -> Result<Vec<TargetDrift>> {
-    let source_keys = config_keys(db, source.id).await?;
+    let mut keys = config_keys(
+        db,
+        std::iter::once(source.id).chain(targets.iter().map(|target| target.app.id)),
+    )
+    .await?;
+    let source_keys = keys.remove(&source.id).unwrap_or_default();
     let mut drift = Vec::new();
     for target in targets {
-        let difference = KeyDrift::between(&source_keys, &config_keys(db, target.app.id).await?);
+        let target_keys = keys.remove(&target.app.id).unwrap_or_default();
+        let difference = KeyDrift::between(&source_keys, &target_keys);
         if !difference.is_empty() {
             drift.push(TargetDrift {
                 app: ResourceRef {
@@ -159,15 +165,24 @@ pub(super) async fn config_drift(
     Ok(drift)
 }
 
-async fn config_keys(db: &impl ConnectionTrait, app_id: Uuid) -> Result<BTreeSet<String>> {
-    let keys: Vec<String> = config_var::Entity::find()
+/// The config keys of each app, in one query; apps without keys are absent.
+async fn config_keys(
+    db: &impl ConnectionTrait,
+    apps: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, BTreeSet<String>>> {
+    let rows: Vec<(Uuid, String)> = config_var::Entity::find()
         .select_only()
+        .column(config_var::Column::AppId)
         .column(config_var::Column::Key)
-        .filter(config_var::Column::AppId.eq(app_id))
+        .filter(config_var::Column::AppId.is_in(apps))
         .into_tuple()
         .all(db)
         .await?;
-    Ok(keys.into_iter().collect())
+    let mut keys: HashMap<Uuid, BTreeSet<String>> = HashMap::new();
+    for (app, key) in rows {
+        keys.entry(app).or_default().insert(key);
+    }
+    Ok(keys)
 }
 
 fn describe_drift(source: &app::Model, drift: &[TargetDrift]) -> String {
