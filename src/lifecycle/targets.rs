@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
-    TransactionTrait,
+    sea_query::OnConflict, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -223,26 +223,28 @@ async fn create_releases(tx: &Transaction, news: Vec<NewRelease>) -> Result<Vec<
             model
         })
         .collect();
-    let attempt = db.begin().await?;
-    let inserted =
+    // A version another release took meanwhile is skipped here, and that release is
+    // created again with the next free version.
+    let inserted: HashSet<Uuid> =
         release::Entity::insert_many(models.iter().cloned().map(release::ActiveModel::from))
-            .exec_without_returning(&attempt)
-            .await;
-    match inserted {
-        Ok(_) => {
-            attempt.commit().await?;
-            Ok(models)
+            .on_conflict(
+                OnConflict::columns([release::Column::AppId, release::Column::Version])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_with_returning_keys(db)
+            .await?
+            .into_iter()
+            .collect();
+    let mut created = Vec::with_capacity(models.len());
+    for (model, new) in models.into_iter().zip(news) {
+        if inserted.contains(&model.id) {
+            created.push(model);
+        } else {
+            created.push(insert_release_with_next_version(db, new).await?);
         }
-        Err(error) if store::is_unique_violation(&error) => {
-            attempt.rollback().await?;
-            let mut created = Vec::with_capacity(news.len());
-            for new in news {
-                created.push(insert_release_with_next_version(db, new).await?);
-            }
-            Ok(created)
-        }
-        Err(error) => Err(error.into()),
     }
+    Ok(created)
 }
 
 /// Links each target to the release created for it, in one statement, guarded like every

@@ -20,12 +20,13 @@ use std::{
 use super::batched::BatchedWriter;
 use crate::config::LogFormat;
 
-/// The target the access line is logged under, for `RUST_LOG` filters:
-/// `RUST_LOG=info,pipelines::access=off` keeps every other line.
-pub const TARGET: &str = "pipelines::access";
+/// The target of the span every request is served in: the request layer's module.
+const SPAN_TARGET: &str = "pipelines::startup::middleware";
 
-/// The target of the span every request is served in.
-const SPAN_TARGET: &str = "pipelines::request";
+/// The target the access line is logged under, below the span's, so that a filter on the
+/// request layer covers both and `RUST_LOG=info,pipelines::startup::middleware::access=off`
+/// turns off the access line alone.
+pub const TARGET: &str = "pipelines::startup::middleware::access";
 
 /// What the access line says about one request.
 pub struct AccessRecord<'a> {
