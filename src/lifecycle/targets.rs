@@ -104,7 +104,9 @@ pub async fn prepare_targets(
         })
         .map(|row| (row.id, row))
         .collect();
-    let started = claimed
+    // `target.running` and `target.release_created` are stored together at the end, in one
+    // statement; a cancel's event in between is stored after the ones before it.
+    let mut events: Vec<EventDraft> = claimed
         .iter()
         .filter(|c| pending.contains(&c.target.id) && current.contains_key(&c.target.id))
         .map(|c| {
@@ -117,7 +119,6 @@ pub async fn prepare_targets(
             )
         })
         .collect();
-    append_all(tx, promotion_id, started).await?;
 
     // Releases linked before a crash are deployed again; a deleted app's target is
     // canceled; the others get a new release.
@@ -144,6 +145,7 @@ pub async fn prepare_targets(
                 releases.insert(c.target.id, release);
             }
         } else if !live_apps.contains(&c.target.app_id) {
+            append_all(tx, promotion_id, std::mem::take(&mut events)).await?;
             cancel_target_of_deleted_app(tx, c.target.id, None).await?;
         } else {
             to_create.push(c);
@@ -155,7 +157,6 @@ pub async fn prepare_targets(
     )
     .await?;
     link_releases(tx, worker, &to_create).await?;
-    let mut events = Vec::with_capacity(created.len());
     for (c, release) in to_create.iter().zip(created) {
         events.push(
             EventDraft::about_target(
