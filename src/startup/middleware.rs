@@ -60,7 +60,13 @@ fn new_request_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let process = *PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
     let sequence = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{process:016x}{sequence:016x}")
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&process.to_be_bytes());
+    bytes[8..].copy_from_slice(&sequence.to_be_bytes());
+    let mut hex = [0u8; 32];
+    // Sixteen bytes always fit 32 hex digits, which are ASCII.
+    let _ = hex::encode_to_slice(bytes, &mut hex);
+    String::from_utf8_lossy(&hex).into_owned()
 }
 
 /// Who makes the request: `None` for the paths open to all.

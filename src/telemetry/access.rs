@@ -52,8 +52,9 @@ impl AccessRecord<'_> {
     /// floating-point formatting.
     fn write_elapsed_ms(&self, line: &mut Vec<u8>) {
         let micros = self.elapsed.as_micros();
-        let (whole, mut fraction) = (micros / 1000, micros % 1000);
-        let _ = write!(line, "{whole}.");
+        let (whole, mut fraction) = (micros / 1000, (micros % 1000) as u64);
+        write_integer(line, u64::try_from(whole).unwrap_or(u64::MAX));
+        line.push(b'.');
         if fraction == 0 {
             line.push(b'0');
             return;
@@ -63,7 +64,7 @@ impl AccessRecord<'_> {
             fraction /= 10;
             digits -= 1;
         }
-        let _ = write!(line, "{fraction:0digits$}");
+        write_padded(line, fraction, digits);
     }
 }
 
@@ -145,23 +146,73 @@ fn write_timestamp(line: &mut Vec<u8>) {
         }
         line.extend_from_slice(cached.1.as_bytes());
     });
-    let _ = write!(line, ".{:06}Z", since_epoch.subsec_micros());
+    let micros = since_epoch.subsec_micros();
+    line.push(b'.');
+    write_padded(line, u64::from(micros), 6);
+    line.push(b'Z');
 }
 
 /// The line of `tracing-subscriber`'s full format without colour.
 fn write_pretty(line: &mut Vec<u8>, record: &AccessRecord<'_>) {
     write_timestamp(line);
-    let _ = write!(line, "  INFO request{{request_id={}", record.request_id);
+    line.extend_from_slice(b"  INFO request{request_id=");
+    line.extend_from_slice(record.request_id.as_bytes());
     if let Some(caller) = record.caller {
-        let _ = write!(line, " caller={caller:?}");
+        line.extend_from_slice(b" caller=");
+        debug_string(line, caller);
     }
-    let _ = write!(
-        line,
-        "}}: {TARGET}: request method={} path={} status={} grpc_status={:?} elapsed_ms=",
-        record.method, record.path, record.status, record.grpc_status,
-    );
+    line.extend_from_slice(b"}: ");
+    line.extend_from_slice(TARGET.as_bytes());
+    line.extend_from_slice(b": request method=");
+    line.extend_from_slice(record.method.as_bytes());
+    line.extend_from_slice(b" path=");
+    line.extend_from_slice(record.path.as_bytes());
+    line.extend_from_slice(b" status=");
+    write_integer(line, u64::from(record.status));
+    line.extend_from_slice(b" grpc_status=");
+    debug_string(line, record.grpc_status);
+    line.extend_from_slice(b" elapsed_ms=");
     record.write_elapsed_ms(line);
     line.push(b'\n');
+}
+
+/// `value` as `{:?}` writes it: quoted, escaped where it needs escaping.
+fn debug_string(line: &mut Vec<u8>, value: &str) {
+    let plain = value
+        .bytes()
+        .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\');
+    if plain {
+        line.push(b'"');
+        line.extend_from_slice(value.as_bytes());
+        line.push(b'"');
+    } else {
+        let _ = write!(line, "{value:?}");
+    }
+}
+
+/// A decimal integer in exactly `width` digits, zero-padded (`value` must fit).
+fn write_padded(line: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = line.len();
+    line.resize(start + width, b'0');
+    for position in (start..start + width).rev() {
+        line[position] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// A decimal integer.
+fn write_integer(line: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[start..]);
 }
 
 /// The line of `tracing-subscriber`'s JSON format with the event's fields flattened.
@@ -172,11 +223,15 @@ fn write_json(line: &mut Vec<u8>, record: &AccessRecord<'_>) {
     json_string(line, record.method);
     line.extend_from_slice(br#","path":"#);
     json_string(line, record.path);
-    let _ = write!(line, r#","status":{},"grpc_status":"#, record.status);
+    line.extend_from_slice(br#","status":"#);
+    write_integer(line, u64::from(record.status));
+    line.extend_from_slice(br#","grpc_status":"#);
     json_string(line, record.grpc_status);
     line.extend_from_slice(br#","elapsed_ms":"#);
     record.write_elapsed_ms(line);
-    let _ = write!(line, r#","target":"{TARGET}","span":"#);
+    line.extend_from_slice(br#","target":""#);
+    line.extend_from_slice(TARGET.as_bytes());
+    line.extend_from_slice(br#"","span":"#);
     let span_start = line.len();
     line.push(b'{');
     if let Some(caller) = record.caller {
@@ -283,6 +338,7 @@ mod tests {
                 record(Some("ci-bot"), "/pipelines"),
                 record(None, "/healthz"),
                 record(Some(quoted), "/pipelines/a\"b"),
+                record(Some("café bot"), "/pipelines/caf%C3%A9"),
                 AccessRecord {
                     status: 200,
                     grpc_status: "5",
