@@ -465,6 +465,21 @@ pub async fn next_event(
         .map(|event| event.expect("an event, not an error"))
 }
 
+/// The stream after its first event named `name`.
+async fn skip_until(
+    mut stream: tonic::Streaming<pipelines::proto::PromotionEvent>,
+    name: &str,
+) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+    loop {
+        let event = next_event(&mut stream)
+            .await
+            .unwrap_or_else(|| panic!("the stream ended before {name}"));
+        if event.name == name {
+            return stream;
+        }
+    }
+}
+
 /// Every event left on a watch, up to its end.
 pub async fn rest_of(
     stream: &mut tonic::Streaming<pipelines::proto::PromotionEvent>,
@@ -528,15 +543,30 @@ impl TestApp {
         id: &str,
         name: &str,
     ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
-        let mut stream = self.watch(id, 0).await;
-        loop {
-            let event = next_event(&mut stream)
-                .await
-                .unwrap_or_else(|| panic!("the stream ended before {name}"));
-            if event.name == name {
-                return stream;
-            }
-        }
+        skip_until(self.watch(id, 0).await, name).await
+    }
+
+    /// Like [`Self::watch_until`], with a token.
+    pub async fn watch_until_as(
+        &self,
+        id: &str,
+        name: &str,
+        token: &str,
+    ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+        let stream = self
+            .promotions
+            .clone()
+            .watch_promotion(with_token(
+                pipelines::proto::WatchPromotionRequest {
+                    id: id.into(),
+                    after_sequence: 0,
+                },
+                token,
+            ))
+            .await
+            .expect("watch")
+            .into_inner();
+        skip_until(stream, name).await
     }
 
     /// Waits until the promotion is final and returns it.

@@ -790,6 +790,62 @@ async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_q
 }
 
 #[tokio::test]
+async fn an_approved_promotion_that_joins_behind_running_work_says_it_is_queued() {
+    let (deployer, gate) = TestDeployer::gated();
+    let app = spawn_app_deploying_with(deployer).await;
+    let tokens = tokens(&app).await;
+    shop(
+        &app,
+        &tokens.ops,
+        json!({}),
+        json!({"promotion_policy": {"required_approvals": 1}}),
+    )
+    .await;
+    release(&app, "shop-stg", "shop:1", &tokens.ci).await;
+    let earlier = promote(&app, "shop-stg", &[], &tokens.ci).await;
+    let earlier_id = earlier["id"].as_str().unwrap().to_owned();
+    release(&app, "shop-stg", "shop:2", &tokens.ci).await;
+    let later = promote(&app, "shop-stg", &[], &tokens.ci).await;
+    let later_id = later["id"].as_str().unwrap().to_owned();
+
+    // The later one is approved first and holds shop-prod, deploying behind the gate.
+    assert_eq!(
+        vote(&app, &later_id, "approvals", None, &tokens.alice)
+            .await
+            .0,
+        200
+    );
+    app.watch_until_as(&later_id, "target.running", &tokens.reader)
+        .await;
+    // Approved now, the earlier one joins behind it, and says so before it runs.
+    assert_eq!(
+        vote(&app, &earlier_id, "approvals", None, &tokens.bob)
+            .await
+            .0,
+        200
+    );
+    app.watch_until_as(&earlier_id, "target.queued", &tokens.reader)
+        .await;
+    gate.add_permits(10);
+    let events = app.watch_to_end_as(&earlier_id, &tokens.reader).await;
+    let queued: Vec<_> = events
+        .iter()
+        .filter(|event| event.name == "target.queued")
+        .collect();
+    assert!(!queued.is_empty(), "{events:#?}");
+    assert!(
+        queued
+            .iter()
+            .all(|event| event.waiting_for_promotion_id == later_id),
+        "it waits for the promotion that holds the app: {queued:#?}"
+    );
+    assert_eq!(
+        finished(&app, &earlier_id, &tokens.reader).await["status"],
+        "successful"
+    );
+}
+
+#[tokio::test]
 async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
     let app = spawn_app().await;
     let tokens = tokens(&app).await;

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, spawn_app_deploying_with, TestApp, TestDeployer};
 
 async fn shop(app: &TestApp) -> Value {
     let call =
@@ -280,28 +280,14 @@ async fn the_idempotency_key_header_replays_the_first_promotion() {
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn events_stream_as_server_sent_events_and_resume() {
-    let app = spawn_app().await;
-    shop(&app).await;
-    let (_, created) = app
-        .call(Method::POST, "/pipeline-promotions", Some(body()), None)
-        .await;
-    let id = created["id"].as_str().unwrap();
-    let path = format!("/pipeline-promotions/{id}/events");
-    let response = app.rest(Method::GET, &path).send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/event-stream"));
-    // The stream ends by itself after promotion.finished.
+/// The events of a Server-Sent Events answer, read to its end (the stream ends by itself
+/// after `promotion.finished`): each one's id, name and data.
+async fn server_sent_events(response: reqwest::Response) -> Vec<(i64, String, Value)> {
     let text = tokio::time::timeout(std::time::Duration::from_secs(20), response.text())
         .await
         .unwrap()
         .unwrap();
-    let events: Vec<(i64, String, Value)> = text
-        .split("\n\n")
+    text.split("\n\n")
         .filter(|block| block.contains("data:"))
         .map(|block| {
             let field = |name: &str| {
@@ -317,7 +303,65 @@ async fn events_stream_as_server_sent_events_and_resume() {
                 serde_json::from_str(&field("data")).unwrap(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test]
+async fn a_waiting_target_says_so_in_the_server_sent_events() {
+    let (deployer, gate) = TestDeployer::gated();
+    let app = spawn_app_deploying_with(deployer).await;
+    shop(&app).await;
+    let (_, first) = app
+        .call(Method::POST, "/pipeline-promotions", Some(body()), None)
+        .await;
+    let (_, second) = app
+        .call(Method::POST, "/pipeline-promotions", Some(body()), None)
+        .await;
+    gate.add_permits(10);
+    let path = format!(
+        "/pipeline-promotions/{}/events",
+        second["id"].as_str().unwrap()
+    );
+    let response = app.rest(Method::GET, &path).send().await.unwrap();
+    let events = server_sent_events(response).await;
+    let names: Vec<&str> = events.iter().map(|(_, name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "promotion.created",
+            "target.queued",
+            "target.running",
+            "target.release_created",
+            "target.succeeded",
+            "promotion.finished"
+        ]
+    );
+    assert_eq!(
+        events.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    let queued = &events[1].2;
+    assert_eq!(queued["waiting_for"]["id"], first["id"], "{queued}");
+    assert_eq!(queued["app"]["name"], "shop-stg");
+    assert_eq!(queued["target_status"], "pending", "{queued}");
+}
+
+#[tokio::test]
+async fn events_stream_as_server_sent_events_and_resume() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    let (_, created) = app
+        .call(Method::POST, "/pipeline-promotions", Some(body()), None)
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/pipeline-promotions/{id}/events");
+    let response = app.rest(Method::GET, &path).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let events = server_sent_events(response).await;
     let names: Vec<&str> = events.iter().map(|(_, name, _)| name.as_str()).collect();
     assert_eq!(
         names,
