@@ -509,14 +509,13 @@ impl TestApp {
             .into_inner()
     }
 
-    /// Watches a promotion to its end over gRPC with a token, and returns every event.
-    pub async fn watch_to_end_as(
+    /// Watches a promotion from its start over gRPC with a token.
+    pub async fn watch_as(
         &self,
         id: &str,
         token: &str,
-    ) -> Vec<pipelines::proto::PromotionEvent> {
-        let mut stream = self
-            .promotions
+    ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
+        self.promotions
             .clone()
             .watch_promotion(with_token(
                 pipelines::proto::WatchPromotionRequest {
@@ -527,8 +526,16 @@ impl TestApp {
             ))
             .await
             .expect("watch")
-            .into_inner();
-        rest_of(&mut stream).await
+            .into_inner()
+    }
+
+    /// Watches a promotion to its end over gRPC with a token, and returns every event.
+    pub async fn watch_to_end_as(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Vec<pipelines::proto::PromotionEvent> {
+        rest_of(&mut self.watch_as(id, token).await).await
     }
 
     /// Watches a promotion to its end over gRPC and returns every event.
@@ -553,20 +560,7 @@ impl TestApp {
         name: &str,
         token: &str,
     ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
-        let stream = self
-            .promotions
-            .clone()
-            .watch_promotion(with_token(
-                pipelines::proto::WatchPromotionRequest {
-                    id: id.into(),
-                    after_sequence: 0,
-                },
-                token,
-            ))
-            .await
-            .expect("watch")
-            .into_inner();
-        skip_until(stream, name).await
+        skip_until(self.watch_as(id, token).await, name).await
     }
 
     /// Waits until the promotion is final and returns it.

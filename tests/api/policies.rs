@@ -732,8 +732,15 @@ async fn concurrent_approvals_that_reach_the_count_start_the_promotion_once() {
     );
 }
 
-#[tokio::test]
-async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_queue() {
+/// Two promotions from staging to production, which needs one approval, deploying only
+/// as the gate allows: shop:1 (the earlier) and shop:2 (the later), both awaiting approval.
+async fn two_promotions_awaiting_approval() -> (
+    TestApp,
+    std::sync::Arc<tokio::sync::Semaphore>,
+    Tokens,
+    String,
+    String,
+) {
     let (deployer, gate) = TestDeployer::gated();
     let app = spawn_app_deploying_with(deployer).await;
     let tokens = tokens(&app).await;
@@ -750,6 +757,12 @@ async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_q
     release(&app, "shop-stg", "shop:2", &tokens.ci).await;
     let later = promote(&app, "shop-stg", &[], &tokens.ci).await;
     let later_id = later["id"].as_str().unwrap().to_owned();
+    (app, gate, tokens, earlier_id, later_id)
+}
+
+#[tokio::test]
+async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_queue() {
+    let (app, gate, tokens, earlier_id, later_id) = two_promotions_awaiting_approval().await;
 
     // The later one is approved first and runs at once: the earlier one holds no place.
     assert_eq!(
@@ -791,22 +804,7 @@ async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_q
 
 #[tokio::test]
 async fn an_approved_promotion_that_joins_behind_running_work_says_it_is_queued() {
-    let (deployer, gate) = TestDeployer::gated();
-    let app = spawn_app_deploying_with(deployer).await;
-    let tokens = tokens(&app).await;
-    shop(
-        &app,
-        &tokens.ops,
-        json!({}),
-        json!({"promotion_policy": {"required_approvals": 1}}),
-    )
-    .await;
-    release(&app, "shop-stg", "shop:1", &tokens.ci).await;
-    let earlier = promote(&app, "shop-stg", &[], &tokens.ci).await;
-    let earlier_id = earlier["id"].as_str().unwrap().to_owned();
-    release(&app, "shop-stg", "shop:2", &tokens.ci).await;
-    let later = promote(&app, "shop-stg", &[], &tokens.ci).await;
-    let later_id = later["id"].as_str().unwrap().to_owned();
+    let (app, gate, tokens, earlier_id, later_id) = two_promotions_awaiting_approval().await;
 
     // The later one is approved first and holds shop-prod, deploying behind the gate.
     assert_eq!(
