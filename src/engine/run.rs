@@ -254,16 +254,12 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
         let mut deployed = Vec::new();
         for finished in &done {
             match finished {
-                Ok((target, app, release, Ok(Some(outcome)))) => deployed.push(DeployedTarget {
+                Ok((target, app, release, outcome)) => deployed.push(DeployedTarget {
                     target,
                     app,
                     release,
                     outcome: outcome.clone(),
                 }),
-                Ok((_, _, _, Ok(None))) => {}
-                Ok((target, _, _, Err(error))) => tracing::warn!(
-                    target = %target.id, error = ?error, "deploy step failed; it will be retried"
-                ),
                 Err(error) => tracing::warn!(%error, "a deploy task ended abnormally"),
             }
         }
@@ -311,9 +307,8 @@ async fn run_in_one_transaction(
     for (target, release) in targets.iter().zip(releases) {
         let Some(release) = release else { continue };
         let app = &apps[&target.app_id];
-        if let Some(outcome) = deploy(context, subject, target, app, &release).await? {
-            done.push((target, app, release, outcome));
-        }
+        let outcome = deploy(context, subject, target, app, &release).await;
+        done.push((target, app, release, outcome));
     }
     let deployed = done
         .iter()
@@ -343,7 +338,7 @@ async fn deploy(
     target: &promotion_target::Model,
     app: &ResourceRef,
     release: &release::Model,
-) -> Result<Option<DeployOutcome>> {
+) -> DeployOutcome {
     let request = DeployRequest {
         cause: DeployCause::Promotion {
             promotion_id: subject.promotion_id,
@@ -360,7 +355,7 @@ async fn deploy(
         source_app_name: subject.source_app.name.clone(),
         source_release_id: subject.source_release.id,
     };
-    Ok(Some(super::deploy(context, &request).await))
+    super::deploy(context, &request).await
 }
 
 fn new_release(
