@@ -1,4 +1,5 @@
-//! Creating a promotion: its row, one pending target per app, and `promotion.created`.
+//! Creating a promotion: its row, one pending target per app, `promotion.created`, and
+//! `target.queued` for each target that joins its app's queue behind earlier work.
 
 use std::collections::HashMap;
 
@@ -45,9 +46,10 @@ pub struct PromotionRecord {
     pub triggered_by: Option<String>,
 }
 
-/// Stores a promotion with its targets and first event: `pending`, its targets in their
-/// apps' queues from now on, or `awaiting_approval`, its targets in no queue yet. `None` when another
-/// request already took the idempotency key; the transaction must then be dropped.
+/// Stores a promotion with its targets and first events: `pending`, its targets in their
+/// apps' queues from now on (those behind earlier work say so at once), or
+/// `awaiting_approval`, its targets in no queue yet. `None` when another request already
+/// took the idempotency key; the transaction must then be dropped.
 ///
 /// The pipeline and every app stay locked live until the promotion commits, so one deleted
 /// while the request was validated is NOT_FOUND here, and one deleted later cancels its
