@@ -1,9 +1,11 @@
 //! Votes on a promotion awaiting approval. Each runs under the promotion's lock, so the
 //! rules and the count are checked against the votes already committed: two approvals that
-//! reach the count together start the promotion once.
+//! reach the count together start the promotion once. An approval also locks the target
+//! apps first, as a create does, since it may put the targets in their apps' queues.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -35,6 +37,20 @@ pub async fn vote(
     verdict: Verdict,
     comment: &str,
 ) -> Result<()> {
+    if verdict == Verdict::Approved {
+        // An approval may put the targets in their apps' queues: their apps are locked
+        // first, as creates lock them and in the lock order (apps, then the promotion), so
+        // that queue places are taken in the order they commit on every replica. A
+        // promotion's targets never change, so reading them before the lock is safe.
+        let apps: Vec<Uuid> = promotion_target::Entity::find()
+            .select_only()
+            .column(promotion_target::Column::AppId)
+            .filter(promotion_target::Column::PromotionId.eq(promotion_id))
+            .into_tuple()
+            .all(tx.connection())
+            .await?;
+        store::lock_apps_to_join_queues(tx.connection(), &apps).await?;
+    }
     let current = lock_promotion(tx, promotion_id).await?;
     if current.status != PromotionStatus::AwaitingApproval.as_str() {
         return Err(Error::FailedPrecondition(format!(
