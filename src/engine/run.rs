@@ -268,15 +268,8 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
         }
         let ids: Vec<Uuid> = deployed.iter().map(|done| done.target.id).collect();
         let started = std::time::Instant::now();
-        let mut tx = Transaction::begin(&context.db).await?;
-        let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
-        tx.commit(&context.hub).await?;
-        tracing::debug!(
-            %promotion_id,
-            targets = recorded.len(),
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "outcomes recorded"
-        );
+        let tx = Transaction::begin(&context.db).await?;
+        let recorded = record_and_commit(context, tx, promotion_id, deployed, started).await?;
         for (id, recorded) in ids.into_iter().zip(recorded) {
             if !recorded {
                 tracing::info!(
@@ -319,15 +312,29 @@ async fn run_in_one_transaction(
             outcome: outcome.clone(),
         })
         .collect();
+    record_and_commit(context, tx, promotion_id, deployed, started).await?;
+    Ok(())
+}
+
+/// Records the outcomes and commits the transaction, the last step of both paths. Returns,
+/// per outcome, whether it was recorded.
+async fn record_and_commit(
+    context: &EngineContext,
+    mut tx: Transaction,
+    promotion_id: Uuid,
+    deployed: Vec<DeployedTarget<'_>>,
+    started: std::time::Instant,
+) -> Result<Vec<bool>> {
+    let worker = context.settings.worker_id.as_str();
     let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
     tx.commit(&context.hub).await?;
     tracing::debug!(
         %promotion_id,
         targets = recorded.len(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "targets started, deployed and recorded in one transaction"
+        "outcomes recorded and committed"
     );
-    Ok(())
+    Ok(recorded)
 }
 
 /// Deploys one target's release. A retry after a crash may deploy the same release again;

@@ -732,6 +732,12 @@ async fn concurrent_approvals_that_reach_the_count_start_the_promotion_once() {
     );
 }
 
+/// Approves a promotion, which must be answered 200.
+async fn approve_ok(app: &TestApp, id: &str, token: &str) {
+    let (status, body) = vote(app, id, "approvals", None, token).await;
+    assert_eq!(status, 200, "{body:?}");
+}
+
 /// Two promotions from staging to production, which needs one approval, deploying only
 /// as the gate allows: shop:1 (the earlier) and shop:2 (the later), both awaiting approval.
 async fn two_promotions_awaiting_approval() -> (
@@ -765,12 +771,7 @@ async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_q
     let (app, gate, tokens, earlier_id, later_id) = two_promotions_awaiting_approval().await;
 
     // The later one is approved first and runs at once: the earlier one holds no place.
-    assert_eq!(
-        vote(&app, &later_id, "approvals", None, &tokens.alice)
-            .await
-            .0,
-        200
-    );
+    approve_ok(&app, &later_id, &tokens.alice).await;
     gate.add_permits(1);
     let later = finished(&app, &later_id, &tokens.reader).await;
     assert_eq!(later["status"], "successful");
@@ -780,12 +781,7 @@ async fn a_promotion_awaiting_approval_neither_holds_nor_blocks_a_place_in_the_q
     );
 
     // Approved now, the earlier one joins the queue now, and runs.
-    assert_eq!(
-        vote(&app, &earlier_id, "approvals", None, &tokens.alice)
-            .await
-            .0,
-        200
-    );
+    approve_ok(&app, &earlier_id, &tokens.alice).await;
     gate.add_permits(1);
     let earlier = finished(&app, &earlier_id, &tokens.reader).await;
     assert_eq!(earlier["status"], "successful");
@@ -807,21 +803,11 @@ async fn an_approved_promotion_that_joins_behind_running_work_says_it_is_queued(
     let (app, gate, tokens, earlier_id, later_id) = two_promotions_awaiting_approval().await;
 
     // The later one is approved first and holds shop-prod, deploying behind the gate.
-    assert_eq!(
-        vote(&app, &later_id, "approvals", None, &tokens.alice)
-            .await
-            .0,
-        200
-    );
+    approve_ok(&app, &later_id, &tokens.alice).await;
     app.watch_until_as(&later_id, "target.running", &tokens.reader)
         .await;
     // Approved now, the earlier one joins behind it, and says so before it runs.
-    assert_eq!(
-        vote(&app, &earlier_id, "approvals", None, &tokens.bob)
-            .await
-            .0,
-        200
-    );
+    approve_ok(&app, &earlier_id, &tokens.bob).await;
     app.watch_until_as(&earlier_id, "target.queued", &tokens.reader)
         .await;
     gate.add_permits(10);
