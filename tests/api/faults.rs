@@ -89,8 +89,11 @@ async fn terminated_connections_give_503_and_lose_nothing_accepted() {
                 killer_db
                     .execute(Statement::from_sql_and_values(
                         sea_orm::DbBackend::Postgres,
+                        // Only this role's client sessions: autovacuum workers also show
+                        // the database's name, and only a superuser may signal them.
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE datname = $1 AND pid <> pg_backend_pid()",
+                         WHERE datname = $1 AND pid <> pg_backend_pid() \
+                         AND backend_type = 'client backend' AND usename = current_user",
                         [database_name.clone().into()],
                     ))
                     .await

@@ -365,7 +365,8 @@ async fn losing_the_listening_connection_reloads_everything() {
         .execute(Statement::from_string(
             admin.get_database_backend(),
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' \
+             AND backend_type = 'client backend' AND usename = current_user",
         ))
         .await
         .expect("terminate listeners");
