@@ -20,7 +20,9 @@ use crate::{
     deploy::{DeployCause, DeployRequest},
     domain::status::ReleaseState,
     error::{Error, Result},
-    lifecycle::{self, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction},
+    lifecycle::{
+        self, AtOnce, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction,
+    },
     store::{
         entities::{app, promotion_target, release},
         NewRelease,
@@ -40,16 +42,33 @@ pub(crate) async fn run_targets(
         .iter()
         .map(|id| keep_lease::<promotion_target::Entity>(context, *id))
         .collect();
-    if let Err(error) = drive(context, targets).await {
-        tracing::warn!(targets = ?ids, error = ?error, "target step failed; it will be retried");
-    }
+    let leases = drive(context, targets).await;
     for heartbeat in heartbeats {
         heartbeat.abort();
     }
-    // A no-op for targets whose outcome was recorded, which clears the lease itself.
+    match leases {
+        Ok(Leases::Cleared) => {}
+        Ok(Leases::MayBeHeld) => give_back(context, &ids).await,
+        Err(error) => {
+            tracing::warn!(targets = ?ids, error = ?error, "target step failed; it will be retried");
+            give_back(context, &ids).await;
+        }
+    }
+}
+
+/// Whether a run left leases behind.
+enum Leases {
+    /// Every target's outcome was recorded, which cleared its lease.
+    Cleared,
+    /// Some targets may still be leased to this worker.
+    MayBeHeld,
+}
+
+/// Gives the leases on `ids` back; a no-op for targets whose outcome was recorded.
+async fn give_back(context: &EngineContext, ids: &[Uuid]) {
     lifecycle::release_leases::<promotion_target::Entity>(
         &context.db,
-        &ids,
+        ids,
         &context.settings.worker_id,
     )
     .await;
@@ -188,9 +207,12 @@ async fn target_apps(
     }
 }
 
-async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Model>) -> Result<()> {
+async fn drive(
+    context: &Arc<EngineContext>,
+    targets: Vec<promotion_target::Model>,
+) -> Result<Leases> {
     let Some(promotion_id) = targets.first().map(|target| target.promotion_id) else {
-        return Ok(());
+        return Ok(Leases::Cleared);
     };
     let subject = Arc::new(load_subject(context, promotion_id).await?);
     let apps = target_apps(context, &targets).await?;
@@ -279,22 +301,41 @@ async fn drive(context: &Arc<EngineContext>, targets: Vec<promotion_target::Mode
             }
         }
     }
-    Ok(())
+    Ok(Leases::MayBeHeld)
 }
 
 /// All steps for a deployer that works within the database: start, releases, deploy and
-/// outcomes commit together, so a crash leaves the batch as it was claimed.
+/// outcomes commit together, so a crash leaves the batch as it was claimed. Fresh targets
+/// go straight from `pending` to their outcomes; others (started before a crash, say) take
+/// the steps one by one, still in this one transaction.
 async fn run_in_one_transaction(
     context: &Arc<EngineContext>,
     subject: &Subject,
     targets: Vec<promotion_target::Model>,
     apps: &HashMap<Uuid, ResourceRef>,
     claimed: Vec<ClaimedTarget>,
-) -> Result<()> {
+) -> Result<Leases> {
     let worker = context.settings.worker_id.as_str();
     let promotion_id = subject.promotion_id;
     let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db).await?;
+    let claimed = match lifecycle::start_at_once(&mut tx, worker, claimed).await? {
+        AtOnce::Started(batch) => {
+            let mut outcomes = Vec::with_capacity(batch.started.len());
+            for (c, release) in &batch.started {
+                outcomes.push(deploy(context, subject, &c.target, &c.app, release).await);
+            }
+            lifecycle::finish_at_once(&mut tx, worker, batch, outcomes).await?;
+            tx.commit(&context.hub).await?;
+            tracing::debug!(
+                %promotion_id,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "targets run in one transaction and committed"
+            );
+            return Ok(Leases::Cleared);
+        }
+        AtOnce::StepByStep(claimed) => claimed,
+    };
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
     let mut done = Vec::new();
     for (target, release) in targets.iter().zip(releases) {
@@ -313,7 +354,7 @@ async fn run_in_one_transaction(
         })
         .collect();
     record_and_commit(context, tx, promotion_id, deployed, started).await?;
-    Ok(())
+    Ok(Leases::MayBeHeld)
 }
 
 /// Records the outcomes and commits the transaction, the last step of both paths. Returns,

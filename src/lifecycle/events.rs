@@ -32,6 +32,9 @@ pub struct EventDraft {
     /// For approval events: the token that voted, and its comment.
     pub actor: String,
     pub comment: String,
+    /// The promotion's status the event reports, when it is not the status the promotion
+    /// has once the statement that stores the event ran.
+    pub promotion_status: Option<PromotionStatus>,
 }
 
 impl EventDraft {
@@ -46,6 +49,7 @@ impl EventDraft {
             waiting_for: None,
             actor: String::new(),
             comment: String::new(),
+            promotion_status: None,
         }
     }
 
@@ -66,6 +70,7 @@ impl EventDraft {
             waiting_for: None,
             actor: String::new(),
             comment: String::new(),
+            promotion_status: None,
         }
     }
 
@@ -82,6 +87,20 @@ impl EventDraft {
         self.release = Some(release);
         self
     }
+
+    /// Reports `status` as the promotion's, whatever the statement storing the event sets.
+    pub fn reporting(mut self, status: PromotionStatus) -> Self {
+        self.promotion_status = Some(status);
+        self
+    }
+}
+
+/// A change to the promotion's row, made by the statement that appends its events.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StatusChange {
+    pub status: PromotionStatus,
+    /// Whether the promotion ends with it (`finished_at` is set).
+    pub finished: bool,
 }
 
 pub fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
@@ -131,6 +150,18 @@ pub(super) async fn append_all(
     promotion_id: Uuid,
     drafts: Vec<EventDraft>,
 ) -> Result<()> {
+    append_changing_status(tx, promotion_id, drafts, None).await
+}
+
+/// Appends events as [`append_all`] does, and makes `change` to the promotion's row in the
+/// same statement (on PostgreSQL). Events without their own reported status carry the
+/// status after the change.
+pub(super) async fn append_changing_status(
+    tx: &mut Transaction,
+    promotion_id: Uuid,
+    drafts: Vec<EventDraft>,
+    change: Option<StatusChange>,
+) -> Result<()> {
     if drafts.is_empty() {
         return Ok(());
     }
@@ -149,7 +180,10 @@ pub(super) async fn append_all(
                 .target_status
                 .map(|status| status.as_str().to_owned())
                 .unwrap_or_default(),
-            promotion_status: String::new(),
+            promotion_status: draft
+                .promotion_status
+                .map(|status| status.as_str().to_owned())
+                .unwrap_or_default(),
             release_id: draft.release.as_ref().map(|release| release.id),
             release_version: draft.release.map(|release| release.version),
             message: draft.message,
@@ -161,9 +195,9 @@ pub(super) async fn append_all(
         .collect();
     let db = tx.connection();
     let stored = if db.get_database_backend() == DbBackend::Postgres {
-        append_in_one_statement(db, promotion_id, rows).await?
+        append_in_one_statement(db, promotion_id, rows, change).await?
     } else {
-        append_in_three_statements(db, promotion_id, rows).await?
+        append_in_three_statements(db, promotion_id, rows, change).await?
     };
     for row in stored {
         let event = event_view(row)?;
@@ -178,23 +212,40 @@ pub(super) async fn append_all(
 }
 
 /// Numbers and stores events in one round trip (PostgreSQL): the promotion's count is
-/// raised by their number and they are inserted with it, carrying the promotion's status.
+/// raised by their number (and `change` made) and they are inserted with it, carrying the
+/// promotion's status unless they report their own.
 async fn append_in_one_statement(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
     rows: Vec<promotion_event::Model>,
+    change: Option<StatusChange>,
 ) -> Result<Vec<promotion_event::Model>> {
-    const PER_ROW: usize = 13;
+    const PER_ROW: usize = 14;
     let count = rows.len();
     let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
+    let changed_columns = match change {
+        None => String::new(),
+        Some(change) => {
+            let now = store::now();
+            values.push(change.status.as_str().into());
+            values.push(now.into());
+            if change.finished {
+                values.push(now.into());
+                ", status = $2, updated_at = $3, finished_at = $4".to_owned()
+            } else {
+                ", status = $2, updated_at = $3".to_owned()
+            }
+        }
+    };
+    let first_row_parameter = values.len() + 1;
     let mut tuples = Vec::with_capacity(count);
     for (position, row) in rows.into_iter().enumerate() {
-        let first = 2 + position * PER_ROW;
+        let first = first_row_parameter + position * PER_ROW;
         let n = |offset: usize| first + offset;
         tuples.push(format!(
             "(${}::uuid, {}::bigint, ${}::text, ${}::uuid, ${}::uuid, ${}::text, ${}::text, \
              ${}::uuid, ${}::bigint, ${}::text, ${}::timestamptz, ${}::uuid, ${}::text, \
-             ${}::text)",
+             ${}::text, ${}::text)",
             n(0),
             position + 1,
             n(1),
@@ -209,6 +260,7 @@ async fn append_in_one_statement(
             n(10),
             n(11),
             n(12),
+            n(13),
         ));
         values.extend([
             row.id.into(),
@@ -224,21 +276,23 @@ async fn append_in_one_statement(
             row.waiting_for.into(),
             row.actor.into(),
             row.comment.into(),
+            row.promotion_status.into(),
         ]);
     }
     let sql = format!(
         "WITH counted AS (\
-         UPDATE promotions SET event_count = event_count + {count} WHERE id = $1 \
-         RETURNING event_count, status) \
+         UPDATE promotions SET event_count = event_count + {count}{changed_columns} \
+         WHERE id = $1 RETURNING event_count, status) \
          INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
          app_name, target_status, promotion_status, release_id, release_version, message, \
          created_at, waiting_for, actor, comment) \
          SELECT v.id, $1, counted.event_count - {count} + v.ord, v.kind, v.target_id, \
-         v.app_id, v.app_name, v.target_status, counted.status, v.release_id, \
+         v.app_id, v.app_name, v.target_status, \
+         COALESCE(NULLIF(v.reported_status, ''), counted.status), v.release_id, \
          v.release_version, v.message, v.created_at, v.waiting_for, v.actor, v.comment \
          FROM counted, (VALUES {}) AS v(id, ord, kind, target_id, app_id, app_name, \
          target_status, release_id, release_version, message, created_at, waiting_for, actor, \
-         comment) \
+         comment, reported_status) \
          RETURNING *",
         tuples.join(", ")
     );
@@ -258,18 +312,29 @@ async fn append_in_one_statement(
 }
 
 /// Numbers and stores events where one statement cannot do both (SQLite, in process):
-/// the count is raised by their number, read back, and the events inserted together.
+/// the count is raised by their number (and `change` made), read back, and the events
+/// inserted together.
 async fn append_in_three_statements(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
     mut rows: Vec<promotion_event::Model>,
+    change: Option<StatusChange>,
 ) -> Result<Vec<promotion_event::Model>> {
     let count = rows.len() as i64;
-    promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::EventCount,
-            Expr::col(promotion::Column::EventCount).add(count),
-        )
+    let mut update = promotion::Entity::update_many().col_expr(
+        promotion::Column::EventCount,
+        Expr::col(promotion::Column::EventCount).add(count),
+    );
+    if let Some(change) = change {
+        let now = store::now();
+        update = update
+            .col_expr(promotion::Column::Status, change.status.as_str().into())
+            .col_expr(promotion::Column::UpdatedAt, now.into());
+        if change.finished {
+            update = update.col_expr(promotion::Column::FinishedAt, Some(now).into());
+        }
+    }
+    update
         .filter(promotion::Column::Id.eq(promotion_id))
         .exec(db)
         .await?;
@@ -280,7 +345,9 @@ async fn append_in_three_statements(
     let first = current.event_count - count + 1;
     for (offset, row) in rows.iter_mut().enumerate() {
         row.sequence = first + offset as i64;
-        row.promotion_status = current.status.clone();
+        if row.promotion_status.is_empty() {
+            row.promotion_status = current.status.clone();
+        }
     }
     promotion_event::Entity::insert_many(
         rows.iter().cloned().map(promotion_event::ActiveModel::from),
@@ -288,6 +355,33 @@ async fn append_in_three_statements(
     .exec_without_returning(db)
     .await?;
     Ok(rows)
+}
+
+/// How a promotion ends once every target in `targets` is final: its aggregate status
+/// and the text of `promotion.finished`. `None` while a target is still unfinished.
+pub(super) fn promotion_end(
+    targets: &[promotion_target::Model],
+    cancel_requested: bool,
+) -> Result<Option<(PromotionStatus, String)>> {
+    let mut statuses = Vec::with_capacity(targets.len());
+    for target in targets {
+        let status = TargetStatus::parse(&target.status).ok_or_else(|| {
+            Error::Internal(format!("target {} has an unknown status", target.id))
+        })?;
+        statuses.push(status.for_outcome(target.app_deleted));
+    }
+    let Some(outcome) = aggregate_status(&statuses, cancel_requested) else {
+        return Ok(None);
+    };
+    let succeeded = targets
+        .iter()
+        .filter(|target| target.status == TargetStatus::Succeeded.as_str())
+        .count();
+    let message = format!(
+        "promotion {outcome}: {succeeded} of {} targets succeeded",
+        targets.len()
+    );
+    Ok(Some((outcome, message)))
 }
 
 /// Ends the promotion if every target is final: sets the aggregate status and appends
@@ -299,18 +393,11 @@ pub(super) async fn finish_if_complete(tx: &mut Transaction, promotion_id: Uuid)
         .filter(promotion_target::Column::PromotionId.eq(promotion_id))
         .all(db)
         .await?;
-    let mut statuses = Vec::with_capacity(targets.len());
-    for target in &targets {
-        let status = TargetStatus::parse(&target.status).ok_or_else(|| {
-            Error::Internal(format!("target {} has an unknown status", target.id))
-        })?;
-        statuses.push(status.for_outcome(target.app_deleted));
-    }
     let cancel_requested = promotion::Entity::find_by_id(promotion_id)
         .one(db)
         .await?
         .is_some_and(|promotion| promotion.cancel_requested_at.is_some());
-    let Some(outcome) = aggregate_status(&statuses, cancel_requested) else {
+    let Some((outcome, message)) = promotion_end(&targets, cancel_requested)? else {
         return Ok(());
     };
     let now = store::now();
@@ -325,14 +412,6 @@ pub(super) async fn finish_if_complete(tx: &mut Transaction, promotion_id: Uuid)
     if updated.rows_affected == 0 {
         return Ok(());
     }
-    let succeeded = targets
-        .iter()
-        .filter(|target| target.status == TargetStatus::Succeeded.as_str())
-        .count();
-    let message = format!(
-        "promotion {outcome}: {succeeded} of {} targets succeeded",
-        targets.len()
-    );
     append(
         tx,
         promotion_id,

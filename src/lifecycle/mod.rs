@@ -15,6 +15,7 @@
 //! transaction, so they hold no lock while waiting for another.
 
 mod approvals;
+mod at_once;
 mod auto_promotion;
 mod cancel;
 mod create;
@@ -25,6 +26,7 @@ mod rollbacks;
 mod targets;
 
 pub use approvals::vote;
+pub use at_once::{finish_at_once, start_at_once, AtOnce};
 pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Trigger};
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};

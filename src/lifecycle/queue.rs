@@ -355,5 +355,6 @@ pub(super) fn queued_event(target: Uuid, app: ResourceRef, blocker: Blocker) -> 
         },
         actor: String::new(),
         comment: String::new(),
+        promotion_status: None,
     }
 }

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    sea_query::OnConflict, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, Statement,
+    sea_query::{Expr, OnConflict},
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -109,15 +109,7 @@ pub async fn prepare_targets(
     let mut events: Vec<EventDraft> = claimed
         .iter()
         .filter(|c| pending.contains(&c.target.id) && current.contains_key(&c.target.id))
-        .map(|c| {
-            EventDraft::about_target(
-                EventKind::TargetRunning,
-                &c.target,
-                c.app.clone(),
-                TargetStatus::Running,
-                format!("promoting to '{}'", c.app.name),
-            )
-        })
+        .map(running_event)
         .collect();
 
     // Releases linked before a crash are deployed again; a deleted app's target is
@@ -158,31 +150,48 @@ pub async fn prepare_targets(
     .await?;
     link_releases(tx, worker, &to_create).await?;
     for (c, release) in to_create.iter().zip(created) {
-        events.push(
-            EventDraft::about_target(
-                EventKind::TargetReleaseCreated,
-                &c.target,
-                c.app.clone(),
-                TargetStatus::Running,
-                format!(
-                    "release v{} created on '{}' with image {}",
-                    release.version, c.app.name, release.image
-                ),
-            )
-            .with_release(ReleaseRef {
-                id: release.id,
-                version: release.version,
-            }),
-        );
+        events.push(release_created_event(c, &release));
         releases.insert(c.target.id, release);
     }
     append_all(tx, promotion_id, events).await?;
     Ok(ids.iter().map(|id| releases.remove(id)).collect())
 }
 
+/// `target.running` for a claimed target that starts.
+pub(super) fn running_event(c: &ClaimedTarget) -> EventDraft {
+    EventDraft::about_target(
+        EventKind::TargetRunning,
+        &c.target,
+        c.app.clone(),
+        TargetStatus::Running,
+        format!("promoting to '{}'", c.app.name),
+    )
+}
+
+/// `target.release_created` for the release made for a claimed target.
+pub(super) fn release_created_event(c: &ClaimedTarget, release: &release::Model) -> EventDraft {
+    EventDraft::about_target(
+        EventKind::TargetReleaseCreated,
+        &c.target,
+        c.app.clone(),
+        TargetStatus::Running,
+        format!(
+            "release v{} created on '{}' with image {}",
+            release.version, c.app.name, release.image
+        ),
+    )
+    .with_release(ReleaseRef {
+        id: release.id,
+        version: release.version,
+    })
+}
+
 /// Creates releases with each app's next version, in one statement; if a release raced in
 /// on one of the apps, one at a time instead.
-async fn create_releases(tx: &Transaction, news: Vec<NewRelease>) -> Result<Vec<release::Model>> {
+pub(super) async fn create_releases(
+    tx: &Transaction,
+    news: Vec<NewRelease>,
+) -> Result<Vec<release::Model>> {
     if news.is_empty() {
         return Ok(Vec::new());
     }
@@ -301,7 +310,8 @@ pub async fn record_outcomes(
 ) -> Result<Vec<bool>> {
     let promotion = lock_promotion(tx, promotion_id).await?;
     let described: Vec<OutcomeRecord> = deployed.iter().map(OutcomeRecord::of).collect();
-    let recordable = record_target_outcomes(tx, worker, &deployed, &described).await?;
+    let recordable =
+        record_target_outcomes(tx, worker, &deployed, &described, TargetStatus::Running).await?;
     let mut recorded = Vec::with_capacity(deployed.len());
     let mut triggers = Vec::new();
     let mut release_states: HashMap<ReleaseState, Vec<Uuid>> = HashMap::new();
@@ -320,32 +330,62 @@ pub async fn record_outcomes(
         }
         recorded.push(true);
         if release_state == ReleaseState::Succeeded {
-            triggers.push(Trigger {
-                app_id: done.app.id,
-                release_id: done.release.id,
-                triggered_by: promotion
-                    .triggered_by
-                    .clone()
-                    .unwrap_or_else(|| promotion.created_by.clone()),
-                reason: format!(
-                    "release v{} delivered to '{}' by promotion {promotion_id}",
-                    done.release.version, done.app.name
-                ),
-            });
+            triggers.push(delivery_trigger(&promotion, done.app, done.release));
         }
         release_states
             .entry(release_state)
             .or_default()
             .push(done.release.id);
-        events.push(
-            EventDraft::about_target(kind, done.target, done.app.clone(), target_status, message)
-                .with_release(ReleaseRef {
-                    id: done.release.id,
-                    version: done.release.version,
-                }),
-        );
+        events.push(outcome_event(&done, kind, target_status, message));
     }
-    for (state, ids) in release_states {
+    set_release_states(tx, release_states).await?;
+    append_all(tx, promotion_id, events).await?;
+    finish_if_complete(tx, promotion_id).await?;
+    tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
+    Ok(recorded)
+}
+
+/// The auto-promotion trigger of a release delivered by a promotion.
+pub(super) fn delivery_trigger(
+    promotion: &promotion::Model,
+    app: &ResourceRef,
+    release: &release::Model,
+) -> Trigger {
+    Trigger {
+        app_id: app.id,
+        release_id: release.id,
+        triggered_by: promotion
+            .triggered_by
+            .clone()
+            .unwrap_or_else(|| promotion.created_by.clone()),
+        reason: format!(
+            "release v{} delivered to '{}' by promotion {}",
+            release.version, app.name, promotion.id
+        ),
+    }
+}
+
+/// The event that tells a deployment's outcome.
+pub(super) fn outcome_event(
+    done: &DeployedTarget<'_>,
+    kind: EventKind,
+    status: TargetStatus,
+    message: String,
+) -> EventDraft {
+    EventDraft::about_target(kind, done.target, done.app.clone(), status, message).with_release(
+        ReleaseRef {
+            id: done.release.id,
+            version: done.release.version,
+        },
+    )
+}
+
+/// Sets the releases' states, one statement per state.
+pub(super) async fn set_release_states(
+    tx: &Transaction,
+    states: HashMap<ReleaseState, Vec<Uuid>>,
+) -> Result<()> {
+    for (state, ids) in states {
         release::Entity::update_many()
             .col_expr(release::Column::Status, state.as_str().into())
             .col_expr(release::Column::UpdatedAt, store::now().into())
@@ -353,23 +393,20 @@ pub async fn record_outcomes(
             .exec(tx.connection())
             .await?;
     }
-    append_all(tx, promotion_id, events).await?;
-    finish_if_complete(tx, promotion_id).await?;
-    tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
-    Ok(recorded)
+    Ok(())
 }
 
 /// What an outcome makes of its target and release, and the event that tells it.
-struct OutcomeRecord {
-    target_status: TargetStatus,
-    release_state: ReleaseState,
-    error_message: String,
-    kind: EventKind,
-    message: String,
+pub(super) struct OutcomeRecord {
+    pub target_status: TargetStatus,
+    pub release_state: ReleaseState,
+    pub error_message: String,
+    pub kind: EventKind,
+    pub message: String,
 }
 
 impl OutcomeRecord {
-    fn of(done: &DeployedTarget<'_>) -> Self {
+    pub(super) fn of(done: &DeployedTarget<'_>) -> Self {
         match &done.outcome {
             DeployOutcome::Deployed => Self {
                 target_status: TargetStatus::Succeeded,
@@ -392,14 +429,16 @@ impl OutcomeRecord {
     }
 }
 
-/// Moves running targets to their outcomes, one statement per distinct outcome (every
-/// success shares one), each guarded by the worker's lease. Returns the targets it moved:
-/// one canceled or taken over meanwhile is not among them.
-async fn record_target_outcomes(
+/// Moves targets in status `from` to their outcomes, one statement per distinct outcome
+/// (every success shares one), each guarded by the worker's lease. Targets that had no
+/// release linked get the one made for them. Returns the targets it moved: one canceled or
+/// taken over meanwhile is not among them.
+pub(super) async fn record_target_outcomes(
     tx: &Transaction,
     worker: &str,
     deployed: &[DeployedTarget<'_>],
     described: &[OutcomeRecord],
+    from: TargetStatus,
 ) -> Result<HashSet<Uuid>> {
     let mut by_outcome: Vec<((TargetStatus, &str), Vec<Uuid>)> = Vec::new();
     for (done, outcome) in deployed.iter().zip(described) {
@@ -415,8 +454,15 @@ async fn record_target_outcomes(
             .col_expr(promotion_target::Column::Status, status.as_str().into())
             .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
             .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
+            .col_expr(
+                promotion_target::Column::ReleaseId,
+                Expr::cust(
+                    "COALESCE(release_id, (SELECT r.id FROM releases r \
+                     WHERE r.promotion_target_id = promotion_targets.id))",
+                ),
+            )
             .filter(promotion_target::Column::Id.is_in(ids))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Running.as_str()))
+            .filter(promotion_target::Column::Status.eq(from.as_str()))
             .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
             .exec_with_returning(tx.connection())
             .await?;

@@ -409,6 +409,9 @@ pub fn assert_error<T: std::fmt::Debug>(
 pub struct TestDeployer {
     failing: Mutex<HashSet<String>>,
     gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Deploys within the database, as the embedded deployer does: the engine runs each
+    /// batch in one transaction.
+    within_the_database: bool,
     pub deployed: Mutex<Vec<String>>,
 }
 
@@ -416,6 +419,15 @@ impl TestDeployer {
     pub fn failing(apps: &[&str]) -> Arc<Self> {
         Arc::new(Self {
             failing: Mutex::new(apps.iter().map(|a| a.to_string()).collect()),
+            ..Default::default()
+        })
+    }
+
+    /// Like [`TestDeployer::failing`], deploying within the database.
+    pub fn failing_within_the_database(apps: &[&str]) -> Arc<Self> {
+        Arc::new(Self {
+            failing: Mutex::new(apps.iter().map(|a| a.to_string()).collect()),
+            within_the_database: true,
             ..Default::default()
         })
     }
@@ -439,6 +451,10 @@ impl TestDeployer {
 
 #[async_trait::async_trait]
 impl Deployer for TestDeployer {
+    fn deploys_within_the_database(&self) -> bool {
+        self.within_the_database
+    }
+
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
         if let Some(gate) = &self.gate {
             gate.acquire().await.expect("gate open").forget();
@@ -561,6 +577,34 @@ impl TestApp {
         token: &str,
     ) -> tonic::Streaming<pipelines::proto::PromotionEvent> {
         skip_until(self.watch_as(id, token).await, name).await
+    }
+
+    /// The promotion's targets, in order.
+    pub async fn targets_of(&self, promotion_id: &str) -> Vec<pipelines::proto::PromotionTarget> {
+        self.promotions
+            .clone()
+            .list_promotion_targets(pipelines::proto::ListPromotionTargetsRequest {
+                id: promotion_id.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("list the promotion's targets")
+            .into_inner()
+            .targets
+    }
+
+    /// The app's releases, newest first.
+    pub async fn releases_of(&self, app: &str) -> Vec<pipelines::proto::Release> {
+        self.releases
+            .clone()
+            .list_releases(pipelines::proto::ListReleasesRequest {
+                app: app.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("list the app's releases")
+            .into_inner()
+            .releases
     }
 
     /// Waits until the promotion is final and returns it.

@@ -15,7 +15,7 @@ use pipelines::proto::{
     promotion_service_client::PromotionServiceClient, release_service_client::ReleaseServiceClient,
     CreateAppRequest, CreateCouplingRequest, CreatePipelineRequest, CreatePromotionRequest,
     CreateReleaseRequest, GetPromotionRequest, ListPromotionTargetsRequest, ListPromotionsRequest,
-    ListReleasesRequest, PromotionStatus, Stage, WatchPromotionRequest,
+    ListReleasesRequest, PromotionStatus, ReleaseState, Stage, WatchPromotionRequest,
 };
 use tonic::transport::Channel;
 
@@ -42,6 +42,27 @@ impl ServerProcess {
         webhook_url: &str,
         extra: &[&str],
     ) -> ServerProcess {
+        let deployer = [
+            "--deployer",
+            "webhook",
+            "--webhook-url",
+            webhook_url,
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+        ];
+        Self::start_deploying_with(database_url, &deployer, extra).await
+    }
+
+    /// A child process with the embedded `local` deployer.
+    pub(crate) async fn start_local(database_url: &str, extra: &[&str]) -> ServerProcess {
+        Self::start_deploying_with(database_url, &["--deployer", "local"], extra).await
+    }
+
+    async fn start_deploying_with(
+        database_url: &str,
+        deployer: &[&str],
+        extra: &[&str],
+    ) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -53,15 +74,10 @@ impl ServerProcess {
             "serve".to_owned(),
             "--listen".into(),
             address.to_string(),
-            "--deployer".into(),
-            "webhook".into(),
-            "--webhook-url".into(),
-            webhook_url.into(),
-            "--webhook-secret".into(),
-            WEBHOOK_SECRET.into(),
             "--log-format".into(),
             "json".into(),
         ];
+        args.extend(deployer.iter().map(|a| a.to_string()));
         args.extend(extra.iter().map(|a| a.to_string()));
         let child = Command::new(env!("CARGO_BIN_EXE_pipelines"))
             .args(&args)
@@ -261,6 +277,65 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
         }
     }
     assert_eq!(targets, 24);
+}
+
+/// Targets a webhook process started (running, their releases linked) are not fresh: a
+/// process with the `local` deployer resumes them step by step in one transaction, with
+/// the releases made before, and finishes the promotion.
+#[tokio::test]
+async fn targets_started_elsewhere_are_resumed_by_the_local_deployer() {
+    let database = fresh_database().await;
+    let (url, receiver) = start_webhook(Duration::from_secs(30)).await;
+    let mut first = ServerProcess::start(&database.url, &url, &["--lease-seconds", "2"]).await;
+    let channel = first.channel().await;
+    let apps = setup(channel.clone(), 2).await;
+    let id = promote(channel, apps.clone()).await;
+    let started = Instant::now();
+    while receiver.total() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the targets did not reach the webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+
+    let second = ServerProcess::start_local(&database.url, &["--lease-seconds", "2"]).await;
+    let channel = second.channel().await;
+    let status = wait_until_final(channel.clone(), &id, Duration::from_secs(60)).await;
+    assert_eq!(status, PromotionStatus::Successful as i32);
+    let mut releases = ReleaseServiceClient::new(channel.clone());
+    for app in &apps {
+        let listed = releases
+            .list_releases(ListReleasesRequest {
+                app: app.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .releases;
+        assert_eq!(listed.len(), 1, "{app}: the release made before is reused");
+        assert_eq!(listed[0].status, ReleaseState::Succeeded as i32, "{app}");
+    }
+    let mut events = PromotionServiceClient::new(channel)
+        .watch_promotion(WatchPromotionRequest {
+            id: id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<String> = rest_of(&mut events)
+        .await
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    let count = |name: &str| names.iter().filter(|n| n.as_str() == name).count();
+    assert_eq!(count("target.running"), 2, "{names:?}");
+    assert_eq!(count("target.release_created"), 2, "{names:?}");
+    assert_eq!(count("target.succeeded"), 2, "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("promotion.finished"));
 }
 
 #[tokio::test]

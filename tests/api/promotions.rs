@@ -5,10 +5,9 @@ use std::{sync::Arc, time::Duration};
 
 use pipelines::proto::{
     create_promotion_response::Result as Created, CancelPromotionRequest, ConfigVarChange,
-    CreatePromotionRequest, CreateReleaseStatusRequest, GetPromotionRequest,
-    ListPromotionTargetsRequest, ListPromotionsRequest, ListReleasesRequest,
-    PatchConfigVarsRequest, Promotion, PromotionPlan, PromotionStatus, ReleaseState, Stage,
-    StatusState, TargetStatus, WatchPromotionRequest,
+    CreatePromotionRequest, CreateReleaseStatusRequest, GetPromotionRequest, ListPromotionsRequest,
+    ListReleasesRequest, PatchConfigVarsRequest, Promotion, PromotionPlan, PromotionStatus,
+    ReleaseState, Stage, StatusState, TargetStatus, WatchPromotionRequest,
 };
 use prost::Message;
 use tokio_stream::StreamExt;
@@ -151,17 +150,7 @@ async fn a_promotion_runs_every_target_to_success() {
 
     let finished = app.finished_promotion(&created.id).await;
     assert_eq!(finished.status, PromotionStatus::Successful as i32);
-    let targets = app
-        .promotions
-        .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest {
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets;
+    let targets = app.targets_of(&created.id).await;
     let names: Vec<String> = targets
         .iter()
         .map(|t| t.app.clone().unwrap().name)
@@ -200,6 +189,86 @@ async fn a_promotion_runs_every_target_to_success() {
     }
 }
 
+/// With a deployer that works within the database, a claimed batch runs in one
+/// transaction; its events still tell every step, in order, each with the promotion's
+/// status when it happened.
+#[tokio::test]
+async fn a_batch_run_in_one_transaction_tells_every_step() {
+    let app =
+        spawn_app_deploying_with(TestDeployer::failing_within_the_database(&["shop-stg-b"])).await;
+    shop(&app).await;
+    app.create_release("shop-dev", "shop:1").await;
+    let created = create(&app, promote("shop-dev")).await.unwrap();
+    let events = app.watch_to_end(&created.id).await;
+    let steps: Vec<(&str, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.app.as_ref().map(|a| a.name.clone()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let step = |name: &'static str, app: &str| (name, app.to_owned());
+    assert_eq!(
+        steps,
+        [
+            step("promotion.created", ""),
+            step("target.running", "shop-stg-a"),
+            step("target.running", "shop-stg-b"),
+            step("target.release_created", "shop-stg-a"),
+            step("target.release_created", "shop-stg-b"),
+            step("target.succeeded", "shop-stg-a"),
+            step("target.failed", "shop-stg-b"),
+            step("promotion.finished", ""),
+        ]
+    );
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=8).collect::<Vec<i64>>());
+    for event in &events[1..7] {
+        assert_eq!(
+            event.promotion_status,
+            PromotionStatus::Running as i32,
+            "{}",
+            event.name
+        );
+    }
+    assert_eq!(
+        events[7].promotion_status,
+        PromotionStatus::PartiallyFailed as i32
+    );
+    assert_eq!(events[5].release.clone().unwrap().version, 1);
+
+    let finished = app.finished_promotion(&created.id).await;
+    assert_eq!(finished.status, PromotionStatus::PartiallyFailed as i32);
+    let targets = app.targets_of(&created.id).await;
+    let outcomes: Vec<(i32, bool, bool)> = targets
+        .iter()
+        .map(|t| {
+            (
+                t.status,
+                t.release.is_some(),
+                t.error_message.contains("refuses"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (TargetStatus::Succeeded as i32, true, false),
+            (TargetStatus::Failed as i32, true, true),
+        ]
+    );
+    for (name, state) in [
+        ("shop-stg-a", ReleaseState::Succeeded),
+        ("shop-stg-b", ReleaseState::Failed),
+    ] {
+        let releases = app.releases_of(name).await;
+        assert_eq!(releases.len(), 1, "{name}");
+        assert_eq!(releases[0].status, state as i32, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn outcomes_are_successful_failed_or_partially_failed() {
     // The test deployer refuses shop-stg-b, so exactly that target fails, every time.
@@ -212,17 +281,7 @@ async fn outcomes_are_successful_failed_or_partially_failed() {
     let partial = create(&app, promote("shop-dev")).await.unwrap();
     let finished = app.finished_promotion(&partial.id).await;
     assert_eq!(finished.status, PromotionStatus::PartiallyFailed as i32);
-    let targets = app
-        .promotions
-        .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest {
-            id: partial.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets;
+    let targets = app.targets_of(&partial.id).await;
     let failed: Vec<_> = targets
         .iter()
         .filter(|t| t.status == TargetStatus::Failed as i32)
@@ -233,17 +292,7 @@ async fn outcomes_are_successful_failed_or_partially_failed() {
         .error_message
         .contains("test deployer refuses 'shop-stg-b'"));
     // The failed target's release is recorded as failed and is not current.
-    let releases = app
-        .releases
-        .clone()
-        .list_releases(ListReleasesRequest {
-            app: "shop-stg-b".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .releases;
+    let releases = app.releases_of("shop-stg-b").await;
     assert_eq!(releases[0].status, ReleaseState::Failed as i32);
     let coupling = app
         .couplings
@@ -929,17 +978,7 @@ async fn cancel_stops_pending_targets_and_lets_running_ones_finish() {
         .unwrap()
         .into_inner();
     assert_eq!(finished.status, PromotionStatus::Canceled as i32);
-    let targets = app
-        .promotions
-        .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest {
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets;
+    let targets = app.targets_of(&created.id).await;
     let statuses: Vec<i32> = targets.iter().map(|t| t.status).collect();
     assert_eq!(
         statuses,
@@ -1055,34 +1094,13 @@ async fn a_busy_target_app_queues_later_promotions_in_order() {
     assert_eq!(first_done.status, PromotionStatus::Successful as i32);
     assert_eq!(second_done.status, PromotionStatus::Successful as i32);
     let versions: Vec<i64> = app
-        .releases
-        .clone()
-        .list_releases(ListReleasesRequest {
-            app: "shop-stg-a".into(),
-            ..Default::default()
-        })
+        .releases_of("shop-stg-a")
         .await
-        .unwrap()
-        .into_inner()
-        .releases
         .iter()
         .map(|r| r.version)
         .collect();
     assert_eq!(versions, [2, 1]);
-    let first_release = app
-        .promotions
-        .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest {
-            id: first.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets[0]
-        .release
-        .clone()
-        .unwrap();
+    let first_release = app.targets_of(&first.id).await[0].release.clone().unwrap();
     assert_eq!(first_release.version, 1, "the earlier promotion ran first");
 }
 
@@ -1092,18 +1110,7 @@ async fn a_target_can_never_get_a_second_release() {
     let app = spawn_app().await;
     let created = promotion_to_stg_a(&app).await;
     app.finished_promotion(&created.id).await;
-    let target = app
-        .promotions
-        .clone()
-        .list_promotion_targets(ListPromotionTargetsRequest {
-            id: created.id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .targets
-        .remove(0);
+    let target = app.targets_of(&created.id).await.remove(0);
     let db = pipelines::store::connect(&app.database.url).await.unwrap();
     let stg = app
         .apps
