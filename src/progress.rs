@@ -91,11 +91,15 @@ pub async fn relay_between_processes(
                     hub.read_model.notified(notification.payload());
                     continue;
                 }
-                let Some((promotion_id, app_id)) =
+                let Some(store::PromotionChanged { promotion_id, app_id, origin }) =
                     store::parse_promotion_changed(notification.payload())
                 else {
                     continue;
                 };
+                if origin == Some(hub.origin()) {
+                    // Published here at its commit, and the read model told then.
+                    continue;
+                }
                 hub.read_model.promotion_changed(promotion_id);
                 if let Some(app_id) = app_id {
                     hub.read_model.invalidate([read_model::Key::App(app_id)]);
@@ -128,6 +132,8 @@ pub struct EventHub {
     /// Told of every committed event, so that no read serves a promotion or app it changed.
     pub read_model: Arc<ReadModel>,
     channels: Mutex<HashMap<Uuid, Channel>>,
+    /// Names this hub in the notifications its process sends, so that it skips its own.
+    origin: String,
     work_available: Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -137,6 +143,7 @@ impl EventHub {
         Arc::new(Self {
             read_model,
             channels: Mutex::new(HashMap::new()),
+            origin: Uuid::new_v4().simple().to_string(),
             work_available: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
         })
@@ -146,6 +153,11 @@ impl EventHub {
     /// with their last sequence number.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// What this hub's process signs its change notifications with.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Delivers committed events to this process's watchers.

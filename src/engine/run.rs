@@ -9,9 +9,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Statement,
-};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -24,7 +22,7 @@ use crate::{
         self, AtOnce, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction,
     },
     store::{
-        entities::{app, promotion_target, release},
+        entities::{promotion_target, release},
         NewRelease,
     },
     views::ResourceRef,
@@ -123,74 +121,72 @@ struct SubjectRow {
     source_release_id: Uuid,
     source_release_version: i64,
     source_release_image: String,
+    target_app_id: Uuid,
+    target_app_name: String,
 }
 
-/// The promotion's pipeline, source app and source release, in one query (deleted ones
-/// included: a promotion under way keeps its names).
-async fn load_subject(context: &EngineContext, promotion_id: Uuid) -> Result<Subject> {
+/// The promotion's pipeline, source app and source release, and the apps of `targets`,
+/// in one query (deleted ones included: a promotion under way keeps its names).
+async fn load_subject(
+    context: &EngineContext,
+    promotion_id: Uuid,
+    targets: &[promotion_target::Model],
+) -> Result<(Subject, HashMap<Uuid, ResourceRef>)> {
     let backend = context.db.get_database_backend();
-    let placeholder = match backend {
-        DbBackend::Postgres => "$1",
-        _ => "?",
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
     };
+    let target_ids: Vec<String> = (0..targets.len()).map(|n| placeholder(n + 2)).collect();
     let sql = format!(
         "SELECT p.id AS pipeline_id, p.name AS pipeline_name, \
          a.id AS source_app_id, a.name AS source_app_name, \
          r.id AS source_release_id, r.version AS source_release_version, \
-         r.image AS source_release_image \
+         r.image AS source_release_image, ta.id AS target_app_id, ta.name AS target_app_name \
          FROM promotions pr \
          JOIN pipelines p ON p.id = pr.pipeline_id \
          JOIN apps a ON a.id = pr.source_app_id \
          JOIN releases r ON r.id = pr.source_release_id \
-         WHERE pr.id = {placeholder}"
+         JOIN promotion_targets t ON t.promotion_id = pr.id \
+         JOIN apps ta ON ta.id = t.app_id \
+         WHERE pr.id = {} AND t.id IN ({})",
+        placeholder(1),
+        target_ids.join(", ")
     );
-    let row = SubjectRow::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        sql,
-        [promotion_id.into()],
-    ))
-    .one(&context.db)
-    .await?
-    .ok_or_else(|| {
-        Error::Internal(format!(
-            "promotion {promotion_id}: it, its pipeline, its source app or its release is missing"
-        ))
-    })?;
-    Ok(Subject {
+    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
+    values.extend(targets.iter().map(|target| sea_orm::Value::from(target.id)));
+    let rows = SubjectRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        .all(&context.db)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Err(Error::Internal(format!(
+            "promotion {promotion_id}: it, its pipeline, its source app, its release or its targets are missing"
+        )));
+    };
+    let subject = Subject {
         promotion_id,
         pipeline: ResourceRef {
-            id: row.pipeline_id,
-            name: row.pipeline_name,
+            id: first.pipeline_id,
+            name: first.pipeline_name.clone(),
         },
         source_app: ResourceRef {
-            id: row.source_app_id,
-            name: row.source_app_name,
+            id: first.source_app_id,
+            name: first.source_app_name.clone(),
         },
         source_release: SourceRelease {
-            id: row.source_release_id,
-            version: row.source_release_version,
-            image: row.source_release_image,
+            id: first.source_release_id,
+            version: first.source_release_version,
+            image: first.source_release_image.clone(),
         },
-    })
-}
-
-/// The target apps, by id.
-async fn target_apps(
-    context: &EngineContext,
-    targets: &[promotion_target::Model],
-) -> Result<HashMap<Uuid, ResourceRef>> {
-    let ids: Vec<Uuid> = targets.iter().map(|target| target.app_id).collect();
-    let apps: HashMap<Uuid, ResourceRef> = app::Entity::find()
-        .filter(app::Column::Id.is_in(ids))
-        .all(&context.db)
-        .await?
+    };
+    let apps: HashMap<Uuid, ResourceRef> = rows
         .into_iter()
-        .map(|app| {
+        .map(|row| {
             (
-                app.id,
+                row.target_app_id,
                 ResourceRef {
-                    id: app.id,
-                    name: app.name,
+                    id: row.target_app_id,
+                    name: row.target_app_name,
                 },
             )
         })
@@ -203,7 +199,7 @@ async fn target_apps(
             "target {}: its app is missing",
             target.id
         ))),
-        None => Ok(apps),
+        None => Ok((subject, apps)),
     }
 }
 
@@ -214,8 +210,8 @@ async fn drive(
     let Some(promotion_id) = targets.first().map(|target| target.promotion_id) else {
         return Ok(Leases::Cleared);
     };
-    let subject = Arc::new(load_subject(context, promotion_id).await?);
-    let apps = target_apps(context, &targets).await?;
+    let (subject, apps) = load_subject(context, promotion_id, &targets).await?;
+    let subject = Arc::new(subject);
     let worker = context.settings.worker_id.as_str();
 
     // Steps 1 and 2, together: pending → running, and each target's release, exactly once

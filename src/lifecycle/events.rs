@@ -200,13 +200,7 @@ pub(super) async fn append_changing_status(
         append_in_three_statements(db, promotion_id, rows, change).await?
     };
     for row in stored {
-        let event = event_view(row)?;
-        let payload =
-            store::promotion_changed_payload(promotion_id, event.app.as_ref().map(|a| a.id));
-        if !tx.notifications.contains(&payload) {
-            tx.notifications.push(payload);
-        }
-        tx.events.push(event);
+        tx.events.push(event_view(row)?);
     }
     Ok(())
 }

@@ -60,8 +60,6 @@ use crate::{
 pub struct Transaction {
     txn: DatabaseTransaction,
     events: Vec<PromotionEventView>,
-    /// `NOTIFY` payloads for other processes, sent together just before the commit.
-    notifications: Vec<String>,
     /// Set when the transaction left work for the engine (an auto-promotion trigger), so
     /// that the commit wakes it.
     pub wake_engine: bool,
@@ -72,7 +70,6 @@ impl Transaction {
         Ok(Self {
             txn: db.begin().await?,
             events: Vec::new(),
-            notifications: Vec::new(),
             wake_engine: false,
         })
     }
@@ -83,9 +80,19 @@ impl Transaction {
     }
 
     /// Commits, then publishes the events written, in order. Other processes are told in
-    /// one statement inside the transaction, so they hear of it exactly when it commits.
+    /// one statement inside the transaction, so they hear of it exactly when it commits:
+    /// once per promotion and app the events were about.
     pub async fn commit(self, hub: &EventHub) -> Result<()> {
-        store::notify_events(&self.txn, &self.notifications).await?;
+        let mut notifications: Vec<String> = Vec::new();
+        for event in &self.events {
+            let app_id = event.app.as_ref().map(|app| app.id);
+            let payload =
+                store::promotion_changed_payload(event.promotion_id, app_id, hub.origin());
+            if !notifications.contains(&payload) {
+                notifications.push(payload);
+            }
+        }
+        store::notify_events(&self.txn, &notifications).await?;
         self.txn.commit().await?;
         crate::metrics::record_committed(&self.events);
         hub.publish(self.events);

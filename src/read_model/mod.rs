@@ -33,6 +33,7 @@ use uuid::Uuid;
 pub use state::{AppEntry, Catalog, CouplingRow};
 
 use crate::{
+    domain::promotion::EventKind,
     error::Result,
     views::{PromotionEventView, PromotionView, TargetView},
 };
@@ -309,13 +310,14 @@ impl ReadModel {
         self.targets.clear();
     }
 
-    /// Marks what committed events changed: their promotions, and the apps whose targets
-    /// moved (a target's release, once it succeeds, becomes the app's current release).
+    /// Marks what committed events changed: their promotions, and the apps a target
+    /// succeeded on (its release became the app's current one). No other promotion event
+    /// changes what memory holds of an app.
     pub fn events_committed<'a>(&self, events: impl IntoIterator<Item = &'a PromotionEventView>) {
         let mut apps = Vec::new();
         for event in events {
             self.promotion_changed(event.promotion_id);
-            if let Some(app) = &event.app {
+            if let (EventKind::TargetSucceeded, Some(app)) = (event.kind, &event.app) {
                 apps.push(Key::App(app.id));
             }
         }

@@ -50,13 +50,24 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// The PostgreSQL channel that carries "promotion P has new events" between processes.
 pub const EVENTS_CHANNEL: &str = "pipelines_events";
 
-/// What tells other processes that the promotion has new events, and which app the event
-/// was about (its releases may have changed): `<promotion>` or `<promotion> <app>`.
-pub fn promotion_changed_payload(promotion_id: Uuid, app_id: Option<Uuid>) -> String {
-    match app_id {
-        Some(app_id) => format!("{promotion_id} {app_id}"),
-        None => promotion_id.to_string(),
-    }
+/// What tells other processes that the promotion has new events, which app the event was
+/// about (its releases may have changed), and which process wrote it:
+/// `<promotion> <app> <origin>`, the nil UUID standing for no app. Older processes wrote
+/// `<promotion>` or `<promotion> <app>`, and read the first two words of this.
+pub fn promotion_changed_payload(promotion_id: Uuid, app_id: Option<Uuid>, origin: &str) -> String {
+    format!(
+        "{promotion_id} {} {origin}",
+        app_id.unwrap_or_else(Uuid::nil)
+    )
+}
+
+/// A payload of [`promotion_changed_payload`], read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PromotionChanged<'a> {
+    pub promotion_id: Uuid,
+    pub app_id: Option<Uuid>,
+    /// The process that wrote it; `None` from older processes.
+    pub origin: Option<&'a str>,
 }
 
 /// Sends payloads of [`promotion_changed_payload`] on the events channel in one statement,
@@ -80,15 +91,20 @@ pub async fn notify_events(db: &impl ConnectionTrait, payloads: &[String]) -> Re
     Ok(())
 }
 
-/// Reads a payload written by [`promotion_changed_payload`].
-pub fn parse_promotion_changed(payload: &str) -> Option<(Uuid, Option<Uuid>)> {
+/// Reads a payload written by [`promotion_changed_payload`], or by older processes.
+pub fn parse_promotion_changed(payload: &str) -> Option<PromotionChanged<'_>> {
     let mut parts = payload.split(' ');
     let promotion_id = Uuid::parse_str(parts.next()?).ok()?;
     let app_id = match parts.next() {
-        Some(app) => Some(Uuid::parse_str(app).ok()?),
+        Some(app) => Some(Uuid::parse_str(app).ok()?).filter(|id| !id.is_nil()),
         None => None,
     };
-    Some((promotion_id, app_id))
+    let origin = parts.next().filter(|origin| !origin.is_empty());
+    Some(PromotionChanged {
+        promotion_id,
+        app_id,
+        origin,
+    })
 }
 
 /// Sends `payload` on a PostgreSQL channel (delivered when the caller's transaction
@@ -432,4 +448,47 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
     let now = chrono::Utc::now();
     let micros = now.timestamp_subsec_micros();
     now.with_nanosecond(micros * 1000).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_change_payloads_round_trip_and_read_older_ones() {
+        let (promotion_id, app_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let with_app = promotion_changed_payload(promotion_id, Some(app_id), "p1");
+        assert_eq!(
+            parse_promotion_changed(&with_app),
+            Some(PromotionChanged {
+                promotion_id,
+                app_id: Some(app_id),
+                origin: Some("p1"),
+            })
+        );
+        let without_app = promotion_changed_payload(promotion_id, None, "p1");
+        assert_eq!(
+            parse_promotion_changed(&without_app).map(|read| read.app_id),
+            Some(None)
+        );
+        // As older processes wrote them: no origin, and no app at all.
+        let older = [
+            (format!("{promotion_id}"), None),
+            (format!("{promotion_id} {app_id}"), Some(app_id)),
+        ];
+        for (payload, app) in older {
+            assert_eq!(
+                parse_promotion_changed(&payload),
+                Some(PromotionChanged {
+                    promotion_id,
+                    app_id: app,
+                    origin: None,
+                }),
+                "{payload}"
+            );
+        }
+        for bad in ["", "promotion", "x y z", &format!("{promotion_id} nope")] {
+            assert_eq!(parse_promotion_changed(bad), None, "{bad}");
+        }
+    }
 }

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use pipelines::proto::{
-    CreatePromotionRequest, CreateReleaseStatusRequest, GetPipelineRequest,
-    ListPipelineCouplingsRequest, ListPipelineStatusesRequest, Stage, StatusState,
-    UpdateReleaseStatusRequest,
+    create_promotion_response::Result as Created, CreatePromotionRequest,
+    CreateReleaseStatusRequest, GetPipelineRequest, ListPipelineCouplingsRequest,
+    ListPipelineStatusesRequest, Stage, StatusState, UpdateReleaseStatusRequest,
 };
 use sea_orm::{ConnectionTrait, Database, Statement};
 use tonic::Code;
@@ -71,6 +71,53 @@ async fn get_pipeline(app: &TestApp, pipeline: &str) -> Result<String, tonic::St
         })
         .await
         .map(|response| response.into_inner().id)
+}
+
+#[tokio::test]
+async fn a_promotion_that_succeeds_is_read_back_as_the_current_release() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    assert_eq!(
+        current_versions(&app, "shop").await,
+        [("shop-dev".to_owned(), None), ("shop-stg".to_owned(), None)]
+    );
+    // A promotion that succeeds makes its release the target's current one, read back
+    // as soon as the watcher saw the promotion finish.
+    let promoted = app.create_release("shop-dev", "shop:1").await;
+    app.releases
+        .clone()
+        .create_release_status(CreateReleaseStatusRequest {
+            app: "shop-dev".into(),
+            release_id: promoted.id.clone(),
+            context: "ci/test".into(),
+            name: "Tests".into(),
+            state: StatusState::Success as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("post status");
+    let created = app
+        .promotions
+        .clone()
+        .create_promotion(CreatePromotionRequest {
+            pipeline: "shop".into(),
+            source_app: "shop-dev".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("promote")
+        .into_inner();
+    let Some(Created::Promotion(created)) = created.result else {
+        panic!("no promotion: {created:?}");
+    };
+    app.watch_to_end(&created.id).await;
+    assert_eq!(
+        current_versions(&app, "shop").await,
+        [
+            ("shop-dev".to_owned(), Some(1)),
+            ("shop-stg".to_owned(), Some(1))
+        ]
+    );
 }
 
 #[tokio::test]
