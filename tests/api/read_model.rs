@@ -25,6 +25,31 @@ async fn shop(app: &TestApp) {
         .await;
 }
 
+/// Posts a successful `ci/test` status on the app's release.
+async fn pass_ci_test(app: &TestApp, app_name: &str, release_id: &str) {
+    app.releases
+        .clone()
+        .create_release_status(CreateReleaseStatusRequest {
+            app: app_name.into(),
+            release_id: release_id.into(),
+            context: "ci/test".into(),
+            name: "Tests".into(),
+            state: StatusState::Success as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("post status");
+}
+
+/// A promotion of `shop-dev`'s current release to its next stage.
+fn promote_shop_dev() -> CreatePromotionRequest {
+    CreatePromotionRequest {
+        pipeline: "shop".into(),
+        source_app: "shop-dev".into(),
+        ..Default::default()
+    }
+}
+
 /// The current release version of each of the pipeline's apps, by app name.
 async fn current_versions(app: &TestApp, pipeline: &str) -> Vec<(String, Option<i64>)> {
     let couplings = app
@@ -84,26 +109,11 @@ async fn a_promotion_that_succeeds_is_read_back_as_the_current_release() {
     // A promotion that succeeds makes its release the target's current one, read back
     // as soon as the watcher saw the promotion finish.
     let promoted = app.create_release("shop-dev", "shop:1").await;
-    app.releases
-        .clone()
-        .create_release_status(CreateReleaseStatusRequest {
-            app: "shop-dev".into(),
-            release_id: promoted.id.clone(),
-            context: "ci/test".into(),
-            name: "Tests".into(),
-            state: StatusState::Success as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("post status");
+    pass_ci_test(&app, "shop-dev", &promoted.id).await;
     let created = app
         .promotions
         .clone()
-        .create_promotion(CreatePromotionRequest {
-            pipeline: "shop".into(),
-            source_app: "shop-dev".into(),
-            ..Default::default()
-        })
+        .create_promotion(promote_shop_dev())
         .await
         .expect("promote")
         .into_inner();
@@ -140,18 +150,7 @@ async fn every_write_is_read_back_at_once_on_the_same_process() {
         );
     }
     let release = app.create_release("shop-stg", "shop:1").await;
-    app.releases
-        .clone()
-        .create_release_status(CreateReleaseStatusRequest {
-            app: "shop-stg".into(),
-            release_id: release.id.clone(),
-            context: "ci/test".into(),
-            name: "Tests".into(),
-            state: StatusState::Success as i32,
-            ..Default::default()
-        })
-        .await
-        .expect("post status");
+    pass_ci_test(&app, "shop-stg", &release.id).await;
     assert_eq!(status_contexts(&app, "shop").await, ["ci/test"]);
     let (status, body) = app
         .call(reqwest::Method::GET, "/pipelines/shop/statuses", None, None)
@@ -244,11 +243,7 @@ async fn a_gate_never_passes_on_a_status_that_just_failed() {
         let refused = app
             .promotions
             .clone()
-            .create_promotion(CreatePromotionRequest {
-                pipeline: "shop".into(),
-                source_app: "shop-dev".into(),
-                ..Default::default()
-            })
+            .create_promotion(promote_shop_dev())
             .await
             .expect_err("a failed check must hold the promotion");
         assert_eq!(refused.code(), Code::FailedPrecondition, "round {round}");
