@@ -237,6 +237,15 @@ impl Catalog {
         Some((entry.app.clone(), self.coupling_view(entry)))
     }
 
+    /// The live apps coupled to a pipeline, in no particular order.
+    pub fn apps_of_pipeline(&self, pipeline_id: Uuid) -> impl Iterator<Item = &AppEntry> + '_ {
+        self.apps_by_pipeline
+            .get(&pipeline_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|app_id| self.apps.get(app_id))
+    }
+
     /// The couplings of a pipeline, in no particular order.
     pub fn couplings_of_pipeline(&self, pipeline_id: Uuid) -> Vec<CouplingView> {
         self.apps_by_pipeline

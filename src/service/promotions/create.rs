@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{
     gates::{config_drift, judge_status_checks, StatusGate},
+    memory::{resolve_from_memory, Resolution},
     promotion_view,
     reads::{view_with_names, PromotionNames},
     CreatedPromotion, NewPromotion, Promotions, Safety,
@@ -105,12 +106,16 @@ impl Promotions {
 
     /// Steps 1 to 6 of the contract, in its order.
     async fn validate(&self, request: &NewPromotion, caller: &Caller) -> Result<Validated> {
-        let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
-        let (source, source_stage, target_stage) =
-            self.resolve_source(&pipeline, &request.source_app).await?;
-        let targets = self
-            .resolve_targets(&request.targets, &pipeline, &source, target_stage)
-            .await?;
+        let Resolution {
+            pipeline,
+            source,
+            source_stage,
+            target_stage,
+            targets,
+        } = match resolve_from_memory(&self.hub.read_model, request).await {
+            Some(resolution) => resolution,
+            None => self.resolve_from_database(request).await?,
+        };
         let release = self
             .resolve_release(&source, request.source_release.as_deref())
             .await?;
@@ -135,6 +140,24 @@ impl Promotions {
             checks,
             drift,
             safe: request.safety == Safety::CheckConfigDrift,
+        })
+    }
+
+    /// Steps 1 to 3 from the database: the pipeline, the source and the targets, or the
+    /// first refusal among them.
+    async fn resolve_from_database(&self, request: &NewPromotion) -> Result<Resolution> {
+        let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
+        let (source, source_stage, target_stage) =
+            self.resolve_source(&pipeline, &request.source_app).await?;
+        let targets = self
+            .resolve_targets(&request.targets, &pipeline, &source, target_stage)
+            .await?;
+        Ok(Resolution {
+            pipeline,
+            source,
+            source_stage,
+            target_stage,
+            targets,
         })
     }
 

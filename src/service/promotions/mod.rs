@@ -6,6 +6,7 @@ mod approvals;
 mod cancel;
 mod create;
 mod gates;
+mod memory;
 mod reads;
 
 pub use reads::{promotion_view, PromotionPage};
