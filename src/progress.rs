@@ -41,9 +41,11 @@ async fn refresh(db: &DatabaseConnection, hub: &EventHub, promotion_id: Uuid, af
 /// pipelines and apps it touched; this task (one per process) marks them stale in the read
 /// model and publishes the new events of watched promotions to the local hub.
 ///
-/// Notifications can be lost while the listening connection reconnects, so losing it makes
-/// the read model reload everything, and the watched promotions are also polled every
-/// `poll_every`; the cost is one query per watched promotion, however many watchers it has.
+/// Notifications can be lost only while the listening connection is down or reconnecting,
+/// so losing it makes the read model reload everything, and the watched promotions are
+/// polled every `poll_every` until a tick finds the connection back (that poll covers the
+/// gap): one query per watched promotion, however many watchers it has. While listening,
+/// nothing is polled.
 pub async fn relay_between_processes(
     db: DatabaseConnection,
     hub: Arc<EventHub>,
@@ -67,6 +69,9 @@ pub async fn relay_between_processes(
             None
         }
     };
+    // Whether notifications may have been missed since the watched promotions were last
+    // polled.
+    let mut may_have_missed = listener.is_none();
     let mut ticker = tokio::time::interval(poll_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -80,11 +85,12 @@ pub async fn relay_between_processes(
         tokio::select! {
             notification = notified => {
                 let Some(notification) = notification else {
-                    // sqlx reconnects on the next call. What was sent meanwhile is lost:
-                    // the read model reloads, and the poll covers the watchers.
+                    // What is sent until the next tick listens again is lost: the read
+                    // model reloads, and the watchers are polled, once listening again.
                     tracing::info!("lost the LISTEN connection; reloading the read model");
                     hub.read_model.invalidate_everything();
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    listener = None;
+                    may_have_missed = true;
                     continue;
                 };
                 if notification.channel() == read_model::CATALOG_CHANNEL {
@@ -111,9 +117,18 @@ pub async fn relay_between_processes(
             _ = ticker.tick() => {
                 if listener.is_none() {
                     listener = connect().await.ok();
+                    if listener.is_some() {
+                        // Listening again: a reload now misses nothing.
+                        hub.read_model.invalidate_everything();
+                    }
                 }
-                for (promotion_id, after) in hub.watched() {
-                    refresh(&db, &hub, promotion_id, after).await;
+                if may_have_missed {
+                    // Polled after the connection is back, this covers everything sent
+                    // while it was down.
+                    may_have_missed = listener.is_none();
+                    for (promotion_id, after) in hub.watched() {
+                        refresh(&db, &hub, promotion_id, after).await;
+                    }
                 }
             }
             _ = stop.changed() => return,

@@ -30,9 +30,7 @@ pub(super) async fn resolve_from_memory(
     read_model: &ReadModel,
     request: &NewPromotion,
 ) -> Option<Resolution> {
-    read_model
-        .read(|catalog| resolve(catalog, request))
-        .await
+    read_model.read(|catalog| resolve(catalog, request)).await
 }
 
 fn resolve(catalog: &Catalog, request: &NewPromotion) -> Option<Resolution> {
