@@ -1,9 +1,11 @@
 //! Creating a promotion: its row, one pending target per app, `promotion.created`, and
 //! `target.queued` for each target that joins its app's queue behind earlier work.
 
+mod store_at_once;
+
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait};
 use uuid::Uuid;
 
 use super::{
@@ -75,7 +77,6 @@ pub async fn create_promotion(
     if let Some(gone) = record.targets.iter().find(|app| !live.contains(&app.id)) {
         return Err(Error::not_found("app", &gone.name));
     }
-    let now = store::queue_clock(tx.connection()).await?;
     let id = record.id;
     let awaiting_approval = record.required_approvals > 0;
     // Targets join their apps' queues now, at the end, so what each waits behind is known
@@ -86,77 +87,49 @@ pub async fn create_promotion(
     } else {
         queued_behind_each(tx.connection(), &target_ids, QueuePlace::New).await?
     };
-    let target_rows: Vec<(Uuid, &ResourceRef)> = record
-        .targets
-        .iter()
-        .map(|app| (Uuid::new_v4(), app))
-        .collect();
     let status = if awaiting_approval {
         PromotionStatus::AwaitingApproval
     } else {
         PromotionStatus::Pending
     };
-    let row = promotion::ActiveModel {
-        id: Set(id),
-        pipeline_id: Set(record.pipeline.id),
-        source_app_id: Set(record.source_app.id),
-        source_release_id: Set(record.source_release_id),
-        status: Set(status.as_str().to_owned()),
-        safe: Set(record.safe),
-        created_by: Set(record.created_by),
-        overridden_checks: Set(record.overridden_checks),
-        request_id: Set(record.idempotency.as_ref().map(|(key, _)| key.clone())),
-        request_fingerprint: Set(record.idempotency.map(|(_, print)| print)),
-        event_count: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-        cancel_requested_at: Set(None),
-        required_approvals: Set(record.required_approvals as i32),
-        triggered_by: Set(record.triggered_by),
-    };
-    let stored = match row.insert(tx.connection()).await {
-        Ok(stored) => stored,
-        Err(error) if is_unique_violation(&error) => return Ok(None),
-        Err(error) => return Err(error.into()),
-    };
-    // In statements of at most 1,000 rows, well within both databases' parameter limits.
-    let targets: Vec<promotion_target::ActiveModel> = target_rows
+    // Stamped with the queue's clock below; every time in these rows is that one.
+    let now = store::now();
+    let targets: Vec<promotion_target::Model> = record
+        .targets
         .iter()
         .enumerate()
-        .map(
-            |(position, (target_id, app))| promotion_target::ActiveModel {
-                id: Set(*target_id),
-                promotion_id: Set(id),
-                app_id: Set(app.id),
-                position: Set(position as i32),
-                status: Set(TargetStatus::Pending.as_str().to_owned()),
-                release_id: Set(None),
-                error_message: Set(String::new()),
-                queued_behind: Set(blockers.get(&app.id).map(|blocker| blocker.id())),
-                lease_owner: Set(None),
-                lease_expires_at: Set(None),
-                attempts: Set(0),
-                app_deleted: Set(false),
-                queued_at: Set((!awaiting_approval).then_some(now)),
-                created_at: Set(now),
-                updated_at: Set(now),
-            },
-        )
+        .map(|(position, app)| promotion_target::Model {
+            id: Uuid::new_v4(),
+            promotion_id: id,
+            app_id: app.id,
+            position: position as i32,
+            status: TargetStatus::Pending.as_str().to_owned(),
+            release_id: None,
+            error_message: String::new(),
+            queued_behind: blockers.get(&app.id).map(|blocker| blocker.id()),
+            lease_owner: None,
+            lease_expires_at: None,
+            attempts: 0,
+            app_deleted: false,
+            queued_at: (!awaiting_approval).then_some(now),
+            created_at: now,
+            updated_at: now,
+        })
         .collect();
-    for rows in targets.chunks(1_000) {
-        promotion_target::Entity::insert_many(rows.iter().cloned())
-            .exec_without_returning(tx.connection())
-            .await?;
-    }
     let mut events = vec![EventDraft::about_promotion(
         EventKind::PromotionCreated,
         record.message,
     )];
-    events.extend(target_rows.iter().filter_map(|(target_id, app)| {
-        let blocker = *blockers.get(&app.id)?;
-        Some(queued_event(*target_id, (*app).clone(), blocker))
-    }));
+    events.extend(
+        record
+            .targets
+            .iter()
+            .zip(&targets)
+            .filter_map(|(app, target)| {
+                let blocker = *blockers.get(&app.id)?;
+                Some(queued_event(target.id, app.clone(), blocker))
+            }),
+    );
     if awaiting_approval {
         events.push(EventDraft::about_promotion(
             EventKind::PromotionAwaitingApproval,
@@ -171,6 +144,93 @@ pub async fn create_promotion(
             ),
         ));
     }
+    let row = promotion::Model {
+        id,
+        pipeline_id: record.pipeline.id,
+        source_app_id: record.source_app.id,
+        source_release_id: record.source_release_id,
+        status: status.as_str().to_owned(),
+        safe: record.safe,
+        created_by: record.created_by,
+        overridden_checks: record.overridden_checks,
+        request_id: record.idempotency.as_ref().map(|(key, _)| key.clone()),
+        request_fingerprint: record.idempotency.map(|(_, print)| print),
+        event_count: 0,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        cancel_requested_at: None,
+        required_approvals: record.required_approvals as i32,
+        triggered_by: record.triggered_by,
+    };
+    let stored = if tx.connection().get_database_backend() == DbBackend::Postgres
+        && !targets.is_empty()
+        && targets.len() <= store_at_once::MOST_TARGETS
+    {
+        store_at_once::store(tx, row, targets, events).await
+    } else {
+        store_step_by_step(tx, row, targets, events).await
+    };
+    match stored {
+        Ok(stored) => Ok(Some(stored)),
+        Err(StoreError::RequestIdTaken) => Ok(None),
+        Err(StoreError::Other(error)) => Err(error),
+    }
+}
+
+/// Why storing a new promotion failed.
+pub(super) enum StoreError {
+    /// Another request took the idempotency key first.
+    RequestIdTaken,
+    Other(Error),
+}
+
+impl From<sea_orm::DbErr> for StoreError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        if is_unique_violation(&error) {
+            StoreError::RequestIdTaken
+        } else {
+            StoreError::Other(error.into())
+        }
+    }
+}
+
+impl From<Error> for StoreError {
+    fn from(error: Error) -> Self {
+        StoreError::Other(error)
+    }
+}
+
+/// Stores the promotion, its targets (in statements of at most 1,000 rows, well within
+/// both databases' parameter limits) and its first events one statement after the other,
+/// stamped with the queue's clock.
+async fn store_step_by_step(
+    tx: &mut Transaction,
+    mut row: promotion::Model,
+    mut targets: Vec<promotion_target::Model>,
+    events: Vec<EventDraft>,
+) -> Result<promotion::Model, StoreError> {
+    let now = store::queue_clock(tx.connection()).await?;
+    row.created_at = now;
+    row.updated_at = now;
+    for target in &mut targets {
+        target.queued_at = target.queued_at.map(|_| now);
+        target.created_at = now;
+        target.updated_at = now;
+    }
+    let id = row.id;
+    let stored = promotion::ActiveModel::from(row)
+        .insert(tx.connection())
+        .await?;
+    for rows in targets.chunks(1_000) {
+        promotion_target::Entity::insert_many(
+            rows.iter()
+                .cloned()
+                .map(promotion_target::ActiveModel::from),
+        )
+        .exec_without_returning(tx.connection())
+        .await?;
+    }
     append_all(tx, id, events).await?;
-    Ok(Some(stored))
+    Ok(stored)
 }

@@ -165,8 +165,23 @@ pub(super) async fn append_changing_status(
     if drafts.is_empty() {
         return Ok(());
     }
-    let now = store::now();
-    let rows: Vec<promotion_event::Model> = drafts
+    let rows = event_rows(promotion_id, drafts, store::now());
+    let db = tx.connection();
+    let stored = if db.get_database_backend() == DbBackend::Postgres {
+        append_in_one_statement(db, promotion_id, rows, change).await?
+    } else {
+        append_in_three_statements(db, promotion_id, rows, change).await?
+    };
+    record_stored(tx, stored)
+}
+
+/// The rows of events about to be stored, not numbered yet (sequence 0), stamped `now`.
+pub(super) fn event_rows(
+    promotion_id: Uuid,
+    drafts: Vec<EventDraft>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<promotion_event::Model> {
+    drafts
         .into_iter()
         .map(|draft| promotion_event::Model {
             id: Uuid::new_v4(),
@@ -192,13 +207,14 @@ pub(super) async fn append_changing_status(
             actor: draft.actor,
             comment: draft.comment,
         })
-        .collect();
-    let db = tx.connection();
-    let stored = if db.get_database_backend() == DbBackend::Postgres {
-        append_in_one_statement(db, promotion_id, rows, change).await?
-    } else {
-        append_in_three_statements(db, promotion_id, rows, change).await?
-    };
+        .collect()
+}
+
+/// Keeps stored events, in order, to publish when the transaction commits.
+pub(super) fn record_stored(
+    tx: &mut Transaction,
+    stored: Vec<promotion_event::Model>,
+) -> Result<()> {
     for row in stored {
         tx.events.push(event_view(row)?);
     }
