@@ -15,7 +15,7 @@ use pipelines::proto::{
     promotion_service_client::PromotionServiceClient, release_service_client::ReleaseServiceClient,
     CreateAppRequest, CreateCouplingRequest, CreatePipelineRequest, CreatePromotionRequest,
     CreateReleaseRequest, GetPromotionRequest, ListPromotionTargetsRequest, ListPromotionsRequest,
-    ListReleasesRequest, PromotionStatus, ReleaseState, Stage, WatchPromotionRequest,
+    ListReleasesRequest, PromotionStatus, Release, ReleaseState, Stage, WatchPromotionRequest,
 };
 use tonic::transport::Channel;
 
@@ -204,6 +204,32 @@ async fn wait_until_final(channel: Channel, id: &str, deadline: Duration) -> i32
     }
 }
 
+/// Waits until the webhook has received `count` deployments.
+async fn until_delivered(receiver: &WebhookReceiver, count: usize) {
+    let started = Instant::now();
+    while receiver.total() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "only {} of {count} deployments reached the webhook",
+            receiver.total()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The app's releases, newest first.
+async fn releases_of(channel: &Channel, app: &str) -> Vec<Release> {
+    ReleaseServiceClient::new(channel.clone())
+        .list_releases(ListReleasesRequest {
+            app: app.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("list releases")
+        .into_inner()
+        .releases
+}
+
 #[tokio::test]
 async fn a_killed_server_is_recovered_by_the_next_one() {
     let database = fresh_database().await;
@@ -217,14 +243,7 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
         promotions.push(promote(channel.clone(), apps.clone()).await);
     }
     // Kill it in the middle of the work.
-    let started = Instant::now();
-    while receiver.total() < 5 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no deployments happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_delivered(&receiver, 5).await;
     first.kill();
     let delivered_before_the_kill = receiver.total();
     assert!(
@@ -238,17 +257,9 @@ async fn a_killed_server_is_recovered_by_the_next_one() {
         let status = wait_until_final(channel.clone(), id, Duration::from_secs(90)).await;
         assert_eq!(status, PromotionStatus::Successful as i32, "promotion {id}");
     }
-    let mut releases = ReleaseServiceClient::new(channel.clone());
     for app in &apps {
-        let versions: Vec<i64> = releases
-            .list_releases(ListReleasesRequest {
-                app: app.clone(),
-                ..Default::default()
-            })
+        let versions: Vec<i64> = releases_of(&channel, app)
             .await
-            .unwrap()
-            .into_inner()
-            .releases
             .iter()
             .map(|r| r.version)
             .collect();
@@ -290,31 +301,15 @@ async fn targets_started_elsewhere_are_resumed_by_the_local_deployer() {
     let channel = first.channel().await;
     let apps = setup(channel.clone(), 2).await;
     let id = promote(channel, apps.clone()).await;
-    let started = Instant::now();
-    while receiver.total() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the targets did not reach the webhook"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_delivered(&receiver, 2).await;
     first.kill();
 
     let second = ServerProcess::start_local(&database.url, &["--lease-seconds", "2"]).await;
     let channel = second.channel().await;
     let status = wait_until_final(channel.clone(), &id, Duration::from_secs(60)).await;
     assert_eq!(status, PromotionStatus::Successful as i32);
-    let mut releases = ReleaseServiceClient::new(channel.clone());
     for app in &apps {
-        let listed = releases
-            .list_releases(ListReleasesRequest {
-                app: app.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .releases;
+        let listed = releases_of(&channel, app).await;
         assert_eq!(listed.len(), 1, "{app}: the release made before is reused");
         assert_eq!(listed[0].status, ReleaseState::Succeeded as i32, "{app}");
     }

@@ -41,6 +41,21 @@ async fn pass_ci_test(app: &TestApp, app_name: &str, release_id: &str) {
         .expect("post status");
 }
 
+/// Creates the promotion and watches it to its end.
+async fn promote_to_the_end(app: &TestApp, request: CreatePromotionRequest) {
+    let created = app
+        .promotions
+        .clone()
+        .create_promotion(request)
+        .await
+        .expect("promote")
+        .into_inner();
+    let Some(Created::Promotion(created)) = created.result else {
+        panic!("no promotion: {created:?}");
+    };
+    app.watch_to_end(&created.id).await;
+}
+
 /// A promotion of `shop-dev`'s current release to its next stage.
 fn promote_shop_dev() -> CreatePromotionRequest {
     CreatePromotionRequest {
@@ -110,17 +125,7 @@ async fn a_promotion_that_succeeds_is_read_back_as_the_current_release() {
     // as soon as the watcher saw the promotion finish.
     let promoted = app.create_release("shop-dev", "shop:1").await;
     pass_ci_test(&app, "shop-dev", &promoted.id).await;
-    let created = app
-        .promotions
-        .clone()
-        .create_promotion(promote_shop_dev())
-        .await
-        .expect("promote")
-        .into_inner();
-    let Some(Created::Promotion(created)) = created.result else {
-        panic!("no promotion: {created:?}");
-    };
-    app.watch_to_end(&created.id).await;
+    promote_to_the_end(&app, promote_shop_dev()).await;
     assert_eq!(
         current_versions(&app, "shop").await,
         [
@@ -128,6 +133,71 @@ async fn a_promotion_that_succeeds_is_read_back_as_the_current_release() {
             ("shop-stg".to_owned(), Some(1))
         ]
     );
+}
+
+/// A create resolves its apps from memory only when memory is fresh: a coupling removed a
+/// moment ago on this process refuses the very next promotion to that app, over gRPC and
+/// over REST.
+#[tokio::test]
+async fn a_create_never_resolves_an_app_from_a_coupling_just_removed() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    let release = app.create_release("shop-dev", "shop:1").await;
+    pass_ci_test(&app, "shop-dev", &release.id).await;
+    let to_staging = || CreatePromotionRequest {
+        targets: vec!["shop-stg".into()],
+        ..promote_shop_dev()
+    };
+    // Memory holds the pipeline and both apps, and answers this one.
+    promote_to_the_end(&app, to_staging()).await;
+    // A read after it finished leaves memory holding everything, fresh.
+    assert_eq!(current_versions(&app, "shop").await.len(), 2);
+    let (status, couplings) = app
+        .call(
+            reqwest::Method::GET,
+            "/apps/shop-stg/pipeline-couplings",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{couplings}");
+    let coupling = couplings["id"].as_str().expect("coupling id").to_owned();
+    let (status, body) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/pipeline-couplings/{coupling}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let refused = app
+        .promotions
+        .clone()
+        .create_promotion(to_staging())
+        .await
+        .expect_err("shop-stg is no longer coupled");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("targets[0]") && refused.message().contains("not coupled"),
+        "{}",
+        refused.message()
+    );
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/pipeline-promotions",
+            Some(serde_json::json!({
+                "pipeline": {"id": "shop"},
+                "source": {"app": {"id": "shop-dev"}},
+                "targets": [{"app": {"id": "shop-stg"}}],
+            })),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("not coupled"), "{body}");
 }
 
 #[tokio::test]
