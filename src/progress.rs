@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use uuid::Uuid;
 
 use crate::{
-    error::Result,
+    error::{Error, Result},
     lifecycle::events_after,
     read_model::{self, ReadModel},
     store,
@@ -290,29 +290,61 @@ fn take_new(events: Vec<PromotionEventView>, last: &mut i64) -> (Vec<PromotionEv
     (fresh, false)
 }
 
-/// Runs a watch: sends the history after `after`, then live events, and ends after
+/// A watch opened on a promotion and not run yet: subscribed to its live events, with the
+/// history after `after` read once subscribed, so that nothing committed in between is
+/// missed.
+pub struct OpenedWatch {
+    promotion_id: Uuid,
+    after: i64,
+    live: Subscription,
+    history: Vec<PromotionEventView>,
+}
+
+impl OpenedWatch {
+    /// Whether the promotion has events after the watch's start. A promotion without
+    /// any may not exist, or may be finished with nothing more to tell.
+    pub fn has_history(&self) -> bool {
+        !self.history.is_empty()
+    }
+}
+
+/// Opens a watch on `promotion_id` from after sequence `after`.
+pub async fn open_watch(
+    db: &DatabaseConnection,
+    hub: &Arc<EventHub>,
+    promotion_id: Uuid,
+    after: i64,
+) -> Result<OpenedWatch> {
+    let live = hub
+        .subscribe(promotion_id)
+        .ok_or_else(|| Error::Internal("the event hub is unavailable".into()))?;
+    let history = events_after(db, promotion_id, after).await?;
+    Ok(OpenedWatch {
+        promotion_id,
+        after,
+        live,
+        history,
+    })
+}
+
+/// Runs an opened watch: sends its history, then live events, and ends after
 /// `promotion.finished`. It stops as soon as the receiver is dropped.
 pub fn watch(
     db: DatabaseConnection,
     hub: Arc<EventHub>,
-    promotion_id: Uuid,
-    after: i64,
+    opened: OpenedWatch,
     sink: mpsc::Sender<Result<PromotionEventView>>,
 ) {
+    let OpenedWatch {
+        promotion_id,
+        after,
+        mut live,
+        history,
+    } = opened;
     tokio::spawn(async move {
-        // Subscribe before reading history, so that nothing committed in between is missed.
-        let Some(mut live) = hub.subscribe(promotion_id) else {
-            return;
-        };
         let mut closing = hub.closing.subscribe();
         let mut last = after;
-        let mut pending = match events_after(&db, promotion_id, last).await {
-            Ok(history) => history,
-            Err(error) => {
-                let _ = sink.send(Err(error)).await;
-                return;
-            }
-        };
+        let mut pending = history;
         loop {
             let (batch, ended) = take_new(std::mem::take(&mut pending), &mut last);
             for event in batch {

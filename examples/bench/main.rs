@@ -8,6 +8,10 @@
 //! database (an SQLite file, and a new PostgreSQL database when BENCH_DATABASE_URL names a
 //! server where the role may create databases), and drives it over gRPC on loopback.
 //! Machines here are noisy: compare rows of one run with each other, not across runs.
+//!
+//! For profiling: `BENCH_THROUGHPUT_ROUNDS=N` measures N rounds in the throughput row
+//! (a steady load to attach `perf` to), and `BENCH_KEEP_DATABASES=1` keeps the
+//! PostgreSQL databases it made, so their rows (event times, say) can be examined.
 
 use std::{
     net::SocketAddr,
@@ -67,6 +71,10 @@ async fn drop_created_databases(admin_url: &str) -> BenchResult<()> {
             .lock()
             .map_err(|_| "database list poisoned")?,
     );
+    if std::env::var_os("BENCH_KEEP_DATABASES").is_some() {
+        eprintln!("kept databases: {names:?}");
+        return Ok(());
+    }
     let admin = Database::connect(admin_url).await?;
     for name in names {
         admin
@@ -271,9 +279,16 @@ async fn promotion_throughput(backend: &Backend, count: usize) -> BenchResult<f6
     let channel = channel(&server).await?;
     let apps = setup(&channel, 20).await?;
     concurrent_promotions(&channel, &apps, count).await?;
+    // `BENCH_THROUGHPUT_ROUNDS` measures more rounds than one, for profiling a steady load.
+    let rounds: usize = std::env::var("BENCH_THROUGHPUT_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(1);
     let started = Instant::now();
-    concurrent_promotions(&channel, &apps, count).await?;
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    for _ in 0..rounds {
+        concurrent_promotions(&channel, &apps, count).await?;
+    }
+    Ok((count * rounds) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Creates `count` one-target promotions over `apps` at once and follows each to its end.

@@ -1,22 +1,24 @@
 //! A claimed batch of fresh targets run start to finish in one transaction, for deployers
 //! that work within the database: nothing between the start and the outcome is visible
 //! to anyone else, so each target goes from `pending` straight to its outcome, its
-//! release linked in the same statement, and the promotion's status and every event
-//! (`target.running`, `target.release_created`, the outcome, `promotion.finished`) are
-//! written together. The events are the same, in the same order, as when the steps commit
-//! one by one.
+//! release made with its final state and linked in the same statement, and the
+//! promotion's status and every event (`target.running`, `target.release_created`, the
+//! outcome, `promotion.finished`) are written together. The events are the same, in the
+//! same order, as when the steps commit one by one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable, Statement,
+};
+use uuid::Uuid;
 
 use super::{
-    auto_promotion::record_triggers,
+    auto_promotion::{feeds_auto_promotion, record_feeding_triggers},
     events::{append_changing_status, promotion_end, EventDraft, StatusChange},
-    lock_promotion,
     targets::{
-        create_releases, delivery_trigger, outcome_event, record_target_outcomes,
-        release_created_event, running_event, set_release_states, OutcomeRecord,
+        delivery_trigger, number_releases, outcome_event, record_target_outcomes,
+        release_created_event, running_event, OutcomeRecord,
     },
     ClaimedTarget, DeployOutcome, DeployedTarget, Transaction,
 };
@@ -29,6 +31,7 @@ use crate::{
     store::{
         self,
         entities::{promotion, promotion_target, release},
+        Parameters,
     },
 };
 
@@ -47,13 +50,16 @@ pub struct StartedBatch {
     promotion: promotion::Model,
     /// Every target of the promotion, as read under its lock.
     all_targets: Vec<promotion_target::Model>,
-    /// The batch's targets with the releases made for them, in order.
+    /// The target apps whose releases can trigger an auto-promotion.
+    feeding_auto_promotion: HashSet<Uuid>,
+    /// The batch's targets with the releases they get, in order: numbered, not stored
+    /// until [`finish_at_once`] stores them with their outcomes.
     pub started: Vec<(ClaimedTarget, release::Model)>,
 }
 
 /// Locks the batch's apps (live, in id order) and then its promotion, as the lock order
-/// requires, and makes each target's release if every target is fresh: pending, with no
-/// release, leased by `worker`, its app live, and its promotion unfinished.
+/// requires, and numbers each target's release if every target is fresh: pending, with
+/// no release, leased by `worker`, its app live, and its promotion unfinished.
 pub async fn start_at_once(
     tx: &mut Transaction,
     worker: &str,
@@ -66,12 +72,12 @@ pub async fn start_at_once(
     app_ids.sort();
     app_ids.dedup();
     let live_apps = store::lock_live_apps(tx.connection(), &app_ids).await?;
-    let promotion = lock_promotion(tx, promotion_id).await?;
-    let all_targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .order_by_asc(promotion_target::Column::Position)
-        .all(tx.connection())
-        .await?;
+    let Locked {
+        promotion,
+        all_targets,
+        newest_versions,
+        feeding_auto_promotion,
+    } = lock_promotion_with_targets(tx.connection(), promotion_id).await?;
     let unfinished = PromotionStatus::parse(&promotion.status).is_some_and(|status| {
         matches!(status, PromotionStatus::Pending | PromotionStatus::Running)
     });
@@ -87,20 +93,21 @@ pub async fn start_at_once(
     if !unfinished || !claimed.iter().all(fresh) {
         return Ok(AtOnce::StepByStep(claimed));
     }
-    let releases =
-        create_releases(tx, claimed.iter().map(|c| c.new_release.clone()).collect()).await?;
+    let releases = number_releases(claimed.iter().map(|c| &c.new_release), &newest_versions);
     Ok(AtOnce::Started(Box::new(StartedBatch {
         promotion,
         all_targets,
+        feeding_auto_promotion,
         started: claimed.into_iter().zip(releases).collect(),
     })))
 }
 
-/// Records the outcomes of a started batch, one per target in order: each target moves
-/// from `pending` to its outcome with its release linked and its lease cleared, the
-/// releases take their states, and the promotion runs on or ends, with every event in one
-/// statement. A target taken over meanwhile fails the whole transaction, which the caller
-/// drops, so the batch is retried as it was claimed.
+/// Records the outcomes of a started batch, one per target in order: the releases are
+/// stored in their final states, each target moves from `pending` to its outcome with its
+/// release linked and its lease cleared, and the promotion runs on or ends, with every
+/// event in one statement. A target taken over meanwhile, or a version another release
+/// took meanwhile, fails the whole transaction, which the caller drops, so the batch is
+/// retried as it was claimed.
 pub async fn finish_at_once(
     tx: &mut Transaction,
     worker: &str,
@@ -110,6 +117,7 @@ pub async fn finish_at_once(
     let StartedBatch {
         promotion,
         mut all_targets,
+        feeding_auto_promotion,
         started,
     } = *batch;
     let deployed: Vec<DeployedTarget<'_>> = started
@@ -123,9 +131,8 @@ pub async fn finish_at_once(
         })
         .collect();
     let described: Vec<OutcomeRecord> = deployed.iter().map(OutcomeRecord::of).collect();
-    let moved =
-        record_target_outcomes(tx, worker, &deployed, &described, TargetStatus::Pending).await?;
-    if moved.len() != deployed.len() {
+    let moved = store_outcomes(tx, worker, &deployed, &described).await?;
+    if moved != deployed.len() {
         return Err(Error::Internal(format!(
             "promotion {}: a target was taken over while it deployed",
             promotion.id
@@ -139,15 +146,12 @@ pub async fn finish_at_once(
             .map(|(c, release)| release_created_event(c, release)),
     );
     let mut triggers = Vec::new();
-    let mut release_states: HashMap<ReleaseState, Vec<_>> = HashMap::new();
     for (done, record) in deployed.iter().zip(described) {
-        if record.release_state == ReleaseState::Succeeded {
+        if record.release_state == ReleaseState::Succeeded
+            && feeding_auto_promotion.contains(&done.app.id)
+        {
             triggers.push(delivery_trigger(&promotion, done.app, done.release));
         }
-        release_states
-            .entry(record.release_state)
-            .or_default()
-            .push(done.release.id);
         if let Some(row) = all_targets.iter_mut().find(|row| row.id == done.target.id) {
             row.status = record.target_status.as_str().to_owned();
         }
@@ -158,7 +162,6 @@ pub async fn finish_at_once(
             record.message,
         ));
     }
-    set_release_states(tx, release_states).await?;
 
     // Every event so far reports the promotion running; `promotion.finished`, if it ends
     // now, reports the status it ends with.
@@ -184,6 +187,164 @@ pub async fn finish_at_once(
         },
     };
     append_changing_status(tx, promotion.id, events, Some(change)).await?;
-    tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
+    if !triggers.is_empty() {
+        tx.wake_engine |= record_feeding_triggers(tx.connection(), triggers).await?;
+    }
     Ok(())
+}
+
+/// The promotion, locked, with every target of it in order, the newest release version
+/// of each target's app, and which of those apps feed auto-promotion.
+struct Locked {
+    promotion: promotion::Model,
+    all_targets: Vec<promotion_target::Model>,
+    newest_versions: HashMap<Uuid, Option<i64>>,
+    feeding_auto_promotion: HashSet<Uuid>,
+}
+
+/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its targets,
+/// their apps' newest release versions and whether each app feeds auto-promotion, in one
+/// statement.
+async fn lock_promotion_with_targets(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Locked> {
+    fn columns<C: Iterable + IdenStatic>(table: &str) -> String {
+        C::iter()
+            .map(|column| format!("{table}.\"{0}\" AS \"{table}_{0}\"", column.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let backend = db.get_database_backend();
+    let (id_placeholder, lock) = match backend {
+        DbBackend::Postgres => ("$1", " FOR UPDATE OF p"),
+        _ => ("?", ""),
+    };
+    let sql = format!(
+        "SELECT {}, {}, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = t.app_id) \
+         AS newest_version, {} AS feeds_auto_promotion \
+         FROM promotions p JOIN promotion_targets t ON t.promotion_id = p.id \
+         WHERE p.id = {id_placeholder} ORDER BY t.\"position\"{lock}",
+        columns::<promotion::Column>("p"),
+        columns::<promotion_target::Column>("t"),
+        feeds_auto_promotion("t.app_id"),
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [promotion_id.into()],
+        ))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Err(Error::not_found("promotion", &promotion_id.to_string()));
+    };
+    let promotion = promotion::Model::from_query_result(first, "p_")?;
+    let mut all_targets = Vec::with_capacity(rows.len());
+    let mut newest_versions = HashMap::new();
+    let mut feeding_auto_promotion = HashSet::new();
+    for row in &rows {
+        let target = promotion_target::Model::from_query_result(row, "t_")?;
+        newest_versions.insert(target.app_id, row.try_get("", "newest_version")?);
+        if row.try_get("", "feeds_auto_promotion")? {
+            feeding_auto_promotion.insert(target.app_id);
+        }
+        all_targets.push(target);
+    }
+    Ok(Locked {
+        promotion,
+        all_targets,
+        newest_versions,
+        feeding_auto_promotion,
+    })
+}
+
+/// Stores the batch's releases in their final states and moves its targets from `pending`
+/// to their outcomes, each linked to its release with its lease cleared, guarded by the
+/// worker's lease. Returns how many targets moved.
+///
+/// One statement on PostgreSQL, where a version another release took meanwhile leaves its
+/// target unmoved; on SQLite, which has one writer, an insert and an update.
+async fn store_outcomes(
+    tx: &Transaction,
+    worker: &str,
+    deployed: &[DeployedTarget<'_>],
+    described: &[OutcomeRecord],
+) -> Result<usize> {
+    let releases = deployed
+        .iter()
+        .zip(described)
+        .map(|(done, record)| release::Model {
+            status: record.release_state.as_str().to_owned(),
+            ..done.release.clone()
+        });
+    let db = tx.connection();
+    if db.get_database_backend() != DbBackend::Postgres {
+        release::Entity::insert_many(releases.map(release::ActiveModel::from))
+            .exec_without_returning(db)
+            .await?;
+        let moved =
+            record_target_outcomes(tx, worker, deployed, described, TargetStatus::Pending).await?;
+        return Ok(moved.len());
+    }
+    let mut p = Parameters::default();
+    let made: Vec<String> = releases
+        .map(|release| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                p.bind(release.id, "uuid"),
+                p.bind(release.app_id, "uuid"),
+                p.bind(release.version, "bigint"),
+                p.bind(release.image, "text"),
+                p.bind(release.description, "text"),
+                p.bind(release.status, "text"),
+                p.bind(release.promoted_from_app_id, "uuid"),
+                p.bind(release.promoted_from_release_id, "uuid"),
+                p.bind(release.promoted_from_promotion_id, "uuid"),
+                p.bind(release.promotion_target_id, "uuid"),
+                p.bind(release.created_at, "timestamptz"),
+                p.bind(release.updated_at, "timestamptz"),
+            )
+        })
+        .collect();
+    let outcomes: Vec<String> = deployed
+        .iter()
+        .zip(described)
+        .map(|(done, record)| {
+            format!(
+                "({}, {}, {})",
+                p.bind(done.target.id, "uuid"),
+                p.bind(record.target_status.as_str(), "text"),
+                p.bind(record.error_message.clone(), "text"),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH made AS (INSERT INTO releases (id, app_id, version, image, description, status, \
+         promoted_from_app_id, promoted_from_release_id, promoted_from_promotion_id, \
+         promotion_target_id, created_at, updated_at) VALUES {} \
+         ON CONFLICT (app_id, version) DO NOTHING RETURNING id, promotion_target_id), \
+         moved AS (UPDATE promotion_targets t SET status = v.status, \
+         error_message = v.error_message, release_id = made.id, lease_owner = NULL, \
+         lease_expires_at = NULL, updated_at = {} \
+         FROM (VALUES {}) AS v(id, status, error_message) \
+         JOIN made ON made.promotion_target_id = v.id \
+         WHERE t.id = v.id AND t.status = {} AND t.lease_owner = {} RETURNING t.id) \
+         SELECT count(*) AS moved FROM moved",
+        made.join(", "),
+        p.bind(store::now(), "timestamptz"),
+        outcomes.join(", "),
+        p.bind(TargetStatus::Pending.as_str(), "text"),
+        p.bind(worker.to_owned(), "text"),
+    );
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            p.values,
+        ))
+        .await?
+        .ok_or_else(|| Error::Internal("storing outcomes returned no row".into()))?;
+    let moved: i64 = row.try_get("", "moved")?;
+    Ok(usize::try_from(moved).unwrap_or(0))
 }

@@ -44,6 +44,33 @@ pub struct Trigger {
     pub reason: String,
 }
 
+/// The join condition of coupling `n` with coupling `c`: `n` is in `c`'s pipeline, at the
+/// stage after `c`'s, and auto-promotes (`n.auto_promote` = the SQL `true_value`).
+fn next_stage_auto_promotes(true_value: &str) -> String {
+    let next_stage = Stage::ALL
+        .iter()
+        .filter_map(|stage| {
+            stage
+                .next()
+                .map(|next| format!("WHEN '{}' THEN '{}'", stage.as_str(), next.as_str()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "n.pipeline_id = c.pipeline_id AND n.auto_promote = {true_value} \
+         AND n.stage = (CASE c.stage {next_stage} END)"
+    )
+}
+
+/// An SQL condition, true when the app whose id is the SQL `app_id` feeds an
+/// auto-promote coupling (see [`record_triggers`]).
+pub(super) fn feeds_auto_promotion(app_id: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM couplings c JOIN couplings n ON {} WHERE c.app_id = {app_id})",
+        next_stage_auto_promotes("TRUE")
+    )
+}
+
 /// Of `apps`, those whose next stage in their pipeline has an auto-promote coupling: the
 /// only apps whose changes can trigger anything. One query.
 async fn apps_feeding_auto_promotion(
@@ -58,23 +85,12 @@ async fn apps_feeding_auto_promotion(
         DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
     };
-    let next_stage = Stage::ALL
-        .iter()
-        .filter_map(|stage| {
-            stage
-                .next()
-                .map(|next| format!("WHEN '{}' THEN '{}'", stage.as_str(), next.as_str()))
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
     // Placeholders in the order they appear: SQLite numbers them by position.
     let ids: Vec<String> = (2..=apps.len() + 1).map(placeholder).collect();
     let sql = format!(
-        "SELECT DISTINCT c.app_id FROM couplings c JOIN couplings n \
-         ON n.pipeline_id = c.pipeline_id AND n.auto_promote = {} \
-         AND n.stage = (CASE c.stage {next_stage} END) \
+        "SELECT DISTINCT c.app_id FROM couplings c JOIN couplings n ON {} \
          WHERE c.app_id IN ({})",
-        placeholder(1),
+        next_stage_auto_promotes(&placeholder(1)),
         ids.join(", ")
     );
     let mut values: Vec<sea_orm::Value> = vec![true.into()];
@@ -92,10 +108,25 @@ async fn apps_feeding_auto_promotion(
 pub async fn record_triggers(db: &impl ConnectionTrait, triggers: Vec<Trigger>) -> Result<bool> {
     let apps: Vec<Uuid> = triggers.iter().map(|t| t.app_id).collect();
     let feeding = apps_feeding_auto_promotion(db, &apps).await?;
+    record_feeding_triggers(
+        db,
+        triggers
+            .into_iter()
+            .filter(|trigger| feeding.contains(&trigger.app_id))
+            .collect(),
+    )
+    .await
+}
+
+/// Writes triggers already known to feed auto-promotion (see [`feeds_auto_promotion`]),
+/// like [`record_triggers`].
+pub(super) async fn record_feeding_triggers(
+    db: &impl ConnectionTrait,
+    triggers: Vec<Trigger>,
+) -> Result<bool> {
     let now = store::now();
     let rows: Vec<auto_promotion_trigger::ActiveModel> = triggers
         .into_iter()
-        .filter(|trigger| feeding.contains(&trigger.app_id))
         .map(|trigger| {
             auto_promotion_trigger::Model {
                 id: Uuid::new_v4(),

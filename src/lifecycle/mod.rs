@@ -6,7 +6,10 @@
 //! One lock order holds everywhere, so that concurrent transitions wait for each other
 //! instead of deadlocking:
 //!
-//! 1. the app row, where its being live matters (deleting it, or releasing onto it);
+//! 1. the app row, where its being live matters (deleting it, or releasing onto it), in
+//!    the mode that excludes only what must wait: a delete `FOR UPDATE`, work joining the
+//!    app's queue `FOR NO KEY UPDATE`, and the engine's steps on work already queued
+//!    `FOR KEY SHARE`, which a join does not wait for;
 //! 2. the promotion row ([`store::lock_promotion`]), before any of its targets;
 //! 3. its target rows, and rollback rows;
 //! 4. releases.

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    sea_query::{Alias, Expr, Query, SelectStatement},
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Alias, Expr, Query, SelectStatement, UnionType},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -111,44 +112,69 @@ struct QueueEntry {
 }
 
 /// The unfinished work on `apps` that comes before `key` in the queue (all of it for
-/// `None`), earliest first. Two queries, however many apps.
+/// `None`), earliest first. One query, however many apps.
 async fn queue_entries(
     db: &impl ConnectionTrait,
     apps: &[Uuid],
     key: Option<(DateTime<Utc>, Uuid)>,
 ) -> Result<Vec<QueueEntry>> {
-    let targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::AppId.is_in(apps.iter().copied()))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(earlier_than::<promotion_target::Entity>(
-            promotion_target::Column::PromotionId,
-            key,
-        ))
+    let mut query = unfinished_work::<promotion_target::Entity>(
+        apps,
+        key,
+        promotion_target::Column::PromotionId,
+        false,
+    );
+    query.union(
+        UnionType::All,
+        unfinished_work::<rollback::Entity>(apps, key, rollback::Column::Id, true),
+    );
+    let rows = QueueRow::find_by_statement(db.get_database_backend().build(&query))
         .all(db)
         .await?;
-    let rollbacks = rollback::Entity::find()
-        .filter(rollback::Column::AppId.is_in(apps.iter().copied()))
-        .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
-        .filter(earlier_than::<rollback::Entity>(rollback::Column::Id, key))
-        .all(db)
-        .await?;
-    let mut entries: Vec<QueueEntry> = targets
-        .iter()
-        .filter_map(|target| {
-            Some(QueueEntry {
-                app: target.app_id,
-                key: (target.queued_at?, target.promotion_id),
-                work: Blocker::Promotion(target.promotion_id),
-            })
+    let mut entries: Vec<QueueEntry> = rows
+        .into_iter()
+        .map(|row| QueueEntry {
+            app: row.app_id,
+            key: (row.queued_at, row.work),
+            work: if row.rollback {
+                Blocker::Rollback(row.work)
+            } else {
+                Blocker::Promotion(row.work)
+            },
         })
-        .chain(rollbacks.iter().map(|rollback| QueueEntry {
-            app: rollback.app_id,
-            key: (rollback.created_at, rollback.id),
-            work: Blocker::Rollback(rollback.id),
-        }))
         .collect();
     entries.sort_by_key(|entry| entry.key);
     Ok(entries)
+}
+
+/// A row of [`unfinished_work`].
+#[derive(FromQueryResult)]
+struct QueueRow {
+    app_id: Uuid,
+    queued_at: DateTime<Utc>,
+    /// The promotion a target belongs to, or the rollback.
+    work: Uuid,
+    rollback: bool,
+}
+
+/// The unfinished work of one kind on `apps` before `key` in the queue, as [`QueueRow`]s;
+/// `work` names what a row stands for in the queue, and `rollback` which kind it is.
+fn unfinished_work<E: LeasedWork>(
+    apps: &[Uuid],
+    key: Option<(DateTime<Utc>, Uuid)>,
+    work: E::Column,
+    rollback: bool,
+) -> SelectStatement {
+    E::find()
+        .select_only()
+        .column_as(E::app_id(), "app_id")
+        .column_as(E::queued_at(), "queued_at")
+        .column_as(work, "work")
+        .expr_as(Expr::val(rollback), "rollback")
+        .filter(E::app_id().is_in(apps.iter().copied()))
+        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(earlier_than::<E>(work, key))
+        .into_query()
 }
 
 /// For each of `apps`, the earliest unfinished work on it that comes before `place` in the

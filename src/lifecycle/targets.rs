@@ -207,32 +207,7 @@ pub(super) async fn create_releases(
         .await?
         .into_iter()
         .collect();
-    let mut next: HashMap<Uuid, i64> = HashMap::new();
-    let now = store::now();
-    let models: Vec<release::Model> = news
-        .iter()
-        .map(|new| {
-            let version = next
-                .entry(new.app_id)
-                .or_insert_with(|| newest.get(&new.app_id).copied().flatten().unwrap_or(0) + 1);
-            let model = release::Model {
-                id: Uuid::new_v4(),
-                app_id: new.app_id,
-                version: *version,
-                image: new.image.clone(),
-                description: new.description.clone(),
-                status: new.status.to_owned(),
-                promoted_from_app_id: new.promoted_from_app_id,
-                promoted_from_release_id: new.promoted_from_release_id,
-                promoted_from_promotion_id: new.promoted_from_promotion_id,
-                promotion_target_id: new.promotion_target_id,
-                created_at: now,
-                updated_at: now,
-            };
-            *version += 1;
-            model
-        })
-        .collect();
+    let models = number_releases(news.iter(), &newest);
     // A version another release took meanwhile is skipped here, and that release is
     // created again with the next free version.
     let inserted: HashSet<Uuid> =
@@ -255,6 +230,38 @@ pub(super) async fn create_releases(
         }
     }
     Ok(created)
+}
+
+/// Releases for `news`, numbered from each app's `newest` version on (none: from 1),
+/// in order; not stored.
+pub(super) fn number_releases<'a>(
+    news: impl Iterator<Item = &'a NewRelease>,
+    newest: &HashMap<Uuid, Option<i64>>,
+) -> Vec<release::Model> {
+    let mut next: HashMap<Uuid, i64> = HashMap::new();
+    let now = store::now();
+    news.map(|new| {
+        let version = next
+            .entry(new.app_id)
+            .or_insert_with(|| newest.get(&new.app_id).copied().flatten().unwrap_or(0) + 1);
+        let model = release::Model {
+            id: Uuid::new_v4(),
+            app_id: new.app_id,
+            version: *version,
+            image: new.image.clone(),
+            description: new.description.clone(),
+            status: new.status.to_owned(),
+            promoted_from_app_id: new.promoted_from_app_id,
+            promoted_from_release_id: new.promoted_from_release_id,
+            promoted_from_promotion_id: new.promoted_from_promotion_id,
+            promotion_target_id: new.promotion_target_id,
+            created_at: now,
+            updated_at: now,
+        };
+        *version += 1;
+        model
+    })
+    .collect()
 }
 
 /// Links each target to the release created for it, in one statement, guarded like every

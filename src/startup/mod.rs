@@ -145,8 +145,15 @@ impl Application {
         }
         let hub = EventHub::new(Arc::clone(&read_model));
         let services = Services::new(db.clone(), Arc::clone(&hub));
+        let engine_db = store::connect_engine(
+            &settings.database_url,
+            &db,
+            settings.engine.max_parallel_targets,
+        )
+        .await
+        .map_err(StartupError::Database)?;
         let engine = Engine::new(
-            db.clone(),
+            engine_db,
             Arc::clone(&hub),
             deployer,
             settings.engine.clone(),

@@ -1,7 +1,10 @@
-//! Storage: the sea-orm entities, the connection and migrations, and the few queries that
-//! need to know which backend they run on. Nothing outside this module writes SQL.
+//! Storage: the sea-orm entities, the connection and migrations, and the SQL several
+//! modules share. A statement written for one transition sits beside that transition.
 
 pub mod entities;
+mod parameters;
+
+pub use parameters::Parameters;
 
 use std::time::Duration;
 
@@ -23,6 +26,34 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://pipelines.db?mode=rwc";
 /// writer at a time is what SQLite allows anyway, so requests queue in the pool instead of
 /// failing with `SQLITE_BUSY`.
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    connect_pool(url, REQUEST_POOL_SIZE).await
+}
+
+/// The most connections the request pool opens on PostgreSQL.
+const REQUEST_POOL_SIZE: u32 = 20;
+
+/// The engine's own connections: on PostgreSQL a pool of its own, so that requests queued
+/// for the request pool (a burst of creates, say) never hold back the steps that finish
+/// the work they queue behind. SQLite has one connection, which the engine shares.
+///
+/// The engine runs `parallel_targets` groups of steps at once, one statement at a time
+/// each, beside its claim loop and the announcements of waiting targets.
+pub async fn connect_engine(
+    url: &str,
+    requests: &DatabaseConnection,
+    parallel_targets: usize,
+) -> Result<DatabaseConnection, DbErr> {
+    if requests.get_database_backend() != DbBackend::Postgres {
+        return Ok(requests.clone());
+    }
+    let size = u32::try_from(parallel_targets)
+        .unwrap_or(u32::MAX)
+        .saturating_add(2);
+    connect_pool(url, size).await
+}
+
+/// Opens a pool of at most `size` connections to the database named by `url`.
+async fn connect_pool(url: &str, size: u32) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("postgres") {
         check_postgres_reachable(url).await?;
     }
@@ -34,7 +65,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     if url.starts_with("sqlite:") {
         options.max_connections(1).min_connections(1);
     } else {
-        options.max_connections(20).min_connections(1);
+        options.max_connections(size).min_connections(1);
     }
     let db = Database::connect(options)
         .await
@@ -137,14 +168,18 @@ pub async fn lock_live_app(
         .await
 }
 
-/// The ids of the live apps among `app_ids`, all locked like [`lock_live_app`] in one
-/// statement, in id order.
+/// The ids of the live apps among `app_ids`, locked against deletion in one statement,
+/// in id order, for work on the apps the queue has already ordered (the engine's steps).
+///
+/// `FOR KEY SHARE` on PostgreSQL: it waits for a delete ([`mark_deleted`] locks
+/// `FOR UPDATE`), but not for work joining the apps' queues
+/// ([`lock_apps_to_join_queues`]), which lines up behind this work and never changes it.
 pub async fn lock_live_apps(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, DbErr> {
     live_apps_in_id_order(app_ids)
-        .lock_shared()
+        .lock(sea_orm::sea_query::LockType::KeyShare)
         .into_tuple()
         .all(db)
         .await
@@ -162,16 +197,19 @@ fn live_apps_in_id_order(app_ids: &[Uuid]) -> sea_orm::Select<entities::app::Ent
         .order_by_asc(app::Column::Id)
 }
 
-/// The ids of the live apps among `app_ids`, locked for update in one statement in id
-/// order, for work about to join their queues: two transactions joining one app's queue
-/// take their places one after the other, each seeing the other's committed work (on
-/// SQLite, transactions are serialized anyway). Pair with [`queue_clock`].
+/// The ids of the live apps among `app_ids`, locked in one statement in id order, for
+/// work about to join their queues: two transactions joining one app's queue take their
+/// places one after the other, each seeing the other's committed work (on SQLite,
+/// transactions are serialized anyway). Pair with [`queue_clock`].
+///
+/// `FOR NO KEY UPDATE` on PostgreSQL: it excludes other joins and deletes, and lets the
+/// engine's steps on work already queued ([`lock_live_apps`]) go on meanwhile.
 pub async fn lock_apps_to_join_queues(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<Uuid>, DbErr> {
     live_apps_in_id_order(app_ids)
-        .lock_exclusive()
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
         .into_tuple()
         .all(db)
         .await
@@ -223,11 +261,24 @@ pub async fn lock_promotion(
 /// Marks a live app or pipeline row deleted. Exactly one of several concurrent deletes
 /// changes the row (the others wait for its lock and then find it deleted), so the
 /// caller knows whether it was the one.
+///
+/// The row is locked `FOR UPDATE` first, the one mode that waits for every other lock on
+/// it, the engine's `FOR KEY SHARE` ([`lock_live_apps`]) included: a delete never commits
+/// while a step on the app is under way.
 pub async fn mark_deleted<E>(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr>
 where
     E: EntityTrait,
     E::Column: SoftDeleteColumns,
 {
+    let locked = E::find()
+        .filter(E::Column::id().eq(id))
+        .filter(E::Column::deleted_at().is_null())
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    if locked.is_none() {
+        return Ok(false);
+    }
     let now = now();
     let result = E::update_many()
         .col_expr(E::Column::deleted_at(), Some(now).into())

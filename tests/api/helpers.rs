@@ -412,6 +412,8 @@ pub struct TestDeployer {
     /// Deploys within the database, as the embedded deployer does: the engine runs each
     /// batch in one transaction.
     within_the_database: bool,
+    /// Apps whose deployment began, before any gate.
+    pub arrived: Mutex<Vec<String>>,
     pub deployed: Mutex<Vec<String>>,
 }
 
@@ -444,6 +446,36 @@ impl TestDeployer {
         )
     }
 
+    /// Deploys within the database, each deployment waiting for a permit from the
+    /// returned gate.
+    pub fn gated_within_the_database() -> (Arc<Self>, Arc<tokio::sync::Semaphore>) {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        (
+            Arc::new(Self {
+                gate: Some(Arc::clone(&gate)),
+                within_the_database: true,
+                ..Default::default()
+            }),
+            gate,
+        )
+    }
+
+    /// Waits until a deployment to `app` has begun `times` times.
+    pub async fn until_arrived(&self, app: &str, times: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let arrived = self.arrived.lock().unwrap().clone();
+            if arrived.iter().filter(|name| *name == app).count() >= times {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no deployment to {app} began (arrived: {arrived:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn deployments(&self) -> Vec<String> {
         self.deployed.lock().unwrap().clone()
     }
@@ -456,6 +488,7 @@ impl Deployer for TestDeployer {
     }
 
     async fn deploy(&self, request: &DeployRequest) -> Result<(), DeployError> {
+        self.arrived.lock().unwrap().push(request.app_name.clone());
         if let Some(gate) = &self.gate {
             gate.acquire().await.expect("gate open").forget();
         }

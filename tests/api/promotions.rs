@@ -192,6 +192,83 @@ async fn a_promotion_runs_every_target_to_success() {
 /// With a deployer that works within the database, a claimed batch runs in one
 /// transaction; its events still tell every step, in order, each with the promotion's
 /// status when it happened.
+/// A release made on a target app while a batch run in one transaction deploys takes the
+/// version the batch numbered for it: the batch's transaction is dropped whole, and the
+/// retry takes the next version. Needs PostgreSQL: on SQLite's one connection the release
+/// would wait for the batch.
+#[tokio::test]
+async fn a_release_made_while_a_batch_deploys_sends_the_batch_round_again() {
+    let (deployer, gate) = TestDeployer::gated_within_the_database();
+    let app = spawn_app_deploying_with(deployer.clone()).await;
+    if !app.database.is_postgres() {
+        eprintln!("SKIPPED on SQLite: the racing release needs a second connection");
+        return;
+    }
+    shop(&app).await;
+    app.create_release("shop-dev", "shop:1").await;
+    let created = create(&app, promote("shop-dev")).await.unwrap();
+    deployer.until_arrived("shop-stg-a", 1).await;
+    let hotfix = app.create_release("shop-stg-a", "hotfix:1").await;
+    assert_eq!(hotfix.version, 1);
+    gate.add_permits(100);
+
+    let events = app.watch_to_end(&created.id).await;
+    let finished = app.finished_promotion(&created.id).await;
+    assert_eq!(finished.status, PromotionStatus::Successful as i32);
+    assert!(
+        deployer
+            .deployments()
+            .iter()
+            .filter(|name| *name == "shop-stg-a")
+            .count()
+            >= 2,
+        "the batch ran again: {:?}",
+        deployer.deployments()
+    );
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=events.len() as i64).collect::<Vec<i64>>());
+    let made: Vec<(String, i64)> = events
+        .iter()
+        .filter(|e| e.name == "target.release_created")
+        .map(|e| {
+            (
+                e.app.clone().unwrap().name,
+                e.release.clone().unwrap().version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        made,
+        [("shop-stg-a".to_owned(), 2), ("shop-stg-b".to_owned(), 1)]
+    );
+    let targets = app.targets_of(&created.id).await;
+    let linked: Vec<(i32, i64)> = targets
+        .iter()
+        .map(|t| (t.status, t.release.clone().unwrap().version))
+        .collect();
+    assert_eq!(
+        linked,
+        [
+            (TargetStatus::Succeeded as i32, 2),
+            (TargetStatus::Succeeded as i32, 1)
+        ]
+    );
+    let mut releases: Vec<(i64, String, i32)> = app
+        .releases_of("shop-stg-a")
+        .await
+        .into_iter()
+        .map(|r| (r.version, r.image, r.status))
+        .collect();
+    releases.sort();
+    assert_eq!(
+        releases,
+        [
+            (1, "hotfix:1".to_owned(), hotfix.status),
+            (2, "shop:1".to_owned(), ReleaseState::Succeeded as i32)
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_batch_run_in_one_transaction_tells_every_step() {
     let app =

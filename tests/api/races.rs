@@ -574,3 +574,53 @@ impl tonic::codec::Decoder for RawCodec {
         Ok(Some(bytes))
     }
 }
+
+/// The app row's lock modes on PostgreSQL: while an engine step holds an app
+/// (`store::lock_live_apps`), a promotion joining its queue goes ahead, and a delete waits
+/// until the step ends. (SQLite's one connection serializes every transaction.)
+#[tokio::test]
+async fn a_step_under_way_lets_joins_in_and_holds_deletes_back() {
+    use pipelines::store;
+    use sea_orm::TransactionTrait;
+
+    let app = spawn_app().await;
+    if !app.database.is_postgres() {
+        eprintln!("SKIPPED on SQLite: row lock modes need PostgreSQL");
+        return;
+    }
+    let id: uuid::Uuid = app.create_app("shop-stg").await.id.parse().unwrap();
+    let db = database_of(&app).await;
+
+    let step = db.begin().await.unwrap();
+    assert_eq!(store::lock_live_apps(&step, &[id]).await.unwrap(), [id]);
+
+    let join = db.begin().await.unwrap();
+    let joined = tokio::time::timeout(
+        Duration::from_secs(5),
+        store::lock_apps_to_join_queues(&join, &[id]),
+    )
+    .await
+    .expect("a join waited for the step")
+    .unwrap();
+    assert_eq!(joined, [id]);
+    join.rollback().await.unwrap();
+
+    let delete = db.begin().await.unwrap();
+    let deleting = tokio::spawn(async move {
+        let deleted = store::mark_deleted::<app::Entity>(&delete, id)
+            .await
+            .unwrap();
+        delete.commit().await.unwrap();
+        deleted
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !deleting.is_finished(),
+        "the delete did not wait for the step"
+    );
+    step.commit().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(5), deleting)
+        .await
+        .expect("the delete went on once the step ended")
+        .unwrap());
+}

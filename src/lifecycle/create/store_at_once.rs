@@ -1,7 +1,7 @@
 //! PostgreSQL: a new promotion, its targets and its first events in one statement, every
 //! time in them the database's clock read in that statement, after the caller's locks.
 
-use sea_orm::{DbBackend, EntityTrait, Statement, Value};
+use sea_orm::{DbBackend, EntityTrait, Statement};
 
 use super::StoreError;
 use crate::{
@@ -9,26 +9,15 @@ use crate::{
         events::{event_rows, record_stored, EventDraft},
         Transaction,
     },
-    store::entities::{promotion, promotion_event, promotion_target},
+    store::{
+        entities::{promotion, promotion_event, promotion_target},
+        Parameters,
+    },
 };
 
 /// The most targets stored this way: with their events, well within PostgreSQL's 65,535
 /// parameters. Larger promotions are stored step by step.
 pub(super) const MOST_TARGETS: usize = 1_000;
-
-/// Numbered parameters, bound in the order they are written into the statement.
-#[derive(Default)]
-struct Parameters {
-    values: Vec<Value>,
-}
-
-impl Parameters {
-    /// `$n::ty` for the next value.
-    fn bind(&mut self, value: impl Into<Value>, ty: &str) -> String {
-        self.values.push(value.into());
-        format!("${}::{ty}", self.values.len())
-    }
-}
 
 /// Stores `row` (its event count set here), `targets` and `events`, numbered from 1, and
 /// returns the promotion as stored.

@@ -129,7 +129,13 @@ impl Promotions {
             caller,
         )
         .await?;
-        let drift = config_drift(&self.db, &source, &targets, request.safety).await?;
+        // Drift refuses only a safe promotion, and is otherwise told only in a dry run's
+        // plan: other promotions have no use for the config keys.
+        let drift = if request.dry_run || request.safety == Safety::CheckConfigDrift {
+            config_drift(&self.db, &source, &targets, request.safety).await?
+        } else {
+            Vec::new()
+        };
         Ok(Validated {
             pipeline,
             source,

@@ -88,6 +88,13 @@ async fn status_verdicts(
     targets: &[ResolvedTarget],
     stage: Stage,
 ) -> Result<Vec<CheckVerdict>> {
+    let required: Vec<Vec<String>> = targets
+        .iter()
+        .map(|target| coupling_contexts(&target.coupling))
+        .collect::<Result<_>>()?;
+    if required.iter().all(Vec::is_empty) {
+        return Ok(Vec::new());
+    }
     let statuses: Vec<(String, StatusState)> = release_status::Entity::find()
         .filter(release_status::Column::ReleaseId.eq(release.id))
         .all(db)
@@ -104,8 +111,7 @@ async fn status_verdicts(
         .map(|(context, state)| (context.as_str(), *state))
         .collect();
     let mut verdicts = Vec::new();
-    for target in targets {
-        let required = coupling_contexts(&target.coupling)?;
+    for (target, required) in targets.iter().zip(required) {
         let unmet = unmet_contexts(&required, &statuses);
         for context in &required {
             verdicts.push(CheckVerdict {

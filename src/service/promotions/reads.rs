@@ -128,19 +128,20 @@ impl Promotions {
         if after_sequence < 0 {
             return Err(Error::invalid("after_sequence", "must not be negative"));
         }
-        let model = self.find(id).await?;
-        let finished = PromotionStatus::parse(&model.status).is_some_and(PromotionStatus::is_final);
-        if finished && after_sequence >= model.event_count {
-            return Ok(None);
+        let uuid = parse_uuid("id", id)?;
+        let opened = progress::open_watch(&self.db, &self.hub, uuid, after_sequence).await?;
+        if !opened.has_history() {
+            // Nothing to send yet: the promotion must exist, and a finished one has
+            // nothing more to tell.
+            let model = self.find(id).await?;
+            let finished =
+                PromotionStatus::parse(&model.status).is_some_and(PromotionStatus::is_final);
+            if finished && after_sequence >= model.event_count {
+                return Ok(None);
+            }
         }
         let (sink, events) = mpsc::channel(64);
-        progress::watch(
-            self.db.clone(),
-            Arc::clone(&self.hub),
-            model.id,
-            after_sequence,
-            sink,
-        );
+        progress::watch(self.db.clone(), Arc::clone(&self.hub), opened, sink);
         Ok(Some(events))
     }
 }
