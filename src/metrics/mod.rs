@@ -7,9 +7,9 @@ use std::{sync::OnceLock, time::Duration};
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::{domain::promotion::EventKind, views::PromotionEventView};
+use crate::{domain::promotion::EventKind, store::Pools, views::PromotionEventView};
 
 mod requests;
 
@@ -106,11 +106,11 @@ fn describe() {
     );
     describe_gauge!(
         "pipelines_db_pool_connections",
-        "Database connections of this process's pool, by state (in_use or idle)"
+        "Database connections of this process's pools, by pool (requests, or the engine's on PostgreSQL) and state (in_use or idle)"
     );
     describe_gauge!(
         "pipelines_db_pool_max_connections",
-        "The most connections this process's pool opens"
+        "The most connections each pool of this process opens"
     );
     describe_counter!(
         "pipelines_read_model_reloads_total",
@@ -186,32 +186,35 @@ pub fn record_lease_renewal(kept: bool) {
     }
 }
 
-/// Reads the gauges that live in the database and the pool's state. A database that does
-/// not answer leaves the gauges as they were; the scrape still succeeds.
-async fn refresh_gauges(db: &DatabaseConnection) {
-    let pool = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let pool = db.get_postgres_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            )
-        }
-        _ => {
-            let pool = db.get_sqlite_connection_pool();
-            (
-                pool.size(),
-                pool.num_idle(),
-                pool.options().get_max_connections(),
-            )
-        }
-    };
-    let (size, idle, max) = pool;
-    let in_use = (size as usize).saturating_sub(idle);
-    gauge!("pipelines_db_pool_connections", "state" => "in_use").set(in_use as f64);
-    gauge!("pipelines_db_pool_connections", "state" => "idle").set(idle as f64);
-    gauge!("pipelines_db_pool_max_connections").set(max as f64);
+/// Reads the gauges that live in the database and the pools' states. A database that
+/// does not answer leaves the gauges as they were; the scrape still succeeds.
+async fn refresh_gauges(pools: &Pools) {
+    for (name, db) in pools.named() {
+        let (size, idle, max) = match db.get_database_backend() {
+            DbBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            _ => {
+                let pool = db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        };
+        let in_use = (size as usize).saturating_sub(idle);
+        gauge!("pipelines_db_pool_connections", "pool" => name, "state" => "in_use")
+            .set(in_use as f64);
+        gauge!("pipelines_db_pool_connections", "pool" => name, "state" => "idle").set(idle as f64);
+        gauge!("pipelines_db_pool_max_connections", "pool" => name).set(max as f64);
+    }
+    let db = &pools.requests;
 
     let query = "SELECT \
         (SELECT count(*) FROM promotion_targets WHERE status = 'pending') AS pending, \
@@ -236,9 +239,9 @@ async fn refresh_gauges(db: &DatabaseConnection) {
 }
 
 /// The text exposition of every series, after refreshing the database gauges.
-pub async fn render(db: &DatabaseConnection) -> Option<String> {
+pub async fn render(pools: &Pools) -> Option<String> {
     let handle = handle()?;
-    refresh_gauges(db).await;
+    refresh_gauges(pools).await;
     handle.run_upkeep();
     Some(handle.render())
 }

@@ -19,12 +19,14 @@ use axum::{
     routing::get,
     Json, Router,
 };
-use sea_orm::DatabaseConnection;
 use std::sync::{atomic::AtomicBool, Arc};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use self::{error::ApiError, extract::MAX_BODY_BYTES};
-use crate::service::{Page, PageRequest, Services};
+use crate::{
+    service::{Page, PageRequest, Services},
+    store::Pools,
+};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -36,7 +38,7 @@ pub(crate) struct GatewayState(Arc<Gateway>);
 pub(crate) struct Gateway {
     services: Services,
     database_up: Arc<AtomicBool>,
-    db: DatabaseConnection,
+    pools: Pools,
 }
 
 impl std::ops::Deref for GatewayState {
@@ -49,7 +51,7 @@ impl std::ops::Deref for GatewayState {
 
 /// The gateway's routes, and the OpenAPI document generated from their annotations, served
 /// at `/openapi.json`. Unknown paths and methods answer in the gateway's error shape.
-pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConnection) -> Router {
+pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) -> Router {
     let (routes, api) = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(metrics))
@@ -80,7 +82,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, db: DatabaseConn
         .with_state(GatewayState(Arc::new(Gateway {
             services,
             database_up,
-            db,
+            pools,
         })))
 }
 
@@ -138,7 +140,7 @@ struct HealthBody {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<GatewayState>) -> Response {
-    match crate::metrics::render(&state.db).await {
+    match crate::metrics::render(&state.pools).await {
         Some(text) => (
             [(
                 header::CONTENT_TYPE,

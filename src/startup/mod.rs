@@ -145,15 +145,15 @@ impl Application {
         }
         let hub = EventHub::new(Arc::clone(&read_model));
         let services = Services::new(db.clone(), Arc::clone(&hub));
-        let engine_db = store::connect_engine(
+        let pools = store::with_engine_pool(
             &settings.database_url,
-            &db,
+            db.clone(),
             settings.engine.max_parallel_targets,
         )
         .await
         .map_err(StartupError::Database)?;
         let engine = Engine::new(
-            engine_db,
+            pools.engine().clone(),
             Arc::clone(&hub),
             deployer,
             settings.engine.clone(),
@@ -170,7 +170,7 @@ impl Application {
         let grpc = grpc_routes(&services, health_service)?;
 
         let router = grpc
-            .merge(rest::router(services, Arc::clone(&database_up), db.clone()))
+            .merge(rest::router(services, Arc::clone(&database_up), pools))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),

@@ -32,24 +32,55 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
 /// The most connections the request pool opens on PostgreSQL.
 const REQUEST_POOL_SIZE: u32 = 20;
 
-/// The engine's own connections: on PostgreSQL a pool of its own, so that requests queued
-/// for the request pool (a burst of creates, say) never hold back the steps that finish
-/// the work they queue behind. SQLite has one connection, which the engine shares.
+/// The process's connection pools.
+#[derive(Clone)]
+pub struct Pools {
+    /// What requests use.
+    pub requests: DatabaseConnection,
+    /// The engine's own, on PostgreSQL; `None` where it shares the request pool (SQLite).
+    pub engine: Option<DatabaseConnection>,
+}
+
+impl Pools {
+    /// The connections the engine uses.
+    pub fn engine(&self) -> &DatabaseConnection {
+        self.engine.as_ref().unwrap_or(&self.requests)
+    }
+
+    /// Each distinct pool with its name (`requests`, `engine`).
+    pub fn named(&self) -> Vec<(&'static str, &DatabaseConnection)> {
+        let mut named = vec![("requests", &self.requests)];
+        named.extend(self.engine.as_ref().map(|engine| ("engine", engine)));
+        named
+    }
+}
+
+/// The engine's own connections beside `requests`: on PostgreSQL a pool of its own, so
+/// that requests queued for the request pool (a burst of creates, say) never hold back
+/// the steps that finish the work they queue behind. SQLite has one connection, which the
+/// engine shares.
 ///
 /// The engine runs `parallel_targets` groups of steps at once, one statement at a time
 /// each, beside its claim loop and the announcements of waiting targets.
-pub async fn connect_engine(
+pub async fn with_engine_pool(
     url: &str,
-    requests: &DatabaseConnection,
+    requests: DatabaseConnection,
     parallel_targets: usize,
-) -> Result<DatabaseConnection, DbErr> {
+) -> Result<Pools, DbErr> {
     if requests.get_database_backend() != DbBackend::Postgres {
-        return Ok(requests.clone());
+        return Ok(Pools {
+            requests,
+            engine: None,
+        });
     }
     let size = u32::try_from(parallel_targets)
         .unwrap_or(u32::MAX)
         .saturating_add(2);
-    connect_pool(url, size).await
+    let engine = connect_pool(url, size).await?;
+    Ok(Pools {
+        requests,
+        engine: Some(engine),
+    })
 }
 
 /// Opens a pool of at most `size` connections to the database named by `url`.

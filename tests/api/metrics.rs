@@ -262,11 +262,32 @@ async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
         "{text}"
     );
     assert!(
-        sample(&text, "pipelines_db_pool_max_connections", &[]) >= Some(1.0),
+        sample(
+            &text,
+            "pipelines_db_pool_max_connections",
+            &[r#"pool="requests""#]
+        ) >= Some(1.0),
         "{text}"
     );
     assert!(
-        sample(&text, "pipelines_db_pool_connections", &[r#"state="idle""#]).is_some(),
+        sample(
+            &text,
+            "pipelines_db_pool_connections",
+            &[r#"pool="requests""#, r#"state="idle""#]
+        )
+        .is_some(),
         "{text}"
     );
+    // On PostgreSQL the engine has a pool of its own: its limit is the parallel targets
+    // and two more. On SQLite it shares the one connection.
+    let engine_limit = sample(
+        &text,
+        "pipelines_db_pool_max_connections",
+        &[r#"pool="engine""#],
+    );
+    if app.database.is_postgres() {
+        assert!(engine_limit >= Some(3.0), "{text}");
+    } else {
+        assert_eq!(engine_limit, None, "{text}");
+    }
 }
