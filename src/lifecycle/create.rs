@@ -60,16 +60,16 @@ pub async fn create_promotion(
     tx: &mut Transaction,
     record: PromotionRecord,
 ) -> Result<Option<promotion::Model>> {
-    if store::lock_live_pipeline(tx.connection(), record.pipeline.id)
-        .await?
-        .is_none()
-    {
+    let (pipeline_live, source_live) = store::lock_live_pipeline_and_app(
+        tx.connection(),
+        record.pipeline.id,
+        record.source_app.id,
+    )
+    .await?;
+    if !pipeline_live {
         return Err(Error::not_found("pipeline", &record.pipeline.name));
     }
-    if store::lock_live_app(tx.connection(), record.source_app.id)
-        .await?
-        .is_none()
-    {
+    if !source_live {
         return Err(Error::not_found("app", &record.source_app.name));
     }
     let target_ids: Vec<Uuid> = record.targets.iter().map(|app| app.id).collect();

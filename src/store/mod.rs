@@ -278,6 +278,36 @@ pub async fn lock_live_pipeline(
         .await
 }
 
+/// Whether the pipeline and the app are live, each locked against deletion like
+/// [`lock_live_pipeline`] and [`lock_live_app`], the pipeline first, in one statement.
+pub async fn lock_live_pipeline_and_app(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+    app_id: Uuid,
+) -> Result<(bool, bool), DbErr> {
+    let backend = db.get_database_backend();
+    let (first, second, lock) = match backend {
+        DbBackend::Postgres => ("$1", "$2", " FOR SHARE"),
+        _ => ("?", "?", ""),
+    };
+    let sql = format!(
+        "SELECT (SELECT id FROM pipelines WHERE id = {first} AND deleted_at IS NULL{lock}) \
+         AS pipeline, (SELECT id FROM apps WHERE id = {second} AND deleted_at IS NULL{lock}) \
+         AS app"
+    );
+    let row = db
+        .query_one(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [pipeline_id.into(), app_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("locking a pipeline and an app returned no row".into()))?;
+    let pipeline: Option<Uuid> = row.try_get("", "pipeline")?;
+    let app: Option<Uuid> = row.try_get("", "app")?;
+    Ok((pipeline.is_some(), app.is_some()))
+}
+
 /// The promotion row, locked for update until the caller's transaction ends.
 pub async fn lock_promotion(
     db: &impl ConnectionTrait,
