@@ -71,13 +71,9 @@ pub async fn start_at_once(
     let mut app_ids: Vec<_> = claimed.iter().map(|c| c.target.app_id).collect();
     app_ids.sort();
     app_ids.dedup();
-    let live_apps = store::lock_live_apps(tx.connection(), &app_ids).await?;
-    let Locked {
-        promotion,
-        all_targets,
-        newest_versions,
-        feeding_auto_promotion,
-    } = lock_promotion_with_targets(tx.connection(), promotion_id).await?;
+    let live_apps = lock_live_apps(tx.connection(), &app_ids).await?;
+    let (promotion, all_targets) =
+        lock_promotion_with_targets(tx.connection(), promotion_id).await?;
     let unfinished = PromotionStatus::parse(&promotion.status).is_some_and(|status| {
         matches!(status, PromotionStatus::Pending | PromotionStatus::Running)
     });
@@ -93,11 +89,14 @@ pub async fn start_at_once(
     if !unfinished || !claimed.iter().all(fresh) {
         return Ok(AtOnce::StepByStep(claimed));
     }
-    let releases = number_releases(claimed.iter().map(|c| &c.new_release), &newest_versions);
+    let releases = number_releases(
+        claimed.iter().map(|c| &c.new_release),
+        &live_apps.newest_versions,
+    );
     Ok(AtOnce::Started(Box::new(StartedBatch {
         promotion,
         all_targets,
-        feeding_auto_promotion,
+        feeding_auto_promotion: live_apps.feeding_auto_promotion,
         started: claimed.into_iter().zip(releases).collect(),
     })))
 }
@@ -193,22 +192,65 @@ pub async fn finish_at_once(
     Ok(())
 }
 
-/// The promotion, locked, with every target of it in order, the newest release version
-/// of each target's app, and which of those apps feed auto-promotion.
-struct Locked {
-    promotion: promotion::Model,
-    all_targets: Vec<promotion_target::Model>,
+/// The batch's live apps, locked, with each one's newest release version and whether it
+/// feeds auto-promotion.
+#[derive(Default)]
+struct LiveApps {
     newest_versions: HashMap<Uuid, Option<i64>>,
     feeding_auto_promotion: HashSet<Uuid>,
 }
 
-/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its targets,
-/// their apps' newest release versions and whether each app feeds auto-promotion, in one
-/// statement.
+impl LiveApps {
+    fn contains(&self, app_id: &Uuid) -> bool {
+        self.newest_versions.contains_key(app_id)
+    }
+}
+
+/// Locks the live apps among `app_ids` (sorted) like [`store::lock_live_apps`], and
+/// reads what their releases need, in one statement.
+async fn lock_live_apps(db: &impl ConnectionTrait, app_ids: &[Uuid]) -> Result<LiveApps> {
+    let backend = db.get_database_backend();
+    let placeholder = |n: usize| match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    };
+    let ids: Vec<String> = (1..=app_ids.len()).map(placeholder).collect();
+    let lock = match backend {
+        DbBackend::Postgres => " FOR KEY SHARE",
+        _ => "",
+    };
+    let sql = format!(
+        "SELECT a.id, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id) \
+         AS newest_version, {} AS feeds_auto_promotion \
+         FROM apps a WHERE a.id IN ({}) AND a.deleted_at IS NULL ORDER BY a.id{lock}",
+        feeds_auto_promotion("a.id"),
+        ids.join(", "),
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            sql,
+            app_ids.iter().map(|id| sea_orm::Value::from(*id)),
+        ))
+        .await?;
+    let mut live = LiveApps::default();
+    for row in rows {
+        let id: Uuid = row.try_get("", "id")?;
+        live.newest_versions
+            .insert(id, row.try_get("", "newest_version")?);
+        if row.try_get("", "feeds_auto_promotion")? {
+            live.feeding_auto_promotion.insert(id);
+        }
+    }
+    Ok(live)
+}
+
+/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its targets in
+/// order, in one statement.
 async fn lock_promotion_with_targets(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
-) -> Result<Locked> {
+) -> Result<(promotion::Model, Vec<promotion_target::Model>)> {
     fn columns<C: Iterable + IdenStatic>(table: &str) -> String {
         C::iter()
             .map(|column| format!("{table}.\"{0}\" AS \"{table}_{0}\"", column.as_str()))
@@ -221,13 +263,10 @@ async fn lock_promotion_with_targets(
         _ => ("?", ""),
     };
     let sql = format!(
-        "SELECT {}, {}, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = t.app_id) \
-         AS newest_version, {} AS feeds_auto_promotion \
-         FROM promotions p JOIN promotion_targets t ON t.promotion_id = p.id \
+        "SELECT {}, {} FROM promotions p JOIN promotion_targets t ON t.promotion_id = p.id \
          WHERE p.id = {id_placeholder} ORDER BY t.\"position\"{lock}",
         columns::<promotion::Column>("p"),
         columns::<promotion_target::Column>("t"),
-        feeds_auto_promotion("t.app_id"),
     );
     let rows = db
         .query_all(Statement::from_sql_and_values(
@@ -240,23 +279,11 @@ async fn lock_promotion_with_targets(
         return Err(Error::not_found("promotion", &promotion_id.to_string()));
     };
     let promotion = promotion::Model::from_query_result(first, "p_")?;
-    let mut all_targets = Vec::with_capacity(rows.len());
-    let mut newest_versions = HashMap::new();
-    let mut feeding_auto_promotion = HashSet::new();
-    for row in &rows {
-        let target = promotion_target::Model::from_query_result(row, "t_")?;
-        newest_versions.insert(target.app_id, row.try_get("", "newest_version")?);
-        if row.try_get("", "feeds_auto_promotion")? {
-            feeding_auto_promotion.insert(target.app_id);
-        }
-        all_targets.push(target);
-    }
-    Ok(Locked {
-        promotion,
-        all_targets,
-        newest_versions,
-        feeding_auto_promotion,
-    })
+    let all_targets = rows
+        .iter()
+        .map(|row| promotion_target::Model::from_query_result(row, "t_"))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((promotion, all_targets))
 }
 
 /// Stores the batch's releases in their final states and moves its targets from `pending`
