@@ -1,0 +1,209 @@
+//! Row locks: the modes each kind of work takes on app, pipeline and promotion rows (see
+//! the lock order in [`crate::lifecycle`]), the queue's clock read under them, and the
+//! soft delete that waits for all of them.
+
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::{entities, now};
+
+/// The live app with this id, locked against deletion until the caller's transaction
+/// ends (`FOR SHARE` on PostgreSQL; SQLite's single connection serializes transactions).
+/// `None` once the app is deleted: a delete that committed first is seen, one that runs
+/// later waits for the caller.
+pub async fn lock_live_app(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+) -> Result<Option<entities::app::Model>, DbErr> {
+    use entities::app;
+    app::Entity::find_by_id(app_id)
+        .filter(app::Column::DeletedAt.is_null())
+        .lock_shared()
+        .one(db)
+        .await
+}
+
+/// The ids of the live apps among `app_ids`, locked against deletion in one statement,
+/// in id order, for work on the apps the queue has already ordered (the engine's steps).
+///
+/// `FOR KEY SHARE` on PostgreSQL: it waits for a delete ([`mark_deleted`] locks
+/// `FOR UPDATE`), but not for work joining the apps' queues
+/// ([`lock_apps_to_join_queues`]), which lines up behind this work and never changes it.
+pub async fn lock_live_apps(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbErr> {
+    live_apps_in_id_order(app_ids)
+        .lock(sea_orm::sea_query::LockType::KeyShare)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The ids of the live apps among `app_ids`, in id order, the order locks are taken in.
+fn live_apps_in_id_order(app_ids: &[Uuid]) -> sea_orm::Select<entities::app::Entity> {
+    use entities::app;
+    use sea_orm::QueryOrder;
+    app::Entity::find()
+        .select_only()
+        .column(app::Column::Id)
+        .filter(app::Column::Id.is_in(app_ids.iter().copied()))
+        .filter(app::Column::DeletedAt.is_null())
+        .order_by_asc(app::Column::Id)
+}
+
+/// The ids of the live apps among `app_ids`, locked in one statement in id order, for
+/// work about to join their queues: two transactions joining one app's queue take their
+/// places one after the other, each seeing the other's committed work (on SQLite,
+/// transactions are serialized anyway). Pair with [`queue_clock`].
+///
+/// `FOR NO KEY UPDATE` on PostgreSQL: it excludes other joins and deletes, and lets the
+/// engine's steps on work already queued ([`lock_live_apps`]) go on meanwhile.
+pub async fn lock_apps_to_join_queues(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<Vec<Uuid>, DbErr> {
+    live_apps_in_id_order(app_ids)
+        .lock(sea_orm::sea_query::LockType::NoKeyUpdate)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// The time work joins a queue: read once its apps are locked
+/// ([`lock_apps_to_join_queues`]), from the database's clock on PostgreSQL, so that every
+/// replica orders queues by one clock and later joins always sort later.
+pub async fn queue_clock(
+    db: &impl ConnectionTrait,
+) -> Result<chrono::DateTime<chrono::Utc>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(now());
+    }
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT clock_timestamp() AS now",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("the database did not tell the time".into()))?;
+    row.try_get::<chrono::DateTime<chrono::Utc>>("", "now")
+}
+
+/// The live pipeline with this id, locked against deletion like [`lock_live_app`].
+pub async fn lock_live_pipeline(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+) -> Result<Option<entities::pipeline::Model>, DbErr> {
+    use entities::pipeline;
+    pipeline::Entity::find_by_id(pipeline_id)
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .lock_shared()
+        .one(db)
+        .await
+}
+
+/// Whether the pipeline and the app are live, each locked against deletion like
+/// [`lock_live_pipeline`] and [`lock_live_app`], the pipeline first, in one statement.
+pub async fn lock_live_pipeline_and_app(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+    app_id: Uuid,
+) -> Result<(bool, bool), DbErr> {
+    let backend = db.get_database_backend();
+    let (first, second, lock) = match backend {
+        DbBackend::Postgres => ("$1", "$2", " FOR SHARE"),
+        _ => ("?", "?", ""),
+    };
+    let sql = format!(
+        "SELECT (SELECT id FROM pipelines WHERE id = {first} AND deleted_at IS NULL{lock}) \
+         AS pipeline, (SELECT id FROM apps WHERE id = {second} AND deleted_at IS NULL{lock}) \
+         AS app"
+    );
+    let row = db
+        .query_one(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [pipeline_id.into(), app_id.into()],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("locking a pipeline and an app returned no row".into()))?;
+    let pipeline: Option<Uuid> = row.try_get("", "pipeline")?;
+    let app: Option<Uuid> = row.try_get("", "app")?;
+    Ok((pipeline.is_some(), app.is_some()))
+}
+
+/// The promotion row, locked for update until the caller's transaction ends.
+pub async fn lock_promotion(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Option<entities::promotion::Model>, DbErr> {
+    entities::promotion::Entity::find_by_id(promotion_id)
+        .lock_exclusive()
+        .one(db)
+        .await
+}
+
+/// Marks a live app or pipeline row deleted. Exactly one of several concurrent deletes
+/// changes the row (the others wait for its lock and then find it deleted), so the
+/// caller knows whether it was the one.
+///
+/// The row is locked `FOR UPDATE` first, the one mode that waits for every other lock on
+/// it, the engine's `FOR KEY SHARE` ([`lock_live_apps`]) included: a delete never commits
+/// while a step on the app is under way.
+pub async fn mark_deleted<E>(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr>
+where
+    E: EntityTrait,
+    E::Column: SoftDeleteColumns,
+{
+    let locked = E::find()
+        .filter(E::Column::id().eq(id))
+        .filter(E::Column::deleted_at().is_null())
+        .lock_exclusive()
+        .one(db)
+        .await?;
+    if locked.is_none() {
+        return Ok(false);
+    }
+    let now = now();
+    let result = E::update_many()
+        .col_expr(E::Column::deleted_at(), Some(now).into())
+        .col_expr(E::Column::updated_at(), now.into())
+        .filter(E::Column::id().eq(id))
+        .filter(E::Column::deleted_at().is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// The columns a soft-deleted table shares.
+pub trait SoftDeleteColumns: ColumnTrait {
+    fn id() -> Self;
+    fn deleted_at() -> Self;
+    fn updated_at() -> Self;
+}
+
+impl SoftDeleteColumns for entities::app::Column {
+    fn id() -> Self {
+        Self::Id
+    }
+    fn deleted_at() -> Self {
+        Self::DeletedAt
+    }
+    fn updated_at() -> Self {
+        Self::UpdatedAt
+    }
+}
+
+impl SoftDeleteColumns for entities::pipeline::Column {
+    fn id() -> Self {
+        Self::Id
+    }
+    fn deleted_at() -> Self {
+        Self::DeletedAt
+    }
+    fn updated_at() -> Self {
+        Self::UpdatedAt
+    }
+}
