@@ -402,6 +402,24 @@ async fn events_stream_as_server_sent_events_and_resume() {
         .map(str::trim)
         .collect();
     assert_eq!(ids, ["4", "5"]);
+    // Resumed after its last event, a finished promotion has nothing more to send.
+    let at_the_end = app
+        .rest(Method::GET, &path)
+        .header("Last-Event-ID", "5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(at_the_end.status().as_u16(), 204);
+    assert_eq!(at_the_end.text().await.unwrap(), "");
+    let unknown = app
+        .rest(
+            Method::GET,
+            &format!("/pipeline-promotions/{}/events", uuid::Uuid::new_v4()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
     let bad = app
         .rest(Method::GET, &path)
         .header("Last-Event-ID", "four")
