@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 use uuid::Uuid;
 
@@ -245,44 +245,26 @@ async fn lock_live_apps(db: &impl ConnectionTrait, app_ids: &[Uuid]) -> Result<L
     Ok(live)
 }
 
-/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its targets in
-/// order, in one statement.
+/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and then reads its targets in
+/// order.
+///
+/// The targets are read by a statement of their own, begun once the lock is held. Under
+/// read committed a statement sees what was committed when it began, and a lock it waits
+/// for refreshes only the locked row: targets joined into the locking statement would
+/// miss what the lock holder changed (a target canceled with its app's delete), and the
+/// promotion would never be seen to end.
 async fn lock_promotion_with_targets(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
 ) -> Result<(promotion::Model, Vec<promotion_target::Model>)> {
-    fn columns<C: Iterable + IdenStatic>(table: &str) -> String {
-        C::iter()
-            .map(|column| format!("{table}.\"{0}\" AS \"{table}_{0}\"", column.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-    let backend = db.get_database_backend();
-    let (id_placeholder, lock) = match backend {
-        DbBackend::Postgres => ("$1", " FOR UPDATE OF p"),
-        _ => ("?", ""),
-    };
-    let sql = format!(
-        "SELECT {}, {} FROM promotions p JOIN promotion_targets t ON t.promotion_id = p.id \
-         WHERE p.id = {id_placeholder} ORDER BY t.\"position\"{lock}",
-        columns::<promotion::Column>("p"),
-        columns::<promotion_target::Column>("t"),
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [promotion_id.into()],
-        ))
+    let promotion = store::lock_promotion(db, promotion_id)
+        .await?
+        .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
+    let all_targets = promotion_target::Entity::find()
+        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
+        .order_by_asc(promotion_target::Column::Position)
+        .all(db)
         .await?;
-    let Some(first) = rows.first() else {
-        return Err(Error::not_found("promotion", &promotion_id.to_string()));
-    };
-    let promotion = promotion::Model::from_query_result(first, "p_")?;
-    let all_targets = rows
-        .iter()
-        .map(|row| promotion_target::Model::from_query_result(row, "t_"))
-        .collect::<std::result::Result<_, _>>()?;
     Ok((promotion, all_targets))
 }
 

@@ -624,3 +624,72 @@ async fn a_step_under_way_lets_joins_in_and_holds_deletes_back() {
         .expect("the delete went on once the step ended")
         .unwrap());
 }
+
+/// Two batches of one promotion, one waiting for the promotion's lock while the other
+/// deploys: the waiting batch reads the targets as they are once it holds the lock, so
+/// whichever batch ends last sees every target final and ends the promotion.
+#[tokio::test]
+async fn a_batch_that_waited_for_its_promotion_sees_the_batch_before_it_and_ends_the_promotion() {
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let (deployer, gate) = TestDeployer::gated_within_the_database();
+    let app = spawn_app_deploying_with(deployer.clone()).await;
+    if !app.database.is_postgres() {
+        eprintln!("SKIPPED on SQLite: its one connection runs one batch at a time");
+        return;
+    }
+    let targets = wide_pipeline(&app, "pair", 2).await;
+    let db = database_of(&app).await;
+    let promote = |targets: Vec<String>| CreatePromotionRequest {
+        pipeline: "pair".into(),
+        source_app: "pair-dev".into(),
+        targets,
+        ..Default::default()
+    };
+    // The first app is held by an earlier promotion, so the later promotion's two targets
+    // run as two batches: the second app's at once, the first app's after the earlier
+    // promotion.
+    let earlier = create_promotion(&app, promote(vec![targets[0].clone()])).await;
+    deployer.until_arrived(&targets[0], 1).await;
+    let later = create_promotion(&app, promote(Vec::new())).await;
+    deployer.until_arrived(&targets[1], 1).await;
+
+    // The gate is fair: the one permit goes to the earlier promotion's deploy. Then the
+    // later promotion's batch for the first app waits for the promotion's lock, which the
+    // batch for the second app holds while it deploys.
+    gate.add_permits(1);
+    app.finished_promotion(&earlier).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = db
+            .query_one(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT count(*) AS waiting FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            ))
+            .await
+            .expect("pg_stat_activity")
+            .expect("a row")
+            .try_get::<i64>("", "waiting")
+            .expect("count");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no batch waited for the promotion's lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gate.add_permits(100);
+
+    let finished = app.finished_promotion(&later).await;
+    assert_eq!(finished.status, PromotionStatus::Successful as i32);
+    let statuses: Vec<i32> = app
+        .targets_of(&later)
+        .await
+        .iter()
+        .map(|target| target.status)
+        .collect();
+    assert_eq!(statuses, [TargetStatus::Succeeded as i32; 2]);
+}
