@@ -16,10 +16,10 @@ pub(crate) async fn evaluate_triggers(context: &EngineContext) -> Result<usize> 
     let triggers = lifecycle::pending_triggers(&context.db, TRIGGERS_PER_PASS).await?;
     let mut created = 0;
     for trigger in triggers {
-        let mut tx = Transaction::begin(&context.db).await?;
+        let mut tx = Transaction::begin(&context.db, &context.hub).await?;
         match lifecycle::evaluate_trigger(&mut tx, &trigger).await {
             Ok(promotion) => {
-                tx.commit(&context.hub).await?;
+                tx.commit().await?;
                 if let Some(promotion) = promotion {
                     created += 1;
                     crate::metrics::record_promotion_created("auto");

@@ -55,9 +55,9 @@ pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
     // One short transaction per promotion: holding many promotions' locks at once would
     // stall the engine's transactions on them.
     for group in by_promotion(waiting) {
-        let mut tx = Transaction::begin(&context.db).await?;
+        let mut tx = Transaction::begin(&context.db, &context.hub).await?;
         lifecycle::announce_waiting(&mut tx, group).await?;
-        tx.commit(&context.hub).await?;
+        tx.commit().await?;
     }
     Ok(())
 }

@@ -60,9 +60,9 @@ async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> 
         source_release_id: claimed.rolled_back_to_id,
     };
     let outcome = super::deploy(context, &request).await;
-    let mut tx = Transaction::begin(&context.db).await?;
+    let mut tx = Transaction::begin(&context.db, &context.hub).await?;
     let recorded = lifecycle::record_rollback_outcome(&mut tx, &claimed, worker, outcome).await?;
-    tx.commit(&context.hub).await?;
+    tx.commit().await?;
     if recorded {
         // The rolled-back release may now be the app's current one.
         context

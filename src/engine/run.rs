@@ -228,9 +228,9 @@ async fn drive(
         return run_in_one_transaction(context, &subject, targets, &apps, claimed).await;
     }
     let started = std::time::Instant::now();
-    let mut tx = Transaction::begin(&context.db).await?;
+    let mut tx = Transaction::begin(&context.db, &context.hub).await?;
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
-    tx.commit(&context.hub).await?;
+    tx.commit().await?;
     tracing::debug!(
         %promotion_id,
         targets = releases.len(),
@@ -286,7 +286,7 @@ async fn drive(
         }
         let ids: Vec<Uuid> = deployed.iter().map(|done| done.target.id).collect();
         let started = std::time::Instant::now();
-        let tx = Transaction::begin(&context.db).await?;
+        let tx = Transaction::begin(&context.db, &context.hub).await?;
         let recorded = record_and_commit(context, tx, promotion_id, deployed, started).await?;
         for (id, recorded) in ids.into_iter().zip(recorded) {
             if !recorded {
@@ -314,7 +314,7 @@ async fn run_in_one_transaction(
     let worker = context.settings.worker_id.as_str();
     let promotion_id = subject.promotion_id;
     let started = std::time::Instant::now();
-    let mut tx = Transaction::begin(&context.db).await?;
+    let mut tx = Transaction::begin(&context.db, &context.hub).await?;
     let claimed = match lifecycle::start_at_once(&mut tx, worker, claimed).await? {
         AtOnce::Started(batch) => {
             let mut outcomes = Vec::with_capacity(batch.started.len());
@@ -322,7 +322,7 @@ async fn run_in_one_transaction(
                 outcomes.push(deploy(context, subject, &c.target, &c.app, release).await);
             }
             lifecycle::finish_at_once(&mut tx, worker, batch, outcomes).await?;
-            tx.commit(&context.hub).await?;
+            tx.commit().await?;
             tracing::debug!(
                 %promotion_id,
                 elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -364,7 +364,7 @@ async fn record_and_commit(
 ) -> Result<Vec<bool>> {
     let worker = context.settings.worker_id.as_str();
     let recorded = lifecycle::record_outcomes(&mut tx, worker, promotion_id, deployed).await?;
-    tx.commit(&context.hub).await?;
+    tx.commit().await?;
     tracing::debug!(
         %promotion_id,
         targets = recorded.len(),

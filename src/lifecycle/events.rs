@@ -168,7 +168,7 @@ pub(super) async fn append_changing_status(
     let rows = event_rows(promotion_id, drafts, store::now());
     let db = tx.connection();
     let stored = if db.get_database_backend() == DbBackend::Postgres {
-        append_in_one_statement(db, promotion_id, rows, change).await?
+        append_in_one_statement(db, promotion_id, rows, change, tx.origin()).await?
     } else {
         append_in_three_statements(db, promotion_id, rows, change).await?
     };
@@ -223,16 +223,19 @@ pub(super) fn record_stored(
 
 /// Numbers and stores events in one round trip (PostgreSQL): the promotion's count is
 /// raised by their number (and `change` made) and they are inserted with it, carrying the
-/// promotion's status unless they report their own.
+/// promotion's status unless they report their own, and other processes are notified of
+/// them in the name of `origin`.
 async fn append_in_one_statement(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
     rows: Vec<promotion_event::Model>,
     change: Option<StatusChange>,
+    origin: &str,
 ) -> Result<Vec<promotion_event::Model>> {
     const PER_ROW: usize = 14;
     let count = rows.len();
-    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
+    // $1 the promotion, $2 the origin; then the change's values, then the rows'.
+    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into(), origin.into()];
     let changed_columns = match change {
         None => String::new(),
         Some(change) => {
@@ -241,9 +244,9 @@ async fn append_in_one_statement(
             values.push(now.into());
             if change.finished {
                 values.push(now.into());
-                ", status = $2, updated_at = $3, finished_at = $4".to_owned()
+                ", status = $3, updated_at = $4, finished_at = $5".to_owned()
             } else {
-                ", status = $2, updated_at = $3".to_owned()
+                ", status = $3, updated_at = $4".to_owned()
             }
         }
     };
@@ -303,8 +306,9 @@ async fn append_in_one_statement(
          FROM counted, (VALUES {}) AS v(id, ord, kind, target_id, app_id, app_name, \
          target_status, release_id, release_version, message, created_at, waiting_for, actor, \
          comment, reported_status) \
-         RETURNING *",
-        tuples.join(", ")
+         RETURNING *, {}",
+        tuples.join(", "),
+        store::notifying_promotion_changed("$2::text"),
     );
     let mut stored = promotion_event::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(

@@ -47,6 +47,8 @@ pub use rollbacks::{
 };
 pub use targets::{prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget};
 
+use std::sync::Arc;
+
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
@@ -60,8 +62,13 @@ use crate::{
 /// A database transaction that collects the events its transitions write, and publishes
 /// them to this process's watchers once it commits. Dropped without a commit, it rolls
 /// back and publishes nothing.
+///
+/// Other processes hear of the events from the statements that store them: on
+/// PostgreSQL each one also sends the notifications of its rows, in the name of this
+/// process's hub, and they are delivered exactly when the transaction commits.
 pub struct Transaction {
     txn: DatabaseTransaction,
+    hub: Arc<EventHub>,
     events: Vec<PromotionEventView>,
     /// Set when the transaction left work for the engine (an auto-promotion trigger), so
     /// that the commit wakes it.
@@ -69,9 +76,10 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    pub async fn begin(db: &DatabaseConnection) -> Result<Self> {
+    pub async fn begin(db: &DatabaseConnection, hub: &Arc<EventHub>) -> Result<Self> {
         Ok(Self {
             txn: db.begin().await?,
+            hub: Arc::clone(hub),
             events: Vec::new(),
             wake_engine: false,
         })
@@ -82,25 +90,18 @@ impl Transaction {
         &self.txn
     }
 
-    /// Commits, then publishes the events written, in order. Other processes are told in
-    /// one statement inside the transaction, so they hear of it exactly when it commits:
-    /// once per promotion and app the events were about.
-    pub async fn commit(self, hub: &EventHub) -> Result<()> {
-        let mut notifications: Vec<String> = Vec::new();
-        for event in &self.events {
-            let app_id = event.app.as_ref().map(|app| app.id);
-            let payload =
-                store::promotion_changed_payload(event.promotion_id, app_id, hub.origin());
-            if !notifications.contains(&payload) {
-                notifications.push(payload);
-            }
-        }
-        store::notify_events(&self.txn, &notifications).await?;
+    /// What this process's notifications are signed with.
+    fn origin(&self) -> &str {
+        self.hub.origin()
+    }
+
+    /// Commits, then publishes the events written, in order.
+    pub async fn commit(self) -> Result<()> {
         self.txn.commit().await?;
         crate::metrics::record_committed(&self.events);
-        hub.publish(self.events);
+        self.hub.publish(self.events);
         if self.wake_engine {
-            hub.signal_work();
+            self.hub.signal_work();
         }
         Ok(())
     }

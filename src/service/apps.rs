@@ -117,7 +117,7 @@ impl Apps {
     pub async fn delete(&self, app: &str, caller: &Caller) -> Result<AppView> {
         authorize(caller, Role::Admin, "deleting an app (and its coupling)")?;
         let found = find_app(&self.db, "app", app).await?;
-        let mut tx = Transaction::begin(&self.db).await?;
+        let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         if !store::mark_deleted::<app::Entity>(tx.connection(), found.id).await? {
             return Err(Error::not_found("app", app));
         }
@@ -132,7 +132,7 @@ impl Apps {
         lifecycle::cancel_targets_of_deleted_app(&mut tx, found.id, &caller.name).await?;
         lifecycle::cancel_rollbacks_of_deleted_app(&mut tx, found.id).await?;
         let canceled_targets = tx.wrote_events();
-        tx.commit(&self.hub).await?;
+        tx.commit().await?;
         self.hub.read_model.changed(&[Key::App(found.id)]).await;
         if canceled_targets {
             // Targets queued behind the canceled ones may run now.

@@ -185,9 +185,9 @@ impl Releases {
                 ),
             ));
         }
-        let mut tx = Transaction::begin(&self.db).await?;
+        let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         let created = lifecycle::create_rollback(&mut tx, &owner, &earlier, &caller.name).await?;
-        tx.commit(&self.hub).await?;
+        tx.commit().await?;
         self.hub.signal_work();
         self.view_of(&owner, created).await
     }

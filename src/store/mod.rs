@@ -117,18 +117,23 @@ async fn connect_pool(url: &str, size: u32) -> Result<DatabaseConnection, DbErr>
 /// The PostgreSQL channel that carries "promotion P has new events" between processes.
 pub const EVENTS_CHANNEL: &str = "pipelines_events";
 
-/// What tells other processes that the promotion has new events, which app the event was
-/// about (its releases may have changed), and which process wrote it:
-/// `<promotion> <app> <origin>`, the nil UUID standing for no app. Older processes wrote
-/// `<promotion>` or `<promotion> <app>`, and read the first two words of this.
-pub fn promotion_changed_payload(promotion_id: Uuid, app_id: Option<Uuid>, origin: &str) -> String {
+/// A column for a statement that returns rows of `promotion_events` (on PostgreSQL): for
+/// each row, it tells other processes that the promotion has new events, which app the
+/// event was about (its releases may have changed), and which process wrote it (the
+/// statement's parameter `origin_parameter`), in the payload
+/// `<promotion> <app> <origin>`, the nil UUID standing for no app. The notifications are
+/// delivered when the transaction commits, and PostgreSQL delivers the identical ones of
+/// one transaction once. Older processes wrote `<promotion>` or `<promotion> <app>`, and
+/// read the first two words of this.
+pub fn notifying_promotion_changed(origin_parameter: &str) -> String {
     format!(
-        "{promotion_id} {} {origin}",
-        app_id.unwrap_or_else(Uuid::nil)
+        "pg_notify('{EVENTS_CHANNEL}', promotion_id::text || ' ' || \
+         COALESCE(app_id, '{}'::uuid)::text || ' ' || {origin_parameter}) IS NULL AS notified",
+        Uuid::nil()
     )
 }
 
-/// A payload of [`promotion_changed_payload`], read.
+/// A payload of [`notifying_promotion_changed`], read.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PromotionChanged<'a> {
     pub promotion_id: Uuid,
@@ -137,28 +142,7 @@ pub struct PromotionChanged<'a> {
     pub origin: Option<&'a str>,
 }
 
-/// Sends payloads of [`promotion_changed_payload`] on the events channel in one statement,
-/// delivered when the caller's transaction commits. Nothing on SQLite, which has one
-/// process.
-pub async fn notify_events(db: &impl ConnectionTrait, payloads: &[String]) -> Result<(), DbErr> {
-    if payloads.is_empty() || db.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let calls: Vec<String> = (0..payloads.len())
-        .map(|n| format!("pg_notify($1, ${})", n + 2))
-        .collect();
-    let mut values: Vec<sea_orm::Value> = vec![EVENTS_CHANNEL.into()];
-    values.extend(payloads.iter().map(|payload| payload.as_str().into()));
-    db.execute(sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        format!("SELECT {}", calls.join(", ")),
-        values,
-    ))
-    .await?;
-    Ok(())
-}
-
-/// Reads a payload written by [`promotion_changed_payload`], or by older processes.
+/// Reads a payload sent by [`notifying_promotion_changed`], or by older processes.
 pub fn parse_promotion_changed(payload: &str) -> Option<PromotionChanged<'_>> {
     let mut parts = payload.split(' ');
     let promotion_id = Uuid::parse_str(parts.next()?).ok()?;
@@ -375,7 +359,8 @@ mod tests {
     #[test]
     fn promotion_change_payloads_round_trip_and_read_older_ones() {
         let (promotion_id, app_id) = (Uuid::new_v4(), Uuid::new_v4());
-        let with_app = promotion_changed_payload(promotion_id, Some(app_id), "p1");
+        let nil = Uuid::nil();
+        let with_app = format!("{promotion_id} {app_id} p1");
         assert_eq!(
             parse_promotion_changed(&with_app),
             Some(PromotionChanged {
@@ -384,7 +369,7 @@ mod tests {
                 origin: Some("p1"),
             })
         );
-        let without_app = promotion_changed_payload(promotion_id, None, "p1");
+        let without_app = format!("{promotion_id} {nil} p1");
         assert_eq!(
             parse_promotion_changed(&without_app).map(|read| read.app_id),
             Some(None)

@@ -375,7 +375,7 @@ async fn another_replica_sees_writes_within_a_second() {
     get_pipeline(&reader, "shop").await.expect("never a 404");
     assert_eq!(current_versions(&reader, "shop").await.len(), 2);
 
-    writer.create_release("shop-dev", "shop:1").await;
+    let release = writer.create_release("shop-dev", "shop:1").await;
     let took = within(
         Duration::from_secs(1),
         "a new release on the reader",
@@ -383,6 +383,17 @@ async fn another_replica_sees_writes_within_a_second() {
     )
     .await;
     eprintln!("a release reached the other replica in {took:?}");
+
+    // A promotion's events name the apps they are about: the target's new release.
+    pass_ci_test(&writer, "shop-dev", &release.id).await;
+    promote_to_the_end(&writer, promote_shop_dev()).await;
+    let took = within(
+        Duration::from_secs(1),
+        "the promoted release on the reader",
+        || async { current_versions(&reader, "shop").await[1] == ("shop-stg".to_owned(), Some(1)) },
+    )
+    .await;
+    eprintln!("a promotion reached the other replica in {took:?}");
 
     let (status, _) = writer
         .call(reqwest::Method::DELETE, "/pipelines/shop", None, None)

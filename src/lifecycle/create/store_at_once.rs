@@ -102,9 +102,10 @@ pub(super) async fn store(
          v.comment \
          FROM p, clock, (VALUES {}) AS v(id, sequence, kind, target_id, app_id, app_name, \
          target_status, message, waiting_for, actor, comment) \
-         RETURNING *",
+         RETURNING *, {}",
         target_tuples.join(", "),
         event_tuples.join(", "),
+        crate::store::notifying_promotion_changed(&p.bind(tx.origin().to_owned(), "text")),
     );
     let mut stored = promotion_event::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(

@@ -70,9 +70,9 @@ impl Promotions {
         };
         authorize(caller, Role::Write, action)?;
         let comment = checked_comment(comment, verdict == Verdict::Rejected)?;
-        let mut tx = Transaction::begin(&self.db).await?;
+        let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         lifecycle::vote(&mut tx, model.id, &caller.name, verdict, &comment).await?;
-        tx.commit(&self.hub).await?;
+        tx.commit().await?;
         self.hub.signal_work();
         self.get(id).await
     }

@@ -15,9 +15,9 @@ impl Promotions {
     pub async fn cancel(&self, id: &str, caller: &Caller) -> Result<PromotionView> {
         authorize(caller, Role::Write, "canceling a promotion")?;
         let model = self.find(id).await?;
-        let mut tx = Transaction::begin(&self.db).await?;
+        let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         lifecycle::cancel_promotion(&mut tx, model.id, &caller.name).await?;
-        tx.commit(&self.hub).await?;
+        tx.commit().await?;
         self.hub.signal_work();
         self.get(id).await
     }

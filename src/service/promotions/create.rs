@@ -280,7 +280,7 @@ impl Promotions {
             source_app: record.source_app.clone(),
             source_release,
         };
-        let mut tx = Transaction::begin(&self.db).await?;
+        let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         let Some(stored) = lifecycle::create_promotion(&mut tx, record).await? else {
             drop(tx);
             if let Some((request_id, fingerprint)) = &idempotency {
@@ -292,7 +292,7 @@ impl Promotions {
                 "a concurrent request with the same idempotency key did not finish; retry".into(),
             ));
         };
-        tx.commit(&self.hub).await?;
+        tx.commit().await?;
         crate::metrics::record_promotion_created("request");
         self.hub.signal_work();
         Ok(CreatedPromotion::Created(view_with_names(
