@@ -7,24 +7,17 @@
 //! holds its row lock until it commits, so fewer, larger transactions are what lets a
 //! promotion to many apps finish nearly as fast as one to a single app.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::EngineContext;
 use crate::{
     deploy::{DeployCause, DeployRequest},
-    domain::status::ReleaseState,
-    error::{Error, Result},
-    lifecycle::{
-        self, AtOnce, ClaimedTarget, DeployOutcome, DeployedTarget, LeasedWork, Transaction,
-    },
-    store::{
-        entities::{promotion_target, release},
-        NewRelease,
-    },
+    error::Result,
+    lifecycle::{self, AtOnce, DeployOutcome, DeployedTarget, LeasedWork, Subject, Transaction},
+    store::entities::{promotion_target, release},
     views::ResourceRef,
 };
 
@@ -98,111 +91,6 @@ pub(super) fn keep_lease<E: LeasedWork>(
     })
 }
 
-/// What the steps need to know of the promotion, loaded once for all its targets.
-struct Subject {
-    promotion_id: Uuid,
-    pipeline: ResourceRef,
-    source_app: ResourceRef,
-    source_release: SourceRelease,
-}
-
-struct SourceRelease {
-    id: Uuid,
-    version: i64,
-    image: String,
-}
-
-#[derive(FromQueryResult)]
-struct SubjectRow {
-    pipeline_id: Uuid,
-    pipeline_name: String,
-    source_app_id: Uuid,
-    source_app_name: String,
-    source_release_id: Uuid,
-    source_release_version: i64,
-    source_release_image: String,
-    target_app_id: Uuid,
-    target_app_name: String,
-}
-
-/// The promotion's pipeline, source app and source release, and the apps of `targets`,
-/// in one query (deleted ones included: a promotion under way keeps its names).
-async fn load_subject(
-    context: &EngineContext,
-    promotion_id: Uuid,
-    targets: &[promotion_target::Model],
-) -> Result<(Subject, HashMap<Uuid, ResourceRef>)> {
-    let backend = context.db.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    let target_ids: Vec<String> = (0..targets.len()).map(|n| placeholder(n + 2)).collect();
-    let sql = format!(
-        "SELECT p.id AS pipeline_id, p.name AS pipeline_name, \
-         a.id AS source_app_id, a.name AS source_app_name, \
-         r.id AS source_release_id, r.version AS source_release_version, \
-         r.image AS source_release_image, ta.id AS target_app_id, ta.name AS target_app_name \
-         FROM promotions pr \
-         JOIN pipelines p ON p.id = pr.pipeline_id \
-         JOIN apps a ON a.id = pr.source_app_id \
-         JOIN releases r ON r.id = pr.source_release_id \
-         JOIN promotion_targets t ON t.promotion_id = pr.id \
-         JOIN apps ta ON ta.id = t.app_id \
-         WHERE pr.id = {} AND t.id IN ({})",
-        placeholder(1),
-        target_ids.join(", ")
-    );
-    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
-    values.extend(targets.iter().map(|target| sea_orm::Value::from(target.id)));
-    let rows = SubjectRow::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-        .all(&context.db)
-        .await?;
-    let Some(first) = rows.first() else {
-        return Err(Error::Internal(format!(
-            "promotion {promotion_id}: it, its pipeline, its source app, its release or its targets are missing"
-        )));
-    };
-    let subject = Subject {
-        promotion_id,
-        pipeline: ResourceRef {
-            id: first.pipeline_id,
-            name: first.pipeline_name.clone(),
-        },
-        source_app: ResourceRef {
-            id: first.source_app_id,
-            name: first.source_app_name.clone(),
-        },
-        source_release: SourceRelease {
-            id: first.source_release_id,
-            version: first.source_release_version,
-            image: first.source_release_image.clone(),
-        },
-    };
-    let apps: HashMap<Uuid, ResourceRef> = rows
-        .into_iter()
-        .map(|row| {
-            (
-                row.target_app_id,
-                ResourceRef {
-                    id: row.target_app_id,
-                    name: row.target_app_name,
-                },
-            )
-        })
-        .collect();
-    match targets
-        .iter()
-        .find(|target| !apps.contains_key(&target.app_id))
-    {
-        Some(target) => Err(Error::Internal(format!(
-            "target {}: its app is missing",
-            target.id
-        ))),
-        None => Ok((subject, apps)),
-    }
-}
-
 async fn drive(
     context: &Arc<EngineContext>,
     targets: Vec<promotion_target::Model>,
@@ -210,23 +98,16 @@ async fn drive(
     let Some(promotion_id) = targets.first().map(|target| target.promotion_id) else {
         return Ok(Leases::Cleared);
     };
-    let (subject, apps) = load_subject(context, promotion_id, &targets).await?;
+    if context.deployer.deploys_within_the_database() {
+        return run_in_one_transaction(context, targets).await;
+    }
+    let (subject, apps) = lifecycle::load_subject(&context.db, promotion_id, &targets).await?;
     let subject = Arc::new(subject);
     let worker = context.settings.worker_id.as_str();
 
     // Steps 1 and 2, together: pending → running, and each target's release, exactly once
     // (unique on promotion_target_id).
-    let claimed = targets
-        .iter()
-        .map(|target| ClaimedTarget {
-            target: target.clone(),
-            app: apps[&target.app_id].clone(),
-            new_release: new_release(&subject, &apps[&target.app_id], target),
-        })
-        .collect();
-    if context.deployer.deploys_within_the_database() {
-        return run_in_one_transaction(context, &subject, targets, &apps, claimed).await;
-    }
+    let claimed = subject.claim(targets.clone(), &apps)?;
     let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db, &context.hub).await?;
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
@@ -306,20 +187,17 @@ async fn drive(
 /// the steps one by one, still in this one transaction.
 async fn run_in_one_transaction(
     context: &Arc<EngineContext>,
-    subject: &Subject,
     targets: Vec<promotion_target::Model>,
-    apps: &HashMap<Uuid, ResourceRef>,
-    claimed: Vec<ClaimedTarget>,
 ) -> Result<Leases> {
     let worker = context.settings.worker_id.as_str();
-    let promotion_id = subject.promotion_id;
     let started = std::time::Instant::now();
     let mut tx = Transaction::begin(&context.db, &context.hub).await?;
-    let claimed = match lifecycle::start_at_once(&mut tx, worker, claimed).await? {
+    let (subject, claimed) = match lifecycle::start_at_once(&mut tx, worker, targets).await? {
         AtOnce::Started(batch) => {
+            let promotion_id = batch.subject.promotion_id;
             let mut outcomes = Vec::with_capacity(batch.started.len());
             for (c, release) in &batch.started {
-                outcomes.push(deploy(context, subject, &c.target, &c.app, release).await);
+                outcomes.push(deploy(context, &batch.subject, &c.target, &c.app, release).await);
             }
             lifecycle::finish_at_once(&mut tx, worker, batch, outcomes).await?;
             tx.commit().await?;
@@ -330,14 +208,17 @@ async fn run_in_one_transaction(
             );
             return Ok(Leases::Cleared);
         }
-        AtOnce::StepByStep(claimed) => claimed,
+        AtOnce::StepByStep { subject, claimed } => (subject, claimed),
     };
+    let runs: Vec<(promotion_target::Model, ResourceRef)> = claimed
+        .iter()
+        .map(|c| (c.target.clone(), c.app.clone()))
+        .collect();
     let releases = lifecycle::prepare_targets(&mut tx, worker, claimed).await?;
     let mut done = Vec::new();
-    for (target, release) in targets.iter().zip(releases) {
+    for ((target, app), release) in runs.iter().zip(releases) {
         let Some(release) = release else { continue };
-        let app = &apps[&target.app_id];
-        let outcome = deploy(context, subject, target, app, &release).await;
+        let outcome = deploy(context, &subject, target, app, &release).await;
         done.push((target, app, release, outcome));
     }
     let deployed = done
@@ -349,7 +230,7 @@ async fn run_in_one_transaction(
             outcome: outcome.clone(),
         })
         .collect();
-    record_and_commit(context, tx, promotion_id, deployed, started).await?;
+    record_and_commit(context, tx, subject.promotion_id, deployed, started).await?;
     Ok(Leases::MayBeHeld)
 }
 
@@ -400,24 +281,4 @@ async fn deploy(
         source_release_id: subject.source_release.id,
     };
     super::deploy(context, &request).await
-}
-
-fn new_release(
-    subject: &Subject,
-    app: &ResourceRef,
-    target: &promotion_target::Model,
-) -> NewRelease {
-    NewRelease {
-        app_id: app.id,
-        image: subject.source_release.image.clone(),
-        description: format!(
-            "promoted from '{}' v{}",
-            subject.source_app.name, subject.source_release.version
-        ),
-        status: ReleaseState::Pending.as_str(),
-        promoted_from_app_id: Some(subject.source_app.id),
-        promoted_from_release_id: Some(subject.source_release.id),
-        promoted_from_promotion_id: Some(subject.promotion_id),
-        promotion_target_id: Some(target.id),
-    }
 }

@@ -9,13 +9,14 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, Statement,
+    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable, Statement,
 };
 use uuid::Uuid;
 
 use super::{
     auto_promotion::{feeds_auto_promotion, record_feeding_triggers},
     events::{append_changing_status, promotion_end, EventDraft, StatusChange},
+    subject::{Subject, SUBJECT_COLUMNS, SUBJECT_JOINS},
     targets::{
         delivery_trigger, number_releases, outcome_event, record_target_outcomes,
         release_created_event, running_event, OutcomeRecord,
@@ -33,6 +34,7 @@ use crate::{
         entities::{promotion, promotion_target, release},
         Parameters,
     },
+    views::ResourceRef,
 };
 
 /// What [`start_at_once`] found.
@@ -42,11 +44,15 @@ pub enum AtOnce {
     Started(Box<StartedBatch>),
     /// Not every target is fresh (one started before, was canceled, lost its lease or its
     /// app), so the batch runs step by step, in the same transaction.
-    StepByStep(Vec<ClaimedTarget>),
+    StepByStep {
+        subject: Subject,
+        claimed: Vec<ClaimedTarget>,
+    },
 }
 
 /// A batch started by [`start_at_once`], under its locks.
 pub struct StartedBatch {
+    pub subject: Subject,
     promotion: promotion::Model,
     /// Every target of the promotion, as read under its lock.
     all_targets: Vec<promotion_target::Model>,
@@ -58,28 +64,29 @@ pub struct StartedBatch {
 }
 
 /// Locks the batch's apps (live, in id order) and then its promotion, as the lock order
-/// requires, and numbers each target's release if every target is fresh: pending, with
-/// no release, leased by `worker`, its app live, and its promotion unfinished.
+/// requires, reads what its steps need ([`Subject`]), and numbers each target's release if
+/// every target is fresh: pending, with no release, leased by `worker`, its app live, and
+/// its promotion unfinished.
 pub async fn start_at_once(
     tx: &mut Transaction,
     worker: &str,
-    claimed: Vec<ClaimedTarget>,
+    targets: Vec<promotion_target::Model>,
 ) -> Result<AtOnce> {
-    let Some(promotion_id) = claimed.first().map(|c| c.target.promotion_id) else {
-        return Ok(AtOnce::StepByStep(claimed));
+    let Some(promotion_id) = targets.first().map(|target| target.promotion_id) else {
+        return Err(Error::Internal("a batch without targets".into()));
     };
-    let mut app_ids: Vec<_> = claimed.iter().map(|c| c.target.app_id).collect();
+    let mut app_ids: Vec<_> = targets.iter().map(|target| target.app_id).collect();
     app_ids.sort();
     app_ids.dedup();
     let live_apps = lock_live_apps(tx.connection(), &app_ids).await?;
-    let (promotion, all_targets) =
-        lock_promotion_with_targets(tx.connection(), promotion_id).await?;
-    let unfinished = PromotionStatus::parse(&promotion.status).is_some_and(|status| {
+    let locked = lock_promotion_with_targets(tx.connection(), promotion_id).await?;
+    let claimed = locked.subject.claim(targets, &locked.apps)?;
+    let unfinished = PromotionStatus::parse(&locked.promotion.status).is_some_and(|status| {
         matches!(status, PromotionStatus::Pending | PromotionStatus::Running)
     });
     let fresh = |c: &ClaimedTarget| {
         live_apps.contains(&c.target.app_id)
-            && all_targets.iter().any(|row| {
+            && locked.all_targets.iter().any(|row| {
                 row.id == c.target.id
                     && row.status == TargetStatus::Pending.as_str()
                     && row.release_id.is_none()
@@ -87,15 +94,19 @@ pub async fn start_at_once(
             })
     };
     if !unfinished || !claimed.iter().all(fresh) {
-        return Ok(AtOnce::StepByStep(claimed));
+        return Ok(AtOnce::StepByStep {
+            subject: locked.subject,
+            claimed,
+        });
     }
     let releases = number_releases(
         claimed.iter().map(|c| &c.new_release),
         &live_apps.newest_versions,
     );
     Ok(AtOnce::Started(Box::new(StartedBatch {
-        promotion,
-        all_targets,
+        subject: locked.subject,
+        promotion: locked.promotion,
+        all_targets: locked.all_targets,
         feeding_auto_promotion: live_apps.feeding_auto_promotion,
         started: claimed.into_iter().zip(releases).collect(),
     })))
@@ -118,6 +129,7 @@ pub async fn finish_at_once(
         mut all_targets,
         feeding_auto_promotion,
         started,
+        ..
     } = *batch;
     let deployed: Vec<DeployedTarget<'_>> = started
         .iter()
@@ -245,27 +257,85 @@ async fn lock_live_apps(db: &impl ConnectionTrait, app_ids: &[Uuid]) -> Result<L
     Ok(live)
 }
 
-/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and then reads its targets in
-/// order.
+/// A promotion read under its lock by [`lock_promotion_with_targets`].
+struct LockedPromotion {
+    promotion: promotion::Model,
+    subject: Subject,
+    /// Every target, in order.
+    all_targets: Vec<promotion_target::Model>,
+    /// Every target's app, deleted ones included.
+    apps: HashMap<Uuid, ResourceRef>,
+}
+
+/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its
+/// [`Subject`], and then reads its targets in order, with their apps.
 ///
 /// The targets are read by a statement of their own, begun once the lock is held. Under
 /// read committed a statement sees what was committed when it began, and a lock it waits
-/// for refreshes only the locked row: targets joined into the locking statement would
-/// miss what the lock holder changed (a target canceled with its app's delete), and the
-/// promotion would never be seen to end.
+/// for refreshes only the locked row: targets read by the locking statement would miss
+/// what the lock holder changed (a target canceled with its app's delete, or one that
+/// another batch finished), and the promotion would never be seen to end. The subject's
+/// rows do not change while a promotion runs, so they are read with the lock.
 async fn lock_promotion_with_targets(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
-) -> Result<(promotion::Model, Vec<promotion_target::Model>)> {
-    let promotion = store::lock_promotion(db, promotion_id)
+) -> Result<LockedPromotion> {
+    let backend = db.get_database_backend();
+    let (id_placeholder, lock) = match backend {
+        DbBackend::Postgres => ("$1", " FOR UPDATE OF pr"),
+        _ => ("?", ""),
+    };
+    let promotion_columns = promotion::Column::iter()
+        .map(|column| format!("pr.\"{0}\" AS \"p_{0}\"", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {promotion_columns}, {SUBJECT_COLUMNS} FROM promotions pr {SUBJECT_JOINS} \
+         WHERE pr.id = {id_placeholder}{lock}"
+    );
+    let row = db
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [promotion_id.into()],
+        ))
         .await?
         .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
-    let all_targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .order_by_asc(promotion_target::Column::Position)
-        .all(db)
+    let promotion = promotion::Model::from_query_result(&row, "p_")?;
+    let subject = Subject::from_row(promotion_id, &row)?;
+
+    let sql = format!(
+        "SELECT t.*, a.name AS app_name FROM promotion_targets t \
+         JOIN apps a ON a.id = t.app_id WHERE t.promotion_id = {id_placeholder} \
+         ORDER BY t.\"position\""
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [promotion_id.into()],
+        ))
         .await?;
-    Ok((promotion, all_targets))
+    let mut all_targets = Vec::with_capacity(rows.len());
+    let mut apps = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let target = promotion_target::Model::from_query_result(&row, "")?;
+        let name: String = row.try_get("", "app_name")?;
+        apps.insert(
+            target.app_id,
+            ResourceRef {
+                id: target.app_id,
+                name,
+            },
+        );
+        all_targets.push(target);
+    }
+    Ok(LockedPromotion {
+        promotion,
+        subject,
+        all_targets,
+        apps,
+    })
 }
 
 /// Stores the batch's releases in their final states and moves its targets from `pending`

@@ -60,21 +60,25 @@ pub async fn create_promotion(
     tx: &mut Transaction,
     record: PromotionRecord,
 ) -> Result<Option<promotion::Model>> {
-    let (pipeline_live, source_live) = store::lock_live_pipeline_and_app(
+    let target_ids: Vec<Uuid> = record.targets.iter().map(|app| app.id).collect();
+    let live = store::lock_to_create_promotion(
         tx.connection(),
         record.pipeline.id,
         record.source_app.id,
+        &target_ids,
     )
     .await?;
-    if !pipeline_live {
+    if !live.pipeline {
         return Err(Error::not_found("pipeline", &record.pipeline.name));
     }
-    if !source_live {
+    if !live.source_app {
         return Err(Error::not_found("app", &record.source_app.name));
     }
-    let target_ids: Vec<Uuid> = record.targets.iter().map(|app| app.id).collect();
-    let live = store::lock_apps_to_join_queues(tx.connection(), &target_ids).await?;
-    if let Some(gone) = record.targets.iter().find(|app| !live.contains(&app.id)) {
+    if let Some(gone) = record
+        .targets
+        .iter()
+        .find(|app| !live.targets.contains(&app.id))
+    {
         return Err(Error::not_found("app", &gone.name));
     }
     let id = record.id;

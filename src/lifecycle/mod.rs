@@ -26,6 +26,7 @@ mod events;
 mod leases;
 mod queue;
 mod rollbacks;
+mod subject;
 mod targets;
 
 pub use approvals::vote;
@@ -45,6 +46,7 @@ pub use queue::{
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
+pub use subject::{load_subject, SourceRelease, Subject};
 pub use targets::{prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget};
 
 use std::sync::Arc;

@@ -104,34 +104,80 @@ pub async fn lock_live_pipeline(
         .await
 }
 
-/// Whether the pipeline and the app are live, each locked against deletion like
-/// [`lock_live_pipeline`] and [`lock_live_app`], the pipeline first, in one statement.
-pub async fn lock_live_pipeline_and_app(
+/// What [`lock_to_create_promotion`] found live, and locked.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LiveToCreate {
+    pub pipeline: bool,
+    pub source_app: bool,
+    /// The live target apps, in id order.
+    pub targets: Vec<Uuid>,
+}
+
+/// Takes a new promotion's locks in the lock order: its pipeline and then its source app
+/// against deletion, like [`lock_live_pipeline`] and [`lock_live_app`], and then its
+/// target apps to join their queues, like [`lock_apps_to_join_queues`]. On PostgreSQL in
+/// one statement.
+pub async fn lock_to_create_promotion(
     db: &impl ConnectionTrait,
     pipeline_id: Uuid,
-    app_id: Uuid,
-) -> Result<(bool, bool), DbErr> {
+    source_app_id: Uuid,
+    target_ids: &[Uuid],
+) -> Result<LiveToCreate, DbErr> {
     let backend = db.get_database_backend();
-    let (first, second, lock) = match backend {
-        DbBackend::Postgres => ("$1", "$2", " FOR SHARE"),
-        _ => ("?", "?", ""),
+    let postgres = backend == DbBackend::Postgres;
+    let placeholder = |n: usize| {
+        if postgres {
+            format!("${n}")
+        } else {
+            "?".to_owned()
+        }
     };
-    let sql = format!(
-        "SELECT (SELECT id FROM pipelines WHERE id = {first} AND deleted_at IS NULL{lock}) \
-         AS pipeline, (SELECT id FROM apps WHERE id = {second} AND deleted_at IS NULL{lock}) \
-         AS app"
+    let share = if postgres { " FOR SHARE" } else { "" };
+    let mut sql = format!(
+        "SELECT (SELECT id FROM pipelines WHERE id = {} AND deleted_at IS NULL{share}) \
+         AS pipeline, (SELECT id FROM apps WHERE id = {} AND deleted_at IS NULL{share}) \
+         AS app",
+        placeholder(1),
+        placeholder(2),
     );
+    let mut values: Vec<sea_orm::Value> = vec![pipeline_id.into(), source_app_id.into()];
+    if postgres && !target_ids.is_empty() {
+        let ids: Vec<String> = (0..target_ids.len()).map(|n| placeholder(n + 3)).collect();
+        sql.push_str(&format!(
+            ", (SELECT string_agg(id::text, ' ') FROM (SELECT id FROM apps \
+             WHERE id IN ({}) AND deleted_at IS NULL ORDER BY id FOR NO KEY UPDATE) AS joining) \
+             AS targets",
+            ids.join(", ")
+        ));
+        values.extend(target_ids.iter().map(|id| sea_orm::Value::from(*id)));
+    }
     let row = db
         .query_one(sea_orm::Statement::from_sql_and_values(
-            backend,
-            sql,
-            [pipeline_id.into(), app_id.into()],
+            backend, sql, values,
         ))
         .await?
-        .ok_or_else(|| DbErr::Custom("locking a pipeline and an app returned no row".into()))?;
+        .ok_or_else(|| DbErr::Custom("locking a new promotion's rows returned no row".into()))?;
     let pipeline: Option<Uuid> = row.try_get("", "pipeline")?;
-    let app: Option<Uuid> = row.try_get("", "app")?;
-    Ok((pipeline.is_some(), app.is_some()))
+    let source_app: Option<Uuid> = row.try_get("", "app")?;
+    let targets = if !postgres {
+        lock_apps_to_join_queues(db, target_ids).await?
+    } else if target_ids.is_empty() {
+        Vec::new()
+    } else {
+        let joined: Option<String> = row.try_get("", "targets")?;
+        let mut live = joined
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|id| Uuid::parse_str(id).map_err(|error| DbErr::Custom(error.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        live.sort();
+        live
+    };
+    Ok(LiveToCreate {
+        pipeline: pipeline.is_some(),
+        source_app: source_app.is_some(),
+        targets,
+    })
 }
 
 /// The promotion row, locked for update until the caller's transaction ends.
