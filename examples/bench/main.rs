@@ -9,8 +9,8 @@
 //! server where the role may create databases), and drives it over gRPC on loopback.
 //! Machines here are noisy: compare rows of one run with each other, not across runs.
 //!
-//! For profiling: `BENCH_THROUGHPUT_ROUNDS=N` measures N rounds in the throughput row
-//! (a steady load to attach `perf` to), and `BENCH_KEEP_DATABASES=1` keeps the
+//! The throughput row measures 3 rounds; `BENCH_THROUGHPUT_ROUNDS=N` measures N (many
+//! make a steady load to attach `perf` to), and `BENCH_KEEP_DATABASES=1` keeps the
 //! PostgreSQL databases it made, so their rows (event times, say) can be examined.
 
 use std::{
@@ -279,11 +279,7 @@ async fn promotion_throughput(backend: &Backend, count: usize) -> BenchResult<f6
     let channel = channel(&server).await?;
     let apps = setup(&channel, 20).await?;
     concurrent_promotions(&channel, &apps, count).await?;
-    // `BENCH_THROUGHPUT_ROUNDS` measures more rounds than one, for profiling a steady load.
-    let rounds: usize = std::env::var("BENCH_THROUGHPUT_ROUNDS")
-        .ok()
-        .and_then(|rounds| rounds.parse().ok())
-        .unwrap_or(1);
+    let rounds = throughput_rounds();
     let started = Instant::now();
     for _ in 0..rounds {
         concurrent_promotions(&channel, &apps, count).await?;
@@ -578,10 +574,21 @@ async fn latency_rows(backend: &Backend) -> BenchResult<()> {
     Ok(())
 }
 
+/// Rounds the throughput row measures: `BENCH_THROUGHPUT_ROUNDS`, 3 by default. One round
+/// lasts about a second, which the machines' noise swings by a fifth.
+fn throughput_rounds() -> usize {
+    std::env::var("BENCH_THROUGHPUT_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .filter(|rounds| *rounds > 0)
+        .unwrap_or(3)
+}
+
 async fn throughput_row(backend: &Backend) -> BenchResult<()> {
     let throughput = promotion_throughput(backend, 200).await?;
     println!(
-        "| throughput, 200 concurrent one-target promotions over 20 apps, after a first round of 200 | {} | {throughput:.0} promotions/s |",
+        "| throughput, {} round(s) of 200 concurrent one-target promotions over 20 apps, after a first round of 200 | {} | {throughput:.0} promotions/s |",
+        throughput_rounds(),
         backend.name()
     );
     Ok(())
