@@ -247,6 +247,9 @@ pub struct Authenticator {
     /// Latched once a token has been seen to exist; tokens are never deleted.
     tokens_exist: Arc<AtomicBool>,
     cache: Arc<Mutex<TokenCache>>,
+    /// Held while the database is asked whether tokens exist, so that requests arriving
+    /// together when the answer goes stale ask once between them.
+    asking_whether_tokens_exist: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Authenticator {
@@ -256,6 +259,7 @@ impl Authenticator {
             protected_mode,
             tokens_exist: Arc::new(AtomicBool::new(false)),
             cache: Arc::new(Mutex::new(TokenCache::default())),
+            asking_whether_tokens_exist: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -268,15 +272,22 @@ impl Authenticator {
     }
 
     async fn tokens_exist(&self) -> Result<bool> {
-        if self.tokens_exist.load(Ordering::Relaxed) {
-            return Ok(true);
+        let known = || {
+            if self.tokens_exist.load(Ordering::Relaxed) {
+                return Some(true);
+            }
+            self.cache()
+                .none_exist_checked
+                .is_some_and(|checked| checked.elapsed() < TOKEN_RECHECK)
+                .then_some(false)
+        };
+        if let Some(exist) = known() {
+            return Ok(exist);
         }
-        if self
-            .cache()
-            .none_exist_checked
-            .is_some_and(|checked| checked.elapsed() < TOKEN_RECHECK)
-        {
-            return Ok(false);
+        let _asking = self.asking_whether_tokens_exist.lock().await;
+        // Whoever held the lock before may have asked already.
+        if let Some(exist) = known() {
+            return Ok(exist);
         }
         let exist = self.tokens.any_exist().await?;
         if exist {
@@ -425,5 +436,34 @@ mod tests {
         assert_ne!(hash, hash_secret("plt_abd"));
         assert!(!hash.contains("abc"));
         assert_eq!(hash.len(), 64);
+    }
+
+    #[tokio::test]
+    async fn requests_arriving_together_ask_once_whether_tokens_exist() {
+        use std::sync::atomic::AtomicUsize;
+
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
+        let mut db = store::connect(&url).await.expect("database");
+        store::migrate(&db).await.expect("migrations");
+        let counted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&counted);
+        db.set_metric_callback(move |info| {
+            if info.statement.sql.contains("COUNT(*)") && info.statement.sql.contains("tokens") {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let authenticator = Authenticator::new(db, true);
+        let requests = (0..50).map(|_| {
+            let authenticator = authenticator.clone();
+            tokio::spawn(async move { authenticator.authenticate(None, Transport::Rest).await })
+        });
+        for request in futures::future::join_all(requests).await {
+            let caller = request
+                .expect("request task")
+                .expect("protected mode lets it in");
+            assert_eq!(caller.role, Role::Admin);
+        }
+        assert_eq!(counted.load(Ordering::Relaxed), 1);
     }
 }
