@@ -126,8 +126,13 @@ fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
     })
 }
 
-/// `AND r.app_id IN (…)` with placeholders numbered from `first`, and its values.
-fn app_filter(backend: DbBackend, first: usize, ids: &[Uuid]) -> (String, Vec<Value>) {
+/// `AND {column} IN (…)` with placeholders numbered from `first`, and its values.
+fn app_filter(
+    backend: DbBackend,
+    column: &str,
+    first: usize,
+    ids: &[Uuid],
+) -> (String, Vec<Value>) {
     let placeholders: Vec<String> = (first..first + ids.len())
         .map(|n| match backend {
             DbBackend::Postgres => format!("${n}"),
@@ -135,7 +140,7 @@ fn app_filter(backend: DbBackend, first: usize, ids: &[Uuid]) -> (String, Vec<Va
         })
         .collect();
     (
-        format!(" AND r.app_id IN ({})", placeholders.join(", ")),
+        format!(" AND {column} IN ({})", placeholders.join(", ")),
         ids.iter().map(|id| Value::from(*id)).collect(),
     )
 }
@@ -150,10 +155,13 @@ async fn current_releases(
         DbBackend::Postgres => "$1",
         _ => "?",
     };
-    let (filter, ids) = app_filter(backend, 2, app_ids);
+    let (filter, ids) = app_filter(backend, "a.id", 2, app_ids);
+    // Per app, the releases index read backwards from the newest version to the first that
+    // succeeded: one or a few rows, however many releases the app has.
     let sql = format!(
-        "SELECT r.* FROM releases r WHERE r.status = {succeeded}{filter} AND r.version = \
-         (SELECT MAX(n.version) FROM releases n WHERE n.app_id = r.app_id AND n.status = r.status)"
+        "SELECT r.* FROM releases r WHERE r.id IN (SELECT (SELECT n.id FROM releases n \
+         WHERE n.app_id = a.id AND n.status = {succeeded} ORDER BY n.version DESC LIMIT 1) \
+         FROM apps a WHERE 1 = 1{filter})"
     );
     let mut values = vec![Value::from(ReleaseState::Succeeded.as_str())];
     values.extend(ids);
@@ -175,7 +183,7 @@ async fn status_contexts(
     app_ids: &[Uuid],
 ) -> Result<Vec<AppStatusContext>> {
     let backend = db.get_database_backend();
-    let (filter, values) = app_filter(backend, 1, app_ids);
+    let (filter, values) = app_filter(backend, "r.app_id", 1, app_ids);
     let sql = format!(
         "SELECT DISTINCT r.app_id, s.context, s.name FROM release_statuses s \
          JOIN releases r ON r.id = s.release_id WHERE 1 = 1{filter}"

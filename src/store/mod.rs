@@ -357,7 +357,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn promotion_change_payloads_round_trip_and_read_older_ones() {
+    fn promotion_change_payloads_are_read_with_or_without_an_app_and_from_older_processes() {
         let (promotion_id, app_id) = (Uuid::new_v4(), Uuid::new_v4());
         let nil = Uuid::nil();
         let with_app = format!("{promotion_id} {app_id} p1");
