@@ -191,7 +191,7 @@ impl Apps {
         let found = find_app(&self.db, "app", app).await?;
         let txn = self.db.begin().await?;
         // Held until commit: a delete of the app waits, then erases these vars with it.
-        store::lock_live_app(&txn, found.id)
+        store::lock_live::<app::Entity>(&txn, found.id)
             .await?
             .ok_or_else(|| Error::not_found("app", app))?;
         for change in changes {

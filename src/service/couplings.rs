@@ -205,10 +205,10 @@ impl Couplings {
         // Both rows stay locked live until the coupling commits, so a delete of either
         // waits and then removes the coupling, or ran first and the coupling is refused.
         let txn = self.db.begin().await?;
-        let pipeline = store::lock_live_pipeline(&txn, pipeline.id)
+        let pipeline = store::lock_live::<pipeline::Entity>(&txn, pipeline.id)
             .await?
             .ok_or_else(|| Error::not_found("pipeline", &request.pipeline))?;
-        let app = store::lock_live_app(&txn, app.id)
+        let app = store::lock_live::<store::entities::app::Entity>(&txn, app.id)
             .await?
             .ok_or_else(|| Error::not_found("app", &request.app))?;
         if let Some(existing) = coupling::Entity::find()

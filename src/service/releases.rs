@@ -105,7 +105,7 @@ impl Releases {
         let owner = find_app(&self.db, "app", app).await?;
         // The app stays locked live until the release commits: a deleted app never gets one.
         let txn = self.db.begin().await?;
-        crate::store::lock_live_app(&txn, owner.id)
+        crate::store::lock_live::<crate::store::entities::app::Entity>(&txn, owner.id)
             .await?
             .ok_or_else(|| Error::not_found("app", app))?;
         let model = insert_release_with_next_version(

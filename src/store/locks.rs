@@ -9,20 +9,27 @@ use uuid::Uuid;
 
 use super::{entities, now};
 
-/// The live app with this id, locked against deletion until the caller's transaction
-/// ends (`FOR SHARE` on PostgreSQL; SQLite's single connection serializes transactions).
-/// `None` once the app is deleted: a delete that committed first is seen, one that runs
-/// later waits for the caller.
-pub async fn lock_live_app(
-    db: &impl ConnectionTrait,
-    app_id: Uuid,
-) -> Result<Option<entities::app::Model>, DbErr> {
-    use entities::app;
-    app::Entity::find_by_id(app_id)
-        .filter(app::Column::DeletedAt.is_null())
-        .lock_shared()
-        .one(db)
-        .await
+/// The live row with this id of a soft-deleted table (apps, pipelines), locked against
+/// deletion until the caller's transaction ends (`FOR SHARE` on PostgreSQL; SQLite's
+/// single connection serializes transactions). `None` once the row is deleted: a delete
+/// that committed first is seen, one that runs later waits for the caller.
+pub async fn lock_live<E>(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::Column: SoftDeleteColumns,
+{
+    live::<E>(id).lock_shared().one(db).await
+}
+
+/// The row with this id, unless it is deleted.
+fn live<E>(id: Uuid) -> sea_orm::Select<E>
+where
+    E: EntityTrait,
+    E::Column: SoftDeleteColumns,
+{
+    E::find()
+        .filter(E::Column::id().eq(id))
+        .filter(E::Column::deleted_at().is_null())
 }
 
 /// The ids of the live apps among `app_ids`, locked against deletion in one statement,
@@ -91,19 +98,6 @@ pub async fn queue_clock(
     row.try_get::<chrono::DateTime<chrono::Utc>>("", "now")
 }
 
-/// The live pipeline with this id, locked against deletion like [`lock_live_app`].
-pub async fn lock_live_pipeline(
-    db: &impl ConnectionTrait,
-    pipeline_id: Uuid,
-) -> Result<Option<entities::pipeline::Model>, DbErr> {
-    use entities::pipeline;
-    pipeline::Entity::find_by_id(pipeline_id)
-        .filter(pipeline::Column::DeletedAt.is_null())
-        .lock_shared()
-        .one(db)
-        .await
-}
-
 /// What [`lock_to_create_promotion`] found live, and locked.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LiveToCreate {
@@ -114,7 +108,7 @@ pub struct LiveToCreate {
 }
 
 /// Takes a new promotion's locks in the lock order: its pipeline and then its source app
-/// against deletion, like [`lock_live_pipeline`] and [`lock_live_app`], and then its
+/// against deletion, like [`lock_live`], and then its
 /// target apps to join their queues, like [`lock_apps_to_join_queues`]. On PostgreSQL in
 /// one statement.
 pub async fn lock_to_create_promotion(
@@ -203,12 +197,7 @@ where
     E: EntityTrait,
     E::Column: SoftDeleteColumns,
 {
-    let locked = E::find()
-        .filter(E::Column::id().eq(id))
-        .filter(E::Column::deleted_at().is_null())
-        .lock_exclusive()
-        .one(db)
-        .await?;
+    let locked = live::<E>(id).lock_exclusive().one(db).await?;
     if locked.is_none() {
         return Ok(false);
     }

@@ -6,8 +6,8 @@ mod locks;
 mod parameters;
 
 pub use locks::{
-    lock_apps_to_join_queues, lock_live_app, lock_live_apps, lock_live_pipeline, lock_promotion,
-    lock_to_create_promotion, mark_deleted, queue_clock, LiveToCreate, SoftDeleteColumns,
+    lock_apps_to_join_queues, lock_live, lock_live_apps, lock_promotion, lock_to_create_promotion,
+    mark_deleted, queue_clock, LiveToCreate, SoftDeleteColumns,
 };
 pub use parameters::Parameters;
 
