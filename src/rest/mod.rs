@@ -9,6 +9,7 @@ mod inputs;
 pub(crate) mod openapi;
 mod pipelines;
 mod promotions;
+mod query;
 mod releases;
 mod shapes;
 
@@ -61,8 +62,10 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         .merge(releases::routes())
         .merge(promotions::routes())
         .split_for_parts();
+    let api = openapi::document(api);
+    let query_rules = Arc::new(query::QueryRules::from_document(&api));
     // The document never changes while the process runs: it is encoded once.
-    let document = match serde_json::to_vec(&openapi::document(api)) {
+    let document = match serde_json::to_vec(&api) {
         Ok(encoded) => axum::body::Bytes::from(encoded),
         Err(error) => {
             tracing::error!(%error, "the OpenAPI document cannot be encoded; it is served empty");
@@ -70,6 +73,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         }
     };
     routes
+        .route_layer(query::RefuseUnknownQueryLayer(query_rules))
         .route(
             openapi::PATH,
             get(move || {

@@ -10,7 +10,7 @@ use axum::{
     Json,
 };
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -59,13 +59,38 @@ async fn create_pipeline(
     Ok(created(shapes::Pipeline::from(view)))
 }
 
-#[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(PageQuery),
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListPipelinesQuery {
+    /// Only the live pipeline of this name: an array of it, or `[]` (Heroku's filter).
+    #[serde(default, rename = "eq[name]")]
+    #[param(rename = "eq[name]")]
+    name: Option<String>,
+    /// Return a page of at most this many (up to 1,000), with `Next-Page-Token` when more
+    /// remain; absent: the whole list.
+    #[serde(default)]
+    page_size: Option<u64>,
+    /// The `Next-Page-Token` of the previous page.
+    #[serde(default)]
+    page_token: Option<String>,
+}
+
+#[utoipa::path(get, path = "/pipelines", tag = "pipelines", params(ListPipelinesQuery),
     responses((status = 200, description = "Pipelines by name; whole unless `page_size` is given", body = [shapes::Pipeline])))]
 async fn list_pipelines(
     State(state): State<GatewayState>,
-    QueryParams(page): QueryParams<PageQuery>,
+    QueryParams(query): QueryParams<ListPipelinesQuery>,
 ) -> ApiResult<Response> {
-    let page = state.services.pipelines.list(&page.request()?).await?;
+    let page = PageQuery {
+        page_size: query.page_size,
+        page_token: query.page_token,
+    }
+    .request()?;
+    let pipelines = &state.services.pipelines;
+    let page = match query.name {
+        Some(name) => pipelines.named(&name, &page).await?,
+        None => pipelines.list(&page).await?,
+    };
     Ok(paged::<_, shapes::Pipeline>(page))
 }
 

@@ -101,6 +101,10 @@ struct ListReleasesQuery {
     /// Only the N newest releases, still oldest first; 0 or absent: all.
     #[serde(default)]
     page_size: Option<u64>,
+    /// Accepted for the Heroku CLI's `releases -x`; the answer is the same either way.
+    #[serde(default)]
+    #[allow(dead_code)]
+    extended: Option<bool>,
 }
 
 /// Oldest first, as Akkeris clients expect: the last element is the newest release.

@@ -106,6 +106,21 @@ impl Pipelines {
         Ok(page.finish(rows.into_iter().map(pipeline_view).collect(), by_name))
     }
 
+    /// The live pipeline of exactly this name, as a list of it or of none: Heroku clients
+    /// find a pipeline by name with a filter. An id is not a name, and a value no pipeline
+    /// name could have matches none.
+    pub async fn named(&self, name: &str, page: &PageRequest) -> Result<Page<PipelineView>> {
+        let found = match PipelineName::parse("eq[name]", name) {
+            Err(_) => Vec::new(),
+            Ok(valid) => match self.get(valid.as_str()).await {
+                Ok(view) if view.name == valid.as_str() => vec![view],
+                Ok(_) | Err(Error::NotFound(_)) => Vec::new(),
+                Err(error) => return Err(error),
+            },
+        };
+        Ok(page.page_of_sorted(found, |view| view.name.clone()))
+    }
+
     /// Deletes a pipeline with its couplings. The row is kept, marked deleted, so that past
     /// promotions can still name it; its name becomes free again.
     pub async fn delete(&self, pipeline: &str, caller: &Caller) -> Result<PipelineView> {

@@ -20,6 +20,7 @@ mod policies;
 mod policy_processes;
 mod processes;
 mod promotions;
+mod query_parameters;
 mod races;
 mod read_model;
 mod releases;
