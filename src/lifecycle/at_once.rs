@@ -8,15 +8,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, Iterable, Statement,
-};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait};
 use uuid::Uuid;
 
 use super::{
-    auto_promotion::{feeds_auto_promotion, record_feeding_triggers},
+    auto_promotion::record_feeding_triggers,
     events::{append_changing_status, promotion_end, EventDraft, StatusChange},
-    subject::{Subject, SUBJECT_COLUMNS, SUBJECT_JOINS},
+    subject::Subject,
     targets::{
         delivery_trigger, number_releases, outcome_event, record_target_outcomes,
         release_created_event, running_event, OutcomeRecord,
@@ -32,7 +30,6 @@ use crate::{
     store::{
         self,
         entities::{promotion, promotion_target, release},
-        Parameters,
     },
     views::ResourceRef,
 };
@@ -218,40 +215,13 @@ impl LiveApps {
     }
 }
 
-/// Locks the live apps among `app_ids` (sorted) like [`store::lock_live_apps`], and
-/// reads what their releases need, in one statement.
+/// Locks the live apps among `app_ids` (sorted), with what their releases need.
 async fn lock_live_apps(db: &impl ConnectionTrait, app_ids: &[Uuid]) -> Result<LiveApps> {
-    let backend = db.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    let ids: Vec<String> = (1..=app_ids.len()).map(placeholder).collect();
-    let lock = match backend {
-        DbBackend::Postgres => " FOR KEY SHARE",
-        _ => "",
-    };
-    let sql = format!(
-        "SELECT a.id, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id) \
-         AS newest_version, {} AS feeds_auto_promotion \
-         FROM apps a WHERE a.id IN ({}) AND a.deleted_at IS NULL ORDER BY a.id{lock}",
-        feeds_auto_promotion("a.id"),
-        ids.join(", "),
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            backend,
-            sql,
-            app_ids.iter().map(|id| sea_orm::Value::from(*id)),
-        ))
-        .await?;
     let mut live = LiveApps::default();
-    for row in rows {
-        let id: Uuid = row.try_get("", "id")?;
-        live.newest_versions
-            .insert(id, row.try_get("", "newest_version")?);
-        if row.try_get("", "feeds_auto_promotion")? {
-            live.feeding_auto_promotion.insert(id);
+    for app in store::lock_live_apps_with_versions(db, app_ids).await? {
+        live.newest_versions.insert(app.id, app.newest_version);
+        if app.feeds_auto_promotion {
+            live.feeding_auto_promotion.insert(app.id);
         }
     }
     Ok(live)
@@ -280,47 +250,14 @@ async fn lock_promotion_with_targets(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
 ) -> Result<LockedPromotion> {
-    let backend = db.get_database_backend();
-    let (id_placeholder, lock) = match backend {
-        DbBackend::Postgres => ("$1", " FOR UPDATE OF pr"),
-        _ => ("?", ""),
-    };
-    let promotion_columns = promotion::Column::iter()
-        .map(|column| format!("pr.\"{0}\" AS \"p_{0}\"", column.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!(
-        "SELECT {promotion_columns}, {SUBJECT_COLUMNS} FROM promotions pr {SUBJECT_JOINS} \
-         WHERE pr.id = {id_placeholder}{lock}"
-    );
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [promotion_id.into()],
-        ))
+    let (promotion, subject) = store::promotions::lock_with_subject(db, promotion_id)
         .await?
         .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
-    let promotion = promotion::Model::from_query_result(&row, "p_")?;
-    let subject = Subject::from_row(promotion_id, &row)?;
-
-    let sql = format!(
-        "SELECT t.*, a.name AS app_name FROM promotion_targets t \
-         JOIN apps a ON a.id = t.app_id WHERE t.promotion_id = {id_placeholder} \
-         ORDER BY t.\"position\""
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [promotion_id.into()],
-        ))
-        .await?;
+    let subject = Subject::from_row(promotion_id, subject);
+    let rows = store::targets::targets_with_app_names(db, promotion_id).await?;
     let mut all_targets = Vec::with_capacity(rows.len());
     let mut apps = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let target = promotion_target::Model::from_query_result(&row, "")?;
-        let name: String = row.try_get("", "app_name")?;
+    for (target, name) in rows {
         apps.insert(
             target.app_id,
             ResourceRef {
@@ -366,64 +303,16 @@ async fn store_outcomes(
             record_target_outcomes(tx, worker, deployed, described, TargetStatus::Pending).await?;
         return Ok(moved.len());
     }
-    let mut p = Parameters::default();
-    let made: Vec<String> = releases
-        .map(|release| {
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
-                p.bind(release.id, "uuid"),
-                p.bind(release.app_id, "uuid"),
-                p.bind(release.version, "bigint"),
-                p.bind(release.image, "text"),
-                p.bind(release.description, "text"),
-                p.bind(release.status, "text"),
-                p.bind(release.promoted_from_app_id, "uuid"),
-                p.bind(release.promoted_from_release_id, "uuid"),
-                p.bind(release.promoted_from_promotion_id, "uuid"),
-                p.bind(release.promotion_target_id, "uuid"),
-                p.bind(release.created_at, "timestamptz"),
-                p.bind(release.updated_at, "timestamptz"),
-            )
-        })
-        .collect();
-    let outcomes: Vec<String> = deployed
+    let outcomes = deployed
         .iter()
         .zip(described)
-        .map(|(done, record)| {
-            format!(
-                "({}, {}, {})",
-                p.bind(done.target.id, "uuid"),
-                p.bind(record.target_status.as_str(), "text"),
-                p.bind(record.error_message.clone(), "text"),
-            )
+        .zip(releases)
+        .map(|((done, record), release)| store::targets::BatchOutcome {
+            target_id: done.target.id,
+            status: record.target_status,
+            error_message: record.error_message.clone(),
+            release,
         })
         .collect();
-    let sql = format!(
-        "WITH made AS (INSERT INTO releases (id, app_id, version, image, description, status, \
-         promoted_from_app_id, promoted_from_release_id, promoted_from_promotion_id, \
-         promotion_target_id, created_at, updated_at) VALUES {} \
-         ON CONFLICT (app_id, version) DO NOTHING RETURNING id, promotion_target_id), \
-         moved AS (UPDATE promotion_targets t SET status = v.status, \
-         error_message = v.error_message, release_id = made.id, lease_owner = NULL, \
-         lease_expires_at = NULL, updated_at = {} \
-         FROM (VALUES {}) AS v(id, status, error_message) \
-         JOIN made ON made.promotion_target_id = v.id \
-         WHERE t.id = v.id AND t.status = {} AND t.lease_owner = {} RETURNING t.id) \
-         SELECT count(*) AS moved FROM moved",
-        made.join(", "),
-        p.bind(store::now(), "timestamptz"),
-        outcomes.join(", "),
-        p.bind(TargetStatus::Pending.as_str(), "text"),
-        p.bind(worker.to_owned(), "text"),
-    );
-    let row = db
-        .query_one(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            p.values,
-        ))
-        .await?
-        .ok_or_else(|| Error::Internal("storing outcomes returned no row".into()))?;
-    let moved: i64 = row.try_get("", "moved")?;
-    Ok(usize::try_from(moved).unwrap_or(0))
+    Ok(store::targets::store_batch_outcomes(db, worker, outcomes).await?)
 }

@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    sea_query::OnConflict, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -44,70 +44,11 @@ pub struct Trigger {
     pub reason: String,
 }
 
-/// The join condition of coupling `n` with coupling `c`: `n` is in `c`'s pipeline, at the
-/// stage after `c`'s, and auto-promotes (`n.auto_promote` = the SQL `true_value`).
-fn next_stage_auto_promotes(true_value: &str) -> String {
-    let next_stage = Stage::ALL
-        .iter()
-        .filter_map(|stage| {
-            stage
-                .next()
-                .map(|next| format!("WHEN '{}' THEN '{}'", stage.as_str(), next.as_str()))
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "n.pipeline_id = c.pipeline_id AND n.auto_promote = {true_value} \
-         AND n.stage = (CASE c.stage {next_stage} END)"
-    )
-}
-
-/// An SQL condition, true when the app whose id is the SQL `app_id` feeds an
-/// auto-promote coupling (see [`record_triggers`]).
-pub(super) fn feeds_auto_promotion(app_id: &str) -> String {
-    format!(
-        "EXISTS (SELECT 1 FROM couplings c JOIN couplings n ON {} WHERE c.app_id = {app_id})",
-        next_stage_auto_promotes("TRUE")
-    )
-}
-
-/// Of `apps`, those whose next stage in their pipeline has an auto-promote coupling: the
-/// only apps whose changes can trigger anything. One query.
-async fn apps_feeding_auto_promotion(
-    db: &impl ConnectionTrait,
-    apps: &[Uuid],
-) -> Result<HashSet<Uuid>> {
-    if apps.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let backend = db.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    // Placeholders in the order they appear: SQLite numbers them by position.
-    let ids: Vec<String> = (2..=apps.len() + 1).map(placeholder).collect();
-    let sql = format!(
-        "SELECT DISTINCT c.app_id FROM couplings c JOIN couplings n ON {} \
-         WHERE c.app_id IN ({})",
-        next_stage_auto_promotes(&placeholder(1)),
-        ids.join(", ")
-    );
-    let mut values: Vec<sea_orm::Value> = vec![true.into()];
-    values.extend(apps.iter().map(|id| sea_orm::Value::from(*id)));
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get::<Uuid>("", "app_id").map_err(Error::from))
-        .collect()
-}
-
 /// Writes the triggers whose app feeds an auto-promote coupling, in the caller's
 /// transaction. Returns whether any was written, so the caller can wake the engine.
 pub async fn record_triggers(db: &impl ConnectionTrait, triggers: Vec<Trigger>) -> Result<bool> {
     let apps: Vec<Uuid> = triggers.iter().map(|t| t.app_id).collect();
-    let feeding = apps_feeding_auto_promotion(db, &apps).await?;
+    let feeding = store::triggers::apps_feeding_auto_promotion(db, &apps).await?;
     record_feeding_triggers(
         db,
         triggers
@@ -118,7 +59,7 @@ pub async fn record_triggers(db: &impl ConnectionTrait, triggers: Vec<Trigger>) 
     .await
 }
 
-/// Writes triggers already known to feed auto-promotion (see [`feeds_auto_promotion`]),
+/// Writes triggers already known to feed auto-promotion (see [`store::triggers::feeds_auto_promotion`]),
 /// like [`record_triggers`].
 pub(super) async fn record_feeding_triggers(
     db: &impl ConnectionTrait,

@@ -1,15 +1,13 @@
 //! Creating a promotion: its row, one pending target per app, `promotion.created`, and
 //! `target.queued` for each target that joins its app's queue behind earlier work.
 
-mod store_at_once;
-
 use std::collections::HashMap;
 
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait};
 use uuid::Uuid;
 
 use super::{
-    events::{append_all, EventDraft},
+    events::{append_all, event_rows, record_stored, EventDraft},
     queue::{queued_behind_each, queued_event, QueuePlace},
     Transaction,
 };
@@ -169,9 +167,9 @@ pub async fn create_promotion(
     };
     let stored = if tx.connection().get_database_backend() == DbBackend::Postgres
         && !targets.is_empty()
-        && targets.len() <= store_at_once::MOST_TARGETS
+        && targets.len() <= store::promotions::MOST_TARGETS_IN_ONE_STATEMENT
     {
-        store_at_once::store(tx, row, targets, events).await
+        store_in_one_statement(tx, row, targets, events).await
     } else {
         store_step_by_step(tx, row, targets, events).await
     };
@@ -203,6 +201,36 @@ impl From<Error> for StoreError {
     fn from(error: Error) -> Self {
         StoreError::Other(error)
     }
+}
+
+/// Stores the promotion, its targets and its first events in one statement (PostgreSQL),
+/// stamped with the database's clock read in it, and returns the promotion as stored.
+async fn store_in_one_statement(
+    tx: &mut Transaction,
+    mut row: promotion::Model,
+    targets: Vec<promotion_target::Model>,
+    events: Vec<EventDraft>,
+) -> Result<promotion::Model, StoreError> {
+    let events = event_rows(row.id, events, row.created_at);
+    row.event_count = events.len() as i64;
+    let stored = store::promotions::insert_with_targets_and_events(
+        tx.connection(),
+        tx.origin(),
+        &row,
+        &targets,
+        events,
+    )
+    .await?;
+    let Some(clock) = stored.first().map(|event| event.created_at) else {
+        return Err(StoreError::Other(Error::Internal(format!(
+            "promotion {}: its events were not stored",
+            row.id
+        ))));
+    };
+    row.created_at = clock;
+    row.updated_at = clock;
+    record_stored(tx, stored)?;
+    Ok(row)
 }
 
 /// Stores the promotion, its targets (in statements of at most 1,000 rows, well within

@@ -3,14 +3,14 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::ClaimedTarget;
 use crate::{
     domain::status::ReleaseState,
     error::{Error, Result},
-    store::{entities::promotion_target, NewRelease},
+    store::{self, entities::promotion_target, promotions::SubjectRow, NewRelease},
     views::ResourceRef,
 };
 
@@ -30,38 +30,24 @@ pub struct SourceRelease {
     pub image: String,
 }
 
-/// The columns a query selects for [`Subject::from_row`], from `promotions pr` joined
-/// with its pipeline `p`, source app `a` and source release `r`.
-pub(super) const SUBJECT_COLUMNS: &str = "p.id AS subject_pipeline_id, \
-     p.name AS subject_pipeline_name, a.id AS subject_source_app_id, \
-     a.name AS subject_source_app_name, r.id AS subject_source_release_id, \
-     r.version AS subject_source_release_version, r.image AS subject_source_release_image";
-
-/// The joins [`SUBJECT_COLUMNS`] reads from, after `FROM promotions pr`: deleted rows
-/// included, since a promotion under way keeps its names.
-pub(super) const SUBJECT_JOINS: &str = "JOIN pipelines p ON p.id = pr.pipeline_id \
-     JOIN apps a ON a.id = pr.source_app_id JOIN releases r ON r.id = pr.source_release_id";
-
 impl Subject {
-    pub(super) fn from_row(promotion_id: Uuid, row: &sea_orm::QueryResult) -> Result<Self> {
-        let get_uuid = |column: &str| row.try_get::<Uuid>("", column);
-        let get_text = |column: &str| row.try_get::<String>("", column);
-        Ok(Self {
+    pub(super) fn from_row(promotion_id: Uuid, row: SubjectRow) -> Self {
+        Self {
             promotion_id,
             pipeline: ResourceRef {
-                id: get_uuid("subject_pipeline_id")?,
-                name: get_text("subject_pipeline_name")?,
+                id: row.subject_pipeline_id,
+                name: row.subject_pipeline_name,
             },
             source_app: ResourceRef {
-                id: get_uuid("subject_source_app_id")?,
-                name: get_text("subject_source_app_name")?,
+                id: row.subject_source_app_id,
+                name: row.subject_source_app_name,
             },
             source_release: SourceRelease {
-                id: get_uuid("subject_source_release_id")?,
-                version: row.try_get("", "subject_source_release_version")?,
-                image: get_text("subject_source_release_image")?,
+                id: row.subject_source_release_id,
+                version: row.subject_source_release_version,
+                image: row.subject_source_release_image,
             },
-        })
+        }
     }
 
     /// The targets with their apps and the releases they get, in order. A target whose
@@ -105,56 +91,31 @@ impl Subject {
     }
 }
 
-#[derive(FromQueryResult)]
-struct TargetAppRow {
-    target_app_id: Uuid,
-    target_app_name: String,
-}
-
 /// The promotion's subject and the apps of `targets`, in one query, outside any lock.
 pub async fn load_subject(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
     targets: &[promotion_target::Model],
 ) -> Result<(Subject, HashMap<Uuid, ResourceRef>)> {
-    let backend = db.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    let target_ids: Vec<String> = (0..targets.len()).map(|n| placeholder(n + 2)).collect();
-    let sql = format!(
-        "SELECT {SUBJECT_COLUMNS}, ta.id AS target_app_id, ta.name AS target_app_name \
-         FROM promotions pr {SUBJECT_JOINS} \
-         JOIN promotion_targets t ON t.promotion_id = pr.id \
-         JOIN apps ta ON ta.id = t.app_id \
-         WHERE pr.id = {} AND t.id IN ({})",
-        placeholder(1),
-        target_ids.join(", ")
-    );
-    let mut values: Vec<sea_orm::Value> = vec![promotion_id.into()];
-    values.extend(targets.iter().map(|target| sea_orm::Value::from(target.id)));
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    let Some(first) = rows.first() else {
+    let target_ids: Vec<Uuid> = targets.iter().map(|target| target.id).collect();
+    let Some((subject, apps)) =
+        store::promotions::subject_with_target_apps(db, promotion_id, &target_ids).await?
+    else {
         return Err(Error::Internal(format!(
             "promotion {promotion_id}: it, its pipeline, its source app, its release or its targets are missing"
         )));
     };
-    let subject = Subject::from_row(promotion_id, first)?;
-    let apps = rows
-        .iter()
-        .map(|row| {
-            let app = TargetAppRow::from_query_result(row, "")?;
-            Ok((
+    let apps = apps
+        .into_iter()
+        .map(|app| {
+            (
                 app.target_app_id,
                 ResourceRef {
                     id: app.target_app_id,
                     name: app.target_app_name,
                 },
-            ))
+            )
         })
-        .collect::<Result<_>>()?;
-    Ok((subject, apps))
+        .collect();
+    Ok((Subject::from_row(promotion_id, subject), apps))
 }

@@ -5,10 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{
-    sea_query::{Expr, OnConflict},
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
-};
+use sea_orm::{sea_query::OnConflict, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::{
@@ -267,33 +264,8 @@ pub(super) fn number_releases<'a>(
 /// Links each target to the release created for it, in one statement, guarded like every
 /// step by the worker's lease.
 async fn link_releases(tx: &Transaction, worker: &str, targets: &[ClaimedTarget]) -> Result<()> {
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let db = tx.connection();
-    let backend = db.get_database_backend();
-    let placeholder = |n: usize| match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    };
-    let ids: Vec<String> = (0..targets.len()).map(|n| placeholder(n + 4)).collect();
-    let sql = format!(
-        "UPDATE promotion_targets SET release_id = (SELECT r.id FROM releases r \
-         WHERE r.promotion_target_id = promotion_targets.id), updated_at = {} \
-         WHERE status = {} AND lease_owner = {} AND release_id IS NULL AND id IN ({})",
-        placeholder(1),
-        placeholder(2),
-        placeholder(3),
-        ids.join(", ")
-    );
-    let mut values: Vec<sea_orm::Value> = vec![
-        store::now().into(),
-        TargetStatus::Running.as_str().into(),
-        worker.into(),
-    ];
-    values.extend(targets.iter().map(|c| sea_orm::Value::from(c.target.id)));
-    db.execute(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
+    let ids: Vec<Uuid> = targets.iter().map(|claimed| claimed.target.id).collect();
+    store::releases::link_target_releases(tx.connection(), worker, &ids).await?;
     Ok(())
 }
 
@@ -463,10 +435,7 @@ pub(super) async fn record_target_outcomes(
             .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
             .col_expr(
                 promotion_target::Column::ReleaseId,
-                Expr::cust(
-                    "COALESCE(release_id, (SELECT r.id FROM releases r \
-                     WHERE r.promotion_target_id = promotion_targets.id))",
-                ),
+                store::releases::linked_or_made_release(),
             )
             .filter(promotion_target::Column::Id.is_in(ids))
             .filter(promotion_target::Column::Status.eq(from.as_str()))

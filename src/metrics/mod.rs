@@ -7,7 +7,7 @@ use std::{sync::OnceLock, time::Duration};
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend};
 
 use crate::{domain::promotion::EventKind, store::Pools, views::PromotionEventView};
 
@@ -216,28 +216,21 @@ async fn refresh_gauges(pools: &Pools) {
     }
     let db = &pools.requests;
 
-    let query = "SELECT \
-        (SELECT count(*) FROM promotion_targets WHERE status = 'pending') AS pending, \
-        (SELECT count(*) FROM promotion_targets WHERE status = 'running') AS running, \
-        (SELECT count(*) FROM promotion_targets WHERE status = 'pending' \
-           AND queued_at IS NOT NULL AND queued_behind IS NOT NULL) AS queued, \
-        (SELECT count(*) FROM promotions WHERE status = 'awaiting_approval') AS awaiting";
     let read = tokio::time::timeout(
         Duration::from_secs(2),
-        db.query_one(Statement::from_string(db.get_database_backend(), query)),
+        crate::store::targets::work_counts(db),
     )
     .await;
-    let Ok(Ok(Some(row))) = read else {
+    let Ok(Ok(counts)) = read else {
         tracing::debug!("metrics: the database gauges were not refreshed");
         return;
     };
-    let count = |column: &str| row.try_get::<i64>("", column).unwrap_or_default() as f64;
-    gauge!("pipelines_targets", "state" => "pending").set(count("pending"));
-    gauge!("pipelines_targets", "state" => "running").set(count("running"));
-    gauge!("pipelines_queue_depth").set(count("queued"));
-    gauge!("pipelines_promotions_awaiting_approval").set(count("awaiting"));
+    let count = |value: i64| value as f64;
+    gauge!("pipelines_targets", "state" => "pending").set(count(counts.pending));
+    gauge!("pipelines_targets", "state" => "running").set(count(counts.running));
+    gauge!("pipelines_queue_depth").set(count(counts.queued));
+    gauge!("pipelines_promotions_awaiting_approval").set(count(counts.awaiting_approval));
 }
-
 /// The text exposition of every series, after refreshing the database gauges.
 pub async fn render(pools: &Pools) -> Option<String> {
     let handle = handle()?;

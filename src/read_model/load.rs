@@ -4,17 +4,16 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect, Statement, Value,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::state::{AppEntry, Catalog, CouplingRow, Loaded};
 use crate::{
-    domain::status::ReleaseState,
     error::Result,
-    store::entities::{app, coupling, pipeline, release},
+    store::{
+        self,
+        entities::{app, coupling, pipeline},
+    },
     views::{
         app_view, coupling_contexts, coupling_policy, coupling_stage, pipeline_view,
         release_summary,
@@ -85,10 +84,10 @@ pub async fn load(
         {
             couplings.insert(row.app_id, coupling_row(row)?);
         }
-        for row in current_releases(db, chunk).await? {
+        for row in store::releases::current_releases_of_apps(db, chunk).await? {
             releases.insert(row.app_id, release_summary(&row));
         }
-        for pair in status_contexts(db, chunk).await? {
+        for pair in store::release_statuses::status_contexts_of_apps(db, chunk).await? {
             contexts
                 .entry(pair.app_id)
                 .or_default()
@@ -124,73 +123,4 @@ fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
         created_at: row.created_at,
         updated_at: row.updated_at,
     })
-}
-
-/// `AND {column} IN (…)` with placeholders numbered from `first`, and its values.
-fn app_filter(
-    backend: DbBackend,
-    column: &str,
-    first: usize,
-    ids: &[Uuid],
-) -> (String, Vec<Value>) {
-    let placeholders: Vec<String> = (first..first + ids.len())
-        .map(|n| match backend {
-            DbBackend::Postgres => format!("${n}"),
-            _ => "?".to_owned(),
-        })
-        .collect();
-    (
-        format!(" AND {column} IN ({})", placeholders.join(", ")),
-        ids.iter().map(|id| Value::from(*id)).collect(),
-    )
-}
-
-/// Each app's newest succeeded release.
-async fn current_releases(
-    db: &DatabaseConnection,
-    app_ids: &[Uuid],
-) -> Result<Vec<release::Model>> {
-    let backend = db.get_database_backend();
-    let succeeded = match backend {
-        DbBackend::Postgres => "$1",
-        _ => "?",
-    };
-    let (filter, ids) = app_filter(backend, "a.id", 2, app_ids);
-    // Per app, the releases index read backwards from the newest version to the first that
-    // succeeded: one or a few rows, however many releases the app has.
-    let sql = format!(
-        "SELECT r.* FROM releases r WHERE r.id IN (SELECT (SELECT n.id FROM releases n \
-         WHERE n.app_id = a.id AND n.status = {succeeded} ORDER BY n.version DESC LIMIT 1) \
-         FROM apps a WHERE 1 = 1{filter})"
-    );
-    let mut values = vec![Value::from(ReleaseState::Succeeded.as_str())];
-    values.extend(ids);
-    Ok(release::Entity::find()
-        .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
-        .all(db)
-        .await?)
-}
-
-#[derive(Debug, FromQueryResult)]
-struct AppStatusContext {
-    app_id: Uuid,
-    context: String,
-    name: String,
-}
-
-async fn status_contexts(
-    db: &DatabaseConnection,
-    app_ids: &[Uuid],
-) -> Result<Vec<AppStatusContext>> {
-    let backend = db.get_database_backend();
-    let (filter, values) = app_filter(backend, "r.app_id", 1, app_ids);
-    let sql = format!(
-        "SELECT DISTINCT r.app_id, s.context, s.name FROM release_statuses s \
-         JOIN releases r ON r.id = s.release_id WHERE 1 = 1{filter}"
-    );
-    Ok(
-        AppStatusContext::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-            .all(db)
-            .await?,
-    )
 }

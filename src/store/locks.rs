@@ -49,6 +49,47 @@ pub async fn lock_live_apps(
         .await
 }
 
+/// A live app locked by [`lock_live_apps_with_versions`], with what its new releases need.
+#[derive(Debug, sea_orm::FromQueryResult)]
+pub struct LiveAppForBatch {
+    pub id: Uuid,
+    /// Its newest release's version, if it has one.
+    pub newest_version: Option<i64>,
+    /// Whether it feeds an auto-promote coupling (see [`super::triggers`]).
+    pub feeds_auto_promotion: bool,
+}
+
+/// Locks the live apps among `app_ids` (sorted) like [`lock_live_apps`], and reads each
+/// one's newest release version and whether it feeds auto-promotion, in one statement.
+pub async fn lock_live_apps_with_versions(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<Vec<LiveAppForBatch>, DbErr> {
+    use sea_orm::{FromQueryResult, Statement};
+    if app_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let lock = match backend {
+        DbBackend::Postgres => " FOR KEY SHARE",
+        _ => "",
+    };
+    let sql = format!(
+        "SELECT a.id, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id) \
+         AS newest_version, {} AS feeds_auto_promotion \
+         FROM apps a WHERE a.id IN ({}) AND a.deleted_at IS NULL ORDER BY a.id{lock}",
+        super::triggers::feeds_auto_promotion("a.id"),
+        super::placeholders(backend, 1, app_ids.len()),
+    );
+    LiveAppForBatch::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        app_ids.iter().map(|id| sea_orm::Value::from(*id)),
+    ))
+    .all(db)
+    .await
+}
+
 /// The ids of the live apps among `app_ids`, in id order, the order locks are taken in.
 fn live_apps_in_id_order(app_ids: &[Uuid]) -> sea_orm::Select<entities::app::Entity> {
     use entities::app;
@@ -119,13 +160,7 @@ pub async fn lock_to_create_promotion(
 ) -> Result<LiveToCreate, DbErr> {
     let backend = db.get_database_backend();
     let postgres = backend == DbBackend::Postgres;
-    let placeholder = |n: usize| {
-        if postgres {
-            format!("${n}")
-        } else {
-            "?".to_owned()
-        }
-    };
+    let placeholder = |n: usize| super::placeholder(backend, n);
     let share = if postgres { " FOR SHARE" } else { "" };
     let mut sql = format!(
         "SELECT (SELECT id FROM pipelines WHERE id = {} AND deleted_at IS NULL{share}) \

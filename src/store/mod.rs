@@ -1,15 +1,24 @@
-//! Storage: the sea-orm entities, the connection and migrations, and the SQL several
-//! modules share. A statement written for one transition sits beside that transition.
+//! Storage: the sea-orm entities, the connection and migrations, and every statement
+//! written out in SQL, in a module named after what it stores (`promotions`, `targets`,
+//! `events`, `releases`, `release_statuses`, `triggers`, and the row locks in `locks`).
+//! Callers get typed rows back.
 
 pub mod entities;
+pub mod events;
 mod locks;
 mod parameters;
+pub mod promotions;
+pub mod release_statuses;
+pub mod releases;
+pub mod targets;
+pub mod triggers;
 
 pub use locks::{
-    lock_apps_to_join_queues, lock_live, lock_live_apps, lock_promotion, lock_to_create_promotion,
-    mark_deleted, queue_clock, LiveToCreate, SoftDeleteColumns,
+    lock_apps_to_join_queues, lock_live, lock_live_apps, lock_live_apps_with_versions,
+    lock_promotion, lock_to_create_promotion, mark_deleted, queue_clock, LiveAppForBatch,
+    LiveToCreate, SoftDeleteColumns,
 };
-pub use parameters::Parameters;
+pub use parameters::{placeholder, placeholders, Parameters};
 
 use std::time::Duration;
 

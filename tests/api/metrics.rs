@@ -291,3 +291,55 @@ async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
         assert_eq!(engine_limit, None, "{text}");
     }
 }
+
+#[tokio::test]
+async fn the_database_gauges_count_work_waiting_for_approval() {
+    let app = spawn_app().await;
+    let ops = app.create_token("ops", "admin").await;
+    let created = |path: &'static str, body: serde_json::Value| {
+        let app = &app;
+        let ops = &ops;
+        async move {
+            let (status, answer) = app.call(Method::POST, path, Some(body), Some(ops)).await;
+            assert_eq!(status, 201, "{path}: {answer}");
+        }
+    };
+    created("/pipelines", json!({"name": "shop"})).await;
+    created("/apps", json!({"name": "shop-dev"})).await;
+    created("/apps", json!({"name": "shop-stg"})).await;
+    created(
+        "/pipeline-couplings",
+        json!({"app": "shop-dev", "pipeline": "shop", "stage": "development"}),
+    )
+    .await;
+    created(
+        "/pipeline-couplings",
+        json!({"app": "shop-stg", "pipeline": "shop", "stage": "staging",
+               "promotion_policy": {"required_approvals": 1}}),
+    )
+    .await;
+    created("/apps/shop-dev/releases", json!({"image": "shop:1"})).await;
+    created(
+        "/pipeline-promotions",
+        json!({"pipeline": "shop", "source": {"app": "shop-dev"}}),
+    )
+    .await;
+
+    let (status, _, text) = scrape(&app, Some(&ops)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sample(&text, "pipelines_promotions_awaiting_approval", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_targets", &[r#"state="pending""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_targets", &[r#"state="running""#]),
+        Some(0.0),
+        "{text}"
+    );
+}

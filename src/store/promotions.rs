@@ -1,0 +1,224 @@
+//! Promotions: what running one needs to read of it (its subject: pipeline, source app and
+//! source release), read with its lock or with its target apps; and a new promotion
+//! stored with its targets and first events in one statement.
+
+use sea_orm::{
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
+    QueryResult, Statement, Value,
+};
+use uuid::Uuid;
+
+use super::{
+    entities::{promotion, promotion_event, promotion_target},
+    parameters::{placeholder, placeholders},
+    Parameters,
+};
+
+/// The columns [`SubjectRow`] decodes, from `promotions pr` joined with its pipeline `p`,
+/// source app `a` and source release `r`.
+const SUBJECT_COLUMNS: &str = "p.id AS subject_pipeline_id, \
+     p.name AS subject_pipeline_name, a.id AS subject_source_app_id, \
+     a.name AS subject_source_app_name, r.id AS subject_source_release_id, \
+     r.version AS subject_source_release_version, r.image AS subject_source_release_image";
+
+/// The joins [`SUBJECT_COLUMNS`] reads from, after `FROM promotions pr`: deleted rows
+/// included, since a promotion under way keeps its names.
+const SUBJECT_JOINS: &str = "JOIN pipelines p ON p.id = pr.pipeline_id \
+     JOIN apps a ON a.id = pr.source_app_id JOIN releases r ON r.id = pr.source_release_id";
+
+/// A promotion's pipeline, source app and source release, as one row.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct SubjectRow {
+    pub subject_pipeline_id: Uuid,
+    pub subject_pipeline_name: String,
+    pub subject_source_app_id: Uuid,
+    pub subject_source_app_name: String,
+    pub subject_source_release_id: Uuid,
+    pub subject_source_release_version: i64,
+    pub subject_source_release_image: String,
+}
+
+/// A target's app, as read with the subject.
+#[derive(Debug, FromQueryResult)]
+pub struct TargetAppRow {
+    pub target_app_id: Uuid,
+    pub target_app_name: String,
+}
+
+/// The promotion's subject and the apps of `target_ids`, in one query, taking no lock.
+/// `None` when the promotion, a row of its subject or every target is missing.
+pub async fn subject_with_target_apps(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+    target_ids: &[Uuid],
+) -> Result<Option<(SubjectRow, Vec<TargetAppRow>)>, DbErr> {
+    if target_ids.is_empty() {
+        return Ok(None);
+    }
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT {SUBJECT_COLUMNS}, ta.id AS target_app_id, ta.name AS target_app_name \
+         FROM promotions pr {SUBJECT_JOINS} \
+         JOIN promotion_targets t ON t.promotion_id = pr.id \
+         JOIN apps ta ON ta.id = t.app_id \
+         WHERE pr.id = {} AND t.id IN ({})",
+        placeholder(backend, 1),
+        placeholders(backend, 2, target_ids.len()),
+    );
+    let mut values: Vec<Value> = vec![promotion_id.into()];
+    values.extend(target_ids.iter().map(|id| Value::from(*id)));
+    let rows = db
+        .query_all(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let subject = SubjectRow::from_query_result(first, "")?;
+    let apps = rows
+        .iter()
+        .map(|row| TargetAppRow::from_query_result(row, ""))
+        .collect::<Result<_, _>>()?;
+    Ok(Some((subject, apps)))
+}
+
+/// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its subject.
+/// `None` when it does not exist.
+pub async fn lock_with_subject(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Option<(promotion::Model, SubjectRow)>, DbErr> {
+    let backend = db.get_database_backend();
+    let lock = match backend {
+        DbBackend::Postgres => " FOR UPDATE OF pr",
+        _ => "",
+    };
+    let promotion_columns = promotion::Column::iter()
+        .map(|column| format!("pr.\"{0}\" AS \"p_{0}\"", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {promotion_columns}, {SUBJECT_COLUMNS} FROM promotions pr {SUBJECT_JOINS} \
+         WHERE pr.id = {}{lock}",
+        placeholder(backend, 1),
+    );
+    let row: Option<QueryResult> = db
+        .query_one(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [promotion_id.into()],
+        ))
+        .await?;
+    row.map(|row| {
+        Ok((
+            promotion::Model::from_query_result(&row, "p_")?,
+            SubjectRow::from_query_result(&row, "")?,
+        ))
+    })
+    .transpose()
+}
+
+/// The most targets [`insert_with_targets_and_events`] stores: with their events, well
+/// within PostgreSQL's 65,535 parameters. Larger promotions are stored step by step.
+pub const MOST_TARGETS_IN_ONE_STATEMENT: usize = 1_000;
+
+/// PostgreSQL: a new promotion `row`, its `targets` and its first `events`, numbered from
+/// one, in one statement. Every time in them is the database's clock read in that
+/// statement, and other processes are notified of the events in the name of `origin`.
+/// Returns the events as stored, in order; the first one's `created_at` is the
+/// promotion's.
+pub async fn insert_with_targets_and_events(
+    db: &impl ConnectionTrait,
+    origin: &str,
+    row: &promotion::Model,
+    targets: &[promotion_target::Model],
+    events: Vec<promotion_event::Model>,
+) -> Result<Vec<promotion_event::Model>, DbErr> {
+    let mut p = Parameters::default();
+    let promotion_sql = format!(
+        "INSERT INTO promotions (id, pipeline_id, source_app_id, source_release_id, status, \
+         safe, created_by, overridden_checks, request_id, request_fingerprint, event_count, \
+         created_at, updated_at, finished_at, cancel_requested_at, required_approvals, \
+         triggered_by) \
+         SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, clock.now, clock.now, NULL, NULL, \
+         {}, {} FROM clock RETURNING id, status",
+        p.bind(row.id, "uuid"),
+        p.bind(row.pipeline_id, "uuid"),
+        p.bind(row.source_app_id, "uuid"),
+        p.bind(row.source_release_id, "uuid"),
+        p.bind(row.status.clone(), "text"),
+        p.bind(row.safe, "boolean"),
+        p.bind(row.created_by.clone(), "text"),
+        p.bind(row.overridden_checks.clone(), "text"),
+        p.bind(row.request_id.clone(), "text"),
+        p.bind(row.request_fingerprint.clone(), "text"),
+        p.bind(row.event_count, "bigint"),
+        p.bind(row.required_approvals, "integer"),
+        p.bind(row.triggered_by.clone(), "text"),
+    );
+    let target_tuples: Vec<String> = targets
+        .iter()
+        .map(|target| {
+            format!(
+                "({}, {}, {}, {}, {}, {})",
+                p.bind(target.id, "uuid"),
+                p.bind(target.app_id, "uuid"),
+                p.bind(target.position, "integer"),
+                p.bind(target.status.clone(), "text"),
+                p.bind(target.queued_behind, "uuid"),
+                p.bind(target.queued_at.is_some(), "boolean"),
+            )
+        })
+        .collect();
+    let event_tuples: Vec<String> = events
+        .into_iter()
+        .enumerate()
+        .map(|(position, event)| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+                p.bind(event.id, "uuid"),
+                p.bind(position as i64 + 1, "bigint"),
+                p.bind(event.kind, "text"),
+                p.bind(event.target_id, "uuid"),
+                p.bind(event.app_id, "uuid"),
+                p.bind(event.app_name, "text"),
+                p.bind(event.target_status, "text"),
+                p.bind(event.message, "text"),
+                p.bind(event.waiting_for, "uuid"),
+                p.bind(event.actor, "text"),
+                p.bind(event.comment, "text"),
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now), \
+         p AS ({promotion_sql}), \
+         t AS (INSERT INTO promotion_targets (id, promotion_id, app_id, position, status, \
+         release_id, error_message, queued_behind, lease_owner, lease_expires_at, attempts, \
+         app_deleted, queued_at, created_at, updated_at) \
+         SELECT v.id, p.id, v.app_id, v.position, v.status, NULL, '', v.queued_behind, NULL, \
+         NULL, 0, false, CASE WHEN v.queued THEN clock.now END, clock.now, clock.now \
+         FROM p, clock, (VALUES {}) AS v(id, app_id, position, status, queued_behind, queued)) \
+         INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
+         app_name, target_status, promotion_status, release_id, release_version, message, \
+         created_at, waiting_for, actor, comment) \
+         SELECT v.id, p.id, v.sequence, v.kind, v.target_id, v.app_id, v.app_name, \
+         v.target_status, p.status, NULL, NULL, v.message, clock.now, v.waiting_for, v.actor, \
+         v.comment \
+         FROM p, clock, (VALUES {}) AS v(id, sequence, kind, target_id, app_id, app_name, \
+         target_status, message, waiting_for, actor, comment) \
+         RETURNING *, {}",
+        target_tuples.join(", "),
+        event_tuples.join(", "),
+        super::notifying_promotion_changed(&p.bind(origin.to_owned(), "text")),
+    );
+    let mut stored = promotion_event::Entity::find()
+        .from_raw_sql(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            p.values,
+        ))
+        .all(db)
+        .await?;
+    stored.sort_by_key(|event| event.sequence);
+    Ok(stored)
+}
