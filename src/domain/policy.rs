@@ -80,6 +80,15 @@ impl Verdict {
             .into_iter()
             .find(|verdict| verdict.as_str() == value)
     }
+
+    /// The state a vote with this verdict may move its promotion to: a promotion takes
+    /// votes only while it may still move there.
+    pub const fn moves_promotion_to(self) -> super::promotion::PromotionStatus {
+        match self {
+            Verdict::Approved => super::promotion::PromotionStatus::Pending,
+            Verdict::Rejected => super::promotion::PromotionStatus::Rejected,
+        }
+    }
 }
 
 /// Why a token may not approve a promotion: it created it, or triggered the

@@ -54,15 +54,42 @@ impl PromotionStatus {
             .find(|status| status.as_str() == value)
     }
 
-    /// The states of a promotion that still has work to do or to finish.
-    pub const UNFINISHED: [PromotionStatus; 3] = [
-        PromotionStatus::Pending,
-        PromotionStatus::Running,
-        PromotionStatus::AwaitingApproval,
-    ];
+    /// The transition table: whether a promotion in this state may move to `next`.
+    ///
+    /// - A promotion that needs approvals waits for them, and is then approved (`pending`)
+    ///   or rejected. Canceled, it ends `canceled`; every target's app deleted, `failed`.
+    /// - A pending promotion starts running when its first target does. Before that it
+    ///   can only be canceled, or fail because every target's app was deleted.
+    /// - A running promotion ends with the aggregate of its targets' outcomes.
+    /// - Every other state is final.
+    pub const fn may_become(self, next: PromotionStatus) -> bool {
+        use PromotionStatus::*;
+        matches!(
+            (self, next),
+            (AwaitingApproval, Pending | Rejected | Canceled | Failed)
+                | (Pending, Running | Canceled | Failed)
+                | (Running, Successful | Failed | PartiallyFailed | Canceled)
+        )
+    }
 
+    /// Every state a promotion may move to `next` from, by the transition table: what a
+    /// guard on that move accepts.
+    pub fn sources_of(next: PromotionStatus) -> Vec<PromotionStatus> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.may_become(next))
+            .collect()
+    }
+
+    /// A final state is one the transition table leads nowhere from.
     pub fn is_final(self) -> bool {
-        !Self::UNFINISHED.contains(&self)
+        !Self::ALL.into_iter().any(|next| self.may_become(next))
+    }
+
+    /// The states of a promotion that still has work to do or to finish: those that are
+    /// not final.
+    pub fn unfinished() -> impl Iterator<Item = PromotionStatus> {
+        Self::ALL.into_iter().filter(|status| !status.is_final())
     }
 }
 
@@ -107,11 +134,39 @@ impl TargetStatus {
             .find(|status| status.as_str() == value)
     }
 
-    /// The states of a target that still needs a worker.
-    pub const UNFINISHED: [TargetStatus; 2] = [TargetStatus::Pending, TargetStatus::Running];
+    /// The transition table: whether a target (or a rollback, which moves the same way) in
+    /// this state may move to `next`.
+    ///
+    /// - A pending target starts running when a worker claims it, or is canceled: by a
+    ///   caller, a rejection, a newer auto-promotion, or its app's deletion.
+    /// - A running target ends with its deploy's outcome, or is canceled when its app is
+    ///   deleted.
+    /// - Every other state is final.
+    pub const fn may_become(self, next: TargetStatus) -> bool {
+        use TargetStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Running | Canceled) | (Running, Succeeded | Failed | Canceled)
+        )
+    }
 
+    /// Every state a target may move to `next` from, by the transition table: what a guard
+    /// on that move accepts.
+    pub fn sources_of(next: TargetStatus) -> Vec<TargetStatus> {
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.may_become(next))
+            .collect()
+    }
+
+    /// A final state is one the transition table leads nowhere from.
     pub fn is_final(self) -> bool {
-        !Self::UNFINISHED.contains(&self)
+        !Self::ALL.into_iter().any(|next| self.may_become(next))
+    }
+
+    /// The states of a target that still needs a worker: those that are not final.
+    pub fn unfinished() -> impl Iterator<Item = TargetStatus> {
+        Self::ALL.into_iter().filter(|status| !status.is_final())
     }
 
     /// How the target counts in its promotion's outcome: a target canceled because its app
@@ -318,6 +373,89 @@ mod tests {
         assert!(!EventKind::TargetFailed.ends_stream());
         assert!(PromotionStatus::PartiallyFailed.is_final());
         assert!(!PromotionStatus::Running.is_final());
+    }
+
+    /// Every pair of promotion states, legal or not, spelled out: a change to the table
+    /// must change this list too.
+    #[test]
+    fn the_promotion_transition_table_allows_exactly_these_moves() {
+        use PromotionStatus as P;
+        let legal = [
+            (P::AwaitingApproval, P::Pending),
+            (P::AwaitingApproval, P::Rejected),
+            (P::AwaitingApproval, P::Canceled),
+            (P::AwaitingApproval, P::Failed),
+            (P::Pending, P::Running),
+            (P::Pending, P::Canceled),
+            (P::Pending, P::Failed),
+            (P::Running, P::Successful),
+            (P::Running, P::Failed),
+            (P::Running, P::PartiallyFailed),
+            (P::Running, P::Canceled),
+        ];
+        let mut pairs = 0;
+        for from in P::ALL {
+            for next in P::ALL {
+                pairs += 1;
+                assert_eq!(
+                    from.may_become(next),
+                    legal.contains(&(from, next)),
+                    "promotion {from} → {next}"
+                );
+            }
+        }
+        assert_eq!(pairs, 64);
+    }
+
+    #[test]
+    fn the_target_transition_table_allows_exactly_these_moves() {
+        let legal = [
+            (Pending, Running),
+            (Pending, Canceled),
+            (Running, Succeeded),
+            (Running, Failed),
+            (Running, Canceled),
+        ];
+        let mut pairs = 0;
+        for from in TargetStatus::ALL {
+            for next in TargetStatus::ALL {
+                pairs += 1;
+                assert_eq!(
+                    from.may_become(next),
+                    legal.contains(&(from, next)),
+                    "target {from} → {next}"
+                );
+            }
+        }
+        assert_eq!(pairs, 25);
+    }
+
+    #[test]
+    fn final_states_and_guards_derive_from_the_tables() {
+        use PromotionStatus as P;
+        let unfinished: Vec<P> = P::unfinished().collect();
+        assert_eq!(unfinished, [P::Pending, P::Running, P::AwaitingApproval]);
+        for status in [
+            P::Successful,
+            P::Failed,
+            P::PartiallyFailed,
+            P::Canceled,
+            P::Rejected,
+        ] {
+            assert!(status.is_final(), "{status}");
+        }
+        assert_eq!(P::sources_of(P::Running), [P::Pending]);
+        assert_eq!(
+            P::sources_of(P::Failed),
+            [P::Pending, P::Running, P::AwaitingApproval]
+        );
+        assert!(P::sources_of(P::AwaitingApproval).is_empty());
+
+        let unfinished: Vec<TargetStatus> = TargetStatus::unfinished().collect();
+        assert_eq!(unfinished, [Pending, Running]);
+        assert_eq!(TargetStatus::sources_of(Canceled), [Pending, Running]);
+        assert_eq!(TargetStatus::sources_of(Succeeded), [Running]);
+        assert!(TargetStatus::sources_of(Pending).is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     cancel::cancel_pending_target,
     events::{append, EventDraft},
-    lock_promotion, Transaction,
+    lock_promotion, promotion_states_moving_to, Transaction,
 };
 use crate::{
     domain::{
@@ -52,7 +52,10 @@ pub async fn vote(
         store::lock_apps_to_join_queues(tx.connection(), &apps).await?;
     }
     let current = lock_promotion(tx, promotion_id).await?;
-    if current.status != PromotionStatus::AwaitingApproval.as_str() {
+    let status = PromotionStatus::parse(&current.status).ok_or_else(|| {
+        Error::Internal(format!("promotion {promotion_id} has an unknown status"))
+    })?;
+    if !status.may_become(verdict.moves_promotion_to()) {
         return Err(Error::FailedPrecondition(format!(
             "promotion {promotion_id} is {}; only a promotion awaiting approval can be {}",
             current.status,
@@ -128,6 +131,10 @@ async fn approve(
             )
             .col_expr(promotion::Column::UpdatedAt, now.into())
             .filter(promotion::Column::Id.eq(current.id))
+            .filter(
+                promotion::Column::Status
+                    .is_in(promotion_states_moving_to(PromotionStatus::Pending)),
+            )
             .exec(tx.connection())
             .await?;
         promotion_target::Entity::update_many()
@@ -171,6 +178,9 @@ async fn reject(
         .col_expr(promotion::Column::UpdatedAt, now.into())
         .col_expr(promotion::Column::FinishedAt, Some(now).into())
         .filter(promotion::Column::Id.eq(current.id))
+        .filter(
+            promotion::Column::Status.is_in(promotion_states_moving_to(PromotionStatus::Rejected)),
+        )
         .exec(tx.connection())
         .await?;
     append(

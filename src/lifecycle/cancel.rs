@@ -7,8 +7,7 @@ use uuid::Uuid;
 use super::{
     events::{append, finish_if_complete, EventDraft},
     leases::clearing_lease,
-    leases::UNFINISHED_TARGETS,
-    lock_promotion, Transaction,
+    lock_promotion, target_states_moving_to, unfinished_targets, Transaction,
 };
 use crate::{
     domain::{
@@ -81,6 +80,7 @@ pub(super) async fn cancel_pending_target(
     what_happened: &str,
     error_message: Option<&str>,
 ) -> Result<()> {
+    // A caller's cancel stops only what has not started; running targets finish.
     let mut update = promotion_target::Entity::update_many()
         .col_expr(
             promotion_target::Column::Status,
@@ -165,7 +165,7 @@ pub async fn cancel_targets_of_deleted_app(
 ) -> Result<()> {
     let unfinished = promotion_target::Entity::find()
         .filter(promotion_target::Column::AppId.eq(app_id))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
         .order_by_asc(promotion_target::Column::PromotionId)
         .all(tx.connection())
         .await?;
@@ -206,7 +206,9 @@ pub(super) async fn cancel_target_of_deleted_app(
         )
         .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
         .filter(promotion_target::Column::Id.eq(target.id))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(
+            promotion_target::Column::Status.is_in(target_states_moving_to(TargetStatus::Canceled)),
+        )
         .exec(tx.connection())
         .await?;
     if canceled.rows_affected == 0 {

@@ -4,7 +4,7 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
-use super::Transaction;
+use super::{promotion_states_moving_to, Transaction};
 pub(super) use crate::store::events::StatusChange;
 use crate::{
     domain::promotion::{aggregate_status, EventKind, PromotionStatus, TargetStatus},
@@ -258,7 +258,7 @@ pub(super) async fn finish_if_complete(tx: &mut Transaction, promotion_id: Uuid)
         .col_expr(promotion::Column::UpdatedAt, now.into())
         .col_expr(promotion::Column::FinishedAt, Some(now).into())
         .filter(promotion::Column::Id.eq(promotion_id))
-        .filter(promotion::Column::Status.is_in(PromotionStatus::UNFINISHED.map(|s| s.as_str())))
+        .filter(promotion::Column::Status.is_in(promotion_states_moving_to(outcome)))
         .exec(db)
         .await?;
     if updated.rows_affected == 0 {

@@ -13,6 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::unfinished_targets;
 use crate::{
     domain::promotion::TargetStatus,
     error::Result,
@@ -21,12 +22,6 @@ use crate::{
         entities::{app, promotion_target, rollback},
     },
 };
-
-/// The stored states of work that still needs a worker.
-pub const UNFINISHED_TARGETS: [&str; 2] = [
-    TargetStatus::UNFINISHED[0].as_str(),
-    TargetStatus::UNFINISHED[1].as_str(),
-];
 
 /// A table of leased work: its rows carry a status, a lease and an attempt count.
 pub trait LeasedWork: EntityTrait {
@@ -114,7 +109,7 @@ pub async fn claimable<E: LeasedWork>(
     limit: u64,
 ) -> Result<Vec<E::Model>> {
     Ok(E::find()
-        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(E::status().is_in(unfinished_targets()))
         .filter(E::in_queue())
         .filter(lease_is_free::<E>())
         .order_by_asc(E::queued_at())
@@ -137,7 +132,7 @@ pub async fn try_claim<E: LeasedWork>(
         .col_expr(E::lease_expires_at(), Some(lease_expiry(ttl)).into())
         .col_expr(E::attempts(), Expr::col(E::attempts()).add(1))
         .filter(E::id().eq(id))
-        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(E::status().is_in(unfinished_targets()))
         .filter(E::in_queue())
         .filter(lease_is_free::<E>())
         .exec(db)
@@ -179,7 +174,7 @@ pub async fn try_claim_targets(
             Expr::col(promotion_target::Column::Attempts).add(1),
         )
         .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
         .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .exec_with_returning(db)

@@ -18,7 +18,6 @@
 //! transaction, so they hold no lock while waiting for another.
 
 mod approvals;
-mod at_once;
 mod auto_promotion;
 mod cancel;
 mod create;
@@ -30,14 +29,13 @@ mod subject;
 mod targets;
 
 pub use approvals::vote;
-pub use at_once::{finish_at_once, start_at_once, AtOnce};
 pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Trigger};
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::{event_view, events_after, EventDraft};
 pub use leases::{
     claimable, deployable_targets, is_deployable, release_leases, renew_lease, try_claim,
-    try_claim_targets, LeasedWork, UNFINISHED_TARGETS,
+    try_claim_targets, LeasedWork,
 };
 pub use queue::{
     announce_waiting, queue_heads, queued_behind, queued_behind_each, unannounced_waiting, Blocker,
@@ -46,8 +44,8 @@ pub use queue::{
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
-pub use subject::{load_subject, SourceRelease, Subject};
-pub use targets::{prepare_targets, record_outcomes, ClaimedTarget, DeployOutcome, DeployedTarget};
+pub use subject::{SourceRelease, Subject};
+pub use targets::{DeployOutcome, Run, TargetBatch};
 
 use std::sync::Arc;
 
@@ -55,6 +53,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use crate::{
+    domain::promotion::{PromotionStatus, TargetStatus},
     error::{Error, Result},
     progress::EventHub,
     store::{self, entities::promotion},
@@ -112,6 +111,30 @@ impl Transaction {
     pub fn wrote_events(&self) -> bool {
         !self.events.is_empty()
     }
+}
+
+/// The guard of a target's move to `next`: the stored names of every state the transition
+/// table lets move there.
+fn target_states_moving_to(next: TargetStatus) -> Vec<&'static str> {
+    TargetStatus::sources_of(next)
+        .into_iter()
+        .map(TargetStatus::as_str)
+        .collect()
+}
+
+/// The guard of a promotion's move to `next`, like [`target_states_moving_to`].
+fn promotion_states_moving_to(next: PromotionStatus) -> Vec<&'static str> {
+    PromotionStatus::sources_of(next)
+        .into_iter()
+        .map(PromotionStatus::as_str)
+        .collect()
+}
+
+/// The stored names of the states of work that still needs a worker.
+pub fn unfinished_targets() -> Vec<&'static str> {
+    TargetStatus::unfinished()
+        .map(TargetStatus::as_str)
+        .collect()
 }
 
 /// Locks the promotion row for the rest of the transaction: the first step of every

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 use super::{
     events::{append_all, EventDraft},
-    leases::{lease_is_free, LeasedWork, UNFINISHED_TARGETS},
-    lock_promotion, Transaction,
+    leases::{lease_is_free, LeasedWork},
+    lock_promotion, unfinished_targets, Transaction,
 };
 use crate::{
     domain::promotion::{EventKind, TargetStatus},
@@ -172,7 +172,7 @@ fn unfinished_work<E: LeasedWork>(
         .column_as(work, "work")
         .expr_as(Expr::val(rollback), "rollback")
         .filter(E::app_id().is_in(apps.iter().copied()))
-        .filter(E::status().is_in(UNFINISHED_TARGETS))
+        .filter(E::status().is_in(unfinished_targets()))
         .filter(earlier_than::<E>(work, key))
         .into_query()
 }
@@ -210,7 +210,7 @@ fn work_ahead_of_target() -> (SelectStatement, SelectStatement) {
         .expr(Expr::val(1))
         .from_as(promotion_target::Entity, ahead.clone())
         .and_where(ahead_col(T::AppId).eq(outer(T::AppId)))
-        .and_where(ahead_col(T::Status).is_in(UNFINISHED_TARGETS))
+        .and_where(ahead_col(T::Status).is_in(unfinished_targets()))
         .and_where(ahead_col(T::QueuedAt).is_not_null())
         .cond_where(
             Condition::any()
@@ -227,7 +227,7 @@ fn work_ahead_of_target() -> (SelectStatement, SelectStatement) {
         .expr(Expr::val(1))
         .from(rollback::Entity)
         .and_where(rollback_col(rollback::Column::AppId).eq(outer(T::AppId)))
-        .and_where(rollback_col(rollback::Column::Status).is_in(UNFINISHED_TARGETS))
+        .and_where(rollback_col(rollback::Column::Status).is_in(unfinished_targets()))
         .cond_where(
             Condition::any()
                 .add(rollback_col(rollback::Column::CreatedAt).lt(outer(T::QueuedAt)))
@@ -259,7 +259,7 @@ pub async fn queue_heads(
 ) -> Result<Vec<promotion_target::Model>> {
     let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
     let select = promotion_target::Entity::find()
-        .filter(promotion_target::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
         .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .filter(Expr::exists(targets_ahead).not())

@@ -9,8 +9,7 @@ use uuid::Uuid;
 use super::{
     auto_promotion::{record_triggers, Trigger},
     leases::clearing_lease,
-    leases::UNFINISHED_TARGETS,
-    DeployOutcome, Transaction,
+    target_states_moving_to, unfinished_targets, DeployOutcome, Transaction,
 };
 use crate::{
     domain::{promotion::TargetStatus, status::ReleaseState},
@@ -71,16 +70,18 @@ pub async fn create_rollback(
     Ok(created)
 }
 
-fn guarded(id: Uuid, worker: &str, from: TargetStatus) -> sea_orm::UpdateMany<rollback::Entity> {
+/// An update of one rollback moving to `next`, guarded by the transition table and the
+/// worker's lease.
+fn guarded(id: Uuid, worker: &str, next: TargetStatus) -> sea_orm::UpdateMany<rollback::Entity> {
     rollback::Entity::update_many()
         .filter(rollback::Column::Id.eq(id))
-        .filter(rollback::Column::Status.eq(from.as_str()))
+        .filter(rollback::Column::Status.is_in(target_states_moving_to(next)))
         .filter(rollback::Column::LeaseOwner.eq(worker.to_owned()))
 }
 
 /// pending → running under this worker's lease. False when it is no longer the worker's.
 pub async fn start_rollback(db: &impl ConnectionTrait, id: Uuid, worker: &str) -> Result<bool> {
-    let moved = guarded(id, worker, TargetStatus::Pending)
+    let moved = guarded(id, worker, TargetStatus::Running)
         .col_expr(
             rollback::Column::Status,
             TargetStatus::Running.as_str().into(),
@@ -107,7 +108,7 @@ pub async fn record_rollback_outcome(
         ),
         DeployOutcome::Failed(reason) => (TargetStatus::Failed, ReleaseState::Failed, reason),
     };
-    let recorded = clearing_lease(guarded(rollback.id, worker, TargetStatus::Running))
+    let recorded = clearing_lease(guarded(rollback.id, worker, status))
         .col_expr(rollback::Column::Status, status.as_str().into())
         .col_expr(rollback::Column::ErrorMessage, error_message.into())
         .col_expr(rollback::Column::UpdatedAt, store::now().into())
@@ -156,7 +157,7 @@ async fn set_release_state(tx: &Transaction, release_id: Uuid, state: ReleaseSta
 pub async fn cancel_rollbacks_of_deleted_app(tx: &mut Transaction, app_id: Uuid) -> Result<()> {
     let unfinished = rollback::Entity::find()
         .filter(rollback::Column::AppId.eq(app_id))
-        .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
+        .filter(rollback::Column::Status.is_in(unfinished_targets()))
         .all(tx.connection())
         .await?;
     for row in unfinished {
@@ -168,7 +169,7 @@ pub async fn cancel_rollbacks_of_deleted_app(tx: &mut Transaction, app_id: Uuid)
             .col_expr(rollback::Column::ErrorMessage, "the app was deleted".into())
             .col_expr(rollback::Column::UpdatedAt, store::now().into())
             .filter(rollback::Column::Id.eq(row.id))
-            .filter(rollback::Column::Status.is_in(UNFINISHED_TARGETS))
+            .filter(rollback::Column::Status.is_in(target_states_moving_to(TargetStatus::Canceled)))
             .exec(tx.connection())
             .await?;
         if canceled.rows_affected == 1 {

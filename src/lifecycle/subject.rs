@@ -1,16 +1,11 @@
 //! What running a promotion's targets needs to know of it: its pipeline, source app and
 //! source release, the names of its target apps, and the release each target gets.
 
-use std::collections::HashMap;
-
-use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use super::ClaimedTarget;
 use crate::{
     domain::status::ReleaseState,
-    error::{Error, Result},
-    store::{self, entities::promotion_target, promotions::SubjectRow, NewRelease},
+    store::{entities::promotion_target, promotions::SubjectRow, NewRelease},
     views::ResourceRef,
 };
 
@@ -50,31 +45,12 @@ impl Subject {
         }
     }
 
-    /// The targets with their apps and the releases they get, in order. A target whose
-    /// app is not in `apps` is an internal error.
-    pub fn claim(
-        &self,
-        targets: Vec<promotion_target::Model>,
-        apps: &HashMap<Uuid, ResourceRef>,
-    ) -> Result<Vec<ClaimedTarget>> {
-        targets
-            .into_iter()
-            .map(|target| {
-                let app = apps.get(&target.app_id).cloned().ok_or_else(|| {
-                    Error::Internal(format!("target {}: its app is missing", target.id))
-                })?;
-                let new_release = self.new_release(&app, &target);
-                Ok(ClaimedTarget {
-                    target,
-                    app,
-                    new_release,
-                })
-            })
-            .collect()
-    }
-
     /// The release a target gets: the source release's image, noting where it came from.
-    fn new_release(&self, app: &ResourceRef, target: &promotion_target::Model) -> NewRelease {
+    pub(super) fn new_release(
+        &self,
+        app: &ResourceRef,
+        target: &promotion_target::Model,
+    ) -> NewRelease {
         NewRelease {
             app_id: app.id,
             image: self.source_release.image.clone(),
@@ -89,33 +65,4 @@ impl Subject {
             promotion_target_id: Some(target.id),
         }
     }
-}
-
-/// The promotion's subject and the apps of `targets`, in one query, outside any lock.
-pub async fn load_subject(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    targets: &[promotion_target::Model],
-) -> Result<(Subject, HashMap<Uuid, ResourceRef>)> {
-    let target_ids: Vec<Uuid> = targets.iter().map(|target| target.id).collect();
-    let Some((subject, apps)) =
-        store::promotions::subject_with_target_apps(db, promotion_id, &target_ids).await?
-    else {
-        return Err(Error::Internal(format!(
-            "promotion {promotion_id}: it, its pipeline, its source app, its release or its targets are missing"
-        )));
-    };
-    let apps = apps
-        .into_iter()
-        .map(|app| {
-            (
-                app.target_app_id,
-                ResourceRef {
-                    id: app.target_app_id,
-                    name: app.target_app_name,
-                },
-            )
-        })
-        .collect();
-    Ok((Subject::from_row(promotion_id, subject), apps))
 }

@@ -1,237 +1,518 @@
-//! A target's steps as the engine runs them: start, link its release, record the deploy's
-//! outcome, or wait behind another promotion. Each step is guarded by the worker's lease
-//! and the state it expects, so a step already done (before a crash) is a no-op. The
-//! engine runs a promotion's claimed targets together, so each step works on a batch.
+//! A promotion's claimed targets as the engine runs them: started (pending → running, each
+//! with its release), then their deploys' outcomes recorded (running → succeeded or
+//! failed), and the promotion's end. One function per transition.
+//!
+//! The transitions work on a [`TargetBatch`]: one promotion's targets read under its lock,
+//! changed in memory, guarded by the transition table and the worker's lease, and stored
+//! by [`TargetBatch::write`]. When nothing has to be committed between the start and the
+//! outcomes (a deployer that works within the database), the engine writes both at once:
+//! each release is then stored once, in its final state, and each target moves from
+//! `pending` to its outcome in one write. The events are the same either way.
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::{sea_query::OnConflict, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::{
-    auto_promotion::{record_triggers, Trigger},
+    auto_promotion::{record_feeding_triggers, record_triggers, Trigger},
     cancel::cancel_target_of_deleted_app,
-    events::{append_all, finish_if_complete, EventDraft},
-    leases::clearing_lease,
-    lock_promotion, Transaction,
+    events::{append_changing_status, promotion_end, EventDraft, StatusChange},
+    subject::Subject,
+    Transaction,
 };
 use crate::{
     domain::{
         promotion::{EventKind, PromotionStatus, TargetStatus},
         status::ReleaseState,
     },
-    error::Result,
+    error::{Error, Result},
     store::{
         self,
         entities::{promotion, promotion_target, release},
-        insert_release_with_next_version, NewRelease,
+        targets::{BatchWrite, TargetMove},
+        NewRelease,
     },
     views::{ReleaseRef, ResourceRef},
 };
 
-/// A claimed target of one promotion, with what its steps need.
-pub struct ClaimedTarget {
+/// A claimed target to deploy, with the release it deploys.
+#[derive(Debug, Clone)]
+pub struct Run {
     pub target: promotion_target::Model,
     pub app: ResourceRef,
-    /// The release to create for it, when it has none yet.
-    pub new_release: NewRelease,
+    pub release: release::Model,
 }
 
-/// Prepares claimed targets of one promotion for deployment in one transaction: the
-/// pending ones start, and each gets its release (created now, or the one linked before a
-/// crash). The apps are locked live first, in id order, then the promotion, as the lock
-/// order requires; every step is one statement for the whole batch. Returns each target's
-/// release, in order, or `None` when the target is not to be deployed (canceled, its app
-/// deleted, or the lease lost).
-pub async fn prepare_targets(
-    tx: &mut Transaction,
-    worker: &str,
-    claimed: Vec<ClaimedTarget>,
-) -> Result<Vec<Option<release::Model>>> {
-    let Some(promotion_id) = claimed.first().map(|c| c.target.promotion_id) else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<Uuid> = claimed.iter().map(|c| c.target.id).collect();
-    let mut app_ids: Vec<Uuid> = claimed.iter().map(|c| c.target.app_id).collect();
-    app_ids.sort();
-    app_ids.dedup();
-    let live_apps = store::lock_live_apps(tx.connection(), &app_ids).await?;
-    lock_promotion(tx, promotion_id).await?;
+/// What the deployer answered.
+#[derive(Debug, Clone)]
+pub enum DeployOutcome {
+    Deployed,
+    Failed(String),
+}
 
-    // pending → running, with the promotion.
-    let pending: Vec<Uuid> = claimed
-        .iter()
-        .filter(|c| c.target.status == TargetStatus::Pending.as_str())
-        .map(|c| c.target.id)
-        .collect();
-    if !pending.is_empty() {
-        promotion::Entity::update_many()
-            .col_expr(
-                promotion::Column::Status,
-                PromotionStatus::Running.as_str().into(),
-            )
-            .col_expr(promotion::Column::UpdatedAt, store::now().into())
-            .filter(promotion::Column::Id.eq(promotion_id))
-            .filter(promotion::Column::Status.eq(PromotionStatus::Pending.as_str()))
-            .exec(tx.connection())
-            .await?;
-        promotion_target::Entity::update_many()
-            .col_expr(
-                promotion_target::Column::Status,
-                TargetStatus::Running.as_str().into(),
-            )
-            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-            .filter(promotion_target::Column::Id.is_in(pending.iter().copied()))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-            .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
-            .exec(tx.connection())
-            .await?;
-    }
+/// One promotion's targets, read under the promotion's lock, with the changes the batch's
+/// transitions made to them and not yet written.
+pub struct TargetBatch {
+    pub subject: Subject,
+    worker: String,
+    promotion: promotion::Model,
+    /// Every target of the promotion, in order, as the batch's transitions left them.
+    targets: Vec<promotion_target::Model>,
+    /// Every target's app, deleted ones included.
+    apps: HashMap<Uuid, ResourceRef>,
+    /// The claimed targets, by id.
+    claimed: Vec<Uuid>,
+    /// Each live app's newest release version, when the batch locked the apps.
+    newest_versions: HashMap<Uuid, Option<i64>>,
+    /// The apps whose releases feed auto-promotion, when the batch locked the apps.
+    feeding_auto_promotion: Option<HashSet<Uuid>>,
+    unwritten: Unwritten,
+}
 
-    // What each target is now, under the promotion's lock: only running targets whose
-    // lease this worker holds go on.
-    let current: HashMap<Uuid, promotion_target::Model> = promotion_target::Entity::find()
-        .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
-        .all(tx.connection())
-        .await?
-        .into_iter()
-        .filter(|row| {
-            row.status == TargetStatus::Running.as_str()
-                && row.lease_owner.as_deref() == Some(worker)
-        })
-        .map(|row| (row.id, row))
-        .collect();
-    // `target.running` and `target.release_created` are stored together at the end, in one
-    // statement; a cancel's event in between is stored after the ones before it.
-    let mut events: Vec<EventDraft> = claimed
-        .iter()
-        .filter(|c| pending.contains(&c.target.id) && current.contains_key(&c.target.id))
-        .map(running_event)
-        .collect();
+/// Changes made in memory, waiting for [`TargetBatch::write`].
+#[derive(Default)]
+struct Unwritten {
+    moves: Vec<TargetMove>,
+    new_releases: Vec<release::Model>,
+    release_states: Vec<(Uuid, ReleaseState)>,
+    events: Vec<EventDraft>,
+    promotion: Option<StatusChange>,
+    triggers: Vec<Trigger>,
+}
 
-    // Releases linked before a crash are deployed again; a deleted app's target is
-    // canceled; the others get a new release.
-    let linked_ids: Vec<Uuid> = current.values().filter_map(|row| row.release_id).collect();
-    let mut linked: HashMap<Uuid, release::Model> = if linked_ids.is_empty() {
-        HashMap::new()
-    } else {
-        release::Entity::find()
-            .filter(release::Column::Id.is_in(linked_ids))
-            .all(tx.connection())
-            .await?
-            .into_iter()
-            .map(|release| (release.id, release))
-            .collect()
-    };
-    let mut releases: HashMap<Uuid, release::Model> = HashMap::new();
-    let mut to_create = Vec::new();
-    for c in claimed {
-        let Some(row) = current.get(&c.target.id) else {
-            continue;
+impl TargetBatch {
+    /// Locks what starting the claimed targets (of one promotion) needs, in the lock
+    /// order: their live apps (in id order, with each one's newest release version), then
+    /// the promotion; and reads its targets.
+    pub async fn lock_to_start(
+        tx: &mut Transaction,
+        worker: &str,
+        claimed: &[promotion_target::Model],
+    ) -> Result<Self> {
+        let Some(promotion_id) = claimed.first().map(|target| target.promotion_id) else {
+            return Err(Error::Internal("a batch without targets".into()));
         };
-        if let Some(release_id) = row.release_id {
-            if let Some(release) = linked.remove(&release_id) {
-                releases.insert(c.target.id, release);
+        let mut app_ids: Vec<Uuid> = claimed.iter().map(|target| target.app_id).collect();
+        app_ids.sort();
+        app_ids.dedup();
+        let mut newest_versions = HashMap::new();
+        let mut feeding = HashSet::new();
+        for app in store::lock_live_apps_with_versions(tx.connection(), &app_ids).await? {
+            newest_versions.insert(app.id, app.newest_version);
+            if app.feeds_auto_promotion {
+                feeding.insert(app.id);
             }
-        } else if !live_apps.contains(&c.target.app_id) {
-            append_all(tx, promotion_id, std::mem::take(&mut events)).await?;
-            cancel_target_of_deleted_app(tx, c.target.id, None).await?;
-        } else {
-            to_create.push(c);
         }
+        let ids: Vec<Uuid> = claimed.iter().map(|target| target.id).collect();
+        let mut batch = Self::lock_promotion(tx, worker, promotion_id, &ids).await?;
+        batch.newest_versions = newest_versions;
+        batch.feeding_auto_promotion = Some(feeding);
+        Ok(batch)
     }
-    let created = create_releases(
-        tx,
-        to_create.iter().map(|c| c.new_release.clone()).collect(),
-    )
-    .await?;
-    link_releases(tx, worker, &to_create).await?;
-    for (c, release) in to_create.iter().zip(created) {
-        events.push(release_created_event(c, &release));
-        releases.insert(c.target.id, release);
+
+    /// Locks the promotion of claimed targets that are deploying, to record their
+    /// outcomes, and reads its targets.
+    pub async fn lock_to_record(
+        tx: &mut Transaction,
+        worker: &str,
+        promotion_id: Uuid,
+        claimed: &[Uuid],
+    ) -> Result<Self> {
+        Self::lock_promotion(tx, worker, promotion_id, claimed).await
     }
-    append_all(tx, promotion_id, events).await?;
-    Ok(ids.iter().map(|id| releases.remove(id)).collect())
+
+    /// Locks the promotion row and reads it with its subject; then reads its targets, in a
+    /// statement of their own begun once the lock is held. Under read committed a
+    /// statement sees what was committed when it began, and a lock it waits for refreshes
+    /// only the locked row: targets read by the locking statement would miss what the lock
+    /// holder changed (a target canceled with its app's delete, or one another batch
+    /// finished), and the promotion would never be seen to end.
+    async fn lock_promotion(
+        tx: &mut Transaction,
+        worker: &str,
+        promotion_id: Uuid,
+        claimed: &[Uuid],
+    ) -> Result<Self> {
+        let db = tx.connection();
+        let (promotion, subject) = store::promotions::lock_with_subject(db, promotion_id)
+            .await?
+            .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
+        let subject = Subject::from_row(promotion_id, subject);
+        let rows = store::targets::targets_with_app_names(db, promotion_id).await?;
+        let mut targets = Vec::with_capacity(rows.len());
+        let mut apps = HashMap::with_capacity(rows.len());
+        for (target, name) in rows {
+            apps.insert(
+                target.app_id,
+                ResourceRef {
+                    id: target.app_id,
+                    name,
+                },
+            );
+            targets.push(target);
+        }
+        Ok(Self {
+            subject,
+            worker: worker.to_owned(),
+            promotion,
+            targets,
+            apps,
+            claimed: claimed.to_vec(),
+            newest_versions: HashMap::new(),
+            feeding_auto_promotion: None,
+            unwritten: Unwritten::default(),
+        })
+    }
+
+    fn promotion_status(&self) -> Result<PromotionStatus> {
+        PromotionStatus::parse(&self.promotion.status).ok_or_else(|| {
+            Error::Internal(format!(
+                "promotion {} has an unknown status",
+                self.promotion.id
+            ))
+        })
+    }
+
+    /// The claimed targets still this worker's, in `status`, with their apps.
+    fn claimed_in(&self, status: TargetStatus) -> Vec<(promotion_target::Model, ResourceRef)> {
+        self.targets
+            .iter()
+            .filter(|target| {
+                self.claimed.contains(&target.id)
+                    && target.status == status.as_str()
+                    && target.lease_owner.as_deref() == Some(self.worker.as_str())
+            })
+            .filter_map(|target| {
+                let app = self.apps.get(&target.app_id)?.clone();
+                Some((target.clone(), app))
+            })
+            .collect()
+    }
+
+    /// Moves a target in memory, guarded by the transition table, and notes the move to
+    /// write (merged with one it already made in this batch).
+    fn move_target(
+        &mut self,
+        target_id: Uuid,
+        next: TargetStatus,
+        error_message: Option<String>,
+        link_release: Option<Uuid>,
+    ) -> Result<()> {
+        let Some(row) = self.targets.iter_mut().find(|row| row.id == target_id) else {
+            return Err(Error::Internal(format!(
+                "target {target_id} is not in its batch"
+            )));
+        };
+        let current = TargetStatus::parse(&row.status)
+            .ok_or_else(|| Error::Internal(format!("target {target_id} has an unknown status")))?;
+        if !current.may_become(next) {
+            return Err(Error::Internal(format!(
+                "target {target_id}: {current} may not become {next}"
+            )));
+        }
+        row.status = next.as_str().to_owned();
+        if let Some(message) = &error_message {
+            row.error_message = message.clone();
+        }
+        if row.release_id.is_none() {
+            row.release_id = link_release;
+        }
+        match self
+            .unwritten
+            .moves
+            .iter_mut()
+            .find(|m| m.target_id == target_id)
+        {
+            Some(earlier) => {
+                earlier.to = next;
+                earlier.error_message = error_message.or(earlier.error_message.take());
+                earlier.link_release = earlier.link_release.or(link_release);
+            }
+            None => self.unwritten.moves.push(TargetMove {
+                target_id,
+                from: current,
+                to: next,
+                error_message,
+                link_release,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Moves the promotion in memory, guarded by the transition table.
+    fn move_promotion(&mut self, next: PromotionStatus, finished: bool) -> Result<()> {
+        let current = self.promotion_status()?;
+        if !current.may_become(next) {
+            return Err(Error::Internal(format!(
+                "promotion {}: {current} may not become {next}",
+                self.promotion.id
+            )));
+        }
+        self.promotion.status = next.as_str().to_owned();
+        let finished = finished || self.unwritten.promotion.is_some_and(|c| c.finished);
+        self.unwritten.promotion = Some(StatusChange {
+            status: next,
+            finished,
+        });
+        Ok(())
+    }
+
+    /// Starts the claimed targets: each pending one moves to `running` and gets a new
+    /// release (numbered now, stored by [`Self::write`]); one started before a crash
+    /// deploys the release it was linked to. The promotion starts running with its first
+    /// target. A pending target whose app was deleted is canceled. Returns what to deploy,
+    /// in order: not the targets no longer this worker's (canceled, or the lease lost).
+    pub async fn start(&mut self, tx: &mut Transaction) -> Result<Vec<Run>> {
+        let orphaned: Vec<Uuid> = self
+            .claimed_in(TargetStatus::Pending)
+            .into_iter()
+            .filter(|(target, _)| !self.newest_versions.contains_key(&target.app_id))
+            .map(|(target, _)| target.id)
+            .collect();
+        if !orphaned.is_empty() {
+            for target_id in orphaned {
+                cancel_target_of_deleted_app(tx, target_id, None).await?;
+            }
+            let claimed = std::mem::take(&mut self.claimed);
+            let newest_versions = std::mem::take(&mut self.newest_versions);
+            let feeding = self.feeding_auto_promotion.take();
+            *self =
+                Self::lock_promotion(tx, &self.worker.clone(), self.promotion.id, &claimed).await?;
+            self.newest_versions = newest_versions;
+            self.feeding_auto_promotion = feeding;
+        }
+
+        let mut runs = Vec::new();
+        let restarted = self.claimed_in(TargetStatus::Running);
+        let linked: Vec<Uuid> = restarted.iter().filter_map(|(t, _)| t.release_id).collect();
+        let mut linked: HashMap<Uuid, release::Model> =
+            store::releases::releases_by_id(tx.connection(), &linked)
+                .await?
+                .into_iter()
+                .map(|release| (release.id, release))
+                .collect();
+        let mut to_number = Vec::new();
+        for (target, app) in restarted {
+            match target.release_id.and_then(|id| linked.remove(&id)) {
+                Some(release) => runs.push(Run {
+                    target,
+                    app,
+                    release,
+                }),
+                None => to_number.push((target, app)),
+            }
+        }
+
+        let starting = self.claimed_in(TargetStatus::Pending);
+        if !starting.is_empty() && self.promotion_status()? == PromotionStatus::Pending {
+            self.move_promotion(PromotionStatus::Running, false)?;
+        }
+        for (target, app) in &starting {
+            self.move_target(target.id, TargetStatus::Running, None, None)?;
+            self.unwritten.events.push(running_event(target, app));
+        }
+        to_number.extend(starting);
+        let news: Vec<NewRelease> = to_number
+            .iter()
+            .map(|(target, app)| self.subject.new_release(app, target))
+            .collect();
+        let releases = number_releases(news.iter(), &self.newest_versions);
+        for ((target, app), release) in to_number.into_iter().zip(releases) {
+            self.link_new_release(&target, &app, &release)?;
+            runs.push(Run {
+                target,
+                app,
+                release,
+            });
+        }
+        // Runs in the order the targets were claimed.
+        runs.sort_by_key(|run| self.claimed.iter().position(|id| *id == run.target.id));
+        Ok(runs)
+    }
+
+    /// Links a new release to a running target, with `target.release_created`.
+    fn link_new_release(
+        &mut self,
+        target: &promotion_target::Model,
+        app: &ResourceRef,
+        release: &release::Model,
+    ) -> Result<()> {
+        match self
+            .unwritten
+            .moves
+            .iter_mut()
+            .find(|m| m.target_id == target.id)
+        {
+            Some(earlier) => earlier.link_release = Some(release.id),
+            None => self.unwritten.moves.push(TargetMove {
+                target_id: target.id,
+                from: TargetStatus::Running,
+                to: TargetStatus::Running,
+                error_message: None,
+                link_release: Some(release.id),
+            }),
+        }
+        if let Some(row) = self.targets.iter_mut().find(|row| row.id == target.id) {
+            row.release_id = Some(release.id);
+        }
+        self.unwritten.new_releases.push(release.clone());
+        self.unwritten
+            .events
+            .push(release_created_event(target, app, release));
+        Ok(())
+    }
+
+    /// Records deploys' outcomes: each target still running under this worker's lease
+    /// moves to `succeeded` or `failed`, its release to the same state; then the promotion
+    /// ends if they were its last. Returns, per outcome, whether it was recorded: not when
+    /// the target was no longer this worker's (canceled by its app's deletion, or the
+    /// lease lost).
+    pub fn record_outcomes(&mut self, outcomes: Vec<(Run, DeployOutcome)>) -> Result<Vec<bool>> {
+        let mut recorded = Vec::with_capacity(outcomes.len());
+        let reporting = self.promotion_status()?;
+        for (run, outcome) in outcomes {
+            let recordable = self.targets.iter().any(|row| {
+                row.id == run.target.id
+                    && row.status == TargetStatus::Running.as_str()
+                    && row.lease_owner.as_deref() == Some(self.worker.as_str())
+                    && row.release_id == Some(run.release.id)
+            });
+            if !recordable {
+                recorded.push(false);
+                continue;
+            }
+            recorded.push(true);
+            let record = OutcomeRecord::of(&run, &outcome);
+            self.move_target(
+                run.target.id,
+                record.target_status,
+                Some(record.error_message),
+                None,
+            )?;
+            match self
+                .unwritten
+                .new_releases
+                .iter_mut()
+                .find(|release| release.id == run.release.id)
+            {
+                Some(made) => made.status = record.release_state.as_str().to_owned(),
+                None => self
+                    .unwritten
+                    .release_states
+                    .push((run.release.id, record.release_state)),
+            }
+            if record.release_state == ReleaseState::Succeeded {
+                let trigger = delivery_trigger(&self.promotion, &run.app, &run.release);
+                self.unwritten.triggers.push(trigger);
+            }
+            self.unwritten.events.push(
+                outcome_event(&run, record.kind, record.target_status, record.message)
+                    .reporting(reporting),
+            );
+        }
+        let cancel_requested = self.promotion.cancel_requested_at.is_some();
+        if let Some((outcome, message)) = promotion_end(&self.targets, cancel_requested)? {
+            self.move_promotion(outcome, true)?;
+            self.unwritten.events.push(EventDraft::about_promotion(
+                EventKind::PromotionFinished,
+                message,
+            ));
+        }
+        Ok(recorded)
+    }
+
+    /// Writes what the batch's transitions changed: the releases and the targets' moves
+    /// together, then the events with the promotion's change, then the auto-promotion
+    /// triggers of the releases delivered. A target taken over meanwhile, or a version
+    /// another release took meanwhile, fails the whole transaction, which the caller
+    /// drops, so the batch is retried as it was claimed.
+    pub async fn write(&mut self, tx: &mut Transaction) -> Result<()> {
+        let mut unwritten = std::mem::take(&mut self.unwritten);
+        let expected = unwritten.moves.len();
+        let written = store::targets::write_batch(
+            tx.connection(),
+            &self.worker,
+            BatchWrite {
+                new_releases: std::mem::take(&mut unwritten.new_releases),
+                release_states: std::mem::take(&mut unwritten.release_states),
+                moves: std::mem::take(&mut unwritten.moves),
+            },
+        )
+        .await?;
+        if !written.versions_taken.is_empty() {
+            return Err(Error::Internal(format!(
+                "promotion {}: another release took the version of a release it made; the batch will be numbered again",
+                self.promotion.id
+            )));
+        }
+        if written.moved.len() != expected {
+            return Err(Error::Internal(format!(
+                "promotion {}: a target was taken over while its batch ran",
+                self.promotion.id
+            )));
+        }
+        self.write_events(tx, unwritten).await
+    }
+
+    async fn write_events(&mut self, tx: &mut Transaction, unwritten: Unwritten) -> Result<()> {
+        let promotion_id = self.promotion.id;
+        append_changing_status(tx, promotion_id, unwritten.events, unwritten.promotion).await?;
+        if unwritten.triggers.is_empty() {
+            return Ok(());
+        }
+        tx.wake_engine |= match &self.feeding_auto_promotion {
+            Some(feeding) => {
+                let triggers = unwritten
+                    .triggers
+                    .into_iter()
+                    .filter(|trigger| feeding.contains(&trigger.app_id))
+                    .collect();
+                record_feeding_triggers(tx.connection(), triggers).await?
+            }
+            None => record_triggers(tx.connection(), unwritten.triggers).await?,
+        };
+        Ok(())
+    }
 }
 
-/// `target.running` for a claimed target that starts.
-pub(super) fn running_event(c: &ClaimedTarget) -> EventDraft {
+/// `target.running` for a target that starts.
+fn running_event(target: &promotion_target::Model, app: &ResourceRef) -> EventDraft {
     EventDraft::about_target(
         EventKind::TargetRunning,
-        &c.target,
-        c.app.clone(),
+        target,
+        app.clone(),
         TargetStatus::Running,
-        format!("promoting to '{}'", c.app.name),
+        format!("promoting to '{}'", app.name),
     )
+    .reporting(PromotionStatus::Running)
 }
 
-/// `target.release_created` for the release made for a claimed target.
-pub(super) fn release_created_event(c: &ClaimedTarget, release: &release::Model) -> EventDraft {
+/// `target.release_created` for the release made for a target.
+fn release_created_event(
+    target: &promotion_target::Model,
+    app: &ResourceRef,
+    release: &release::Model,
+) -> EventDraft {
     EventDraft::about_target(
         EventKind::TargetReleaseCreated,
-        &c.target,
-        c.app.clone(),
+        target,
+        app.clone(),
         TargetStatus::Running,
         format!(
             "release v{} created on '{}' with image {}",
-            release.version, c.app.name, release.image
+            release.version, app.name, release.image
         ),
     )
     .with_release(ReleaseRef {
         id: release.id,
         version: release.version,
     })
-}
-
-/// Creates releases with each app's next version, in one statement; if a release raced in
-/// on one of the apps, one at a time instead.
-pub(super) async fn create_releases(
-    tx: &Transaction,
-    news: Vec<NewRelease>,
-) -> Result<Vec<release::Model>> {
-    if news.is_empty() {
-        return Ok(Vec::new());
-    }
-    let db = tx.connection();
-    let newest: HashMap<Uuid, Option<i64>> = release::Entity::find()
-        .select_only()
-        .column(release::Column::AppId)
-        .column_as(release::Column::Version.max(), "newest")
-        .filter(release::Column::AppId.is_in(news.iter().map(|new| new.app_id)))
-        .group_by(release::Column::AppId)
-        .into_tuple::<(Uuid, Option<i64>)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .collect();
-    let models = number_releases(news.iter(), &newest);
-    // A version another release took meanwhile is skipped here, and that release is
-    // created again with the next free version.
-    let inserted: HashSet<Uuid> =
-        release::Entity::insert_many(models.iter().cloned().map(release::ActiveModel::from))
-            .on_conflict(
-                OnConflict::columns([release::Column::AppId, release::Column::Version])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_with_returning_keys(db)
-            .await?
-            .into_iter()
-            .collect();
-    let mut created = Vec::with_capacity(models.len());
-    for (model, new) in models.into_iter().zip(news) {
-        if inserted.contains(&model.id) {
-            created.push(model);
-        } else {
-            created.push(insert_release_with_next_version(db, new).await?);
-        }
-    }
-    Ok(created)
+    .reporting(PromotionStatus::Running)
 }
 
 /// Releases for `news`, numbered from each app's `newest` version on (none: from 1),
 /// in order; not stored.
-pub(super) fn number_releases<'a>(
+fn number_releases<'a>(
     news: impl Iterator<Item = &'a NewRelease>,
     newest: &HashMap<Uuid, Option<i64>>,
 ) -> Vec<release::Model> {
@@ -261,71 +542,8 @@ pub(super) fn number_releases<'a>(
     .collect()
 }
 
-/// Links each target to the release created for it, in one statement, guarded like every
-/// step by the worker's lease.
-async fn link_releases(tx: &Transaction, worker: &str, targets: &[ClaimedTarget]) -> Result<()> {
-    let ids: Vec<Uuid> = targets.iter().map(|claimed| claimed.target.id).collect();
-    store::releases::link_target_releases(tx.connection(), worker, &ids).await?;
-    Ok(())
-}
-
-/// What one deployment of a target came to, to be recorded.
-pub struct DeployedTarget<'a> {
-    pub target: &'a promotion_target::Model,
-    pub app: &'a ResourceRef,
-    pub release: &'a release::Model,
-    pub outcome: DeployOutcome,
-}
-
-/// Records the outcomes of deployments of one promotion's targets in one transaction:
-/// running → succeeded or failed, with the releases' states, then the promotion's end if
-/// they were its last. Returns, per outcome, whether it was recorded: not when the target
-/// was no longer this worker's (canceled by its app's deletion, or the lease lost).
-pub async fn record_outcomes(
-    tx: &mut Transaction,
-    worker: &str,
-    promotion_id: Uuid,
-    deployed: Vec<DeployedTarget<'_>>,
-) -> Result<Vec<bool>> {
-    let promotion = lock_promotion(tx, promotion_id).await?;
-    let described: Vec<OutcomeRecord> = deployed.iter().map(OutcomeRecord::of).collect();
-    let recordable =
-        record_target_outcomes(tx, worker, &deployed, &described, TargetStatus::Running).await?;
-    let mut recorded = Vec::with_capacity(deployed.len());
-    let mut triggers = Vec::new();
-    let mut release_states: HashMap<ReleaseState, Vec<Uuid>> = HashMap::new();
-    let mut events = Vec::new();
-    for (done, outcome) in deployed.into_iter().zip(described) {
-        let OutcomeRecord {
-            target_status,
-            release_state,
-            kind,
-            message,
-            ..
-        } = outcome;
-        if !recordable.contains(&done.target.id) {
-            recorded.push(false);
-            continue;
-        }
-        recorded.push(true);
-        if release_state == ReleaseState::Succeeded {
-            triggers.push(delivery_trigger(&promotion, done.app, done.release));
-        }
-        release_states
-            .entry(release_state)
-            .or_default()
-            .push(done.release.id);
-        events.push(outcome_event(&done, kind, target_status, message));
-    }
-    set_release_states(tx, release_states).await?;
-    append_all(tx, promotion_id, events).await?;
-    finish_if_complete(tx, promotion_id).await?;
-    tx.wake_engine |= record_triggers(tx.connection(), triggers).await?;
-    Ok(recorded)
-}
-
 /// The auto-promotion trigger of a release delivered by a promotion.
-pub(super) fn delivery_trigger(
+fn delivery_trigger(
     promotion: &promotion::Model,
     app: &ResourceRef,
     release: &release::Model,
@@ -345,48 +563,27 @@ pub(super) fn delivery_trigger(
 }
 
 /// The event that tells a deployment's outcome.
-pub(super) fn outcome_event(
-    done: &DeployedTarget<'_>,
-    kind: EventKind,
-    status: TargetStatus,
-    message: String,
-) -> EventDraft {
-    EventDraft::about_target(kind, done.target, done.app.clone(), status, message).with_release(
+fn outcome_event(run: &Run, kind: EventKind, status: TargetStatus, message: String) -> EventDraft {
+    EventDraft::about_target(kind, &run.target, run.app.clone(), status, message).with_release(
         ReleaseRef {
-            id: done.release.id,
-            version: done.release.version,
+            id: run.release.id,
+            version: run.release.version,
         },
     )
 }
 
-/// Sets the releases' states, one statement per state.
-pub(super) async fn set_release_states(
-    tx: &Transaction,
-    states: HashMap<ReleaseState, Vec<Uuid>>,
-) -> Result<()> {
-    for (state, ids) in states {
-        release::Entity::update_many()
-            .col_expr(release::Column::Status, state.as_str().into())
-            .col_expr(release::Column::UpdatedAt, store::now().into())
-            .filter(release::Column::Id.is_in(ids))
-            .exec(tx.connection())
-            .await?;
-    }
-    Ok(())
-}
-
 /// What an outcome makes of its target and release, and the event that tells it.
-pub(super) struct OutcomeRecord {
-    pub target_status: TargetStatus,
-    pub release_state: ReleaseState,
-    pub error_message: String,
-    pub kind: EventKind,
-    pub message: String,
+struct OutcomeRecord {
+    target_status: TargetStatus,
+    release_state: ReleaseState,
+    error_message: String,
+    kind: EventKind,
+    message: String,
 }
 
 impl OutcomeRecord {
-    pub(super) fn of(done: &DeployedTarget<'_>) -> Self {
-        match &done.outcome {
+    fn of(run: &Run, outcome: &DeployOutcome) -> Self {
+        match outcome {
             DeployOutcome::Deployed => Self {
                 target_status: TargetStatus::Succeeded,
                 release_state: ReleaseState::Succeeded,
@@ -394,7 +591,7 @@ impl OutcomeRecord {
                 kind: EventKind::TargetSucceeded,
                 message: format!(
                     "release v{} is now current on '{}'",
-                    done.release.version, done.app.name
+                    run.release.version, run.app.name
                 ),
             },
             DeployOutcome::Failed(reason) => Self {
@@ -402,54 +599,8 @@ impl OutcomeRecord {
                 release_state: ReleaseState::Failed,
                 error_message: reason.clone(),
                 kind: EventKind::TargetFailed,
-                message: format!("deploying to '{}' failed: {reason}", done.app.name),
+                message: format!("deploying to '{}' failed: {reason}", run.app.name),
             },
         }
     }
-}
-
-/// Moves targets in status `from` to their outcomes, one statement per distinct outcome
-/// (every success shares one), each guarded by the worker's lease. Targets that had no
-/// release linked get the one made for them. Returns the targets it moved: one canceled or
-/// taken over meanwhile is not among them.
-pub(super) async fn record_target_outcomes(
-    tx: &Transaction,
-    worker: &str,
-    deployed: &[DeployedTarget<'_>],
-    described: &[OutcomeRecord],
-    from: TargetStatus,
-) -> Result<HashSet<Uuid>> {
-    let mut by_outcome: Vec<((TargetStatus, &str), Vec<Uuid>)> = Vec::new();
-    for (done, outcome) in deployed.iter().zip(described) {
-        let key = (outcome.target_status, outcome.error_message.as_str());
-        match by_outcome.iter_mut().find(|(existing, _)| *existing == key) {
-            Some((_, ids)) => ids.push(done.target.id),
-            None => by_outcome.push((key, vec![done.target.id])),
-        }
-    }
-    let mut moved = HashSet::new();
-    for ((status, error_message), ids) in by_outcome {
-        let rows = clearing_lease(promotion_target::Entity::update_many())
-            .col_expr(promotion_target::Column::Status, status.as_str().into())
-            .col_expr(promotion_target::Column::ErrorMessage, error_message.into())
-            .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-            .col_expr(
-                promotion_target::Column::ReleaseId,
-                store::releases::linked_or_made_release(),
-            )
-            .filter(promotion_target::Column::Id.is_in(ids))
-            .filter(promotion_target::Column::Status.eq(from.as_str()))
-            .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
-            .exec_with_returning(tx.connection())
-            .await?;
-        moved.extend(rows.into_iter().map(|row| row.id));
-    }
-    Ok(moved)
-}
-
-/// What the deployer answered.
-#[derive(Debug, Clone)]
-pub enum DeployOutcome {
-    Deployed,
-    Failed(String),
 }

@@ -1,16 +1,16 @@
 //! Promotions: what running one needs to read of it (its subject: pipeline, source app and
-//! source release), read with its lock or with its target apps; and a new promotion
-//! stored with its targets and first events in one statement.
+//! source release), read with its lock; and a new promotion stored with its targets and
+//! first events in one statement.
 
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    QueryResult, Statement, Value,
+    QueryResult, Statement,
 };
 use uuid::Uuid;
 
 use super::{
     entities::{promotion, promotion_event, promotion_target},
-    parameters::{placeholder, placeholders},
+    parameters::placeholder,
     Parameters,
 };
 
@@ -36,49 +36,6 @@ pub struct SubjectRow {
     pub subject_source_release_id: Uuid,
     pub subject_source_release_version: i64,
     pub subject_source_release_image: String,
-}
-
-/// A target's app, as read with the subject.
-#[derive(Debug, FromQueryResult)]
-pub struct TargetAppRow {
-    pub target_app_id: Uuid,
-    pub target_app_name: String,
-}
-
-/// The promotion's subject and the apps of `target_ids`, in one query, taking no lock.
-/// `None` when the promotion, a row of its subject or every target is missing.
-pub async fn subject_with_target_apps(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    target_ids: &[Uuid],
-) -> Result<Option<(SubjectRow, Vec<TargetAppRow>)>, DbErr> {
-    if target_ids.is_empty() {
-        return Ok(None);
-    }
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT {SUBJECT_COLUMNS}, ta.id AS target_app_id, ta.name AS target_app_name \
-         FROM promotions pr {SUBJECT_JOINS} \
-         JOIN promotion_targets t ON t.promotion_id = pr.id \
-         JOIN apps ta ON ta.id = t.app_id \
-         WHERE pr.id = {} AND t.id IN ({})",
-        placeholder(backend, 1),
-        placeholders(backend, 2, target_ids.len()),
-    );
-    let mut values: Vec<Value> = vec![promotion_id.into()];
-    values.extend(target_ids.iter().map(|id| Value::from(*id)));
-    let rows = db
-        .query_all(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let subject = SubjectRow::from_query_result(first, "")?;
-    let apps = rows
-        .iter()
-        .map(|row| TargetAppRow::from_query_result(row, ""))
-        .collect::<Result<_, _>>()?;
-    Ok(Some((subject, apps)))
 }
 
 /// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its subject.

@@ -246,26 +246,16 @@ async fn deleting_a_target_app_cancels_its_targets_and_it_never_gets_a_deploy() 
     // behind it for the same app.
     let first = create_promotion(&app, request()).await;
     let second = create_promotion(&app, request()).await;
-    let running = async {
-        loop {
-            let targets = promotion_target::Entity::find()
-                .all(&db)
-                .await
-                .expect("targets");
-            let first_running = targets.iter().any(|t| {
-                t.promotion_id.to_string() == first
-                    && t.status == "running"
-                    && t.release_id.is_some()
-            });
-            if first_running {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), running)
+    deployer.until_arrived("doomed-stg-0", 1).await;
+    let first_target = promotion_target::Entity::find()
+        .all(&db)
         .await
-        .expect("the first target runs");
+        .expect("targets")
+        .into_iter()
+        .find(|t| t.promotion_id.to_string() == first)
+        .expect("the first promotion's target");
+    assert_eq!(first_target.status, "running");
+    assert!(first_target.release_id.is_some());
 
     let (status, body) = app
         .call(Method::DELETE, "/apps/doomed-stg-0", None, None)
