@@ -186,10 +186,8 @@ struct TargetState {
 
 impl TargetState {
     fn is_final(&self) -> bool {
-        !matches!(
-            proto::TargetStatus::try_from(self.target.status),
-            Ok(proto::TargetStatus::Pending | proto::TargetStatus::Running)
-        )
+        crate::grpc::convert::target_status_from_proto(self.target.status)
+            .is_none_or(|status| status.is_final())
     }
 
     fn running_for(&self) -> Option<Duration> {
@@ -343,7 +341,7 @@ pub(super) async fn follow(
         .await
         .map_err(refused)?
         .into_inner();
-    let ending = Ending::of(promotion_status(finished.status)).ok_or_else(|| {
+    let ending = Ending::of(finished.status).ok_or_else(|| {
         Stop::new(
             Ending::Unreachable,
             format!("the watch of {id} ended before the promotion did"),

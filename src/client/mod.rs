@@ -59,17 +59,22 @@ impl Ending {
         })
     }
 
-    /// The ending of a finished promotion, `None` while it is not finished.
-    fn of(status: proto::PromotionStatus) -> Option<Ending> {
-        use proto::PromotionStatus as S;
-        match status {
-            S::Successful => Some(Ending::Successful),
-            S::Failed => Some(Ending::Failed),
-            S::PartiallyFailed => Some(Ending::PartiallyFailed),
-            S::Canceled => Some(Ending::Canceled),
-            S::Rejected => Some(Ending::Rejected),
-            S::Unspecified | S::Pending | S::Running | S::AwaitingApproval => None,
+    /// The ending of a finished promotion (a final state of the transition table), `None`
+    /// while it is not finished.
+    fn of(status: i32) -> Option<Ending> {
+        use crate::domain::promotion::PromotionStatus as S;
+        let status = crate::grpc::convert::promotion_status_from_proto(status)?;
+        if !status.is_final() {
+            return None;
         }
+        Some(match status {
+            S::Successful => Ending::Successful,
+            S::Failed => Ending::Failed,
+            S::PartiallyFailed => Ending::PartiallyFailed,
+            S::Canceled => Ending::Canceled,
+            S::Rejected => Ending::Rejected,
+            S::Pending | S::Running | S::AwaitingApproval => return None,
+        })
     }
 }
 

@@ -218,6 +218,22 @@ fn promotion_status_to_proto(status: PromotionStatus) -> proto::PromotionStatus 
     }
 }
 
+/// The domain's promotion state for a wire value; `None` for an unspecified or unknown one.
+pub fn promotion_status_from_proto(value: i32) -> Option<PromotionStatus> {
+    let wire = proto::PromotionStatus::try_from(value).ok()?;
+    PromotionStatus::ALL
+        .into_iter()
+        .find(|status| promotion_status_to_proto(*status) == wire)
+}
+
+/// The domain's target state for a wire value; `None` for an unspecified or unknown one.
+pub fn target_status_from_proto(value: i32) -> Option<TargetStatus> {
+    let wire = proto::TargetStatus::try_from(value).ok()?;
+    TargetStatus::ALL
+        .into_iter()
+        .find(|status| target_status_to_proto(*status) == wire)
+}
+
 fn target_status_to_proto(status: TargetStatus) -> proto::TargetStatus {
     match status {
         TargetStatus::Pending => proto::TargetStatus::Pending,

@@ -3,7 +3,7 @@
 
 mod apps;
 pub mod codec;
-mod convert;
+pub mod convert;
 mod couplings;
 mod pipelines;
 mod promotions;

@@ -5,7 +5,7 @@
 //! from the database, claims each (release, target) pair under a primary key, so a release
 //! reaches a target automatically at most once ever, and stores the promotion.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sea_orm::{
     sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -17,17 +17,12 @@ use super::{
     cancel::cancel_superseded_targets, create::create_promotion, PromotionRecord, Transaction,
 };
 use crate::{
-    domain::{
-        policy::AUTO_PROMOTION_CREATOR,
-        stage::Stage,
-        status::{ReleaseState, StatusState},
-    },
+    domain::{policy::AUTO_PROMOTION_CREATOR, stage::Stage, status::unmet_contexts},
     error::{Error, Result},
     store::{
         self,
         entities::{
             app, auto_promotion_claim, auto_promotion_trigger, coupling, pipeline, release,
-            release_status,
         },
     },
     views::{coupling_contexts, coupling_policy, ResourceRef},
@@ -130,13 +125,11 @@ pub async fn evaluate_trigger(
         return Ok(None);
     };
     // Eligible only while it is the app's current release; a newer one has its own trigger.
-    let current = release::Entity::find()
-        .filter(release::Column::AppId.eq(source.id))
-        .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
-        .order_by_desc(release::Column::Version)
-        .one(db)
-        .await?;
-    let Some(release) = current.filter(|current| current.id == trigger.release_id) else {
+    let current = store::releases::current_releases_of_apps(db, &[source.id]).await?;
+    let Some(release) = current
+        .into_iter()
+        .find(|current| current.id == trigger.release_id)
+    else {
         return Ok(None);
     };
     let Some(source_coupling) = coupling::Entity::find()
@@ -237,8 +230,9 @@ pub async fn evaluate_trigger(
     Ok(Some(promotion_id))
 }
 
-/// The apps at `stage` of the source's pipeline with `auto_promote`, live, whose every
-/// required context has `success` on the release, and that do not already run its image.
+/// The apps at `stage` of the source's pipeline with `auto_promote`, live, whose required
+/// status checks the release meets (the rule the create's gate applies:
+/// [`unmet_contexts`]), and that do not already run its image.
 async fn eligible_targets(
     db: &impl ConnectionTrait,
     release: &release::Model,
@@ -255,14 +249,7 @@ async fn eligible_targets(
     if couplings.is_empty() {
         return Ok(Vec::new());
     }
-    let succeeded: HashSet<String> = release_status::Entity::find()
-        .filter(release_status::Column::ReleaseId.eq(release.id))
-        .filter(release_status::Column::State.eq(StatusState::Success.as_str()))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|status| status.context)
-        .collect();
+    let statuses = store::release_statuses::states_of_release(db, release.id).await?;
     let apps: HashMap<Uuid, app::Model> = app::Entity::find()
         .filter(app::Column::Id.is_in(couplings.iter().map(|c| c.app_id)))
         .filter(app::Column::DeletedAt.is_null())
@@ -271,23 +258,23 @@ async fn eligible_targets(
         .into_iter()
         .map(|app| (app.id, app))
         .collect();
+    let app_ids: Vec<Uuid> = apps.keys().copied().collect();
+    let running_images: HashMap<Uuid, String> =
+        store::releases::current_releases_of_apps(db, &app_ids)
+            .await?
+            .into_iter()
+            .map(|current| (current.app_id, current.image))
+            .collect();
     let mut eligible = Vec::new();
     for candidate in couplings {
         let Some(app) = apps.get(&candidate.app_id) else {
             continue;
         };
         let required = coupling_contexts(&candidate)?;
-        if !required.iter().all(|context| succeeded.contains(context)) {
+        if !unmet_contexts(&required, &statuses).is_empty() {
             continue;
         }
-        let runs_same_image = release::Entity::find()
-            .filter(release::Column::AppId.eq(app.id))
-            .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
-            .order_by_desc(release::Column::Version)
-            .one(db)
-            .await?
-            .is_some_and(|current| current.image == release.image);
-        if runs_same_image {
+        if running_images.get(&app.id) == Some(&release.image) {
             continue;
         }
         eligible.push(EligibleTarget {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 pub use crate::views::{
@@ -123,7 +123,7 @@ pub async fn find_apps(
 /// Finds a release by UUID, which must belong to `app`.
 pub async fn find_release_of_app(
     db: &impl ConnectionTrait,
-    app: &app::Model,
+    app: &ResourceRef,
     field: &str,
     value: &str,
 ) -> Result<release::Model> {
@@ -141,17 +141,18 @@ pub async fn find_release_of_app(
         })
 }
 
-/// The app's current release: its newest succeeded one.
+/// The app's current release: its newest succeeded one (the one query for it:
+/// [`crate::store::releases::current_releases_of_apps`]).
 pub async fn current_release(
     db: &impl ConnectionTrait,
     app_id: Uuid,
 ) -> Result<Option<release::Model>> {
-    Ok(release::Entity::find()
-        .filter(release::Column::AppId.eq(app_id))
-        .filter(release::Column::Status.eq(ReleaseState::Succeeded.as_str()))
-        .order_by_desc(release::Column::Version)
-        .one(db)
-        .await?)
+    Ok(
+        crate::store::releases::current_releases_of_apps(db, &[app_id])
+            .await?
+            .into_iter()
+            .next(),
+    )
 }
 
 /// Loads apps by id, deleted ones included, since history may point at them.

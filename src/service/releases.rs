@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     authorize,
-    lookup::{find_app, find_release_of_app, parse_uuid, release_views},
+    lookup::{app_ref, find_app, find_release_of_app, parse_uuid, release_views},
     paging::{Page, PageRequest},
     views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
 };
@@ -223,7 +223,7 @@ impl Releases {
                     ))
                 }),
             None if Uuid::parse_str(reference).is_ok() => {
-                find_release_of_app(&self.db, owner, "release", reference).await
+                find_release_of_app(&self.db, &app_ref(owner), "release", reference).await
             }
             None => Err(Error::invalid(
                 "release",
@@ -237,7 +237,8 @@ impl Releases {
 
     pub async fn get(&self, app: &str, release_id: &str) -> Result<ReleaseView> {
         let owner = find_app(&self.db, "app", app).await?;
-        let model = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let model =
+            find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         self.view_of(&owner, model).await
     }
 
@@ -299,7 +300,8 @@ impl Releases {
         check_optional_url("target_url", &status.target_url)?;
         check_optional_url("image_url", &status.image_url)?;
         let owner = find_app(&self.db, "app", app).await?;
-        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let target =
+            find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         let now = crate::store::now();
         let row = release_status::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -359,7 +361,8 @@ impl Releases {
             check_optional_url("image_url", url)?;
         }
         let owner = find_app(&self.db, "app", app).await?;
-        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let target =
+            find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         let status_uuid = parse_uuid("status_id", status_id)?;
         let existing = release_status::Entity::find_by_id(status_uuid)
             .filter(release_status::Column::ReleaseId.eq(target.id))
@@ -416,7 +419,8 @@ impl Releases {
         page: &PageRequest,
     ) -> Result<ReleaseStatusesView> {
         let owner = find_app(&self.db, "app", app).await?;
-        let target = find_release_of_app(&self.db, &owner, "release_id", release_id).await?;
+        let target =
+            find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         let statuses = release_status::Entity::find()
             .filter(release_status::Column::ReleaseId.eq(target.id))
             .order_by_asc(release_status::Column::Context)

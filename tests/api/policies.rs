@@ -1014,3 +1014,95 @@ async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
         refused.message()
     );
 }
+
+/// The create's status-check gate and auto-promotion apply one rule: for each state the
+/// required contexts are in, a person's promotion (a dry run) is refused exactly when no
+/// auto-promotion happens.
+#[tokio::test]
+async fn a_person_and_auto_promotion_are_held_to_the_same_status_checks() {
+    let app = spawn_app().await;
+    let tokens = tokens(&app).await;
+    shop(
+        &app,
+        &tokens.ops,
+        json!({"required_status_checks": {"contexts": ["ci/tests", "ci/lint"]}, "promotion_policy": {"auto_promote": true}}),
+        json!({}),
+    )
+    .await;
+    let dry_run = || async {
+        let body = json!({
+            "pipeline": {"id": "shop"},
+            "source": {"app": {"id": "shop-dev"}},
+            "dry_run": true,
+        });
+        app.call(
+            Method::POST,
+            "/pipeline-promotions",
+            Some(body),
+            Some(&tokens.alice),
+        )
+        .await
+    };
+    let built = release(&app, "shop-dev", "shop:1", &tokens.ci).await;
+    // Each step turns one context to `success`, which triggers an evaluation, while the
+    // other is missing, pending, failed or errored.
+    let tests = post_status(&app, "shop-dev", &built, "ci/tests", "success", &tokens.ci).await;
+    let tests_path = format!(
+        "/apps/shop-dev/releases/{}/statuses/{}",
+        built["id"].as_str().unwrap(),
+        tests["id"].as_str().unwrap()
+    );
+    let lint = post_status(&app, "shop-dev", &built, "ci/lint", "pending", &tokens.ci).await;
+    let lint_path = format!(
+        "/apps/shop-dev/releases/{}/statuses/{}",
+        built["id"].as_str().unwrap(),
+        lint["id"].as_str().unwrap()
+    );
+    for (lint_state, step) in [("pending", 0), ("failure", 1), ("error", 2)] {
+        call_ok(
+            &app,
+            Method::PATCH,
+            &lint_path,
+            json!({"state": lint_state}),
+            &tokens.ci,
+        )
+        .await;
+        for state in ["failure", "success"] {
+            call_ok(
+                &app,
+                Method::PATCH,
+                &tests_path,
+                json!({"state": state}),
+                &tokens.ci,
+            )
+            .await;
+        }
+        let (status, refusal) = dry_run().await;
+        assert_eq!(status, 409, "step {step}: {refusal}");
+        assert!(
+            refusal.to_string().contains("ci/lint"),
+            "step {step}: {refusal}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let all = promotions(&app, &tokens.reader).await;
+        assert!(
+            all.is_empty(),
+            "step {step}: lint {lint_state}, yet auto-promoted: {all:?}"
+        );
+    }
+    call_ok(
+        &app,
+        Method::PATCH,
+        &lint_path,
+        json!({"state": "success"}),
+        &tokens.ci,
+    )
+    .await;
+    let (status, plan) = dry_run().await;
+    assert!((200..300).contains(&status), "{status} {plan}");
+    let auto = eventually("the auto-promotion", || async {
+        promotions(&app, &tokens.reader).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(auto["created_by"], "auto-promotion");
+}

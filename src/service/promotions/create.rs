@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use super::{
     gates::{config_drift, judge_status_checks, StatusGate},
-    memory::{resolve_from_memory, Resolution},
+    memory::resolve_from_memory,
     promotion_view,
     reads::{view_with_names, PromotionNames},
-    CreatedPromotion, NewPromotion, Promotions, Safety,
+    required_approvals, CreatedPromotion, NewPromotion, Promotions, Resolution, ResolvedTarget,
+    Safety,
 };
 use crate::{
     domain::{
@@ -24,8 +25,8 @@ use crate::{
     service::{
         authorize,
         lookup::{
-            app_ref, apps_by_id, coupling_policy, coupling_stage, current_release, find_app,
-            find_apps, find_pipeline, find_release_of_app,
+            app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
+            current_release, find_app, find_apps, find_pipeline, find_release_of_app,
         },
     },
     store::entities::{app, coupling, pipeline, promotion, release},
@@ -34,26 +35,10 @@ use crate::{
 
 const REQUEST_ID_MAX_CHARS: usize = 255;
 
-/// A target app with its coupling.
-pub(super) struct ResolvedTarget {
-    pub app: app::Model,
-    pub coupling: coupling::Model,
-}
-
-/// The approvals a promotion into these targets needs: the most any of their couplings
-/// requires.
-pub(super) fn required_approvals(targets: &[ResolvedTarget]) -> u32 {
-    targets
-        .iter()
-        .map(|target| coupling_policy(&target.coupling).required_approvals)
-        .max()
-        .unwrap_or_default()
-}
-
 /// A request that passed every gate.
 struct Validated {
-    pipeline: pipeline::Model,
-    source: app::Model,
+    pipeline: ResourceRef,
+    source: ResourceRef,
     source_stage: Stage,
     target_stage: Stage,
     targets: Vec<ResolvedTarget>,
@@ -159,7 +144,10 @@ impl Promotions {
             .resolve_targets(&request.targets, &pipeline, &source, target_stage)
             .await?;
         Ok(Resolution {
-            pipeline,
+            pipeline: ResourceRef {
+                id: pipeline.id,
+                name: pipeline.name,
+            },
             source,
             source_stage,
             target_stage,
@@ -172,8 +160,8 @@ impl Promotions {
         &self,
         pipeline: &pipeline::Model,
         reference: &str,
-    ) -> Result<(app::Model, Stage, Stage)> {
-        let source = find_app(&self.db, "source.app", reference).await?;
+    ) -> Result<(ResourceRef, Stage, Stage)> {
+        let source = app_ref(&find_app(&self.db, "source.app", reference).await?);
         let coupling = coupling::Entity::find()
             .filter(coupling::Column::AppId.eq(source.id))
             .filter(coupling::Column::PipelineId.eq(pipeline.id))
@@ -204,7 +192,7 @@ impl Promotions {
     /// The named release, which must have succeeded, or the source's current one.
     async fn resolve_release(
         &self,
-        source: &app::Model,
+        source: &ResourceRef,
         named: Option<&str>,
     ) -> Result<release::Model> {
         match named {
@@ -235,7 +223,7 @@ impl Promotions {
         let mut planned = Vec::with_capacity(validated.targets.len());
         for target in &validated.targets {
             planned.push(PlannedTarget {
-                app: app_ref(&target.app),
+                app: target.app.clone(),
                 busy_with: match lifecycle::queued_behind(&self.db, target.app.id, QueuePlace::New)
                     .await?
                 {
@@ -248,11 +236,8 @@ impl Promotions {
         let required_approvals = validated.required_approvals();
         Ok(PromotionPlan {
             required_approvals,
-            pipeline: ResourceRef {
-                id: validated.pipeline.id,
-                name: validated.pipeline.name.clone(),
-            },
-            source_app: app_ref(&validated.source),
+            pipeline: validated.pipeline.clone(),
+            source_app: validated.source.clone(),
             source_release: ReleaseRef {
                 id: validated.release.id,
                 version: validated.release.version,
@@ -325,7 +310,7 @@ impl Promotions {
         &self,
         requested: &[String],
         pipeline: &pipeline::Model,
-        source: &app::Model,
+        source: &ResourceRef,
         stage: Stage,
     ) -> Result<Vec<ResolvedTarget>> {
         if requested.is_empty() {
@@ -335,15 +320,12 @@ impl Promotions {
                 .all(&self.db)
                 .await?;
             let apps = apps_by_id(&self.db, couplings.iter().map(|c| c.app_id)).await?;
-            let mut resolved: Vec<ResolvedTarget> = couplings
-                .into_iter()
-                .filter_map(|coupling| {
-                    apps.get(&coupling.app_id).map(|app| ResolvedTarget {
-                        app: app.clone(),
-                        coupling,
-                    })
-                })
-                .collect();
+            let mut resolved = Vec::with_capacity(couplings.len());
+            for coupling in couplings {
+                if let Some(app) = apps.get(&coupling.app_id) {
+                    resolved.push(resolved_target(app, &coupling)?);
+                }
+            }
             if resolved.is_empty() {
                 return Err(Error::invalid(
                     "targets",
@@ -411,7 +393,7 @@ impl Promotions {
                     ))
                 }
             };
-            resolved.push(ResolvedTarget { app, coupling });
+            resolved.push(resolved_target(&app, &coupling)?);
         }
         Ok(resolved)
     }
@@ -446,13 +428,10 @@ impl Validated {
         }
         Ok(PromotionRecord {
             id: uuid::Uuid::new_v4(),
-            pipeline: ResourceRef {
-                id: self.pipeline.id,
-                name: self.pipeline.name.clone(),
-            },
-            source_app: app_ref(&self.source),
+            pipeline: self.pipeline.clone(),
+            source_app: self.source.clone(),
             source_release_id: self.release.id,
-            targets: self.targets.iter().map(|t| app_ref(&t.app)).collect(),
+            targets: self.targets.iter().map(|t| t.app.clone()).collect(),
             safe: self.safe,
             created_by: caller.name.clone(),
             overridden_checks: serde_json::to_string(overridden)
@@ -463,4 +442,13 @@ impl Validated {
             triggered_by: None,
         })
     }
+}
+
+/// A target app with what its coupling, as stored, requires.
+fn resolved_target(app: &app::Model, coupling: &coupling::Model) -> Result<ResolvedTarget> {
+    Ok(ResolvedTarget {
+        app: app_ref(app),
+        required_contexts: coupling_contexts(coupling)?,
+        policy: coupling_policy(coupling),
+    })
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use super::{create::ResolvedTarget, Safety};
+use super::{ResolvedTarget, Safety};
 use crate::{
     domain::{
         access::{Caller, Role},
@@ -15,8 +15,11 @@ use crate::{
         status::{unmet_contexts, StatusState},
     },
     error::{Error, Result},
-    service::{authorize, lookup::coupling_contexts},
-    store::entities::{app, config_var, release, release_status},
+    service::authorize,
+    store::{
+        entities::{config_var, release},
+        release_statuses::states_of_release,
+    },
     views::{CheckRef, CheckVerdict, ResourceRef, TargetDrift},
 };
 
@@ -31,7 +34,7 @@ pub(super) struct StatusGate {
 pub(super) async fn judge_status_checks(
     db: &impl ConnectionTrait,
     release: &release::Model,
-    source: &app::Model,
+    source: &ResourceRef,
     targets: &[ResolvedTarget],
     stage: Stage,
     safety: Safety,
@@ -88,32 +91,22 @@ async fn status_verdicts(
     targets: &[ResolvedTarget],
     stage: Stage,
 ) -> Result<Vec<CheckVerdict>> {
-    let required: Vec<Vec<String>> = targets
+    if targets
         .iter()
-        .map(|target| coupling_contexts(&target.coupling))
-        .collect::<Result<_>>()?;
-    if required.iter().all(Vec::is_empty) {
+        .all(|target| target.required_contexts.is_empty())
+    {
         return Ok(Vec::new());
     }
-    let statuses: Vec<(String, StatusState)> = release_status::Entity::find()
-        .filter(release_status::Column::ReleaseId.eq(release.id))
-        .all(db)
-        .await?
-        .into_iter()
-        .filter_map(|row| {
-            StatusState::parse("state", &row.state)
-                .ok()
-                .map(|state| (row.context, state))
-        })
-        .collect();
+    let statuses = states_of_release(db, release.id).await?;
     let state_of: HashMap<&str, StatusState> = statuses
         .iter()
         .map(|(context, state)| (context.as_str(), *state))
         .collect();
     let mut verdicts = Vec::new();
-    for (target, required) in targets.iter().zip(required) {
-        let unmet = unmet_contexts(&required, &statuses);
-        for context in &required {
+    for target in targets {
+        let required = &target.required_contexts;
+        let unmet = unmet_contexts(required, &statuses);
+        for context in required {
             verdicts.push(CheckVerdict {
                 check: CheckRef {
                     app_id: target.app.id,
@@ -134,7 +127,7 @@ async fn status_verdicts(
 /// difference refuses the promotion; otherwise it is only reported in a dry run's plan.
 pub(super) async fn config_drift(
     db: &impl ConnectionTrait,
-    source: &app::Model,
+    source: &ResourceRef,
     targets: &[ResolvedTarget],
     safety: Safety,
 ) -> Result<Vec<TargetDrift>> {
@@ -191,7 +184,7 @@ async fn config_keys(
     Ok(keys)
 }
 
-fn describe_drift(source: &app::Model, drift: &[TargetDrift]) -> String {
+fn describe_drift(source: &ResourceRef, drift: &[TargetDrift]) -> String {
     drift
         .iter()
         .map(|d| {

@@ -8,21 +8,11 @@
 
 use std::collections::HashSet;
 
-use super::{create::ResolvedTarget, NewPromotion};
+use super::{NewPromotion, Resolution, ResolvedTarget};
 use crate::{
-    domain::stage::Stage,
     read_model::{AppEntry, Catalog, ReadModel},
-    store::entities::{app, coupling, pipeline},
+    views::ResourceRef,
 };
-
-/// A create's references, resolved.
-pub(super) struct Resolution {
-    pub pipeline: pipeline::Model,
-    pub source: app::Model,
-    pub source_stage: Stage,
-    pub target_stage: Stage,
-    pub targets: Vec<ResolvedTarget>,
-}
 
 /// The request's pipeline, source and targets as memory holds them, or `None` when memory
 /// cannot answer all of it with a yes.
@@ -72,51 +62,30 @@ fn resolve(catalog: &Catalog, request: &NewPromotion) -> Option<Resolution> {
         return None;
     }
     Some(Resolution {
-        pipeline: pipeline::Model {
+        pipeline: ResourceRef {
             id: pipeline.id,
             name: pipeline.name.clone(),
-            description: pipeline.description.clone(),
-            created_at: pipeline.created_at,
-            updated_at: pipeline.updated_at,
-            deleted_at: None,
         },
-        source: app_model(source),
+        source: app_ref(source),
         source_stage,
         target_stage,
         targets: targets
             .into_iter()
             .map(|entry| {
+                let coupling = entry.coupling.as_ref()?;
                 Some(ResolvedTarget {
-                    app: app_model(entry),
-                    coupling: coupling_model(entry)?,
+                    app: app_ref(entry),
+                    required_contexts: coupling.required_contexts.clone(),
+                    policy: coupling.policy,
                 })
             })
             .collect::<Option<Vec<_>>>()?,
     })
 }
 
-fn app_model(entry: &AppEntry) -> app::Model {
-    app::Model {
+fn app_ref(entry: &AppEntry) -> ResourceRef {
+    ResourceRef {
         id: entry.app.id,
         name: entry.app.name.clone(),
-        created_at: entry.app.created_at,
-        updated_at: entry.app.updated_at,
-        deleted_at: None,
     }
-}
-
-/// The app's coupling as it is stored.
-fn coupling_model(entry: &AppEntry) -> Option<coupling::Model> {
-    let row = entry.coupling.as_ref()?;
-    Some(coupling::Model {
-        id: row.id,
-        pipeline_id: row.pipeline_id,
-        app_id: entry.app.id,
-        stage: row.stage.as_str().to_owned(),
-        required_contexts: serde_json::to_string(&row.required_contexts).ok()?,
-        auto_promote: row.policy.auto_promote,
-        required_approvals: i32::try_from(row.policy.required_approvals).ok()?,
-        created_at: row.created_at,
-        updated_at: row.updated_at,
-    })
 }

@@ -1,6 +1,7 @@
 //! Promotions: validating a request in the contract's order and storing it for the engine
-//! (`create`), the gates it must pass (`gates`), canceling (`cancel`), and reading
-//! promotions, their targets and their progress (`reads`).
+//! (`create`, resolving its names from memory when it can: `memory`), the gates it must
+//! pass (`gates`), approvals, canceling (`cancel`), and reading promotions, their targets
+//! and their progress (`reads`). The types a create's parts share live here.
 
 mod approvals;
 mod cancel;
@@ -16,7 +17,39 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
 
-use crate::{progress::EventHub, views::PromotionPlan, views::PromotionView};
+use crate::{
+    domain::{policy::PromotionPolicy, stage::Stage},
+    progress::EventHub,
+    views::{PromotionPlan, PromotionView, ResourceRef},
+};
+
+/// A create's pipeline, source and targets, resolved from memory ([`memory`]) or from the
+/// database ([`create`]): the same typed values either way.
+pub(super) struct Resolution {
+    pub pipeline: ResourceRef,
+    pub source: ResourceRef,
+    pub source_stage: Stage,
+    pub target_stage: Stage,
+    pub targets: Vec<ResolvedTarget>,
+}
+
+/// A target app with what its coupling requires.
+#[derive(Debug, Clone)]
+pub(super) struct ResolvedTarget {
+    pub app: ResourceRef,
+    pub required_contexts: Vec<String>,
+    pub policy: PromotionPolicy,
+}
+
+/// The approvals a promotion into these targets needs: the most any of their couplings
+/// requires.
+pub(super) fn required_approvals(targets: &[ResolvedTarget]) -> u32 {
+    targets
+        .iter()
+        .map(|target| target.policy.required_approvals)
+        .max()
+        .unwrap_or_default()
+}
 
 /// What a promotion request asks of the gates, from the wire's optional `safe` flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
