@@ -4,9 +4,8 @@
 use http::StatusCode;
 use sea_orm::DbErr;
 
-use crate::{
-    domain::{bounded_message, quoted, InvalidField},
-    views::{CheckVerdict, TargetDrift},
+use crate::domain::{
+    bounded_message, promotion::TargetDrift, quoted, status::CheckVerdict, InvalidField,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -17,11 +17,23 @@ use uuid::Uuid;
 
 use crate::{
     error::{Error, Result},
-    lifecycle::events_after,
     read_model::{self, ReadModel},
     store,
     views::PromotionEventView,
 };
+
+/// The events of a promotion after sequence number `after`, in order, as watchers see them.
+async fn events_after(
+    db: &impl sea_orm::ConnectionTrait,
+    promotion_id: Uuid,
+    after: i64,
+) -> Result<Vec<PromotionEventView>> {
+    store::events::events_after(db, promotion_id, after)
+        .await?
+        .into_iter()
+        .map(crate::views::promotion_event_view)
+        .collect()
+}
 
 /// Buffered events per promotion before a slow watcher falls back to the database.
 const CHANNEL_CAPACITY: usize = 256;

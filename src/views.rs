@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{Error, Result},
-    store::entities::{app, coupling, pipeline, release},
+    store::entities::{app, coupling, pipeline, promotion_event, release},
 };
 
 use crate::domain::{
@@ -17,13 +17,11 @@ use crate::domain::{
     stage::Stage,
     status::{ReleaseState, StatusState},
 };
-
-/// A pointer to a named resource.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceRef {
-    pub id: Uuid,
-    pub name: String,
-}
+pub use crate::domain::{
+    promotion::TargetDrift,
+    status::{CheckRef, CheckVerdict},
+    ResourceRef,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineView {
@@ -128,33 +126,6 @@ pub struct ReleaseStatusesView {
     pub next_page_token: Option<String>,
 }
 
-/// One required status check, identified by the target it guards. Stored as JSON with a
-/// promotion's overridden checks.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct CheckRef {
-    pub app_id: Uuid,
-    pub app_name: String,
-    #[serde(with = "stage_name")]
-    pub stage: Stage,
-    pub context: String,
-}
-
-/// A stage as its name, the form stored in the database.
-mod stage_name {
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
-
-    use crate::domain::stage::Stage;
-
-    pub fn serialize<S: Serializer>(stage: &Stage, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(stage.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Stage, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        Stage::parse("stage", &name).map_err(D::Error::custom)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromotionView {
     pub id: Uuid,
@@ -194,46 +165,6 @@ pub struct TargetView {
     pub error_message: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-impl CheckVerdict {
-    /// Names the check as `app/stage/context`.
-    pub fn subject(&self) -> String {
-        format!(
-            "{}/{}/{}",
-            self.check.app_name, self.check.stage, self.check.context
-        )
-    }
-
-    /// Says why the check is unmet (or met).
-    pub fn describe(&self) -> String {
-        format!(
-            "required context '{}' of app '{}' ({}) is {} on the release",
-            self.check.context,
-            self.check.app_name,
-            self.check.stage,
-            self.state.map(|state| state.as_str()).unwrap_or("missing")
-        )
-    }
-}
-
-/// The verdict of one required status check on the source release.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckVerdict {
-    pub check: CheckRef,
-    /// The status's state on the source release; `None` when no status has the context.
-    pub state: Option<StatusState>,
-    pub satisfied: bool,
-    /// Unmet, and bypassed by an elevated caller.
-    pub overridden: bool,
-}
-
-/// Config keys one target and the source do not share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetDrift {
-    pub app: ResourceRef,
-    pub missing_on_target: Vec<String>,
-    pub missing_on_source: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,4 +269,34 @@ pub fn release_summary(model: &release::Model) -> ReleaseSummary {
         image: model.image.clone(),
         created_at: model.created_at,
     }
+}
+
+/// A stored promotion event, as watchers and lists see it.
+pub fn promotion_event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
+    let kind = EventKind::parse(&model.kind)
+        .ok_or_else(|| Error::Internal(format!("event {} has unknown kind", model.id)))?;
+    let promotion_status = PromotionStatus::parse(&model.promotion_status).ok_or_else(|| {
+        Error::Internal(format!("event {} has unknown promotion status", model.id))
+    })?;
+    Ok(PromotionEventView {
+        promotion_id: model.promotion_id,
+        sequence: model.sequence,
+        kind,
+        target_id: model.target_id,
+        app: model.app_id.map(|id| ResourceRef {
+            id,
+            name: model.app_name.clone(),
+        }),
+        target_status: TargetStatus::parse(&model.target_status),
+        promotion_status,
+        release: match (model.release_id, model.release_version) {
+            (Some(id), Some(version)) => Some(ReleaseRef { id, version }),
+            _ => None,
+        },
+        message: model.message,
+        created_at: model.created_at,
+        waiting_for: model.waiting_for,
+        actor: model.actor,
+        comment: model.comment,
+    })
 }

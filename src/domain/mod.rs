@@ -10,6 +10,15 @@ pub mod status;
 
 use std::fmt;
 
+use uuid::Uuid;
+
+/// A pointer to a named resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
 /// A request field that broke a rule. It names the field so that the client can fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidField {

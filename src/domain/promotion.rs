@@ -1,7 +1,9 @@
-//! Promotion and target states, the aggregate outcome, the progress-event types, and the
-//! safe-promotion config drift.
+//! Promotion and target states with their transition table, the aggregate outcome, the
+//! progress-event types, and the safe-promotion config drift.
 
 use std::{collections::BTreeSet, fmt};
+
+use super::ResourceRef;
 
 /// The state of a whole promotion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +308,14 @@ impl KeyDrift {
     pub fn is_empty(&self) -> bool {
         self.missing_on_target.is_empty() && self.missing_on_source.is_empty()
     }
+}
+
+/// Config keys one target and the source do not share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetDrift {
+    pub app: ResourceRef,
+    pub missing_on_target: Vec<String>,
+    pub missing_on_source: Vec<String>,
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Release and release-status states, and the rules that read them: which contexts a
-//! release still lacks, and which required contexts a coupling update would remove.
+//! release still lacks, which required contexts a coupling update would remove, and the
+//! verdict of each required check.
 
 use std::fmt;
 
-use super::InvalidField;
+use uuid::Uuid;
+
+use super::{stage::Stage, InvalidField};
 
 /// The deployment state of a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,6 +127,65 @@ pub fn combined_state(states: impl IntoIterator<Item = StatusState>) -> StatusSt
     .into_iter()
     .find(|worst| states.contains(worst))
     .unwrap_or(StatusState::Success)
+}
+
+/// One required status check, identified by the target it guards. Stored as JSON with a
+/// promotion's overridden checks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckRef {
+    pub app_id: Uuid,
+    pub app_name: String,
+    #[serde(with = "stage_name")]
+    pub stage: Stage,
+    pub context: String,
+}
+
+/// A stage as its name, the form stored in the database.
+mod stage_name {
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    use crate::domain::stage::Stage;
+
+    pub fn serialize<S: Serializer>(stage: &Stage, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(stage.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Stage, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Stage::parse("stage", &name).map_err(D::Error::custom)
+    }
+}
+
+/// The verdict of one required status check on the source release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckVerdict {
+    pub check: CheckRef,
+    /// The status's state on the source release; `None` when no status has the context.
+    pub state: Option<StatusState>,
+    pub satisfied: bool,
+    /// Unmet, and bypassed by an elevated caller.
+    pub overridden: bool,
+}
+
+impl CheckVerdict {
+    /// Names the check as `app/stage/context`.
+    pub fn subject(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.check.app_name, self.check.stage, self.check.context
+        )
+    }
+
+    /// Says why the check is unmet (or met).
+    pub fn describe(&self) -> String {
+        format!(
+            "required context '{}' of app '{}' ({}) is {} on the release",
+            self.check.context,
+            self.check.app_name,
+            self.check.stage,
+            self.state.map(|state| state.as_str()).unwrap_or("missing")
+        )
+    }
 }
 
 #[cfg(test)]

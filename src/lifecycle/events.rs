@@ -1,7 +1,7 @@
 //! Numbered progress events, written in the same transaction as the change they report,
 //! and the promotion's end, decided exactly once.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{promotion_states_moving_to, Transaction};
@@ -13,7 +13,7 @@ use crate::{
         self,
         entities::{promotion, promotion_event, promotion_target},
     },
-    views::{PromotionEventView, ReleaseRef, ResourceRef},
+    views::{promotion_event_view, ReleaseRef, ResourceRef},
 };
 
 /// What happened, about which target, for an event about to be written.
@@ -91,35 +91,6 @@ impl EventDraft {
         self.promotion_status = Some(status);
         self
     }
-}
-
-pub fn event_view(model: promotion_event::Model) -> Result<PromotionEventView> {
-    let kind = EventKind::parse(&model.kind)
-        .ok_or_else(|| Error::Internal(format!("event {} has unknown kind", model.id)))?;
-    let promotion_status = PromotionStatus::parse(&model.promotion_status).ok_or_else(|| {
-        Error::Internal(format!("event {} has unknown promotion status", model.id))
-    })?;
-    Ok(PromotionEventView {
-        promotion_id: model.promotion_id,
-        sequence: model.sequence,
-        kind,
-        target_id: model.target_id,
-        app: model.app_id.map(|id| ResourceRef {
-            id,
-            name: model.app_name.clone(),
-        }),
-        target_status: TargetStatus::parse(&model.target_status),
-        promotion_status,
-        release: match (model.release_id, model.release_version) {
-            (Some(id), Some(version)) => Some(ReleaseRef { id, version }),
-            _ => None,
-        },
-        message: model.message,
-        created_at: model.created_at,
-        waiting_for: model.waiting_for,
-        actor: model.actor,
-        comment: model.comment,
-    })
 }
 
 /// Appends the promotion's next event. The caller holds the promotion's lock, so events
@@ -204,7 +175,7 @@ pub(super) fn record_stored(
     stored: Vec<promotion_event::Model>,
 ) -> Result<()> {
     for row in stored {
-        tx.events.push(event_view(row)?);
+        tx.events.push(promotion_event_view(row)?);
     }
     Ok(())
 }
@@ -270,21 +241,4 @@ pub(super) async fn finish_if_complete(tx: &mut Transaction, promotion_id: Uuid)
         EventDraft::about_promotion(EventKind::PromotionFinished, message),
     )
     .await
-}
-
-/// Events of a promotion after a sequence number, in order.
-pub async fn events_after(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-    after: i64,
-) -> Result<Vec<PromotionEventView>> {
-    promotion_event::Entity::find()
-        .filter(promotion_event::Column::PromotionId.eq(promotion_id))
-        .filter(promotion_event::Column::Sequence.gt(after))
-        .order_by_asc(promotion_event::Column::Sequence)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(event_view)
-        .collect()
 }

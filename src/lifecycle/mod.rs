@@ -32,7 +32,7 @@ pub use approvals::vote;
 pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Trigger};
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
-pub use events::{event_view, events_after, EventDraft};
+pub use events::EventDraft;
 pub use leases::{
     claimable, deployable_targets, is_deployable, release_leases, renew_lease, try_claim,
     try_claim_targets, LeasedWork,

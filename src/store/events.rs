@@ -184,3 +184,18 @@ async fn append_in_three_statements(
     .await?;
     Ok(Some(rows))
 }
+
+/// The events of a promotion after sequence number `after`, in order.
+pub async fn events_after(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+    after: i64,
+) -> Result<Vec<promotion_event::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    promotion_event::Entity::find()
+        .filter(promotion_event::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_event::Column::Sequence.gt(after))
+        .order_by_asc(promotion_event::Column::Sequence)
+        .all(db)
+        .await
+}

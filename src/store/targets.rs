@@ -62,6 +62,15 @@ pub struct TargetMove {
     pub link_release: Option<Uuid>,
 }
 
+/// What a group of [`TargetMove`]s writes, the same for each.
+#[derive(Debug, PartialEq, Eq)]
+struct TargetMoveValues {
+    from: TargetStatus,
+    to: TargetStatus,
+    error_message: Option<String>,
+    links_release: bool,
+}
+
 /// What a batch of one promotion's targets changed, to be written together.
 #[derive(Debug, Default)]
 pub struct BatchWrite {
@@ -263,25 +272,44 @@ async fn write_batch_step_by_step(
             .exec(db)
             .await?;
     }
+    // Moves that write the same values share one statement: every outcome of a batch's
+    // successes, say. A release to link is the one made for the target (SQLite runs one
+    // writer at a time, so the statement sees the release just inserted).
+    let mut groups: Vec<(TargetMoveValues, Vec<Uuid>)> = Vec::new();
     for m in batch.moves {
         if m.link_release
             .is_some_and(|release| written.versions_taken.contains(&release))
         {
             continue;
         }
+        let values = TargetMoveValues {
+            from: m.from,
+            to: m.to,
+            error_message: m.error_message,
+            links_release: m.link_release.is_some(),
+        };
+        match groups.iter_mut().find(|(group, _)| *group == values) {
+            Some((_, ids)) => ids.push(m.target_id),
+            None => groups.push((values, vec![m.target_id])),
+        }
+    }
+    for (values, ids) in groups {
         let mut update = promotion_target::Entity::update_many()
-            .col_expr(promotion_target::Column::Status, m.to.as_str().into())
+            .col_expr(promotion_target::Column::Status, values.to.as_str().into())
             .col_expr(promotion_target::Column::UpdatedAt, now.into());
-        if let Some(message) = m.error_message {
+        if let Some(message) = values.error_message {
             update = update.col_expr(promotion_target::Column::ErrorMessage, message.into());
         }
-        if let Some(release) = m.link_release {
+        if values.links_release {
             update = update.col_expr(
                 promotion_target::Column::ReleaseId,
-                Expr::cust_with_values("COALESCE(release_id, ?)", [release]),
+                Expr::cust(
+                    "COALESCE(release_id, (SELECT r.id FROM releases r \
+                     WHERE r.promotion_target_id = promotion_targets.id))",
+                ),
             );
         }
-        if m.to.is_final() {
+        if values.to.is_final() {
             update = update
                 .col_expr(
                     promotion_target::Column::LeaseOwner,
@@ -292,15 +320,13 @@ async fn write_batch_step_by_step(
                     Option::<chrono::DateTime<chrono::Utc>>::None.into(),
                 );
         }
-        let result = update
-            .filter(promotion_target::Column::Id.eq(m.target_id))
-            .filter(promotion_target::Column::Status.eq(m.from.as_str()))
+        let moved = update
+            .filter(promotion_target::Column::Id.is_in(ids))
+            .filter(promotion_target::Column::Status.eq(values.from.as_str()))
             .filter(promotion_target::Column::LeaseOwner.eq(worker.to_owned()))
-            .exec(db)
+            .exec_with_returning(db)
             .await?;
-        if result.rows_affected == 1 {
-            written.moved.insert(m.target_id);
-        }
+        written.moved.extend(moved.into_iter().map(|row| row.id));
     }
     Ok(written)
 }

@@ -683,3 +683,170 @@ async fn a_batch_that_waited_for_its_promotion_sees_the_batch_before_it_and_ends
         .collect();
     assert_eq!(statuses, [TargetStatus::Succeeded as i32; 2]);
 }
+
+/// Releases posted straight onto target apps race the releases promotions make there:
+/// every promotion succeeds, and each app's versions stay unique and gapless.
+#[tokio::test]
+async fn releases_racing_promotions_onto_one_app_keep_versions_unique() {
+    let app = spawn_app().await;
+    let db = database_of(&app).await;
+    let targets = wide_pipeline(&app, "crowd", 2).await;
+    let app = &app;
+    let promotions = (0..12).map(|_| async move {
+        create_promotion(
+            app,
+            CreatePromotionRequest {
+                pipeline: "crowd".into(),
+                source_app: "crowd-dev".into(),
+                ..Default::default()
+            },
+        )
+        .await
+    });
+    let releases = (0..24).map(|n| {
+        let target = targets[n % targets.len()].clone();
+        async move {
+            app.create_release(&target, &format!("registry/direct:{n}"))
+                .await
+        }
+    });
+    let (promotions, _) = tokio::join!(join_all(promotions), join_all(releases));
+    for id in &promotions {
+        let finished = app.finished_promotion(id).await;
+        assert_eq!(finished.status(), PromotionStatus::Successful, "{id}");
+    }
+    for target in &targets {
+        let owner = app::Entity::find()
+            .filter(app::Column::Name.eq(target.as_str()))
+            .one(&db)
+            .await
+            .expect("app")
+            .expect("the target app");
+        let mut versions: Vec<i64> = release::Entity::find()
+            .filter(release::Column::AppId.eq(owner.id))
+            .all(&db)
+            .await
+            .expect("releases")
+            .into_iter()
+            .map(|row| row.version)
+            .collect();
+        versions.sort();
+        let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+        assert_eq!(versions, expected, "{target}");
+        assert_eq!(versions.len(), 12 + 12, "{target}: 12 promoted, 12 posted");
+    }
+}
+
+/// The store's side of that race, made to happen: a batch whose new release has a version
+/// another release took is written without that release and without moving its target, and
+/// says so, so that the lifecycle refuses the batch and it runs again.
+#[tokio::test]
+async fn a_batch_whose_release_version_was_taken_moves_no_target() {
+    use pipelines::{
+        domain::promotion::TargetStatus,
+        store::targets::{write_batch, BatchWrite, TargetMove},
+    };
+    use sea_orm::{ActiveModelTrait, Set};
+
+    let app = spawn_app().await;
+    let db = database_of(&app).await;
+    app.create_pipeline("held").await;
+    app.create_app("held-dev").await;
+    app.couple("held-dev", "held", Stage::Development, &[])
+        .await;
+    app.create_app("held-stg").await;
+    // A promotion that needs an approval waits with its target pending and unclaimed.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/pipeline-couplings",
+            Some(
+                json!({"app": "held-stg", "pipeline": "held", "stage": "staging",
+                        "promotion_policy": {"required_approvals": 1}}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    app.create_release("held-dev", "registry/held:1").await;
+    let taken = app.create_release("held-stg", "registry/direct:1").await;
+    assert_eq!(taken.version, 1);
+    let id = create_promotion(
+        &app,
+        CreatePromotionRequest {
+            pipeline: "held".into(),
+            source_app: "held-dev".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let target = promotion_target::Entity::find()
+        .all(&db)
+        .await
+        .expect("targets")
+        .into_iter()
+        .find(|t| t.promotion_id.to_string() == id)
+        .expect("the target");
+    let mut leased: promotion_target::ActiveModel = target.clone().into();
+    leased.lease_owner = Set(Some("test-worker".into()));
+    leased.update(&db).await.expect("lease the target");
+
+    let release_numbered = |version: i64| release::Model {
+        id: uuid::Uuid::new_v4(),
+        app_id: target.app_id,
+        version,
+        image: "registry/held:1".into(),
+        description: "promoted".into(),
+        status: "pending".into(),
+        promoted_from_app_id: None,
+        promoted_from_release_id: None,
+        promoted_from_promotion_id: None,
+        promotion_target_id: Some(target.id),
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    };
+    let batch = |release: &release::Model| BatchWrite {
+        new_releases: vec![release.clone()],
+        release_states: Vec::new(),
+        moves: vec![TargetMove {
+            target_id: target.id,
+            from: TargetStatus::Pending,
+            to: TargetStatus::Running,
+            error_message: None,
+            link_release: Some(release.id),
+        }],
+    };
+
+    let clashing = release_numbered(1);
+    let written = write_batch(&db, "test-worker", batch(&clashing))
+        .await
+        .expect("write the batch");
+    assert!(written.versions_taken.contains(&clashing.id));
+    assert!(written.moved.is_empty(), "{written:?}");
+    let unmoved = promotion_target::Entity::find_by_id(target.id)
+        .one(&db)
+        .await
+        .expect("target")
+        .expect("target row");
+    assert_eq!(unmoved.status, "pending");
+    assert_eq!(unmoved.release_id, None);
+    assert!(release::Entity::find_by_id(clashing.id)
+        .one(&db)
+        .await
+        .expect("release")
+        .is_none());
+
+    let free = release_numbered(2);
+    let written = write_batch(&db, "test-worker", batch(&free))
+        .await
+        .expect("write the batch");
+    assert!(written.versions_taken.is_empty(), "{written:?}");
+    assert_eq!(written.moved, [target.id].into_iter().collect());
+    let moved = promotion_target::Entity::find_by_id(target.id)
+        .one(&db)
+        .await
+        .expect("target")
+        .expect("target row");
+    assert_eq!(moved.status, "running");
+    assert_eq!(moved.release_id, Some(free.id));
+}
