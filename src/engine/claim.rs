@@ -7,8 +7,9 @@ use uuid::Uuid;
 use super::EngineContext;
 use crate::{
     error::Result,
-    lifecycle::{self, QueuePlace, Transaction},
+    lifecycle::{self, Transaction},
     store::entities::{promotion_target, rollback},
+    store::{leases, queue, queue::QueuePlace},
 };
 
 /// Claims up to `limit` free targets first in their apps' queues, oldest promotion first.
@@ -16,11 +17,11 @@ pub(crate) async fn claim_targets(
     context: &EngineContext,
     limit: usize,
 ) -> Result<Vec<promotion_target::Model>> {
-    let heads = lifecycle::queue_heads(&context.db, limit as u64).await?;
+    let heads = queue::queue_heads(&context.db, limit as u64).await?;
     let ids: Vec<Uuid> = heads.iter().map(|head| head.id).collect();
     let settings = &context.settings;
     let taken =
-        lifecycle::try_claim_targets(&context.db, &ids, &settings.worker_id, settings.lease_ttl)
+        leases::try_claim_targets(&context.db, &ids, &settings.worker_id, settings.lease_ttl)
             .await?;
     Ok(heads
         .into_iter()
@@ -48,7 +49,7 @@ pub(super) fn by_promotion(
 /// Announces, once each, the pending targets that wait behind earlier work on their app.
 pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
     const BATCH: u64 = 256;
-    let waiting = lifecycle::unannounced_waiting(&context.db, BATCH).await?;
+    let waiting = queue::unannounced_waiting(&context.db, BATCH).await?;
     if waiting.is_empty() {
         return Ok(());
     }
@@ -69,8 +70,7 @@ pub(crate) async fn claim_rollbacks(
 ) -> Result<Vec<rollback::Model>> {
     let settings = &context.settings;
     let mut claimed = Vec::new();
-    for candidate in lifecycle::claimable::<rollback::Entity>(&context.db, limit as u64 * 2).await?
-    {
+    for candidate in leases::claimable::<rollback::Entity>(&context.db, limit as u64 * 2).await? {
         if claimed.len() >= limit {
             break;
         }
@@ -78,13 +78,13 @@ pub(crate) async fn claim_rollbacks(
             created_at: candidate.created_at,
             rollback: candidate.id,
         };
-        if lifecycle::queued_behind(&context.db, candidate.app_id, place)
+        if queue::queued_behind(&context.db, candidate.app_id, place)
             .await?
             .is_some()
         {
             continue;
         }
-        if lifecycle::try_claim::<rollback::Entity>(
+        if leases::try_claim::<rollback::Entity>(
             &context.db,
             candidate.id,
             &settings.worker_id,

@@ -18,9 +18,10 @@ use tokio::{
 
 use crate::{
     deploy::Deployer,
-    lifecycle::{DeployOutcome, LeasedWork},
+    lifecycle::DeployOutcome,
     progress::EventHub,
     store::entities::{promotion_target, rollback as rollback_row},
+    store::leases::LeasedWork,
 };
 
 /// How the engine runs.
@@ -86,7 +87,8 @@ async fn spawn_work<E, F>(
 {
     let wanted = u32::try_from(ids.len()).unwrap_or(u32::MAX);
     let Ok(permit) = Arc::clone(slots).try_acquire_many_owned(wanted) else {
-        crate::lifecycle::release_leases::<E>(&context.db, ids, &context.settings.worker_id).await;
+        crate::store::leases::release_leases::<E>(&context.db, ids, &context.settings.worker_id)
+            .await;
         return;
     };
     let future = work(Arc::clone(context));

@@ -3,15 +3,13 @@
 
 use std::sync::Arc;
 
-use sea_orm::EntityTrait;
-
 use super::{run::keep_lease, EngineContext};
 use crate::{
     deploy::{DeployCause, DeployRequest},
     domain::promotion::TargetStatus,
     error::{Error, Result},
     lifecycle::{self, Transaction},
-    store::entities::{app, release, rollback},
+    store::{self, entities::rollback, leases},
 };
 
 pub(crate) async fn run_rollback(context: &Arc<EngineContext>, claimed: rollback::Model) {
@@ -22,7 +20,7 @@ pub(crate) async fn run_rollback(context: &Arc<EngineContext>, claimed: rollback
     if let Err(error) = outcome {
         tracing::warn!(rollback = %id, error = ?error, "rollback step failed; it will be retried");
     }
-    lifecycle::release_leases::<rollback::Entity>(&context.db, &[id], &context.settings.worker_id)
+    leases::release_leases::<rollback::Entity>(&context.db, &[id], &context.settings.worker_id)
         .await;
 }
 
@@ -33,17 +31,15 @@ async fn drive(context: &EngineContext, claimed: rollback::Model) -> Result<()> 
     {
         return Ok(());
     }
-    if !lifecycle::is_deployable::<rollback::Entity>(&context.db, claimed.id, worker).await? {
+    if !leases::is_deployable::<rollback::Entity>(&context.db, claimed.id, worker).await? {
         return Ok(());
     }
     let missing =
         |what: &str| Error::Internal(format!("rollback {}: {what} is missing", claimed.id));
-    let target_app = app::Entity::find_by_id(claimed.app_id)
-        .one(&context.db)
+    let target_app = store::apps::app_by_id(&context.db, claimed.app_id)
         .await?
         .ok_or_else(|| missing("app"))?;
-    let new_release = release::Entity::find_by_id(claimed.release_id)
-        .one(&context.db)
+    let new_release = store::releases::release_by_id(&context.db, claimed.release_id)
         .await?
         .ok_or_else(|| missing("release"))?;
     let request = DeployRequest {

@@ -16,8 +16,9 @@ use super::EngineContext;
 use crate::{
     deploy::{DeployCause, DeployRequest},
     error::Result,
-    lifecycle::{self, DeployOutcome, LeasedWork, Run, Subject, TargetBatch, Transaction},
+    lifecycle::{DeployOutcome, Run, Subject, TargetBatch, Transaction},
     store::entities::promotion_target,
+    store::leases::{self, LeasedWork},
 };
 
 /// Runs claimed targets of one promotion to their end, renewing their leases meanwhile.
@@ -56,7 +57,7 @@ enum Leases {
 
 /// Gives the leases on `ids` back; a no-op for targets whose outcome was recorded.
 async fn give_back(context: &EngineContext, ids: &[Uuid]) {
-    lifecycle::release_leases::<promotion_target::Entity>(
+    leases::release_leases::<promotion_target::Entity>(
         &context.db,
         ids,
         &context.settings.worker_id,
@@ -74,13 +75,9 @@ pub(super) fn keep_lease<E: LeasedWork>(
         let settings = &context.settings;
         loop {
             tokio::time::sleep(settings.lease_ttl / 3).await;
-            let kept = lifecycle::renew_lease::<E>(
-                &context.db,
-                id,
-                &settings.worker_id,
-                settings.lease_ttl,
-            )
-            .await;
+            let kept =
+                leases::renew_lease::<E>(&context.db, id, &settings.worker_id, settings.lease_ttl)
+                    .await;
             crate::metrics::record_lease_renewal(kept);
             if !kept {
                 tracing::warn!(%id, "lost the lease on running work");
@@ -110,12 +107,14 @@ async fn drive(
     let subject = Arc::new(batch.subject.clone());
 
     if context.deployer.deploys_within_the_database() {
+        // Every claimed target deployed and recorded: each outcome gave its lease back.
+        let every_claim_ran = runs.len() == targets.len();
         let mut outcomes = Vec::with_capacity(runs.len());
         for run in runs {
             let outcome = deploy(context, &subject, &run).await;
             outcomes.push((run, outcome));
         }
-        batch.record_outcomes(outcomes)?;
+        let recorded = batch.record_outcomes(outcomes)?;
         batch.write(&mut tx).await?;
         tx.commit().await?;
         tracing::debug!(
@@ -123,7 +122,11 @@ async fn drive(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "targets run in one transaction and committed"
         );
-        return Ok(Leases::MayBeHeld);
+        return Ok(if every_claim_ran && recorded.iter().all(|done| *done) {
+            Leases::Cleared
+        } else {
+            Leases::MayBeHeld
+        });
     }
 
     batch.write(&mut tx).await?;
@@ -138,7 +141,7 @@ async fn drive(
     // Deploy every started target at once, unless its app was deleted or the target taken
     // away meanwhile, checked for all of them right before.
     let started_ids: Vec<Uuid> = runs.iter().map(|run| run.target.id).collect();
-    let deployable = lifecycle::deployable_targets(&context.db, &started_ids, worker).await?;
+    let deployable = leases::deployable_targets(&context.db, &started_ids, worker).await?;
     let mut deploys = JoinSet::new();
     for run in runs {
         if !deployable.contains(&run.target.id) {

@@ -3,10 +3,6 @@
 //! reach the count together start the promotion once. An approval also locks the target
 //! apps first, as a create does, since it may put the targets in their apps' queues.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
 use uuid::Uuid;
 
 use super::{
@@ -20,11 +16,7 @@ use crate::{
         promotion::{EventKind, PromotionStatus, TargetStatus},
     },
     error::{Error, Result},
-    store::{
-        self,
-        entities::{promotion, promotion_target, promotion_vote},
-        is_unique_violation,
-    },
+    store::{self, entities::promotion, is_unique_violation},
 };
 
 /// Records one token's vote on a promotion awaiting approval. An approval that reaches the
@@ -42,13 +34,7 @@ pub async fn vote(
         // first, as creates lock them and in the lock order (apps, then the promotion), so
         // that queue places are taken in the order they commit on every replica. A
         // promotion's targets never change, so reading them before the lock is safe.
-        let apps: Vec<Uuid> = promotion_target::Entity::find()
-            .select_only()
-            .column(promotion_target::Column::AppId)
-            .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-            .into_tuple()
-            .all(tx.connection())
-            .await?;
+        let apps = store::targets::target_apps_of_promotion(tx.connection(), promotion_id).await?;
         store::lock_apps_to_join_queues(tx.connection(), &apps).await?;
     }
     let current = lock_promotion(tx, promotion_id).await?;
@@ -71,26 +57,11 @@ pub async fn vote(
             )));
         }
     }
-    let already = promotion_vote::Entity::find()
-        .filter(promotion_vote::Column::PromotionId.eq(promotion_id))
-        .filter(promotion_vote::Column::Voter.eq(voter))
-        .one(tx.connection())
-        .await?;
-    if let Some(earlier) = already {
+    if let Some(earlier) = store::votes::vote_of(tx.connection(), promotion_id, voter).await? {
         return Err(already_voted(promotion_id, voter, &earlier.verdict));
     }
-    let stored = promotion_vote::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        promotion_id: Set(promotion_id),
-        voter: Set(voter.to_owned()),
-        verdict: Set(verdict.as_str().to_owned()),
-        comment: Set(comment.to_owned()),
-        created_at: Set(store::now()),
-    }
-    .insert(tx.connection())
-    .await;
-    match stored {
-        Ok(_) => {}
+    match store::votes::insert_vote(tx.connection(), promotion_id, voter, verdict, comment).await {
+        Ok(()) => {}
         Err(error) if is_unique_violation(&error) => {
             return Err(already_voted(promotion_id, voter, verdict.as_str()))
         }
@@ -114,42 +85,25 @@ async fn approve(
     voter: &str,
     comment: &str,
 ) -> Result<()> {
-    let approvals = promotion_vote::Entity::find()
-        .filter(promotion_vote::Column::PromotionId.eq(current.id))
-        .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
-        .count(tx.connection())
-        .await?;
+    let approvals = store::votes::approvals(tx.connection(), current.id).await?;
     let required = u64::try_from(current.required_approvals).unwrap_or_default();
     let reached = approvals >= required;
     if reached {
         // The targets join their apps' queues now, by the clock creates use.
         let now = store::queue_clock(tx.connection()).await?;
-        promotion::Entity::update_many()
-            .col_expr(
-                promotion::Column::Status,
-                PromotionStatus::Pending.as_str().into(),
-            )
-            .col_expr(promotion::Column::UpdatedAt, now.into())
-            .filter(promotion::Column::Id.eq(current.id))
-            .filter(
-                promotion::Column::Status
-                    .is_in(promotion_states_moving_to(PromotionStatus::Pending)),
-            )
-            .exec(tx.connection())
-            .await?;
-        promotion_target::Entity::update_many()
-            .col_expr(promotion_target::Column::QueuedAt, Some(now).into())
-            .col_expr(promotion_target::Column::UpdatedAt, now.into())
-            .filter(promotion_target::Column::PromotionId.eq(current.id))
-            .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-            .exec(tx.connection())
-            .await?;
+        let from = promotion_states_moving_to(PromotionStatus::Pending);
+        store::promotions::move_status(
+            tx.connection(),
+            current.id,
+            from,
+            PromotionStatus::Pending,
+            false,
+            now,
+        )
+        .await?;
+        store::targets::join_queues(tx.connection(), current.id, now).await?;
     } else {
-        promotion::Entity::update_many()
-            .col_expr(promotion::Column::UpdatedAt, store::now().into())
-            .filter(promotion::Column::Id.eq(current.id))
-            .exec(tx.connection())
-            .await?;
+        store::promotions::touch(tx.connection(), current.id, store::now()).await?;
     }
     let mut message = format!("approved by '{voter}' ({approvals} of {required})");
     if reached {
@@ -169,20 +123,17 @@ async fn reject(
     voter: &str,
     comment: &str,
 ) -> Result<()> {
-    let now = store::now();
-    promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::Status,
-            PromotionStatus::Rejected.as_str().into(),
-        )
-        .col_expr(promotion::Column::UpdatedAt, now.into())
-        .col_expr(promotion::Column::FinishedAt, Some(now).into())
-        .filter(promotion::Column::Id.eq(current.id))
-        .filter(
-            promotion::Column::Status.is_in(promotion_states_moving_to(PromotionStatus::Rejected)),
-        )
-        .exec(tx.connection())
-        .await?;
+    let from = promotion_states_moving_to(PromotionStatus::Rejected);
+    let rejected = PromotionStatus::Rejected;
+    store::promotions::move_status(
+        tx.connection(),
+        current.id,
+        from,
+        rejected,
+        true,
+        store::now(),
+    )
+    .await?;
     append(
         tx,
         current.id,
@@ -194,12 +145,9 @@ async fn reject(
         ),
     )
     .await?;
-    let targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(current.id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .order_by_asc(promotion_target::Column::Position)
-        .all(tx.connection())
-        .await?;
+    let targets =
+        store::targets::targets_of_promotion_in(tx.connection(), current.id, TargetStatus::Pending)
+            .await?;
     let reason = format!("the promotion was rejected by '{voter}'");
     for target in &targets {
         cancel_pending_target(tx, target, &format!("canceled: {reason}"), Some(&reason)).await?;

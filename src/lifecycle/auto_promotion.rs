@@ -7,10 +7,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{
-    sea_query::OnConflict, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::{
@@ -21,9 +18,7 @@ use crate::{
     error::{Error, Result},
     store::{
         self,
-        entities::{
-            app, auto_promotion_claim, auto_promotion_trigger, coupling, pipeline, release,
-        },
+        entities::{app, auto_promotion_claim, auto_promotion_trigger, coupling, release},
     },
     views::{coupling_contexts, coupling_policy, ResourceRef},
 };
@@ -61,26 +56,21 @@ pub(super) async fn record_feeding_triggers(
     triggers: Vec<Trigger>,
 ) -> Result<bool> {
     let now = store::now();
-    let rows: Vec<auto_promotion_trigger::ActiveModel> = triggers
+    let rows: Vec<auto_promotion_trigger::Model> = triggers
         .into_iter()
-        .map(|trigger| {
-            auto_promotion_trigger::Model {
-                id: Uuid::new_v4(),
-                app_id: trigger.app_id,
-                release_id: trigger.release_id,
-                triggered_by: trigger.triggered_by,
-                reason: trigger.reason,
-                created_at: now,
-            }
-            .into()
+        .map(|trigger| auto_promotion_trigger::Model {
+            id: Uuid::new_v4(),
+            app_id: trigger.app_id,
+            release_id: trigger.release_id,
+            triggered_by: trigger.triggered_by,
+            reason: trigger.reason,
+            created_at: now,
         })
         .collect();
     if rows.is_empty() {
         return Ok(false);
     }
-    auto_promotion_trigger::Entity::insert_many(rows)
-        .exec_without_returning(db)
-        .await?;
+    store::triggers::insert_triggers(db, rows).await?;
     Ok(true)
 }
 
@@ -89,12 +79,7 @@ pub async fn pending_triggers(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<auto_promotion_trigger::Model>> {
-    Ok(auto_promotion_trigger::Entity::find()
-        .order_by_asc(auto_promotion_trigger::Column::CreatedAt)
-        .order_by_asc(auto_promotion_trigger::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?)
+    Ok(store::triggers::pending_triggers(db, limit).await?)
 }
 
 /// A target app eligible for the release, with what its coupling requires.
@@ -110,17 +95,12 @@ pub async fn evaluate_trigger(
     tx: &mut Transaction,
     trigger: &auto_promotion_trigger::Model,
 ) -> Result<Option<Uuid>> {
-    let taken = auto_promotion_trigger::Entity::delete_by_id(trigger.id)
-        .exec(tx.connection())
-        .await?;
-    if taken.rows_affected == 0 {
+    if !store::triggers::take_trigger(tx.connection(), trigger.id).await? {
         return Ok(None);
     }
     let db = tx.connection();
-    let Some(source) = app::Entity::find_by_id(trigger.app_id)
-        .filter(app::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
+    let Some((source, source_coupling, pipeline)) =
+        store::triggers::live_source(db, trigger.app_id).await?
     else {
         return Ok(None);
     };
@@ -132,23 +112,9 @@ pub async fn evaluate_trigger(
     else {
         return Ok(None);
     };
-    let Some(source_coupling) = coupling::Entity::find()
-        .filter(coupling::Column::AppId.eq(source.id))
-        .one(db)
-        .await?
-    else {
-        return Ok(None);
-    };
     let Some(next_stage) = Stage::parse("stage", &source_coupling.stage)
         .ok()
         .and_then(Stage::next)
-    else {
-        return Ok(None);
-    };
-    let Some(pipeline) = pipeline::Entity::find_by_id(source_coupling.pipeline_id)
-        .filter(pipeline::Column::DeletedAt.is_null())
-        .one(db)
-        .await?
     else {
         return Ok(None);
     };
@@ -163,25 +129,14 @@ pub async fn evaluate_trigger(
     let now = store::now();
     let mut claimed = Vec::new();
     for target in eligible {
-        let inserted = auto_promotion_claim::Entity::insert(
-            auto_promotion_claim::ActiveModel::from(auto_promotion_claim::Model {
-                source_release_id: release.id,
-                target_app_id: target.app.id,
-                promotion_id,
-                created_at: now,
-            }),
-        )
-        .on_conflict(
-            OnConflict::columns([
-                auto_promotion_claim::Column::SourceReleaseId,
-                auto_promotion_claim::Column::TargetAppId,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(tx.connection())
-        .await?;
-        if inserted == 1 {
+        let claim = auto_promotion_claim::Model {
+            source_release_id: release.id,
+            target_app_id: target.app.id,
+            promotion_id,
+            created_at: now,
+        };
+        let inserted = store::triggers::claim_release_for_app(tx.connection(), claim).await?;
+        if inserted {
             claimed.push(target);
         }
     }
@@ -239,21 +194,14 @@ async fn eligible_targets(
     source_coupling: &coupling::Model,
     stage: Stage,
 ) -> Result<Vec<EligibleTarget>> {
-    let couplings = coupling::Entity::find()
-        .filter(coupling::Column::PipelineId.eq(source_coupling.pipeline_id))
-        .filter(coupling::Column::Stage.eq(stage.as_str()))
-        .filter(coupling::Column::AutoPromote.eq(true))
-        .order_by_asc(coupling::Column::AppId)
-        .all(db)
-        .await?;
+    let couplings =
+        store::triggers::auto_promoting_couplings(db, source_coupling.pipeline_id, stage).await?;
     if couplings.is_empty() {
         return Ok(Vec::new());
     }
     let statuses = store::release_statuses::states_of_release(db, release.id).await?;
-    let apps: HashMap<Uuid, app::Model> = app::Entity::find()
-        .filter(app::Column::Id.is_in(couplings.iter().map(|c| c.app_id)))
-        .filter(app::Column::DeletedAt.is_null())
-        .all(db)
+    let candidate_ids: Vec<Uuid> = couplings.iter().map(|c| c.app_id).collect();
+    let apps: HashMap<Uuid, app::Model> = store::apps::live_apps(db, &candidate_ids)
         .await?
         .into_iter()
         .map(|app| (app.id, app))

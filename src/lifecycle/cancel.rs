@@ -1,13 +1,11 @@
 //! Canceling: by a caller, which cancels the pending targets and lets running ones finish,
 //! or by an app's deletion, which cancels that app's unfinished targets wherever they are.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
 use super::{
     events::{append, finish_if_complete, EventDraft},
-    leases::clearing_lease,
-    lock_promotion, target_states_moving_to, unfinished_targets, Transaction,
+    lock_promotion, target_states_moving_to, Transaction,
 };
 use crate::{
     domain::{
@@ -18,14 +16,15 @@ use crate::{
     error::{Error, Result},
     store::{
         self,
-        entities::{app, promotion, promotion_target, release},
+        entities::promotion_target,
+        leases::unfinished_targets,
+        targets::{cancel_target, TargetCancel},
     },
     views::ResourceRef,
 };
 
 async fn app_ref(tx: &Transaction, app_id: Uuid) -> Result<ResourceRef> {
-    let found = app::Entity::find_by_id(app_id)
-        .one(tx.connection())
+    let found = store::apps::app_by_id(tx.connection(), app_id)
         .await?
         .ok_or_else(|| Error::Internal(format!("app {app_id} is missing")))?;
     Ok(ResourceRef {
@@ -47,22 +46,13 @@ pub async fn cancel_promotion(tx: &mut Transaction, promotion_id: Uuid, by: &str
             "promotion {promotion_id} already finished as {status}; only a pending or running promotion can be canceled"
         )));
     }
-    promotion::Entity::update_many()
-        .col_expr(
-            promotion::Column::CancelRequestedAt,
-            Some(store::now()).into(),
-        )
-        .col_expr(promotion::Column::UpdatedAt, store::now().into())
-        .filter(promotion::Column::Id.eq(promotion_id))
-        .filter(promotion::Column::CancelRequestedAt.is_null())
-        .exec(tx.connection())
-        .await?;
-    let pending = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .order_by_asc(promotion_target::Column::Position)
-        .all(tx.connection())
-        .await?;
+    store::promotions::request_cancel(tx.connection(), promotion_id).await?;
+    let pending = store::targets::targets_of_promotion_in(
+        tx.connection(),
+        promotion_id,
+        TargetStatus::Pending,
+    )
+    .await?;
     for target in pending {
         let message = format!("canceled by '{by}'");
         cancel_pending_target(tx, &target, &message, None).await?;
@@ -81,24 +71,12 @@ pub(super) async fn cancel_pending_target(
     error_message: Option<&str>,
 ) -> Result<()> {
     // A caller's cancel stops only what has not started; running targets finish.
-    let mut update = promotion_target::Entity::update_many()
-        .col_expr(
-            promotion_target::Column::Status,
-            TargetStatus::Canceled.as_str().into(),
-        )
-        .col_expr(promotion_target::Column::UpdatedAt, store::now().into());
-    if let Some(error_message) = error_message {
-        update = update.col_expr(
-            promotion_target::Column::ErrorMessage,
-            error_message.to_owned().into(),
-        );
-    }
-    let updated = update
-        .filter(promotion_target::Column::Id.eq(target.id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .exec(tx.connection())
-        .await?;
-    if updated.rows_affected == 0 {
+    let cancel = TargetCancel {
+        from: vec![TargetStatus::Pending.as_str()],
+        error_message: error_message.map(str::to_owned),
+        app_deleted: false,
+    };
+    if !cancel_target(tx.connection(), target.id, cancel).await? {
         return Ok(());
     }
     let app = app_ref(tx, target.app_id).await?;
@@ -125,24 +103,24 @@ pub(super) async fn cancel_superseded_targets(
     app_id: Uuid,
     newer: Uuid,
 ) -> Result<()> {
-    let pending = promotion_target::Entity::find()
-        .filter(promotion_target::Column::AppId.eq(app_id))
-        .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
-        .filter(promotion_target::Column::PromotionId.ne(newer))
-        .order_by_asc(promotion_target::Column::PromotionId)
-        .all(tx.connection())
-        .await?;
+    let pending: Vec<promotion_target::Model> = store::targets::targets_on_app_in(
+        tx.connection(),
+        app_id,
+        vec![TargetStatus::Pending.as_str()],
+    )
+    .await?
+    .into_iter()
+    .filter(|target| target.promotion_id != newer)
+    .collect();
     if pending.is_empty() {
         return Ok(());
     }
-    let automatic: std::collections::HashSet<Uuid> = promotion::Entity::find()
-        .filter(promotion::Column::Id.is_in(pending.iter().map(|t| t.promotion_id)))
-        .filter(promotion::Column::CreatedBy.eq(AUTO_PROMOTION_CREATOR))
-        .all(tx.connection())
-        .await?
-        .into_iter()
-        .map(|promotion| promotion.id)
-        .collect();
+    let automatic = store::promotions::created_by_among(
+        tx.connection(),
+        pending.iter().map(|t| t.promotion_id),
+        AUTO_PROMOTION_CREATOR,
+    )
+    .await?;
     for target in pending {
         if !automatic.contains(&target.promotion_id) {
             continue;
@@ -163,12 +141,8 @@ pub async fn cancel_targets_of_deleted_app(
     app_id: Uuid,
     by: &str,
 ) -> Result<()> {
-    let unfinished = promotion_target::Entity::find()
-        .filter(promotion_target::Column::AppId.eq(app_id))
-        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
-        .order_by_asc(promotion_target::Column::PromotionId)
-        .all(tx.connection())
-        .await?;
+    let unfinished =
+        store::targets::targets_on_app_in(tx.connection(), app_id, unfinished_targets()).await?;
     for target in unfinished {
         cancel_target_of_deleted_app(tx, target.id, Some(by)).await?;
     }
@@ -182,10 +156,7 @@ pub(super) async fn cancel_target_of_deleted_app(
     target_id: Uuid,
     by: Option<&str>,
 ) -> Result<()> {
-    let Some(target) = promotion_target::Entity::find_by_id(target_id)
-        .one(tx.connection())
-        .await?
-    else {
+    let Some(target) = store::targets::target_by_id(tx.connection(), target_id).await? else {
         return Ok(());
     };
     lock_promotion(tx, target.promotion_id).await?;
@@ -194,37 +165,22 @@ pub(super) async fn cancel_target_of_deleted_app(
         Some(by) => format!("app '{}' was deleted by '{by}'", app.name),
         None => format!("app '{}' was deleted", app.name),
     };
-    let canceled = clearing_lease(promotion_target::Entity::update_many())
-        .col_expr(
-            promotion_target::Column::Status,
-            TargetStatus::Canceled.as_str().into(),
-        )
-        .col_expr(promotion_target::Column::AppDeleted, true.into())
-        .col_expr(
-            promotion_target::Column::ErrorMessage,
-            reason.clone().into(),
-        )
-        .col_expr(promotion_target::Column::UpdatedAt, store::now().into())
-        .filter(promotion_target::Column::Id.eq(target.id))
-        .filter(
-            promotion_target::Column::Status.is_in(target_states_moving_to(TargetStatus::Canceled)),
-        )
-        .exec(tx.connection())
-        .await?;
-    if canceled.rows_affected == 0 {
+    let cancel = TargetCancel {
+        from: target_states_moving_to(TargetStatus::Canceled),
+        error_message: Some(reason.clone()),
+        app_deleted: true,
+    };
+    if !cancel_target(tx.connection(), target.id, cancel).await? {
         return Ok(());
     }
     if let Some(release_id) = target.release_id {
-        release::Entity::update_many()
-            .col_expr(
-                release::Column::Status,
-                ReleaseState::Failed.as_str().into(),
-            )
-            .col_expr(release::Column::UpdatedAt, store::now().into())
-            .filter(release::Column::Id.eq(release_id))
-            .filter(release::Column::Status.eq(ReleaseState::Pending.as_str()))
-            .exec(tx.connection())
-            .await?;
+        store::releases::set_state(
+            tx.connection(),
+            release_id,
+            ReleaseState::Failed,
+            Some(ReleaseState::Pending),
+        )
+        .await?;
     }
     append(
         tx,

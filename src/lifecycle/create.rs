@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait};
 use uuid::Uuid;
 
 use super::{
-    events::{append_all, event_rows, record_stored, EventDraft},
-    queue::{queued_behind_each, queued_event, QueuePlace},
+    events::{event_rows, record_stored, EventDraft},
+    queue::queued_event,
     Transaction,
 };
 use crate::{
@@ -18,6 +17,7 @@ use crate::{
         self,
         entities::{promotion, promotion_target},
         is_unique_violation,
+        queue::{queued_behind_each, QueuePlace},
     },
     views::ResourceRef,
 };
@@ -165,104 +165,14 @@ pub async fn create_promotion(
         required_approvals: record.required_approvals as i32,
         triggered_by: record.triggered_by,
     };
-    let stored = if tx.connection().get_database_backend() == DbBackend::Postgres
-        && !targets.is_empty()
-        && targets.len() <= store::promotions::MOST_TARGETS_IN_ONE_STATEMENT
-    {
-        store_in_one_statement(tx, row, targets, events).await
-    } else {
-        store_step_by_step(tx, row, targets, events).await
-    };
-    match stored {
-        Ok(stored) => Ok(Some(stored)),
-        Err(StoreError::RequestIdTaken) => Ok(None),
-        Err(StoreError::Other(error)) => Err(error),
-    }
-}
-
-/// Why storing a new promotion failed.
-pub(super) enum StoreError {
-    /// Another request took the idempotency key first.
-    RequestIdTaken,
-    Other(Error),
-}
-
-impl From<sea_orm::DbErr> for StoreError {
-    fn from(error: sea_orm::DbErr) -> Self {
-        if is_unique_violation(&error) {
-            StoreError::RequestIdTaken
-        } else {
-            StoreError::Other(error.into())
+    let events = event_rows(id, events, now);
+    match store::promotions::insert_new(tx.connection(), tx.origin(), row, targets, events).await {
+        Ok((stored, events)) => {
+            record_stored(tx, events)?;
+            Ok(Some(stored))
         }
+        // Another request took the idempotency key first.
+        Err(error) if is_unique_violation(&error) => Ok(None),
+        Err(error) => Err(error.into()),
     }
-}
-
-impl From<Error> for StoreError {
-    fn from(error: Error) -> Self {
-        StoreError::Other(error)
-    }
-}
-
-/// Stores the promotion, its targets and its first events in one statement (PostgreSQL),
-/// stamped with the database's clock read in it, and returns the promotion as stored.
-async fn store_in_one_statement(
-    tx: &mut Transaction,
-    mut row: promotion::Model,
-    targets: Vec<promotion_target::Model>,
-    events: Vec<EventDraft>,
-) -> Result<promotion::Model, StoreError> {
-    let events = event_rows(row.id, events, row.created_at);
-    row.event_count = events.len() as i64;
-    let stored = store::promotions::insert_with_targets_and_events(
-        tx.connection(),
-        tx.origin(),
-        &row,
-        &targets,
-        events,
-    )
-    .await?;
-    let Some(clock) = stored.first().map(|event| event.created_at) else {
-        return Err(StoreError::Other(Error::Internal(format!(
-            "promotion {}: its events were not stored",
-            row.id
-        ))));
-    };
-    row.created_at = clock;
-    row.updated_at = clock;
-    record_stored(tx, stored)?;
-    Ok(row)
-}
-
-/// Stores the promotion, its targets (in statements of at most 1,000 rows, well within
-/// both databases' parameter limits) and its first events one statement after the other,
-/// stamped with the queue's clock.
-async fn store_step_by_step(
-    tx: &mut Transaction,
-    mut row: promotion::Model,
-    mut targets: Vec<promotion_target::Model>,
-    events: Vec<EventDraft>,
-) -> Result<promotion::Model, StoreError> {
-    let now = store::queue_clock(tx.connection()).await?;
-    row.created_at = now;
-    row.updated_at = now;
-    for target in &mut targets {
-        target.queued_at = target.queued_at.map(|_| now);
-        target.created_at = now;
-        target.updated_at = now;
-    }
-    let id = row.id;
-    let stored = promotion::ActiveModel::from(row)
-        .insert(tx.connection())
-        .await?;
-    for rows in targets.chunks(1_000) {
-        promotion_target::Entity::insert_many(
-            rows.iter()
-                .cloned()
-                .map(promotion_target::ActiveModel::from),
-        )
-        .exec_without_returning(tx.connection())
-        .await?;
-    }
-    append_all(tx, id, events).await?;
-    Ok(stored)
 }

@@ -1,7 +1,6 @@
 //! Numbered progress events, written in the same transaction as the change they report,
 //! and the promotion's end, decided exactly once.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{promotion_states_moving_to, Transaction};
@@ -11,7 +10,7 @@ use crate::{
     error::{Error, Result},
     store::{
         self,
-        entities::{promotion, promotion_event, promotion_target},
+        entities::{promotion_event, promotion_target},
     },
     views::{promotion_event_view, ReleaseRef, ResourceRef},
 };
@@ -212,27 +211,15 @@ pub(super) fn promotion_end(
 /// an unfinished promotion, so a promotion finishes exactly once.
 pub(super) async fn finish_if_complete(tx: &mut Transaction, promotion_id: Uuid) -> Result<()> {
     let db = tx.connection();
-    let targets = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .all(db)
-        .await?;
-    let cancel_requested = promotion::Entity::find_by_id(promotion_id)
-        .one(db)
+    let targets = store::targets::targets_of_promotion(db, promotion_id).await?;
+    let cancel_requested = store::promotions::promotion_by_id(db, promotion_id)
         .await?
         .is_some_and(|promotion| promotion.cancel_requested_at.is_some());
     let Some((outcome, message)) = promotion_end(&targets, cancel_requested)? else {
         return Ok(());
     };
-    let now = store::now();
-    let updated = promotion::Entity::update_many()
-        .col_expr(promotion::Column::Status, outcome.as_str().into())
-        .col_expr(promotion::Column::UpdatedAt, now.into())
-        .col_expr(promotion::Column::FinishedAt, Some(now).into())
-        .filter(promotion::Column::Id.eq(promotion_id))
-        .filter(promotion::Column::Status.is_in(promotion_states_moving_to(outcome)))
-        .exec(db)
-        .await?;
-    if updated.rows_affected == 0 {
+    let from = promotion_states_moving_to(outcome);
+    if !store::promotions::move_status(db, promotion_id, from, outcome, true, store::now()).await? {
         return Ok(());
     }
     append(

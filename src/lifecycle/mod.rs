@@ -22,7 +22,6 @@ mod auto_promotion;
 mod cancel;
 mod create;
 mod events;
-mod leases;
 mod queue;
 mod rollbacks;
 mod subject;
@@ -33,14 +32,7 @@ pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Tr
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::EventDraft;
-pub use leases::{
-    claimable, deployable_targets, is_deployable, release_leases, renew_lease, try_claim,
-    try_claim_targets, LeasedWork,
-};
-pub use queue::{
-    announce_waiting, queue_heads, queued_behind, queued_behind_each, unannounced_waiting, Blocker,
-    QueuePlace,
-};
+pub use queue::announce_waiting;
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
@@ -127,13 +119,6 @@ fn promotion_states_moving_to(next: PromotionStatus) -> Vec<&'static str> {
     PromotionStatus::sources_of(next)
         .into_iter()
         .map(PromotionStatus::as_str)
-        .collect()
-}
-
-/// The stored names of the states of work that still needs a worker.
-pub fn unfinished_targets() -> Vec<&'static str> {
-    TargetStatus::unfinished()
-        .map(TargetStatus::as_str)
         .collect()
 }
 

@@ -3,13 +3,12 @@
 //! deleted. Rollback rows sit at the target level of the lock order: after the app, before
 //! releases.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::{
     auto_promotion::{record_triggers, Trigger},
-    leases::clearing_lease,
-    target_states_moving_to, unfinished_targets, DeployOutcome, Transaction,
+    target_states_moving_to, DeployOutcome, Transaction,
 };
 use crate::{
     domain::{promotion::TargetStatus, status::ReleaseState},
@@ -17,7 +16,10 @@ use crate::{
     store::{
         self,
         entities::{app, release, rollback},
-        insert_release_with_next_version, NewRelease,
+        insert_release_with_next_version,
+        leases::unfinished_targets,
+        rollbacks::RollbackMove,
+        NewRelease,
     },
 };
 
@@ -51,45 +53,33 @@ pub async fn create_rollback(
     )
     .await?;
     let now = store::queue_clock(tx.connection()).await?;
-    rollback::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        app_id: Set(app.id),
-        release_id: Set(created.id),
-        rolled_back_to_id: Set(to.id),
-        status: Set(TargetStatus::Pending.as_str().to_owned()),
-        error_message: Set(String::new()),
-        created_by: Set(created_by.to_owned()),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        attempts: Set(0),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(tx.connection())
-    .await?;
+    let row = rollback::Model {
+        id: Uuid::new_v4(),
+        app_id: app.id,
+        release_id: created.id,
+        rolled_back_to_id: to.id,
+        status: TargetStatus::Pending.as_str().to_owned(),
+        error_message: String::new(),
+        created_by: created_by.to_owned(),
+        lease_owner: None,
+        lease_expires_at: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    store::rollbacks::insert_rollback(tx.connection(), row).await?;
     Ok(created)
-}
-
-/// An update of one rollback moving to `next`, guarded by the transition table and the
-/// worker's lease.
-fn guarded(id: Uuid, worker: &str, next: TargetStatus) -> sea_orm::UpdateMany<rollback::Entity> {
-    rollback::Entity::update_many()
-        .filter(rollback::Column::Id.eq(id))
-        .filter(rollback::Column::Status.is_in(target_states_moving_to(next)))
-        .filter(rollback::Column::LeaseOwner.eq(worker.to_owned()))
 }
 
 /// pending → running under this worker's lease. False when it is no longer the worker's.
 pub async fn start_rollback(db: &impl ConnectionTrait, id: Uuid, worker: &str) -> Result<bool> {
-    let moved = guarded(id, worker, TargetStatus::Running)
-        .col_expr(
-            rollback::Column::Status,
-            TargetStatus::Running.as_str().into(),
-        )
-        .col_expr(rollback::Column::UpdatedAt, store::now().into())
-        .exec(db)
-        .await?;
-    Ok(moved.rows_affected == 1)
+    let change = RollbackMove {
+        from: target_states_moving_to(TargetStatus::Running),
+        to: TargetStatus::Running,
+        error_message: None,
+        worker: Some(worker.to_owned()),
+    };
+    Ok(store::rollbacks::move_rollback(db, id, change).await?)
 }
 
 /// running → succeeded (the release becomes current) or failed (the current release stays
@@ -108,19 +98,18 @@ pub async fn record_rollback_outcome(
         ),
         DeployOutcome::Failed(reason) => (TargetStatus::Failed, ReleaseState::Failed, reason),
     };
-    let recorded = clearing_lease(guarded(rollback.id, worker, status))
-        .col_expr(rollback::Column::Status, status.as_str().into())
-        .col_expr(rollback::Column::ErrorMessage, error_message.into())
-        .col_expr(rollback::Column::UpdatedAt, store::now().into())
-        .exec(tx.connection())
-        .await?;
-    if recorded.rows_affected == 0 {
+    let change = RollbackMove {
+        from: target_states_moving_to(status),
+        to: status,
+        error_message: Some(error_message),
+        worker: Some(worker.to_owned()),
+    };
+    if !store::rollbacks::move_rollback(tx.connection(), rollback.id, change).await? {
         return Ok(false);
     }
-    set_release_state(tx, rollback.release_id, release_state).await?;
+    store::releases::set_state(tx.connection(), rollback.release_id, release_state, None).await?;
     if release_state == ReleaseState::Succeeded {
-        let version = release::Entity::find_by_id(rollback.release_id)
-            .one(tx.connection())
+        let version = store::releases::release_by_id(tx.connection(), rollback.release_id)
             .await?
             .map(|release| release.version)
             .unwrap_or_default();
@@ -139,41 +128,22 @@ pub async fn record_rollback_outcome(
     Ok(true)
 }
 
-async fn set_release_state(tx: &Transaction, release_id: Uuid, state: ReleaseState) -> Result<()> {
-    if let Some(found) = release::Entity::find_by_id(release_id)
-        .one(tx.connection())
-        .await?
-    {
-        let mut row: release::ActiveModel = found.into();
-        row.status = Set(state.as_str().to_owned());
-        row.updated_at = Set(store::now());
-        row.update(tx.connection()).await?;
-    }
-    Ok(())
-}
-
 /// Cancels the unfinished rollbacks of an app being deleted; their releases fail. The
 /// caller holds the app's lock.
 pub async fn cancel_rollbacks_of_deleted_app(tx: &mut Transaction, app_id: Uuid) -> Result<()> {
-    let unfinished = rollback::Entity::find()
-        .filter(rollback::Column::AppId.eq(app_id))
-        .filter(rollback::Column::Status.is_in(unfinished_targets()))
-        .all(tx.connection())
-        .await?;
-    for row in unfinished {
-        let canceled = clearing_lease(rollback::Entity::update_many())
-            .col_expr(
-                rollback::Column::Status,
-                TargetStatus::Canceled.as_str().into(),
-            )
-            .col_expr(rollback::Column::ErrorMessage, "the app was deleted".into())
-            .col_expr(rollback::Column::UpdatedAt, store::now().into())
-            .filter(rollback::Column::Id.eq(row.id))
-            .filter(rollback::Column::Status.is_in(target_states_moving_to(TargetStatus::Canceled)))
-            .exec(tx.connection())
+    let unfinished =
+        store::rollbacks::rollbacks_of_app_in(tx.connection(), app_id, unfinished_targets())
             .await?;
-        if canceled.rows_affected == 1 {
-            set_release_state(tx, row.release_id, ReleaseState::Failed).await?;
+    for row in unfinished {
+        let change = RollbackMove {
+            from: target_states_moving_to(TargetStatus::Canceled),
+            to: TargetStatus::Canceled,
+            error_message: Some("the app was deleted".to_owned()),
+            worker: None,
+        };
+        if store::rollbacks::move_rollback(tx.connection(), row.id, change).await? {
+            store::releases::set_state(tx.connection(), row.release_id, ReleaseState::Failed, None)
+                .await?;
         }
     }
     Ok(())

@@ -1,17 +1,23 @@
 //! Storage: the sea-orm entities, the connection and migrations, and every statement
 //! written out in SQL, in a module named after what it stores (`promotions`, `targets`,
-//! `events`, `releases`, `release_statuses`, `triggers`, and the row locks in `locks`).
-//! Callers get typed rows back.
+//! `events`, `releases`, `release_statuses`, `triggers`, `apps`, `votes`, the leases on
+//! work and the per-app `queue`, and the row locks in `locks`). Callers get typed rows
+//! back.
 
+pub mod apps;
 pub mod entities;
 pub mod events;
+pub mod leases;
 mod locks;
 mod parameters;
 pub mod promotions;
+pub mod queue;
 pub mod release_statuses;
 pub mod releases;
+pub mod rollbacks;
 pub mod targets;
 pub mod triggers;
+pub mod votes;
 
 pub use locks::{
     lock_apps_to_join_queues, lock_live, lock_live_apps, lock_live_apps_with_versions,

@@ -1,10 +1,12 @@
 //! Promotions: what running one needs to read of it (its subject: pipeline, source app and
-//! source release), read with its lock; and a new promotion stored with its targets and
-//! first events in one statement.
+//! source release), read with its lock; a new promotion stored with its targets (and, on
+//! PostgreSQL, its first events in the same statement); and the changes to its row.
+
+use std::collections::HashSet;
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    QueryResult, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, QueryFilter, QueryResult, Statement,
 };
 use uuid::Uuid;
 
@@ -13,6 +15,7 @@ use super::{
     parameters::placeholder,
     Parameters,
 };
+use crate::domain::promotion::PromotionStatus;
 
 /// The columns [`SubjectRow`] decodes, from `promotions pr` joined with its pipeline `p`,
 /// source app `a` and source release `r`.
@@ -76,14 +79,14 @@ pub async fn lock_with_subject(
 
 /// The most targets [`insert_with_targets_and_events`] stores: with their events, well
 /// within PostgreSQL's 65,535 parameters. Larger promotions are stored step by step.
-pub const MOST_TARGETS_IN_ONE_STATEMENT: usize = 1_000;
+const MOST_TARGETS_IN_ONE_STATEMENT: usize = 1_000;
 
 /// PostgreSQL: a new promotion `row`, its `targets` and its first `events`, numbered from
 /// one, in one statement. Every time in them is the database's clock read in that
 /// statement, and other processes are notified of the events in the name of `origin`.
 /// Returns the events as stored, in order; the first one's `created_at` is the
 /// promotion's.
-pub async fn insert_with_targets_and_events(
+async fn insert_with_targets_and_events(
     db: &impl ConnectionTrait,
     origin: &str,
     row: &promotion::Model,
@@ -177,5 +180,148 @@ pub async fn insert_with_targets_and_events(
         .all(db)
         .await?;
     stored.sort_by_key(|event| event.sequence);
+    Ok(stored)
+}
+
+/// One promotion, if it exists.
+pub async fn promotion_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<promotion::Model>, DbErr> {
+    promotion::Entity::find_by_id(id).one(db).await
+}
+
+/// Moves a promotion to `next` where it is in one of `from` (stored names), as of `at`;
+/// `finished` also stamps its end. Returns whether it moved.
+pub async fn move_status(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    from: Vec<&'static str>,
+    next: PromotionStatus,
+    finished: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<bool, DbErr> {
+    let mut update = promotion::Entity::update_many()
+        .col_expr(promotion::Column::Status, next.as_str().into())
+        .col_expr(promotion::Column::UpdatedAt, at.into());
+    if finished {
+        update = update.col_expr(promotion::Column::FinishedAt, Some(at).into());
+    }
+    let moved = update
+        .filter(promotion::Column::Id.eq(id))
+        .filter(promotion::Column::Status.is_in(from))
+        .exec(db)
+        .await?;
+    Ok(moved.rows_affected == 1)
+}
+
+/// Marks a promotion changed, as of `at`, without changing its state.
+pub async fn touch(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    promotion::Entity::update_many()
+        .col_expr(promotion::Column::UpdatedAt, at.into())
+        .filter(promotion::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Notes a caller's request to cancel a promotion, once.
+pub async fn request_cancel(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    let now = super::now();
+    promotion::Entity::update_many()
+        .col_expr(promotion::Column::CancelRequestedAt, Some(now).into())
+        .col_expr(promotion::Column::UpdatedAt, now.into())
+        .filter(promotion::Column::Id.eq(id))
+        .filter(promotion::Column::CancelRequestedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The promotions among `ids` that `creator` created.
+pub async fn created_by_among(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+    creator: &str,
+) -> Result<HashSet<Uuid>, DbErr> {
+    Ok(promotion::Entity::find()
+        .filter(promotion::Column::Id.is_in(ids))
+        .filter(promotion::Column::CreatedBy.eq(creator))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|promotion| promotion.id)
+        .collect())
+}
+
+/// Stores a new promotion `row` with its `targets` and first `events` (numbered here), and
+/// returns the promotion and its events as stored. Every time in them is the queue's clock
+/// (see [`super::queue_clock`]). On PostgreSQL, up to [`MOST_TARGETS_IN_ONE_STATEMENT`]
+/// targets, in one statement; otherwise one statement after the other. A unique violation
+/// means another request took the promotion's idempotency key first.
+pub async fn insert_new(
+    db: &impl ConnectionTrait,
+    origin: &str,
+    mut row: promotion::Model,
+    mut targets: Vec<promotion_target::Model>,
+    mut events: Vec<promotion_event::Model>,
+) -> Result<(promotion::Model, Vec<promotion_event::Model>), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres
+        && !targets.is_empty()
+        && targets.len() <= MOST_TARGETS_IN_ONE_STATEMENT
+    {
+        row.event_count = events.len() as i64;
+        let stored = insert_with_targets_and_events(db, origin, &row, &targets, events).await?;
+        let Some(clock) = stored.first().map(|event| event.created_at) else {
+            return Err(DbErr::Custom(format!(
+                "promotion {}: its events were not stored",
+                row.id
+            )));
+        };
+        row.created_at = clock;
+        row.updated_at = clock;
+        return Ok((row, stored));
+    }
+    let now = super::queue_clock(db).await?;
+    row.created_at = now;
+    row.updated_at = now;
+    for target in &mut targets {
+        target.queued_at = target.queued_at.map(|_| now);
+        target.created_at = now;
+        target.updated_at = now;
+    }
+    for event in &mut events {
+        event.created_at = now;
+    }
+    let id = row.id;
+    let stored = insert_with_targets(db, row, &targets).await?;
+    let events = super::events::append(db, id, events, None, origin)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("promotion {id}")))?;
+    Ok((stored, events))
+}
+
+/// Stores a new promotion and its targets (in statements of at most 1,000 rows, well within
+/// both databases' parameter limits), one statement after the other.
+async fn insert_with_targets(
+    db: &impl ConnectionTrait,
+    row: promotion::Model,
+    targets: &[promotion_target::Model],
+) -> Result<promotion::Model, DbErr> {
+    use sea_orm::ActiveModelTrait;
+    let stored = promotion::ActiveModel::from(row).insert(db).await?;
+    for rows in targets.chunks(1_000) {
+        promotion_target::Entity::insert_many(
+            rows.iter()
+                .cloned()
+                .map(promotion_target::ActiveModel::from),
+        )
+        .exec_without_returning(db)
+        .await?;
+    }
     Ok(stored)
 }

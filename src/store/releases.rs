@@ -49,3 +49,29 @@ pub async fn releases_by_id(
         .all(db)
         .await
 }
+
+/// Sets a release's state; `only_from`, when given, is the state it must be in.
+pub async fn set_state(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    state: ReleaseState,
+    only_from: Option<ReleaseState>,
+) -> Result<(), DbErr> {
+    let mut update = release::Entity::update_many()
+        .col_expr(release::Column::Status, state.as_str().into())
+        .col_expr(release::Column::UpdatedAt, super::now().into())
+        .filter(release::Column::Id.eq(id));
+    if let Some(from) = only_from {
+        update = update.filter(release::Column::Status.eq(from.as_str()));
+    }
+    update.exec(db).await?;
+    Ok(())
+}
+
+/// One release, if it exists.
+pub async fn release_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<release::Model>, DbErr> {
+    release::Entity::find_by_id(id).one(db).await
+}

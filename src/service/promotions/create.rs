@@ -21,7 +21,7 @@ use crate::{
         status::ReleaseState,
     },
     error::{Error, Result},
-    lifecycle::{self, Blocker, PromotionRecord, QueuePlace, Transaction},
+    lifecycle::{self, PromotionRecord, Transaction},
     service::{
         authorize,
         lookup::{
@@ -30,6 +30,7 @@ use crate::{
         },
     },
     store::entities::{app, coupling, pipeline, promotion, release},
+    store::queue::{queued_behind, Blocker, QueuePlace},
     views::{PlannedTarget, PromotionPlan, PromotionView, ReleaseRef, ResourceRef, TargetDrift},
 };
 
@@ -224,9 +225,7 @@ impl Promotions {
         for target in &validated.targets {
             planned.push(PlannedTarget {
                 app: target.app.clone(),
-                busy_with: match lifecycle::queued_behind(&self.db, target.app.id, QueuePlace::New)
-                    .await?
-                {
+                busy_with: match queued_behind(&self.db, target.app.id, QueuePlace::New).await? {
                     Some(Blocker::Promotion(id)) => Some(id),
                     // The plan names promotions; a rollback in progress is not one.
                     Some(Blocker::Rollback(_)) | None => None,

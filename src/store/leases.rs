@@ -13,7 +13,6 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::unfinished_targets;
 use crate::{
     domain::promotion::TargetStatus,
     error::Result,
@@ -22,6 +21,14 @@ use crate::{
         entities::{app, promotion_target, rollback},
     },
 };
+
+/// The stored names of the states of work that still needs a worker: the states the
+/// transition table leads on from.
+pub fn unfinished_targets() -> Vec<&'static str> {
+    TargetStatus::unfinished()
+        .map(TargetStatus::as_str)
+        .collect()
+}
 
 /// A table of leased work: its rows carry a status, a lease and an attempt count.
 pub trait LeasedWork: EntityTrait {
@@ -97,7 +104,7 @@ fn lease_expiry(ttl: Duration) -> DateTime<Utc> {
 }
 
 /// Nobody holds the work, or its holder's lease ran out.
-pub(super) fn lease_is_free<E: LeasedWork>() -> Condition {
+pub fn lease_is_free<E: LeasedWork>() -> Condition {
     Condition::any()
         .add(E::lease_expires_at().is_null())
         .add(E::lease_expires_at().lt(store::now()))
@@ -202,7 +209,7 @@ pub async fn renew_lease<E: LeasedWork>(
 }
 
 /// Adds "nobody holds it any more" to an update of leased work.
-pub(super) fn clearing_lease<E: LeasedWork>(update: UpdateMany<E>) -> UpdateMany<E> {
+pub fn clearing_lease<E: LeasedWork>(update: UpdateMany<E>) -> UpdateMany<E> {
     update
         .col_expr(E::lease_owner(), Option::<String>::None.into())
         .col_expr(E::lease_expires_at(), Option::<DateTime<Utc>>::None.into())

@@ -1,52 +1,21 @@
-//! Promotion targets: a promotion's targets with their apps' names, a batch of their moves
-//! written with their releases (in one statement on PostgreSQL), and the work counts.
+//! Writing a batch of one promotion's target moves with the releases they make, in one
+//! statement on PostgreSQL.
 
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
     sea_query::{Expr, OnConflict},
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
 };
 use uuid::Uuid;
 
-use super::{
-    entities::{promotion_target, release},
-    parameters::placeholder,
-    Parameters,
+use crate::{
+    domain::{promotion::TargetStatus, status::ReleaseState},
+    store::{
+        entities::{promotion_target, release},
+        Parameters,
+    },
 };
-use crate::domain::{promotion::TargetStatus, status::ReleaseState};
-
-/// Every target of a promotion, in order, with its app's name (deleted apps included).
-/// Read after the promotion's lock is held, in a statement of its own: see
-/// [`super::promotions::lock_with_subject`].
-pub async fn targets_with_app_names(
-    db: &impl ConnectionTrait,
-    promotion_id: Uuid,
-) -> Result<Vec<(promotion_target::Model, String)>, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT t.*, a.name AS app_name FROM promotion_targets t \
-         JOIN apps a ON a.id = t.app_id WHERE t.promotion_id = {} \
-         ORDER BY t.\"position\"",
-        placeholder(backend, 1),
-    );
-    let rows = db
-        .query_all(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [promotion_id.into()],
-        ))
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                promotion_target::Model::from_query_result(row, "")?,
-                row.try_get("", "app_name")?,
-            ))
-        })
-        .collect()
-}
 
 /// One target's move in a batch, as the lifecycle decided it under the promotion's lock:
 /// from the state it was read in to the state it ends the batch in (the same state when
@@ -117,7 +86,7 @@ async fn write_batch_in_one_statement(
     batch: BatchWrite,
 ) -> Result<BatchWritten, DbErr> {
     let mut p = Parameters::default();
-    let now = p.bind(super::now(), "timestamptz");
+    let now = p.bind(crate::store::now(), "timestamptz");
     let mut parts = Vec::new();
     let new_release_ids: Vec<Uuid> = batch.new_releases.iter().map(|r| r.id).collect();
     if batch.new_releases.is_empty() {
@@ -237,7 +206,7 @@ async fn write_batch_step_by_step(
     worker: &str,
     batch: BatchWrite,
 ) -> Result<BatchWritten, DbErr> {
-    let now = super::now();
+    let now = crate::store::now();
     let mut written = BatchWritten::default();
     if !batch.new_releases.is_empty() {
         let ids: Vec<Uuid> = batch.new_releases.iter().map(|r| r.id).collect();
@@ -329,47 +298,4 @@ async fn write_batch_step_by_step(
         written.moved.extend(moved.into_iter().map(|row| row.id));
     }
     Ok(written)
-}
-
-/// How much promotion work is waiting or under way, for the metrics' gauges.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, FromQueryResult)]
-pub struct WorkCounts {
-    /// Targets waiting to run.
-    pub pending: i64,
-    /// Targets deploying.
-    pub running: i64,
-    /// Pending targets that wait behind earlier work on their app.
-    pub queued: i64,
-    /// Promotions awaiting approval.
-    pub awaiting_approval: i64,
-}
-
-/// Counts the targets and promotions by state, in one statement.
-pub async fn work_counts(db: &impl ConnectionTrait) -> Result<WorkCounts, DbErr> {
-    use crate::domain::promotion::PromotionStatus;
-    let backend = db.get_database_backend();
-    let sql = format!(
-        "SELECT \
-         (SELECT count(*) FROM promotion_targets WHERE status = {}) AS pending, \
-         (SELECT count(*) FROM promotion_targets WHERE status = {}) AS running, \
-         (SELECT count(*) FROM promotion_targets WHERE status = {} \
-            AND queued_at IS NOT NULL AND queued_behind IS NOT NULL) AS queued, \
-         (SELECT count(*) FROM promotions WHERE status = {}) AS awaiting_approval",
-        placeholder(backend, 1),
-        placeholder(backend, 2),
-        placeholder(backend, 3),
-        placeholder(backend, 4),
-    );
-    let values = [
-        TargetStatus::Pending.as_str().into(),
-        TargetStatus::Running.as_str().into(),
-        TargetStatus::Pending.as_str().into(),
-        PromotionStatus::AwaitingApproval.as_str().into(),
-    ];
-    Ok(
-        WorkCounts::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
-            .one(db)
-            .await?
-            .unwrap_or_default(),
-    )
 }
