@@ -480,3 +480,6 @@ impl TargetBatch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

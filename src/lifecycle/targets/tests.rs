@@ -1,0 +1,140 @@
+//! The batch's in-memory moves, checked without a database.
+
+use super::*;
+
+fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, ResourceRef) {
+    let now = store::now();
+    let promotion = promotion::Model {
+        id: Uuid::new_v4(),
+        pipeline_id: Uuid::new_v4(),
+        source_app_id: Uuid::new_v4(),
+        source_release_id: Uuid::new_v4(),
+        status: PromotionStatus::Pending.as_str().to_owned(),
+        safe: false,
+        created_by: "ops".to_owned(),
+        overridden_checks: "[]".to_owned(),
+        request_id: None,
+        request_fingerprint: None,
+        event_count: 1,
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+        cancel_requested_at: None,
+        required_approvals: 0,
+        triggered_by: None,
+    };
+    let app = ResourceRef {
+        id: Uuid::new_v4(),
+        name: "shop-stg".to_owned(),
+    };
+    let target = promotion_target::Model {
+        id: Uuid::new_v4(),
+        promotion_id: promotion.id,
+        app_id: app.id,
+        position: 0,
+        status: TargetStatus::Pending.as_str().to_owned(),
+        release_id: None,
+        error_message: String::new(),
+        queued_behind: None,
+        lease_owner: Some("worker".to_owned()),
+        lease_expires_at: None,
+        attempts: 1,
+        app_deleted: false,
+        queued_at: Some(now),
+        created_at: now,
+        updated_at: now,
+    };
+    let batch = TargetBatch {
+        subject: Subject {
+            promotion_id: promotion.id,
+            pipeline: ResourceRef {
+                id: promotion.pipeline_id,
+                name: "shop".to_owned(),
+            },
+            source_app: ResourceRef {
+                id: promotion.source_app_id,
+                name: "shop-dev".to_owned(),
+            },
+            source_release: crate::lifecycle::SourceRelease {
+                id: promotion.source_release_id,
+                version: 3,
+                image: "shop:3".to_owned(),
+            },
+        },
+        worker: "worker".to_owned(),
+        promotion,
+        targets: vec![target.clone()],
+        apps: [(app.id, app.clone())].into_iter().collect(),
+        claimed: vec![target.id],
+        newest_versions: [(app.id, Some(7))].into_iter().collect(),
+        feeding_auto_promotion: Some(HashSet::new()),
+        unwritten: Unwritten::default(),
+    };
+    (batch, target, app)
+}
+
+#[test]
+fn a_move_the_table_does_not_hold_is_refused() {
+    let (mut batch, target, _) = batch_of_one_pending_target();
+    let refused = batch.move_target(target.id, TargetStatus::Succeeded, None, None);
+    assert!(refused.is_err());
+    assert!(batch.unwritten.moves.is_empty());
+    assert!(batch
+        .move_promotion(PromotionStatus::Successful, true)
+        .is_err());
+}
+
+/// A start and an outcome in one batch are written as one move per target, from the
+/// state it was read in, with its release stored once in its final state, and with
+/// every event of both steps.
+#[test]
+fn a_start_and_an_outcome_in_one_batch_write_one_move() {
+    let (mut batch, target, app) = batch_of_one_pending_target();
+    batch
+        .move_promotion(PromotionStatus::Running, false)
+        .unwrap();
+    batch
+        .move_target(target.id, TargetStatus::Running, None, None)
+        .unwrap();
+    let news = [batch.subject.new_release(&app, &target)];
+    let release = number_releases(news.iter(), &batch.newest_versions).remove(0);
+    assert_eq!(release.version, 8);
+    let running = batch.targets[0].clone();
+    batch.link_new_release(&running, &app, &release).unwrap();
+    let run = Run {
+        target: running,
+        app,
+        release: release.clone(),
+    };
+    let recorded = batch
+        .record_outcomes(vec![(run, DeployOutcome::Deployed)])
+        .unwrap();
+    assert_eq!(recorded, [true]);
+
+    let unwritten = &batch.unwritten;
+    assert_eq!(unwritten.moves.len(), 1);
+    let only = &unwritten.moves[0];
+    assert_eq!(
+        (only.from, only.to, only.link_release),
+        (
+            TargetStatus::Pending,
+            TargetStatus::Succeeded,
+            Some(release.id)
+        )
+    );
+    assert_eq!(unwritten.new_releases.len(), 1);
+    assert_eq!(unwritten.new_releases[0].status, "succeeded");
+    assert!(unwritten.release_states.is_empty());
+    let change = unwritten.promotion.expect("the promotion ends");
+    assert_eq!(change.status, PromotionStatus::Successful);
+    assert!(change.finished);
+    let kinds: Vec<EventKind> = unwritten.events.iter().map(|event| event.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::TargetReleaseCreated,
+            EventKind::TargetSucceeded,
+            EventKind::PromotionFinished
+        ]
+    );
+}
