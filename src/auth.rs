@@ -17,12 +17,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set,
-};
+use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::{
     domain::{
@@ -102,15 +98,14 @@ impl Tokens {
             )
         })?;
         let secret = generate_secret();
-        let row = token::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            name: Set(name.as_str().to_owned()),
-            role: Set(role.as_str().to_owned()),
-            secret_hash: Set(hash_secret(&secret)),
-            created_at: Set(store::now()),
-            revoked_at: Set(None),
-        };
-        match row.insert(&self.db).await {
+        let stored = store::tokens::insert_token(
+            &self.db,
+            name.as_str(),
+            role.as_str(),
+            hash_secret(&secret),
+        )
+        .await;
+        match stored {
             Ok(model) => Ok((token_info(model)?, secret)),
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
                 "a token named '{}' already exists",
@@ -122,9 +117,7 @@ impl Tokens {
 
     /// Every token, revoked ones included, by name.
     pub async fn list(&self) -> Result<Vec<TokenInfo>> {
-        token::Entity::find()
-            .order_by_asc(token::Column::Name)
-            .all(&self.db)
+        store::tokens::tokens_by_name(&self.db)
             .await?
             .into_iter()
             .map(token_info)
@@ -136,23 +129,19 @@ impl Tokens {
         if name.contains('\0') {
             return Err(Error::not_found("token", &name.replace('\0', "\\0")));
         }
-        let found = token::Entity::find()
-            .filter(token::Column::Name.eq(name))
-            .one(&self.db)
+        let found = store::tokens::token_named(&self.db, name)
             .await?
             .ok_or_else(|| Error::not_found("token", name))?;
         if found.revoked_at.is_some() {
             return token_info(found);
         }
-        let mut row: token::ActiveModel = found.into();
-        row.revoked_at = Set(Some(store::now()));
-        token_info(row.update(&self.db).await?)
+        token_info(store::tokens::revoke(&self.db, found).await?)
     }
 
     /// Whether any token was ever created. Revoked tokens count: revoking the last token
     /// must not reopen the server.
     pub async fn any_exist(&self) -> Result<bool> {
-        Ok(token::Entity::find().count(&self.db).await? > 0)
+        Ok(store::tokens::any_token(&self.db).await?)
     }
 }
 
@@ -370,18 +359,14 @@ impl Authenticator {
                 "too many unknown tokens presented; try again in a second".into(),
             ));
         }
-        let caller = match token::Entity::find()
-            .filter(token::Column::SecretHash.eq(hash.clone()))
-            .filter(token::Column::RevokedAt.is_null())
-            .one(&self.tokens.db)
-            .await?
-        {
-            Some(found) => {
-                let info = token_info(found)?;
-                Some(Caller::new(info.name, info.role))
-            }
-            None => None,
-        };
+        let caller =
+            match store::tokens::live_token_with_hash(&self.tokens.db, hash.clone()).await? {
+                Some(found) => {
+                    let info = token_info(found)?;
+                    Some(Caller::new(info.name, info.role))
+                }
+                None => None,
+            };
         self.cache().remember(hash, caller.clone());
         caller.ok_or_else(unknown)
     }

@@ -4,16 +4,13 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use super::state::{AppEntry, Catalog, CouplingRow, Loaded};
 use crate::{
     error::Result,
-    store::{
-        self,
-        entities::{app, coupling, pipeline},
-    },
+    store::{self, entities::coupling},
     views::{
         app_view, coupling_contexts, coupling_policy, coupling_stage, pipeline_view,
         release_summary,
@@ -26,17 +23,8 @@ const CHUNK: usize = 500;
 /// Every live pipeline and app. Apps are read a chunk at a time, so the rows in flight
 /// stay small next to the catalog they build.
 pub async fn load_everything(db: &DatabaseConnection) -> Result<Catalog> {
-    let pipelines = pipeline::Entity::find()
-        .filter(pipeline::Column::DeletedAt.is_null())
-        .all(db)
-        .await?;
-    let app_ids: Vec<Uuid> = app::Entity::find()
-        .select_only()
-        .column(app::Column::Id)
-        .filter(app::Column::DeletedAt.is_null())
-        .into_tuple()
-        .all(db)
-        .await?;
+    let pipelines = store::pipelines::live_pipelines(db).await?;
+    let app_ids = store::apps::live_app_ids(db).await?;
     let mut catalog = Catalog::from_loaded(Loaded {
         pipelines: pipelines.into_iter().map(pipeline_view).collect(),
         apps: Vec::new(),
@@ -57,31 +45,15 @@ pub async fn load(
 ) -> Result<Loaded> {
     let mut pipelines = Vec::new();
     for chunk in pipeline_ids.chunks(CHUNK) {
-        pipelines.extend(
-            pipeline::Entity::find()
-                .filter(pipeline::Column::DeletedAt.is_null())
-                .filter(pipeline::Column::Id.is_in(chunk.iter().copied()))
-                .all(db)
-                .await?,
-        );
+        pipelines.extend(store::pipelines::live_pipelines_among(db, chunk).await?);
     }
     let mut apps = Vec::new();
     let mut couplings = HashMap::new();
     let mut releases = HashMap::new();
     let mut contexts: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
     for chunk in app_ids.chunks(CHUNK) {
-        apps.extend(
-            app::Entity::find()
-                .filter(app::Column::DeletedAt.is_null())
-                .filter(app::Column::Id.is_in(chunk.iter().copied()))
-                .all(db)
-                .await?,
-        );
-        for row in coupling::Entity::find()
-            .filter(coupling::Column::AppId.is_in(chunk.iter().copied()))
-            .all(db)
-            .await?
-        {
+        apps.extend(store::apps::live_apps(db, chunk).await?);
+        for row in store::couplings::couplings_of_apps(db, chunk.iter().copied()).await? {
             couplings.insert(row.app_id, coupling_row(row)?);
         }
         for row in store::releases::current_releases_of_apps(db, chunk).await? {

@@ -2,11 +2,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use sea_orm::{
-    sea_query::OnConflict, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
-use uuid::Uuid;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{
     authorize,
@@ -23,11 +19,7 @@ use crate::{
     lifecycle::{self, Transaction},
     progress::EventHub,
     read_model::Key,
-    store::{
-        self,
-        entities::{app, config_var, coupling},
-        is_unique_violation,
-    },
+    store::{self, entities::app, is_unique_violation},
 };
 
 /// One change to an app's config vars: a new value, or `None` to delete the key.
@@ -51,15 +43,7 @@ impl Apps {
     pub async fn create(&self, name: &str, caller: &Caller) -> Result<AppView> {
         authorize(caller, Role::Write, "creating an app")?;
         let name = AppName::parse("name", name)?;
-        let now = crate::store::now();
-        let row = app::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            name: Set(name.as_str().to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        };
-        match row.insert(&self.db).await {
+        match store::apps::insert_app(&self.db, name.as_str()).await {
             Ok(model) => {
                 self.hub.read_model.changed(&[Key::App(model.id)]).await;
                 Ok(app_view(model))
@@ -94,16 +78,8 @@ impl Apps {
         {
             return Ok(page.page_of_sorted(all, by_name));
         }
-        let mut query = app::Entity::find()
-            .filter(app::Column::DeletedAt.is_null())
-            .order_by_asc(app::Column::Name);
-        if let Some(after) = page.after() {
-            query = query.filter(app::Column::Name.gt(after));
-        }
-        if let Some(limit) = page.fetch_limit() {
-            query = query.limit(limit);
-        }
-        let rows = query.all(&self.db).await?;
+        let rows =
+            store::apps::live_apps_by_name(&self.db, page.after(), page.fetch_limit()).await?;
         Ok(page.finish(rows.into_iter().map(app_view).collect(), by_name))
     }
 
@@ -121,14 +97,8 @@ impl Apps {
         if !store::mark_deleted::<app::Entity>(tx.connection(), found.id).await? {
             return Err(Error::not_found("app", app));
         }
-        coupling::Entity::delete_many()
-            .filter(coupling::Column::AppId.eq(found.id))
-            .exec(tx.connection())
-            .await?;
-        config_var::Entity::delete_many()
-            .filter(config_var::Column::AppId.eq(found.id))
-            .exec(tx.connection())
-            .await?;
+        store::couplings::delete_couplings_of_app(tx.connection(), found.id).await?;
+        store::config_vars::remove_config_vars_of(tx.connection(), found.id).await?;
         lifecycle::cancel_targets_of_deleted_app(&mut tx, found.id, &caller.name).await?;
         lifecycle::cancel_rollbacks_of_deleted_app(&mut tx, found.id).await?;
         let canceled_targets = tx.wrote_events();
@@ -145,25 +115,11 @@ impl Apps {
     /// them; a reader gets the keys with every value withheld (`None`).
     pub async fn config_vars(&self, app: &str, caller: &Caller) -> Result<VisibleConfigVars> {
         let found = find_app(&self.db, "app", app).await?;
-        let vars = self.load_config_vars(&self.db, found.id).await?;
+        let vars = store::config_vars::config_vars_of(&self.db, found.id).await?;
         let withhold = !caller.has_role(Role::Write);
         Ok(vars
             .into_iter()
             .map(|(key, value)| (key, (!withhold).then_some(value)))
-            .collect())
-    }
-
-    async fn load_config_vars(
-        &self,
-        db: &impl sea_orm::ConnectionTrait,
-        app_id: Uuid,
-    ) -> Result<ConfigVars> {
-        Ok(config_var::Entity::find()
-            .filter(config_var::Column::AppId.eq(app_id))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|row| (row.key, row.value))
             .collect())
     }
 
@@ -197,29 +153,12 @@ impl Apps {
         for change in changes {
             match change.value {
                 Some(value) => {
-                    config_var::Entity::insert(config_var::ActiveModel {
-                        app_id: Set(found.id),
-                        key: Set(change.key),
-                        value: Set(value),
-                    })
-                    .on_conflict(
-                        OnConflict::columns([config_var::Column::AppId, config_var::Column::Key])
-                            .update_column(config_var::Column::Value)
-                            .to_owned(),
-                    )
-                    .exec(&txn)
-                    .await?;
+                    store::config_vars::set_config_var(&txn, found.id, change.key, value).await?
                 }
-                None => {
-                    config_var::Entity::delete_many()
-                        .filter(config_var::Column::AppId.eq(found.id))
-                        .filter(config_var::Column::Key.eq(change.key))
-                        .exec(&txn)
-                        .await?;
-                }
+                None => store::config_vars::remove_config_var(&txn, found.id, change.key).await?,
             }
         }
-        let result = self.load_config_vars(&txn, found.id).await?;
+        let result = store::config_vars::config_vars_of(&txn, found.id).await?;
         txn.commit().await?;
         Ok(result)
     }

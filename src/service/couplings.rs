@@ -1,19 +1,16 @@
 //! Coupling apps to pipelines at a stage, and the status checks that guard promotions into
 //! them.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, TransactionTrait,
-};
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
     authorize,
     lookup::{
-        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage, current_release,
-        find_app, find_pipeline, parse_uuid, release_summary,
+        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage, find_app,
+        find_pipeline, parse_uuid, release_summary,
     },
     paging::{compound_key, Page, PageRequest},
     views::{CouplingView, ResourceRef},
@@ -30,7 +27,7 @@ use crate::{
     read_model::{Key, ReadModel},
     store::{
         self,
-        entities::{coupling, pipeline},
+        entities::{coupling, pipeline, release},
         is_unique_violation,
     },
 };
@@ -105,17 +102,19 @@ async fn coupling_views(
 ) -> Result<Vec<CouplingView>> {
     let apps = apps_by_id(db, rows.iter().map(|row| row.app_id)).await?;
     let pipeline_ids: Vec<Uuid> = rows.iter().map(|row| row.pipeline_id).collect();
-    let pipelines: std::collections::HashMap<Uuid, pipeline::Model> = if pipeline_ids.is_empty() {
-        Default::default()
-    } else {
-        pipeline::Entity::find()
-            .filter(pipeline::Column::Id.is_in(pipeline_ids))
-            .all(db)
+    let pipelines: HashMap<Uuid, pipeline::Model> =
+        store::pipelines::pipelines_by_id(db, pipeline_ids)
             .await?
             .into_iter()
             .map(|model| (model.id, model))
-            .collect()
-    };
+            .collect();
+    let app_ids: Vec<Uuid> = rows.iter().map(|row| row.app_id).collect();
+    let mut current: HashMap<Uuid, release::Model> =
+        store::releases::current_releases_of_apps(db, &app_ids)
+            .await?
+            .into_iter()
+            .map(|release| (release.app_id, release))
+            .collect();
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let app = apps
@@ -124,7 +123,7 @@ async fn coupling_views(
         let pipeline = pipelines
             .get(&row.pipeline_id)
             .ok_or_else(|| Error::Internal(format!("coupling {} lost its pipeline", row.id)))?;
-        let release = current_release(db, row.app_id).await?;
+        let release = current.remove(&row.app_id);
         views.push(CouplingView {
             id: row.id,
             app: app_ref(app),
@@ -152,11 +151,10 @@ async fn coupling_view(db: &impl ConnectionTrait, row: coupling::Model) -> Resul
 
 /// ALREADY_EXISTS in the Akkeris wording, naming the app and the pipeline it is in.
 async fn already_pipelined(db: &impl ConnectionTrait, app: &str, pipeline_id: Uuid) -> Error {
-    let pipeline = pipeline::Entity::find_by_id(pipeline_id)
-        .one(db)
+    let pipeline = store::pipelines::pipelines_by_id(db, vec![pipeline_id])
         .await
         .ok()
-        .flatten()
+        .and_then(|found| found.into_iter().next())
         .map(|found| found.name)
         .unwrap_or_else(|| pipeline_id.to_string());
     Error::AlreadyExists(format!(
@@ -186,8 +184,7 @@ impl Couplings {
 
     async fn find(&self, id: &str) -> Result<coupling::Model> {
         let uuid = parse_uuid("id", id)?;
-        coupling::Entity::find_by_id(uuid)
-            .one(&self.db)
+        store::couplings::coupling_by_id(&self.db, uuid)
             .await?
             .ok_or_else(|| Error::not_found("coupling", id))
     }
@@ -211,26 +208,22 @@ impl Couplings {
         let app = store::lock_live::<store::entities::app::Entity>(&txn, app.id)
             .await?
             .ok_or_else(|| Error::not_found("app", &request.app))?;
-        if let Some(existing) = coupling::Entity::find()
-            .filter(coupling::Column::AppId.eq(app.id))
-            .one(&txn)
-            .await?
-        {
+        if let Some(existing) = store::couplings::coupling_of_app(&txn, app.id).await? {
             return Err(already_pipelined(&txn, &app.name, existing.pipeline_id).await);
         }
         let now = crate::store::now();
-        let row = coupling::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            pipeline_id: Set(pipeline.id),
-            app_id: Set(app.id),
-            stage: Set(stage.as_str().to_owned()),
-            required_contexts: Set(encode_contexts(&request.required_contexts)?),
-            auto_promote: Set(policy.auto_promote),
-            required_approvals: Set(policy.required_approvals as i32),
-            created_at: Set(now),
-            updated_at: Set(now),
+        let row = coupling::Model {
+            id: Uuid::new_v4(),
+            pipeline_id: pipeline.id,
+            app_id: app.id,
+            stage: stage.as_str().to_owned(),
+            required_contexts: encode_contexts(&request.required_contexts)?,
+            auto_promote: policy.auto_promote,
+            required_approvals: policy.required_approvals as i32,
+            created_at: now,
+            updated_at: now,
         };
-        let model = match row.insert(&txn).await {
+        let model = match store::couplings::insert_coupling(&txn, row).await {
             Ok(model) => model,
             Err(error) if is_unique_violation(&error) => {
                 return Err(Error::AlreadyExists(format!(
@@ -264,7 +257,7 @@ impl Couplings {
         {
             Some(views) => views,
             None => {
-                let rows = coupling::Entity::find().all(&self.db).await?;
+                let rows = store::couplings::all_couplings(&self.db).await?;
                 coupling_views(&self.db, rows).await?
             }
         };
@@ -285,10 +278,7 @@ impl Couplings {
             return Ok(page_for_listing(views, page));
         }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
-        let rows = coupling::Entity::find()
-            .filter(coupling::Column::PipelineId.eq(found.id))
-            .all(&self.db)
-            .await?;
+        let rows = store::couplings::couplings_of_pipeline(&self.db, found.id, None).await?;
         let views = coupling_views(&self.db, rows).await?;
         Ok(page_for_listing(views, page))
     }
@@ -308,9 +298,7 @@ impl Couplings {
             return coupling.ok_or_else(|| not_coupled(&found.name));
         }
         let found = find_app(&self.db, "app", app).await?;
-        let row = coupling::Entity::find()
-            .filter(coupling::Column::AppId.eq(found.id))
-            .one(&self.db)
+        let row = store::couplings::coupling_of_app(&self.db, found.id)
             .await?
             .ok_or_else(|| not_coupled(&found.name))?;
         coupling_view(&self.db, row).await
@@ -360,24 +348,15 @@ impl Couplings {
                     ),
                 )?;
             }
-            let result = coupling::Entity::update_many()
-                .col_expr(
-                    coupling::Column::RequiredContexts,
-                    encode_contexts(&contexts)?.into(),
-                )
-                .col_expr(coupling::Column::AutoPromote, policy.auto_promote.into())
-                .col_expr(
-                    coupling::Column::RequiredApprovals,
-                    (policy.required_approvals as i32).into(),
-                )
-                .col_expr(coupling::Column::UpdatedAt, crate::store::now().into())
-                .filter(coupling::Column::Id.eq(row.id))
-                .filter(coupling::Column::RequiredContexts.eq(row.required_contexts.clone()))
-                .filter(coupling::Column::AutoPromote.eq(row.auto_promote))
-                .filter(coupling::Column::RequiredApprovals.eq(row.required_approvals))
-                .exec(&self.db)
-                .await?;
-            if result.rows_affected == 1 {
+            let updated = store::couplings::update_coupling_if_unchanged(
+                &self.db,
+                &row,
+                encode_contexts(&contexts)?,
+                policy.auto_promote,
+                policy.required_approvals as i32,
+            )
+            .await?;
+            if updated {
                 self.read_model.changed(&[Key::App(row.app_id)]).await;
                 return self.get(id).await;
             }
@@ -392,10 +371,7 @@ impl Couplings {
         authorize(caller, Role::Admin, "deleting a coupling")?;
         let row = self.find(id).await?;
         let view = coupling_view(&self.db, row.clone()).await?;
-        let result = coupling::Entity::delete_by_id(row.id)
-            .exec(&self.db)
-            .await?;
-        if result.rows_affected == 0 {
+        if !store::couplings::delete_coupling(&self.db, row.id).await? {
             return Err(Error::not_found("coupling", id));
         }
         self.read_model.changed(&[Key::App(row.app_id)]).await;

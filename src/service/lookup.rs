@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 pub use crate::views::{
@@ -14,6 +14,7 @@ use crate::{
     domain::{quoted, status::ReleaseState},
     error::{Error, Result},
     store::{
+        self,
         entities::{app, pipeline, release},
         Reference,
     },
@@ -46,11 +47,9 @@ pub async fn find_pipeline(
     field: &str,
     value: &str,
 ) -> Result<pipeline::Model> {
-    let live = pipeline::Entity::find().filter(pipeline::Column::DeletedAt.is_null());
     let found = match require_reference(field, value)? {
         None => None,
-        Some(Reference::Id(id)) => live.filter(pipeline::Column::Id.eq(id)).one(db).await?,
-        Some(Reference::Name(name)) => live.filter(pipeline::Column::Name.eq(name)).one(db).await?,
+        Some(reference) => store::pipelines::live_pipeline(db, &reference).await?,
     };
     found.ok_or_else(|| Error::not_found("pipeline", value))
 }
@@ -58,14 +57,13 @@ pub async fn find_pipeline(
 /// Finds a live app by UUID or name. A UUID that matches no id is also tried as a name,
 /// because app names are long enough to look like one.
 pub async fn find_app(db: &impl ConnectionTrait, field: &str, value: &str) -> Result<app::Model> {
-    let live = || app::Entity::find().filter(app::Column::DeletedAt.is_null());
     let found = match require_reference(field, value)? {
         None => None,
-        Some(Reference::Id(id)) => match live().filter(app::Column::Id.eq(id)).one(db).await? {
+        Some(Reference::Id(id)) => match store::apps::live_app_by_id(db, id).await? {
             Some(found) => Some(found),
-            None => live().filter(app::Column::Name.eq(value)).one(db).await?,
+            None => store::apps::live_app_by_name(db, value).await?,
         },
-        Some(Reference::Name(name)) => live().filter(app::Column::Name.eq(name)).one(db).await?,
+        Some(Reference::Name(name)) => store::apps::live_app_by_name(db, &name).await?,
     };
     found.ok_or_else(|| Error::not_found("app", value))
 }
@@ -92,19 +90,7 @@ pub async fn find_apps(
             _ => {}
         }
     }
-    let live: Vec<app::Model> = if ids.is_empty() && names.is_empty() {
-        Vec::new()
-    } else {
-        app::Entity::find()
-            .filter(app::Column::DeletedAt.is_null())
-            .filter(
-                sea_orm::Condition::any()
-                    .add(app::Column::Id.is_in(ids))
-                    .add(app::Column::Name.is_in(names)),
-            )
-            .all(db)
-            .await?
-    };
+    let live = store::apps::live_apps_by_ids_or_names(db, ids, names).await?;
     let by_id = |id: Uuid| live.iter().find(|app| app.id == id);
     let by_name = |name: &str| live.iter().find(|app| app.name == name);
     Ok(parsed
@@ -128,10 +114,9 @@ pub async fn find_release_of_app(
     value: &str,
 ) -> Result<release::Model> {
     let id = parse_uuid(field, value)?;
-    release::Entity::find_by_id(id)
-        .filter(release::Column::AppId.eq(app.id))
-        .one(db)
+    store::releases::release_by_id(db, id)
         .await?
+        .filter(|release| release.app_id == app.id)
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "release {} of app '{}' not found",
@@ -142,17 +127,15 @@ pub async fn find_release_of_app(
 }
 
 /// The app's current release: its newest succeeded one (the one query for it:
-/// [`crate::store::releases::current_releases_of_apps`]).
+/// [`store::releases::current_releases_of_apps`]).
 pub async fn current_release(
     db: &impl ConnectionTrait,
     app_id: Uuid,
 ) -> Result<Option<release::Model>> {
-    Ok(
-        crate::store::releases::current_releases_of_apps(db, &[app_id])
-            .await?
-            .into_iter()
-            .next(),
-    )
+    Ok(store::releases::current_releases_of_apps(db, &[app_id])
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// Loads apps by id, deleted ones included, since history may point at them.
@@ -160,13 +143,7 @@ pub async fn apps_by_id(
     db: &impl ConnectionTrait,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, app::Model>> {
-    let ids: Vec<Uuid> = ids.into_iter().collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(app::Entity::find()
-        .filter(app::Column::Id.is_in(ids))
-        .all(db)
+    Ok(store::apps::apps_by_id(db, ids.into_iter().collect())
         .await?
         .into_iter()
         .map(|model| (model.id, model))

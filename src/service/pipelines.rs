@@ -1,12 +1,8 @@
 //! Creating, reading and deleting pipelines, and what a pipeline knows of its statuses.
 
-use sea_orm::{
-    sea_query::Query, ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
-};
 use std::sync::Arc;
 
-use uuid::Uuid;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{
     authorize,
@@ -22,11 +18,7 @@ use crate::{
     },
     error::{Error, Result},
     read_model::{Key, ReadModel},
-    store::{
-        self,
-        entities::{coupling, pipeline, release, release_status},
-        is_unique_violation,
-    },
+    store::{self, entities::pipeline, is_unique_violation},
 };
 
 #[derive(Clone)]
@@ -49,16 +41,7 @@ impl Pipelines {
         authorize(caller, Role::Write, "creating a pipeline")?;
         let name = PipelineName::parse("name", name)?;
         check_description("description", description)?;
-        let now = crate::store::now();
-        let row = pipeline::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            name: Set(name.as_str().to_owned()),
-            description: Set(description.to_owned()),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        };
-        match row.insert(&self.db).await {
+        match store::pipelines::insert_pipeline(&self.db, name.as_str(), description).await {
             Ok(model) => {
                 self.read_model.changed(&[Key::Pipeline(model.id)]).await;
                 Ok(pipeline_view(model))
@@ -93,16 +76,9 @@ impl Pipelines {
         {
             return Ok(page.page_of_sorted(all, by_name));
         }
-        let mut query = pipeline::Entity::find()
-            .filter(pipeline::Column::DeletedAt.is_null())
-            .order_by_asc(pipeline::Column::Name);
-        if let Some(after) = page.after() {
-            query = query.filter(pipeline::Column::Name.gt(after));
-        }
-        if let Some(limit) = page.fetch_limit() {
-            query = query.limit(limit);
-        }
-        let rows = query.all(&self.db).await?;
+        let rows =
+            store::pipelines::live_pipelines_by_name(&self.db, page.after(), page.fetch_limit())
+                .await?;
         Ok(page.finish(rows.into_iter().map(pipeline_view).collect(), by_name))
     }
 
@@ -132,10 +108,7 @@ impl Pipelines {
         if !store::mark_deleted::<pipeline::Entity>(&txn, found.id).await? {
             return Err(Error::not_found("pipeline", pipeline));
         }
-        coupling::Entity::delete_many()
-            .filter(coupling::Column::PipelineId.eq(found.id))
-            .exec(&txn)
-            .await?;
+        store::couplings::delete_couplings_of_pipeline(&txn, found.id).await?;
         txn.commit().await?;
         self.read_model.changed(&[Key::Pipeline(found.id)]).await;
         Ok(pipeline_view(found))
@@ -165,27 +138,7 @@ impl Pipelines {
             return Ok(page.page_of_sorted(contexts, by_pair));
         }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
-        let coupled_apps = Query::select()
-            .column(coupling::Column::AppId)
-            .from(coupling::Entity)
-            .and_where(coupling::Column::PipelineId.eq(found.id))
-            .to_owned();
-        let their_releases = Query::select()
-            .column(release::Column::Id)
-            .from(release::Entity)
-            .and_where(release::Column::AppId.in_subquery(coupled_apps))
-            .to_owned();
-        let pairs: Vec<(String, String)> = release_status::Entity::find()
-            .select_only()
-            .column(release_status::Column::Context)
-            .column(release_status::Column::Name)
-            .distinct()
-            .filter(release_status::Column::ReleaseId.in_subquery(their_releases))
-            .order_by_asc(release_status::Column::Context)
-            .order_by_asc(release_status::Column::Name)
-            .into_tuple()
-            .all(&self.db)
-            .await?;
+        let pairs = store::release_statuses::contexts_of_pipeline(&self.db, found.id).await?;
         let contexts = pairs
             .into_iter()
             .map(|(context, name)| StatusContext { context, name })

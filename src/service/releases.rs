@@ -1,9 +1,8 @@
 //! Recording releases on apps and the status checks CI systems post on them.
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
-};
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
@@ -12,7 +11,6 @@ use super::{
     paging::{Page, PageRequest},
     views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
 };
-use std::sync::Arc;
 
 use crate::{
     domain::{
@@ -25,6 +23,7 @@ use crate::{
     progress::EventHub,
     read_model::Key,
     store::{
+        self,
         entities::{app, release, release_status},
         insert_release_with_next_version, is_unique_violation, NewRelease,
     },
@@ -211,10 +210,7 @@ impl Releases {
             .parse::<i64>()
             .ok();
         match version {
-            Some(version) => release::Entity::find()
-                .filter(release::Column::AppId.eq(owner.id))
-                .filter(release::Column::Version.eq(version))
-                .one(&self.db)
+            Some(version) => store::releases::release_by_version(&self.db, owner.id, version)
                 .await?
                 .ok_or_else(|| {
                     Error::NotFound(format!(
@@ -245,19 +241,16 @@ impl Releases {
     /// The app's releases, newest first.
     pub async fn list(&self, app: &str, page: &PageRequest) -> Result<Page<ReleaseView>> {
         let owner = find_app(&self.db, "app", app).await?;
-        let mut query = release::Entity::find()
-            .filter(release::Column::AppId.eq(owner.id))
-            .order_by_desc(release::Column::Version);
-        if let Some(after) = page.after() {
-            let version: i64 = after
-                .parse()
-                .map_err(|_| Error::invalid("page_token", "is not a token this server issued"))?;
-            query = query.filter(release::Column::Version.lt(version));
-        }
-        if let Some(limit) = page.fetch_limit() {
-            query = query.limit(limit);
-        }
-        let rows = query.all(&self.db).await?;
+        let before =
+            match page.after() {
+                Some(after) => Some(after.parse::<i64>().map_err(|_| {
+                    Error::invalid("page_token", "is not a token this server issued")
+                })?),
+                None => None,
+            };
+        let rows =
+            store::releases::releases_newest_first(&self.db, owner.id, before, page.fetch_limit())
+                .await?;
         let views = release_views(&self.db, &owner, rows).await?;
         Ok(page.finish(views, |view| view.version.to_string()))
     }
@@ -271,14 +264,12 @@ impl Releases {
         newest: Option<u64>,
     ) -> Result<Vec<ReleaseView>> {
         let owner = find_app(&self.db, "app", app).await?;
-        let mut query = release::Entity::find()
-            .filter(release::Column::AppId.eq(owner.id))
-            .order_by_desc(release::Column::Version);
-        if let Some(limit) = newest.filter(|limit| *limit > 0) {
-            // Databases take a signed 64-bit limit; any larger one means "all" anyway.
-            query = query.limit(limit.min(i64::MAX as u64));
-        }
-        let mut rows = query.all(&self.db).await?;
+        // Databases take a signed 64-bit limit; any larger one means "all" anyway.
+        let limit = newest
+            .filter(|limit| *limit > 0)
+            .map(|limit| limit.min(i64::MAX as u64));
+        let mut rows =
+            store::releases::releases_newest_first(&self.db, owner.id, None, limit).await?;
         rows.reverse();
         release_views(&self.db, &owner, rows).await
     }
@@ -303,20 +294,20 @@ impl Releases {
         let target =
             find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         let now = crate::store::now();
-        let row = release_status::ActiveModel {
-            id: Set(Uuid::new_v4()),
-            release_id: Set(target.id),
-            context: Set(status.context.clone()),
-            name: Set(status.name),
-            state: Set(state.as_str().to_owned()),
-            description: Set(status.description),
-            target_url: Set(status.target_url),
-            image_url: Set(status.image_url),
-            created_at: Set(now),
-            updated_at: Set(now),
+        let row = release_status::Model {
+            id: Uuid::new_v4(),
+            release_id: target.id,
+            context: status.context.clone(),
+            name: status.name,
+            state: state.as_str().to_owned(),
+            description: status.description,
+            target_url: status.target_url,
+            image_url: status.image_url,
+            created_at: now,
+            updated_at: now,
         };
         let txn = self.db.begin().await?;
-        match row.insert(&txn).await {
+        match store::release_statuses::insert_status(&txn, row).await {
             Ok(model) => {
                 let triggered = self
                     .trigger_on_success(&txn, &owner, &target, &model, caller)
@@ -364,9 +355,7 @@ impl Releases {
         let target =
             find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         let status_uuid = parse_uuid("status_id", status_id)?;
-        let existing = release_status::Entity::find_by_id(status_uuid)
-            .filter(release_status::Column::ReleaseId.eq(target.id))
-            .one(&self.db)
+        let existing = store::release_statuses::status_of_release(&self.db, target.id, status_uuid)
             .await?
             .ok_or_else(|| Error::not_found("release status", status_id))?;
         if let Some(context) = &changes.context {
@@ -380,25 +369,25 @@ impl Releases {
                 ));
             }
         }
-        let mut row: release_status::ActiveModel = existing.into();
+        let mut row = existing;
         if let Some(name) = changes.name {
-            row.name = Set(name);
+            row.name = name;
         }
         if let Some(Some(state)) = changes.state {
-            row.state = Set(state.as_str().to_owned());
+            row.state = state.as_str().to_owned();
         }
         if let Some(description) = changes.description {
-            row.description = Set(description);
+            row.description = description;
         }
         if let Some(url) = changes.target_url {
-            row.target_url = Set(url);
+            row.target_url = url;
         }
         if let Some(url) = changes.image_url {
-            row.image_url = Set(url);
+            row.image_url = url;
         }
-        row.updated_at = Set(crate::store::now());
+        row.updated_at = crate::store::now();
         let txn = self.db.begin().await?;
-        let updated = row.update(&txn).await?;
+        let updated = store::release_statuses::update_status(&txn, row).await?;
         let triggered = self
             .trigger_on_success(&txn, &owner, &target, &updated, caller)
             .await?;
@@ -421,10 +410,7 @@ impl Releases {
         let owner = find_app(&self.db, "app", app).await?;
         let target =
             find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
-        let statuses = release_status::Entity::find()
-            .filter(release_status::Column::ReleaseId.eq(target.id))
-            .order_by_asc(release_status::Column::Context)
-            .all(&self.db)
+        let statuses = store::release_statuses::statuses_of_release(&self.db, target.id)
             .await?
             .into_iter()
             .map(status_view)

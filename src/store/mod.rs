@@ -5,17 +5,21 @@
 //! back.
 
 pub mod apps;
+pub mod config_vars;
+pub mod couplings;
 pub mod entities;
 pub mod events;
 pub mod leases;
 mod locks;
 mod parameters;
+pub mod pipelines;
 pub mod promotions;
 pub mod queue;
 pub mod release_statuses;
 pub mod releases;
 pub mod rollbacks;
 pub mod targets;
+pub mod tokens;
 pub mod triggers;
 pub mod votes;
 

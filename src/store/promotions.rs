@@ -325,3 +325,44 @@ async fn insert_with_targets(
     }
     Ok(stored)
 }
+
+/// The promotion an earlier request with this idempotency key created, if any.
+pub async fn promotion_of_request(
+    db: &impl ConnectionTrait,
+    request_id: &str,
+) -> Result<Option<promotion::Model>, DbErr> {
+    promotion::Entity::find()
+        .filter(promotion::Column::RequestId.eq(request_id))
+        .one(db)
+        .await
+}
+
+/// Promotions newest first, of one pipeline when given, after the place `after`
+/// (`created_at`, id) when given, at most `limit` of them.
+pub async fn promotions_newest_first(
+    db: &impl ConnectionTrait,
+    pipeline_id: Option<Uuid>,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<promotion::Model>, DbErr> {
+    use sea_orm::{Condition, QueryOrder, QuerySelect};
+    let mut query = promotion::Entity::find()
+        .order_by_desc(promotion::Column::CreatedAt)
+        .order_by_desc(promotion::Column::Id)
+        .limit(limit);
+    if let Some(pipeline_id) = pipeline_id {
+        query = query.filter(promotion::Column::PipelineId.eq(pipeline_id));
+    }
+    if let Some((created_at, id)) = after {
+        query = query.filter(
+            Condition::any()
+                .add(promotion::Column::CreatedAt.lt(created_at))
+                .add(
+                    Condition::all()
+                        .add(promotion::Column::CreatedAt.eq(created_at))
+                        .add(promotion::Column::Id.lt(id)),
+                ),
+        );
+    }
+    query.all(db).await
+}

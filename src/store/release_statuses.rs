@@ -60,3 +60,84 @@ pub async fn status_contexts_of_apps(
         .all(db)
         .await
 }
+
+/// The distinct (context, name) pairs of statuses on releases of the apps coupled to the
+/// pipeline, sorted.
+pub async fn contexts_of_pipeline(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+) -> Result<Vec<(String, String)>, DbErr> {
+    use super::entities::{coupling, release, release_status};
+    use sea_orm::{
+        sea_query::Query, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    };
+    let coupled_apps = Query::select()
+        .column(coupling::Column::AppId)
+        .from(coupling::Entity)
+        .and_where(coupling::Column::PipelineId.eq(pipeline_id))
+        .to_owned();
+    let their_releases = Query::select()
+        .column(release::Column::Id)
+        .from(release::Entity)
+        .and_where(release::Column::AppId.in_subquery(coupled_apps))
+        .to_owned();
+    release_status::Entity::find()
+        .select_only()
+        .column(release_status::Column::Context)
+        .column(release_status::Column::Name)
+        .distinct()
+        .filter(release_status::Column::ReleaseId.in_subquery(their_releases))
+        .order_by_asc(release_status::Column::Context)
+        .order_by_asc(release_status::Column::Name)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Stores a new status. A unique violation means the release has a status of that context.
+pub async fn insert_status(
+    db: &impl ConnectionTrait,
+    row: super::entities::release_status::Model,
+) -> Result<super::entities::release_status::Model, DbErr> {
+    use sea_orm::ActiveModelTrait;
+    super::entities::release_status::ActiveModel::from(row)
+        .insert(db)
+        .await
+}
+
+/// One status of a release, if it exists.
+pub async fn status_of_release(
+    db: &impl ConnectionTrait,
+    release_id: Uuid,
+    status_id: Uuid,
+) -> Result<Option<super::entities::release_status::Model>, DbErr> {
+    use super::entities::release_status;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    release_status::Entity::find_by_id(status_id)
+        .filter(release_status::Column::ReleaseId.eq(release_id))
+        .one(db)
+        .await
+}
+
+/// Stores a changed status, as a whole row.
+pub async fn update_status(
+    db: &impl ConnectionTrait,
+    row: super::entities::release_status::Model,
+) -> Result<super::entities::release_status::Model, DbErr> {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+    row.into_active_model().reset_all().update(db).await
+}
+
+/// The statuses of a release, by context.
+pub async fn statuses_of_release(
+    db: &impl ConnectionTrait,
+    release_id: Uuid,
+) -> Result<Vec<super::entities::release_status::Model>, DbErr> {
+    use super::entities::release_status;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    release_status::Entity::find()
+        .filter(release_status::Column::ReleaseId.eq(release_id))
+        .order_by_asc(release_status::Column::Context)
+        .all(db)
+        .await
+}

@@ -75,3 +75,37 @@ pub async fn release_by_id(
 ) -> Result<Option<release::Model>, DbErr> {
     release::Entity::find_by_id(id).one(db).await
 }
+
+/// The release of `app_id` with this version, if any.
+pub async fn release_by_version(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+    version: i64,
+) -> Result<Option<release::Model>, DbErr> {
+    release::Entity::find()
+        .filter(release::Column::AppId.eq(app_id))
+        .filter(release::Column::Version.eq(version))
+        .one(db)
+        .await
+}
+
+/// The releases of `app_id` newest first, older than version `before` when given, at most
+/// `limit` of them.
+pub async fn releases_newest_first(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+    before: Option<i64>,
+    limit: Option<u64>,
+) -> Result<Vec<release::Model>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut query = release::Entity::find()
+        .filter(release::Column::AppId.eq(app_id))
+        .order_by_desc(release::Column::Version);
+    if let Some(version) = before {
+        query = query.filter(release::Column::Version.lt(version));
+    }
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    query.all(db).await
+}

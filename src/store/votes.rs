@@ -52,3 +52,18 @@ pub async fn approvals(db: &impl ConnectionTrait, promotion_id: Uuid) -> Result<
         .count(db)
         .await
 }
+
+/// The approvals of a promotion, in the order they were cast.
+pub async fn approvals_of(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Vec<promotion_vote::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    promotion_vote::Entity::find()
+        .filter(promotion_vote::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
+        .order_by_asc(promotion_vote::Column::CreatedAt)
+        .order_by_asc(promotion_vote::Column::Id)
+        .all(db)
+        .await
+}

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::{
@@ -29,8 +28,11 @@ use crate::{
             current_release, find_app, find_apps, find_pipeline, find_release_of_app,
         },
     },
-    store::entities::{app, coupling, pipeline, promotion, release},
-    store::queue::{queued_behind, Blocker, QueuePlace},
+    store::{
+        self,
+        entities::{app, coupling, pipeline, release},
+        queue::{queued_behind, Blocker, QueuePlace},
+    },
     views::{PlannedTarget, PromotionPlan, PromotionView, ReleaseRef, ResourceRef, TargetDrift},
 };
 
@@ -163,11 +165,9 @@ impl Promotions {
         reference: &str,
     ) -> Result<(ResourceRef, Stage, Stage)> {
         let source = app_ref(&find_app(&self.db, "source.app", reference).await?);
-        let coupling = coupling::Entity::find()
-            .filter(coupling::Column::AppId.eq(source.id))
-            .filter(coupling::Column::PipelineId.eq(pipeline.id))
-            .one(&self.db)
+        let coupling = store::couplings::coupling_of_app(&self.db, source.id)
             .await?
+            .filter(|coupling| coupling.pipeline_id == pipeline.id)
             .ok_or_else(|| {
                 Error::invalid(
                     "source.app",
@@ -289,10 +289,7 @@ impl Promotions {
     /// The promotion an earlier request with this key created, if any. A different request
     /// under the same key is refused.
     async fn replay(&self, request_id: &str, fingerprint: &str) -> Result<Option<PromotionView>> {
-        let Some(existing) = promotion::Entity::find()
-            .filter(promotion::Column::RequestId.eq(request_id))
-            .one(&self.db)
-            .await?
+        let Some(existing) = store::promotions::promotion_of_request(&self.db, request_id).await?
         else {
             return Ok(None);
         };
@@ -313,11 +310,12 @@ impl Promotions {
         stage: Stage,
     ) -> Result<Vec<ResolvedTarget>> {
         if requested.is_empty() {
-            let couplings = coupling::Entity::find()
-                .filter(coupling::Column::PipelineId.eq(pipeline.id))
-                .filter(coupling::Column::Stage.eq(stage.as_str()))
-                .all(&self.db)
-                .await?;
+            let couplings = store::couplings::couplings_of_pipeline(
+                &self.db,
+                pipeline.id,
+                Some(stage.as_str()),
+            )
+            .await?;
             let apps = apps_by_id(&self.db, couplings.iter().map(|c| c.app_id)).await?;
             let mut resolved = Vec::with_capacity(couplings.len());
             for coupling in couplings {
@@ -348,13 +346,12 @@ impl Promotions {
             .iter()
             .filter_map(|app| app.as_ref().ok().and_then(Option::as_ref))
             .map(|app| app.id);
-        let mut couplings: HashMap<Uuid, coupling::Model> = coupling::Entity::find()
-            .filter(coupling::Column::AppId.is_in(found_ids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|coupling| (coupling.app_id, coupling))
-            .collect();
+        let mut couplings: HashMap<Uuid, coupling::Model> =
+            store::couplings::couplings_of_apps(&self.db, found_ids)
+                .await?
+                .into_iter()
+                .map(|coupling| (coupling.app_id, coupling))
+                .collect();
         let mut resolved: Vec<ResolvedTarget> = Vec::with_capacity(requested.len());
         for ((field, reference), app) in references.into_iter().zip(found) {
             let app = app?.ok_or_else(|| Error::not_found("app", reference))?;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 use super::{ResolvedTarget, Safety};
@@ -16,10 +16,7 @@ use crate::{
     },
     error::{Error, Result},
     service::authorize,
-    store::{
-        entities::{config_var, release},
-        release_statuses::states_of_release,
-    },
+    store::{self, entities::release, release_statuses::states_of_release},
     views::{CheckRef, CheckVerdict, ResourceRef, TargetDrift},
 };
 
@@ -169,14 +166,7 @@ async fn config_keys(
     db: &impl ConnectionTrait,
     apps: impl IntoIterator<Item = Uuid>,
 ) -> Result<HashMap<Uuid, BTreeSet<String>>> {
-    let rows: Vec<(Uuid, String)> = config_var::Entity::find()
-        .select_only()
-        .column(config_var::Column::AppId)
-        .column(config_var::Column::Key)
-        .filter(config_var::Column::AppId.is_in(apps))
-        .into_tuple()
-        .all(db)
-        .await?;
+    let rows = store::config_vars::keys_of_apps(db, apps).await?;
     let mut keys: HashMap<Uuid, BTreeSet<String>> = HashMap::new();
     for (app, key) in rows {
         keys.entry(app).or_default().insert(key);

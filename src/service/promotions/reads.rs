@@ -2,22 +2,17 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::Promotions;
 use crate::{
-    domain::{
-        policy::Verdict,
-        promotion::{PromotionStatus, TargetStatus},
-    },
+    domain::promotion::{PromotionStatus, TargetStatus},
     error::{Error, Result},
     progress,
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
-    store::entities::{app, pipeline, promotion, promotion_target, promotion_vote, release},
+    store::{self, entities::promotion},
     views::{
         ApprovalView, CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef,
         TargetView,
@@ -37,8 +32,7 @@ pub struct PromotionPage {
 impl Promotions {
     pub(super) async fn find(&self, id: &str) -> Result<promotion::Model> {
         let uuid = parse_uuid("id", id)?;
-        promotion::Entity::find_by_id(uuid)
-            .one(&self.db)
+        store::promotions::promotion_by_id(&self.db, uuid)
             .await?
             .ok_or_else(|| Error::not_found("promotion", id))
     }
@@ -64,27 +58,17 @@ impl Promotions {
             None | Some(0) => DEFAULT_PAGE_SIZE,
             Some(size) => size.min(MAX_PAGE_SIZE),
         };
-        let mut query = promotion::Entity::find()
-            .order_by_desc(promotion::Column::CreatedAt)
-            .order_by_desc(promotion::Column::Id)
-            .limit(size + 1);
-        if let Some(reference) = pipeline.filter(|p| !p.is_empty()) {
-            let found = find_pipeline(&self.db, "pipeline", reference).await?;
-            query = query.filter(promotion::Column::PipelineId.eq(found.id));
-        }
-        if let Some(token) = page_token.filter(|t| !t.is_empty()) {
-            let (created_at, id) = decode_page_token(token)?;
-            query = query.filter(
-                Condition::any()
-                    .add(promotion::Column::CreatedAt.lt(created_at))
-                    .add(
-                        Condition::all()
-                            .add(promotion::Column::CreatedAt.eq(created_at))
-                            .add(promotion::Column::Id.lt(id)),
-                    ),
-            );
-        }
-        let mut rows = query.all(&self.db).await?;
+        let pipeline_id = match pipeline.filter(|p| !p.is_empty()) {
+            Some(reference) => Some(find_pipeline(&self.db, "pipeline", reference).await?.id),
+            None => None,
+        };
+        let after = match page_token.filter(|t| !t.is_empty()) {
+            Some(token) => Some(decode_page_token(token)?),
+            None => None,
+        };
+        let mut rows =
+            store::promotions::promotions_newest_first(&self.db, pipeline_id, after, size + 1)
+                .await?;
         let next_page_token = if rows.len() as u64 > size {
             rows.truncate(size as usize);
             rows.last()
@@ -165,25 +149,18 @@ pub async fn promotion_view(
     db: &impl ConnectionTrait,
     model: promotion::Model,
 ) -> Result<PromotionView> {
-    let pipeline = pipeline::Entity::find_by_id(model.pipeline_id)
-        .one(db)
+    let pipeline = store::pipelines::pipelines_by_id(db, vec![model.pipeline_id])
         .await?
+        .pop()
         .ok_or_else(|| Error::Internal(format!("promotion {} lost its pipeline", model.id)))?;
-    let source = app::Entity::find_by_id(model.source_app_id)
-        .one(db)
+    let source = store::apps::app_by_id(db, model.source_app_id)
         .await?
         .ok_or_else(|| Error::Internal(format!("promotion {} lost its source", model.id)))?;
-    let release = release::Entity::find_by_id(model.source_release_id)
-        .one(db)
+    let release = store::releases::release_by_id(db, model.source_release_id)
         .await?
         .ok_or_else(|| Error::Internal(format!("promotion {} lost its release", model.id)))?;
     let approvals = if model.required_approvals > 0 {
-        promotion_vote::Entity::find()
-            .filter(promotion_vote::Column::PromotionId.eq(model.id))
-            .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
-            .order_by_asc(promotion_vote::Column::CreatedAt)
-            .order_by_asc(promotion_vote::Column::Id)
-            .all(db)
+        store::votes::approvals_of(db, model.id)
             .await?
             .into_iter()
             .map(|vote| ApprovalView {
@@ -249,24 +226,14 @@ pub async fn target_views(
     db: &impl ConnectionTrait,
     promotion_id: Uuid,
 ) -> Result<Vec<TargetView>> {
-    let rows = promotion_target::Entity::find()
-        .filter(promotion_target::Column::PromotionId.eq(promotion_id))
-        .order_by_asc(promotion_target::Column::Position)
-        .all(db)
-        .await?;
+    let rows = store::targets::targets_of_promotion(db, promotion_id).await?;
     let apps = apps_by_id(db, rows.iter().map(|t| t.app_id)).await?;
     let release_ids: Vec<Uuid> = rows.iter().filter_map(|t| t.release_id).collect();
-    let releases: HashMap<Uuid, i64> = if release_ids.is_empty() {
-        HashMap::new()
-    } else {
-        release::Entity::find()
-            .filter(release::Column::Id.is_in(release_ids))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id, r.version))
-            .collect()
-    };
+    let releases: HashMap<Uuid, i64> = store::releases::releases_by_id(db, &release_ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.version))
+        .collect();
     rows.into_iter()
         .map(|row| {
             let app = apps

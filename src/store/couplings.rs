@@ -1,0 +1,119 @@
+//! Couplings: an app's place in a pipeline, at a stage, with the checks and policy that
+//! guard promotions into it.
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::entities::coupling;
+
+/// One coupling, if it exists.
+pub async fn coupling_by_id(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<Option<coupling::Model>, DbErr> {
+    coupling::Entity::find_by_id(id).one(db).await
+}
+
+/// The coupling of `app_id`, if it is in a pipeline.
+pub async fn coupling_of_app(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+) -> Result<Option<coupling::Model>, DbErr> {
+    coupling::Entity::find()
+        .filter(coupling::Column::AppId.eq(app_id))
+        .one(db)
+        .await
+}
+
+/// The couplings of the apps among `app_ids` that are in a pipeline.
+pub async fn couplings_of_apps(
+    db: &impl ConnectionTrait,
+    app_ids: impl IntoIterator<Item = Uuid>,
+) -> Result<Vec<coupling::Model>, DbErr> {
+    coupling::Entity::find()
+        .filter(coupling::Column::AppId.is_in(app_ids))
+        .all(db)
+        .await
+}
+
+/// Every coupling of a pipeline; at `stage` only, when given.
+pub async fn couplings_of_pipeline(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+    stage: Option<&str>,
+) -> Result<Vec<coupling::Model>, DbErr> {
+    let mut query = coupling::Entity::find().filter(coupling::Column::PipelineId.eq(pipeline_id));
+    if let Some(stage) = stage {
+        query = query.filter(coupling::Column::Stage.eq(stage));
+    }
+    query.all(db).await
+}
+
+/// Every coupling.
+pub async fn all_couplings(db: &impl ConnectionTrait) -> Result<Vec<coupling::Model>, DbErr> {
+    coupling::Entity::find().all(db).await
+}
+
+/// Stores a new coupling. A unique violation means the app joined a pipeline meanwhile.
+pub async fn insert_coupling(
+    db: &impl ConnectionTrait,
+    row: coupling::Model,
+) -> Result<coupling::Model, DbErr> {
+    coupling::ActiveModel::from(row).insert(db).await
+}
+
+/// Replaces a coupling's required contexts and policy, where the coupling is still `seen`
+/// (optimistic concurrency). Returns whether it changed.
+pub async fn update_coupling_if_unchanged(
+    db: &impl ConnectionTrait,
+    seen: &coupling::Model,
+    required_contexts: String,
+    auto_promote: bool,
+    required_approvals: i32,
+) -> Result<bool, DbErr> {
+    let result = coupling::Entity::update_many()
+        .col_expr(coupling::Column::RequiredContexts, required_contexts.into())
+        .col_expr(coupling::Column::AutoPromote, auto_promote.into())
+        .col_expr(
+            coupling::Column::RequiredApprovals,
+            required_approvals.into(),
+        )
+        .col_expr(coupling::Column::UpdatedAt, super::now().into())
+        .filter(coupling::Column::Id.eq(seen.id))
+        .filter(coupling::Column::RequiredContexts.eq(seen.required_contexts.clone()))
+        .filter(coupling::Column::AutoPromote.eq(seen.auto_promote))
+        .filter(coupling::Column::RequiredApprovals.eq(seen.required_approvals))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Deletes one coupling. Returns whether it existed.
+pub async fn delete_coupling(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    Ok(coupling::Entity::delete_by_id(id)
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Deletes the coupling of an app being deleted.
+pub async fn delete_couplings_of_app(db: &impl ConnectionTrait, app_id: Uuid) -> Result<(), DbErr> {
+    coupling::Entity::delete_many()
+        .filter(coupling::Column::AppId.eq(app_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the couplings of a pipeline being deleted.
+pub async fn delete_couplings_of_pipeline(
+    db: &impl ConnectionTrait,
+    pipeline_id: Uuid,
+) -> Result<(), DbErr> {
+    coupling::Entity::delete_many()
+        .filter(coupling::Column::PipelineId.eq(pipeline_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

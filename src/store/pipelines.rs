@@ -1,0 +1,92 @@
+//! Pipelines: created, found live by id or name, listed by name.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::{entities::pipeline, Reference};
+
+/// Stores a new pipeline. A unique violation means a live pipeline has the name.
+pub async fn insert_pipeline(
+    db: &impl ConnectionTrait,
+    name: &str,
+    description: &str,
+) -> Result<pipeline::Model, DbErr> {
+    let now = super::now();
+    pipeline::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name.to_owned()),
+        description: Set(description.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+/// The live pipeline with this id or name.
+pub async fn live_pipeline(
+    db: &impl ConnectionTrait,
+    reference: &Reference,
+) -> Result<Option<pipeline::Model>, DbErr> {
+    let live = pipeline::Entity::find().filter(pipeline::Column::DeletedAt.is_null());
+    match reference {
+        Reference::Id(id) => live.filter(pipeline::Column::Id.eq(*id)).one(db).await,
+        Reference::Name(name) => live.filter(pipeline::Column::Name.eq(name)).one(db).await,
+    }
+}
+
+/// Live pipelines by name, after `after` and at most `limit` of them.
+pub async fn live_pipelines_by_name(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: Option<u64>,
+) -> Result<Vec<pipeline::Model>, DbErr> {
+    let mut query = pipeline::Entity::find()
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .order_by_asc(pipeline::Column::Name);
+    if let Some(after) = after {
+        query = query.filter(pipeline::Column::Name.gt(after));
+    }
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    query.all(db).await
+}
+
+/// Pipelines by id, deleted ones included.
+pub async fn pipelines_by_id(
+    db: &impl ConnectionTrait,
+    ids: Vec<Uuid>,
+) -> Result<Vec<pipeline::Model>, DbErr> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    pipeline::Entity::find()
+        .filter(pipeline::Column::Id.is_in(ids))
+        .all(db)
+        .await
+}
+
+/// Every live pipeline.
+pub async fn live_pipelines(db: &impl ConnectionTrait) -> Result<Vec<pipeline::Model>, DbErr> {
+    pipeline::Entity::find()
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .all(db)
+        .await
+}
+
+/// The live pipelines among `ids`.
+pub async fn live_pipelines_among(
+    db: &impl ConnectionTrait,
+    ids: &[Uuid],
+) -> Result<Vec<pipeline::Model>, DbErr> {
+    pipeline::Entity::find()
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .filter(pipeline::Column::Id.is_in(ids.iter().copied()))
+        .all(db)
+        .await
+}

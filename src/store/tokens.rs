@@ -1,0 +1,71 @@
+//! API tokens: stored by the hash of their secret, never the secret itself.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::entities::token;
+
+/// Stores a new token. A unique violation means the name is taken.
+pub async fn insert_token(
+    db: &impl ConnectionTrait,
+    name: &str,
+    role: &str,
+    secret_hash: String,
+) -> Result<token::Model, DbErr> {
+    token::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        name: Set(name.to_owned()),
+        role: Set(role.to_owned()),
+        secret_hash: Set(secret_hash),
+        created_at: Set(super::now()),
+        revoked_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+/// Every token, revoked ones included, by name.
+pub async fn tokens_by_name(db: &impl ConnectionTrait) -> Result<Vec<token::Model>, DbErr> {
+    token::Entity::find()
+        .order_by_asc(token::Column::Name)
+        .all(db)
+        .await
+}
+
+/// The token with this name, revoked or not.
+pub async fn token_named(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<token::Model>, DbErr> {
+    token::Entity::find()
+        .filter(token::Column::Name.eq(name))
+        .one(db)
+        .await
+}
+
+/// Revokes a token now, and returns it as stored.
+pub async fn revoke(db: &impl ConnectionTrait, found: token::Model) -> Result<token::Model, DbErr> {
+    let mut row: token::ActiveModel = found.into();
+    row.revoked_at = Set(Some(super::now()));
+    row.update(db).await
+}
+
+/// Whether any token was ever created, revoked ones included.
+pub async fn any_token(db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    Ok(token::Entity::find().count(db).await? > 0)
+}
+
+/// The unrevoked token whose secret has this hash.
+pub async fn live_token_with_hash(
+    db: &impl ConnectionTrait,
+    secret_hash: String,
+) -> Result<Option<token::Model>, DbErr> {
+    token::Entity::find()
+        .filter(token::Column::SecretHash.eq(secret_hash))
+        .filter(token::Column::RevokedAt.is_null())
+        .one(db)
+        .await
+}
