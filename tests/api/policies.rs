@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipelines::proto::{ApprovePromotionRequest, RejectPromotionRequest};
+use pipelines::proto::{ApprovePromotionRequest, CreatePromotionRequest, RejectPromotionRequest};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tonic::Code;
@@ -1043,6 +1043,18 @@ async fn a_person_and_auto_promotion_are_held_to_the_same_status_checks() {
         )
         .await
     };
+    let grpc_dry_run = || async {
+        let request = CreatePromotionRequest {
+            pipeline: "shop".into(),
+            source_app: "shop-dev".into(),
+            dry_run: true,
+            ..Default::default()
+        };
+        app.promotions
+            .clone()
+            .create_promotion(with_token(request, &tokens.alice))
+            .await
+    };
     let built = release(&app, "shop-dev", "shop:1", &tokens.ci).await;
     // Each step turns one context to `success`, which triggers an evaluation, while the
     // other is missing, pending, failed or errored.
@@ -1083,6 +1095,11 @@ async fn a_person_and_auto_promotion_are_held_to_the_same_status_checks() {
             refusal.to_string().contains("ci/lint"),
             "step {step}: {refusal}"
         );
+        let refused = grpc_dry_run()
+            .await
+            .expect_err("the gRPC dry run is refused");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "step {step}");
+        assert!(refused.message().contains("ci/lint"), "step {step}");
         tokio::time::sleep(Duration::from_millis(500)).await;
         let all = promotions(&app, &tokens.reader).await;
         assert!(
@@ -1100,6 +1117,7 @@ async fn a_person_and_auto_promotion_are_held_to_the_same_status_checks() {
     .await;
     let (status, plan) = dry_run().await;
     assert!((200..300).contains(&status), "{status} {plan}");
+    grpc_dry_run().await.expect("the gRPC dry run is accepted");
     let auto = eventually("the auto-promotion", || async {
         promotions(&app, &tokens.reader).await.into_iter().next()
     })

@@ -279,15 +279,7 @@ async fn write_batch_step_by_step(
             );
         }
         if values.to.is_final() {
-            update = update
-                .col_expr(
-                    promotion_target::Column::LeaseOwner,
-                    Option::<String>::None.into(),
-                )
-                .col_expr(
-                    promotion_target::Column::LeaseExpiresAt,
-                    Option::<chrono::DateTime<chrono::Utc>>::None.into(),
-                );
+            update = crate::store::leases::clearing_lease(update);
         }
         let moved = update
             .filter(promotion_target::Column::Id.is_in(ids))
