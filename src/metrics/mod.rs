@@ -232,8 +232,14 @@ async fn refresh_gauges(pools: &Pools) {
     gauge!("pipelines_promotions_awaiting_approval").set(count(counts.awaiting_approval));
 }
 /// The text exposition of every series, after refreshing the database gauges.
+///
+/// The recorder, and so every gauge, is one per process. Scrapes are serialized so that
+/// each renders the gauges it refreshed, even when several servers share a process (as
+/// the tests' servers do) and scrape at once.
 pub async fn render(pools: &Pools) -> Option<String> {
+    static SCRAPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let handle = handle()?;
+    let _one_at_a_time = SCRAPING.lock().await;
     refresh_gauges(pools).await;
     handle.run_upkeep();
     Some(handle.render())
