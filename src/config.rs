@@ -211,6 +211,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PIPELINES_LEASE_SECONDS", default_value_t = 30)]
     pub lease_seconds: u64,
 
+    /// Hosts that coupling verifications' HTTP checks may probe, comma-separated: exact
+    /// host names or IP literals, or `*.suffix` patterns. Default: none, so no coupling
+    /// can have an HTTP check.
+    #[arg(long, env = "PIPELINES_VERIFICATION_HOSTS", value_delimiter = ',')]
+    pub verification_hosts: Vec<String>,
+
     /// Allow unauthenticated calls on a non-loopback address while no token exists.
     /// Without it the server refuses to start there until a token is created.
     #[arg(long, env = "PIPELINES_INSECURE")]
@@ -286,6 +292,9 @@ impl Settings {
             engine: EngineSettings {
                 max_parallel_targets: serve.max_parallel_targets.max(1),
                 lease_ttl: Duration::from_secs(serve.lease_seconds.max(3)),
+                verification_hosts: crate::domain::verification::AllowedHosts::new(
+                    serve.verification_hosts.iter().cloned(),
+                ),
                 ..EngineSettings::default()
             },
             tls: match (&serve.tls_cert, &serve.tls_key) {

@@ -162,6 +162,7 @@ pub struct EventHub {
     /// Names this hub in the notifications its process sends, so that it skips its own.
     origin: String,
     work_available: Notify,
+    verification_due: Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -172,6 +173,7 @@ impl EventHub {
             channels: Mutex::new(HashMap::new()),
             origin: Uuid::new_v4().simple().to_string(),
             work_available: Notify::new(),
+            verification_due: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
         })
     }
@@ -251,6 +253,16 @@ impl EventHub {
 
     pub async fn work_signalled(&self) {
         self.work_available.notified().await;
+    }
+
+    /// Tells the verification pass that a verification may be decidable now (a status was
+    /// posted, a target began verifying) or a rollback waits to deploy.
+    pub fn signal_verification(&self) {
+        self.verification_due.notify_one();
+    }
+
+    pub async fn verification_signalled(&self) {
+        self.verification_due.notified().await;
     }
 }
 

@@ -16,6 +16,7 @@ use crate::domain::{
     promotion::{EventKind, PromotionStatus, TargetStatus},
     stage::Stage,
     status::{ReleaseState, StatusState},
+    verification::{CheckResult, Verification, VerificationState},
 };
 pub use crate::domain::{
     promotion::TargetDrift,
@@ -48,6 +49,8 @@ pub struct CouplingView {
     pub stage: Stage,
     pub required_contexts: Vec<String>,
     pub policy: PromotionPolicy,
+    /// What must hold on a release after a promotion deployed it here.
+    pub verification: Option<Verification>,
     /// The app's current release: its newest succeeded one.
     pub current_release: Option<ReleaseSummary>,
     pub created_at: DateTime<Utc>,
@@ -163,8 +166,19 @@ pub struct TargetView {
     pub release: Option<ReleaseRef>,
     pub status: TargetStatus,
     pub error_message: String,
+    /// Its verification, once it was deployed into an app whose coupling has one.
+    pub verification: Option<TargetVerificationView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a target's verification stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetVerificationView {
+    pub state: VerificationState,
+    pub deadline: Option<DateTime<Utc>>,
+    pub results: Vec<CheckResult>,
+    pub rollback_release: Option<ReleaseRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +186,8 @@ pub struct PlannedTarget {
     pub app: ResourceRef,
     /// The unfinished promotion this target would wait behind, if any.
     pub busy_with: Option<Uuid>,
+    /// The verification the target would get after its deploy.
+    pub verification: Option<Verification>,
 }
 
 /// What a promotion would do; the answer to a dry run.
@@ -228,6 +244,43 @@ pub fn coupling_policy(model: &coupling::Model) -> PromotionPolicy {
         auto_promote: model.auto_promote,
         required_approvals: u32::try_from(model.required_approvals).unwrap_or_default(),
     }
+}
+
+/// A coupling's verification, as stored; none when absent (or unreadable, which is
+/// logged: a verification that cannot be read is not enforced).
+pub fn coupling_verification(model: &coupling::Model) -> Option<Verification> {
+    stored_verification(model.verification.as_deref(), model.id)
+}
+
+/// A verification stored as JSON on the row `id`.
+pub fn stored_verification(stored: Option<&str>, id: Uuid) -> Option<Verification> {
+    let text = stored?;
+    match serde_json::from_str(text) {
+        Ok(verification) => Some(verification),
+        Err(error) => {
+            tracing::error!(%id, %error, "a stored verification is unreadable");
+            None
+        }
+    }
+}
+
+/// A target's verification, once it verifies: none before, or when it has none.
+pub fn target_verification(
+    row: &crate::store::entities::promotion_target::Model,
+    rollback_release: Option<ReleaseRef>,
+) -> Option<TargetVerificationView> {
+    let state = VerificationState::parse(row.verification_state.as_deref()?)?;
+    let results = row
+        .verification_results
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    Some(TargetVerificationView {
+        state,
+        deadline: row.verification_deadline,
+        results,
+        rollback_release,
+    })
 }
 
 /// A coupling's stage, as stored.

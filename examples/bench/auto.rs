@@ -36,6 +36,7 @@ async fn pipeline(channel: &Channel, name: &str, auto: bool) -> BenchResult<()> 
         let staging = stage == Stage::Staging;
         CouplingServiceClient::new(channel.clone())
             .create_coupling(CreateCouplingRequest {
+                verification: None,
                 app,
                 pipeline: name.into(),
                 stage: stage as i32,

@@ -201,6 +201,7 @@ async fn setup(channel: &Channel, targets: usize) -> BenchResult<Vec<String>> {
         couplings
             .create_coupling(CreateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
                 app: name.clone(),
                 pipeline: "shop".into(),
                 stage: stage as i32,

@@ -72,6 +72,7 @@ async fn fill(url: &str, pipelines: usize) -> BenchResult<()> {
                 required_contexts: Set(r#"["ci/test"]"#.to_owned()),
                 auto_promote: Set(false),
                 required_approvals: Set(0),
+                verification: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

@@ -11,6 +11,7 @@ mod m20261126_000005_promotion_cancel_requested;
 mod m20261127_000006_target_app_deleted;
 mod m20261127_000007_create_rollbacks;
 mod m20261127_000008_promotion_policies;
+mod m20261207_000009_verification;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_target_app_deleted::Migration),
             Box::new(m20261127_000007_create_rollbacks::Migration),
             Box::new(m20261127_000008_promotion_policies::Migration),
+            Box::new(m20261207_000009_verification::Migration),
         ]
     }
 }

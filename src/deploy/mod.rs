@@ -36,6 +36,14 @@ pub enum DeployCause {
     },
     /// A rollback: the release repeats an earlier release of the same app.
     Rollback { rollback_id: Uuid },
+    /// The rollback of a promotion target whose verification failed: the release repeats
+    /// the app's previous release.
+    VerificationRollback {
+        promotion_id: Uuid,
+        target_id: Uuid,
+        pipeline_id: Uuid,
+        pipeline_name: String,
+    },
 }
 
 impl DeployRequest {
@@ -44,6 +52,8 @@ impl DeployRequest {
         match self.cause {
             DeployCause::Promotion { target_id, .. } => target_id,
             DeployCause::Rollback { rollback_id } => rollback_id,
+            // The target's own deploy used its id; the rollback is another delivery.
+            DeployCause::VerificationRollback { .. } => self.release_id,
         }
     }
 }

@@ -65,6 +65,9 @@ struct SourcePayload<'a> {
 #[derive(Serialize)]
 struct Payload<'a> {
     event: &'static str,
+    /// `promotion`, `rollback`, or `verification_rollback` (a promotion target's rollback
+    /// after its verification failed, which names the promotion and target).
+    cause: &'static str,
     pipeline_promotion: Option<Id>,
     promotion_target: Option<Id>,
     pipeline: Option<Named<'a>>,
@@ -122,6 +125,12 @@ impl WebhookDeployer {
                 target_id,
                 pipeline_id,
                 pipeline_name,
+            }
+            | DeployCause::VerificationRollback {
+                promotion_id,
+                target_id,
+                pipeline_id,
+                pipeline_name,
             } => (
                 Some(Id { id: *promotion_id }),
                 Some(Id { id: *target_id }),
@@ -135,8 +144,14 @@ impl WebhookDeployer {
                 (None, None, None, Some(Id { id: *rollback_id }))
             }
         };
+        let cause = match &request.cause {
+            DeployCause::Promotion { .. } => "promotion",
+            DeployCause::Rollback { .. } => "rollback",
+            DeployCause::VerificationRollback { .. } => "verification_rollback",
+        };
         serde_json::to_vec(&Payload {
             event: "release.deploy",
+            cause,
             pipeline_promotion,
             promotion_target,
             pipeline,

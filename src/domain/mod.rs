@@ -7,6 +7,7 @@ pub mod policy;
 pub mod promotion;
 pub mod stage;
 pub mod status;
+pub mod verification;
 
 use std::fmt;
 

@@ -106,15 +106,19 @@ impl fmt::Display for PromotionStatus {
 pub enum TargetStatus {
     Pending,
     Running,
+    /// Deployed into an app whose coupling has a verification, and waiting for its
+    /// verdict (and, when it failed, for the rollback): it keeps its app's queue.
+    Verifying,
     Succeeded,
     Failed,
     Canceled,
 }
 
 impl TargetStatus {
-    pub const ALL: [TargetStatus; 5] = [
+    pub const ALL: [TargetStatus; 6] = [
         TargetStatus::Pending,
         TargetStatus::Running,
+        TargetStatus::Verifying,
         TargetStatus::Succeeded,
         TargetStatus::Failed,
         TargetStatus::Canceled,
@@ -124,6 +128,7 @@ impl TargetStatus {
         match self {
             TargetStatus::Pending => "pending",
             TargetStatus::Running => "running",
+            TargetStatus::Verifying => "verifying",
             TargetStatus::Succeeded => "succeeded",
             TargetStatus::Failed => "failed",
             TargetStatus::Canceled => "canceled",
@@ -141,15 +146,25 @@ impl TargetStatus {
     ///
     /// - A pending target starts running when a worker claims it, or is canceled: by a
     ///   caller, a rejection, a newer auto-promotion, or its app's deletion.
-    /// - A running target ends with its deploy's outcome, or is canceled when its app is
-    ///   deleted.
+    /// - A running target ends with its deploy's outcome, or starts verifying when its
+    ///   coupling has a verification; it is canceled when its app is deleted.
+    /// - A verifying target ends with its verification's verdict (after the rollback, when
+    ///   it failed), or is canceled when its app is deleted.
     /// - Every other state is final.
     pub const fn may_become(self, next: TargetStatus) -> bool {
         use TargetStatus::*;
         matches!(
             (self, next),
-            (Pending, Running | Canceled) | (Running, Succeeded | Failed | Canceled)
+            (Pending, Running | Canceled)
+                | (Running, Verifying | Succeeded | Failed | Canceled)
+                | (Verifying, Succeeded | Failed | Canceled)
         )
+    }
+
+    /// Whether a worker deploys in this state: the states the engine claims targets in.
+    /// A verifying target holds its app's queue without a deploy worker.
+    pub const fn is_deploying(self) -> bool {
+        matches!(self, TargetStatus::Pending | TargetStatus::Running)
     }
 
     /// Every state a target may move to `next` from, by the transition table: what a guard
@@ -231,10 +246,14 @@ pub enum EventKind {
     PromotionAwaitingApproval,
     ApprovalGranted,
     ApprovalRejected,
+    TargetVerifying,
+    TargetVerified,
+    TargetVerificationFailed,
+    TargetRolledBack,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::PromotionCreated,
         EventKind::TargetQueued,
         EventKind::TargetRunning,
@@ -246,6 +265,10 @@ impl EventKind {
         EventKind::PromotionAwaitingApproval,
         EventKind::ApprovalGranted,
         EventKind::ApprovalRejected,
+        EventKind::TargetVerifying,
+        EventKind::TargetVerified,
+        EventKind::TargetVerificationFailed,
+        EventKind::TargetRolledBack,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -261,6 +284,10 @@ impl EventKind {
             EventKind::PromotionAwaitingApproval => "promotion.awaiting_approval",
             EventKind::ApprovalGranted => "approval.granted",
             EventKind::ApprovalRejected => "approval.rejected",
+            EventKind::TargetVerifying => "target.verifying",
+            EventKind::TargetVerified => "target.verified",
+            EventKind::TargetVerificationFailed => "target.verification_failed",
+            EventKind::TargetRolledBack => "target.rolled_back",
         }
     }
 
@@ -273,6 +300,19 @@ impl EventKind {
         matches!(
             self,
             EventKind::ApprovalGranted | EventKind::ApprovalRejected
+        )
+    }
+
+    /// An event after which the target app's current release may be another: a deploy
+    /// that succeeded or began verifying, a failed verification (its release marked
+    /// failed), and a rollback.
+    pub fn changes_current_release(self) -> bool {
+        matches!(
+            self,
+            EventKind::TargetSucceeded
+                | EventKind::TargetVerifying
+                | EventKind::TargetVerificationFailed
+                | EventKind::TargetRolledBack
         )
     }
 
@@ -422,9 +462,13 @@ mod tests {
         let legal = [
             (Pending, Running),
             (Pending, Canceled),
+            (Running, Verifying),
             (Running, Succeeded),
             (Running, Failed),
             (Running, Canceled),
+            (Verifying, Succeeded),
+            (Verifying, Failed),
+            (Verifying, Canceled),
         ];
         let mut pairs = 0;
         for from in TargetStatus::ALL {
@@ -437,7 +481,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(pairs, 25);
+        assert_eq!(pairs, 36);
     }
 
     #[test]
@@ -462,9 +506,12 @@ mod tests {
         assert!(P::sources_of(P::AwaitingApproval).is_empty());
 
         let unfinished: Vec<TargetStatus> = TargetStatus::unfinished().collect();
-        assert_eq!(unfinished, [Pending, Running]);
-        assert_eq!(TargetStatus::sources_of(Canceled), [Pending, Running]);
-        assert_eq!(TargetStatus::sources_of(Succeeded), [Running]);
+        assert_eq!(unfinished, [Pending, Running, Verifying]);
+        assert_eq!(
+            TargetStatus::sources_of(Canceled),
+            [Pending, Running, Verifying]
+        );
+        assert_eq!(TargetStatus::sources_of(Succeeded), [Running, Verifying]);
         assert!(TargetStatus::sources_of(Pending).is_empty());
     }
 

@@ -7,6 +7,7 @@ mod auto;
 mod claim;
 mod rollback;
 mod run;
+mod verify;
 
 use std::{sync::Arc, time::Duration};
 
@@ -18,6 +19,7 @@ use tokio::{
 
 use crate::{
     deploy::Deployer,
+    domain::verification::AllowedHosts,
     lifecycle::DeployOutcome,
     progress::EventHub,
     store::entities::{promotion_target, rollback as rollback_row},
@@ -38,6 +40,8 @@ pub struct EngineSettings {
     pub poll_interval: Duration,
     /// How long running targets may take to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// The hosts verifications' HTTP checks may probe (`--verification-hosts`).
+    pub verification_hosts: AllowedHosts,
 }
 
 impl Default for EngineSettings {
@@ -48,6 +52,7 @@ impl Default for EngineSettings {
             lease_ttl: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(20),
+            verification_hosts: AllowedHosts::default(),
         }
     }
 }
@@ -129,6 +134,10 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(context.settings.max_parallel_targets.max(1)));
         let mut running = JoinSet::new();
         let mut announcing: Option<tokio::task::JoinHandle<()>> = None;
+        let verifications = tokio::spawn(verify::run_verifications(
+            Arc::clone(&context),
+            stop.clone(),
+        ));
         tracing::info!(
             worker = %context.settings.worker_id,
             parallel = context.settings.max_parallel_targets,
@@ -206,6 +215,9 @@ impl Engine {
                 _ = tokio::time::sleep(context.settings.poll_interval) => {}
                 _ = stop.changed() => {}
             }
+        }
+        if let Err(error) = verifications.await {
+            tracing::warn!(%error, "the verification passes ended abnormally");
         }
         let grace = context.settings.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {

@@ -50,6 +50,7 @@ impl CouplingService for CouplingGrpc {
                     stage,
                     required_contexts: contexts_of(request.required_status_checks),
                     policy: convert::policy_change(request.promotion_policy),
+                    verification: convert::verification_change(request.verification, false)?,
                 },
                 &caller,
             )
@@ -114,6 +115,10 @@ impl CouplingService for CouplingGrpc {
         let change = CouplingChange {
             required_contexts: request.required_status_checks.map(|checks| checks.contexts),
             policy: convert::policy_change(request.promotion_policy),
+            verification: convert::verification_change(
+                request.verification,
+                request.remove_verification,
+            )?,
         };
         let view = self
             .services

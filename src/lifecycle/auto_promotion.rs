@@ -112,6 +112,11 @@ pub async fn evaluate_trigger(
     else {
         return Ok(None);
     };
+    // A release delivered into a verifying app flows on only once verified, and never
+    // after its verification failed; `target.verified` writes the trigger that lets it.
+    if store::verifications::release_is_unverified(db, release.id).await? {
+        return Ok(None);
+    }
     let Some(next_stage) = Stage::parse("stage", &source_coupling.stage)
         .ok()
         .and_then(Stage::next)

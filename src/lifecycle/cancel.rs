@@ -173,7 +173,12 @@ pub(super) async fn cancel_target_of_deleted_app(
     if !cancel_target(tx.connection(), target.id, cancel).await? {
         return Ok(());
     }
-    if let Some(release_id) = target.release_id {
+    // A release never deployed, or a verification's rollback not deployed yet, fails;
+    // nothing is rolled back for a deleted app.
+    for release_id in [target.release_id, target.rollback_release_id]
+        .into_iter()
+        .flatten()
+    {
         store::releases::set_state(
             tx.connection(),
             release_id,

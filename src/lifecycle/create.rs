@@ -114,6 +114,11 @@ pub async fn create_promotion(
             attempts: 0,
             app_deleted: false,
             queued_at: (!awaiting_approval).then_some(now),
+            verification: None,
+            verification_state: None,
+            verification_deadline: None,
+            verification_results: None,
+            rollback_release_id: None,
             created_at: now,
             updated_at: now,
         })

@@ -26,6 +26,7 @@ mod queue;
 mod rollbacks;
 mod subject;
 mod targets;
+mod verification;
 
 pub use approvals::vote;
 pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Trigger};
@@ -38,6 +39,9 @@ pub use rollbacks::{
 };
 pub use subject::{SourceRelease, Subject};
 pub use targets::{DeployOutcome, Run, TargetBatch};
+pub use verification::{
+    record_rollback_deploy, record_verdict, rollback_to_deploy, RollbackToDeploy,
+};
 
 use std::sync::Arc;
 
@@ -66,6 +70,8 @@ pub struct Transaction {
     /// Set when the transaction left work for the engine (an auto-promotion trigger), so
     /// that the commit wakes it.
     pub wake_engine: bool,
+    /// Set when the transaction left a verification to decide or a rollback to deploy.
+    pub wake_verification: bool,
 }
 
 impl Transaction {
@@ -75,6 +81,7 @@ impl Transaction {
             hub: Arc::clone(hub),
             events: Vec::new(),
             wake_engine: false,
+            wake_verification: false,
         })
     }
 
@@ -95,6 +102,9 @@ impl Transaction {
         self.hub.publish(self.events);
         if self.wake_engine {
             self.hub.signal_work();
+        }
+        if self.wake_verification {
+            self.hub.signal_verification();
         }
         Ok(())
     }

@@ -34,7 +34,7 @@ use crate::{
         targets::{BatchWrite, TargetMove},
         NewRelease,
     },
-    views::ResourceRef,
+    views::{stored_verification, ResourceRef},
 };
 use records::{
     delivery_trigger, number_releases, outcome_event, release_created_event, running_event,
@@ -72,6 +72,8 @@ pub struct TargetBatch {
     newest_versions: HashMap<Uuid, Option<i64>>,
     /// The apps whose releases feed auto-promotion, when the batch locked the apps.
     feeding_auto_promotion: Option<HashSet<Uuid>>,
+    /// The verifications of the target apps' couplings, as stored, by app.
+    verifications: HashMap<Uuid, String>,
     unwritten: Unwritten,
 }
 
@@ -84,6 +86,8 @@ struct Unwritten {
     events: Vec<EventDraft>,
     promotion: Option<StatusChange>,
     triggers: Vec<Trigger>,
+    /// Targets that began verifying: the verification (JSON) and its deadline.
+    verifications: Vec<(Uuid, String, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl TargetBatch {
@@ -145,6 +149,11 @@ impl TargetBatch {
             .ok_or_else(|| Error::not_found("promotion", &promotion_id.to_string()))?;
         let subject = Subject::from_row(promotion_id, subject);
         let rows = store::targets::targets_with_app_names(db, promotion_id).await?;
+        let app_ids: Vec<Uuid> = rows.iter().map(|(target, _)| target.app_id).collect();
+        let verifications = store::verifications::verifications_of_apps(db, &app_ids)
+            .await?
+            .into_iter()
+            .collect();
         let mut targets = Vec::with_capacity(rows.len());
         let mut apps = HashMap::with_capacity(rows.len());
         for (target, name) in rows {
@@ -166,6 +175,7 @@ impl TargetBatch {
             claimed: claimed.to_vec(),
             newest_versions: HashMap::new(),
             feeding_auto_promotion: None,
+            verifications,
             unwritten: Unwritten::default(),
         })
     }
@@ -388,7 +398,21 @@ impl TargetBatch {
                 continue;
             }
             recorded.push(true);
-            let record = OutcomeRecord::of(&run, &outcome);
+            let verification = self
+                .verifications
+                .get(&run.app.id)
+                .and_then(|stored| Some((stored_verification(Some(stored), run.app.id)?, stored)));
+            let record = match (&outcome, verification) {
+                (DeployOutcome::Deployed, Some((verification, stored))) => {
+                    let deadline = store::now()
+                        + chrono::Duration::seconds(i64::from(verification.timeout_seconds));
+                    self.unwritten
+                        .verifications
+                        .push((run.target.id, stored.clone(), deadline));
+                    OutcomeRecord::verifying(&run, &verification, deadline)
+                }
+                _ => OutcomeRecord::of(&run, &outcome),
+            };
             self.move_target(
                 run.target.id,
                 record.target_status,
@@ -407,7 +431,8 @@ impl TargetBatch {
                     .release_states
                     .push((run.release.id, record.release_state)),
             }
-            if record.release_state == ReleaseState::Succeeded {
+            // A release that verifies feeds auto-promotion once it is verified.
+            if record.target_status == TargetStatus::Succeeded {
                 let trigger = delivery_trigger(&self.promotion, &run.app, &run.release);
                 self.unwritten.triggers.push(trigger);
             }
@@ -462,6 +487,18 @@ impl TargetBatch {
 
     async fn write_events(&mut self, tx: &mut Transaction, unwritten: Unwritten) -> Result<()> {
         let promotion_id = self.promotion.id;
+        if !unwritten.verifications.is_empty() {
+            for (target_id, verification, deadline) in unwritten.verifications {
+                store::verifications::begin_verification(
+                    tx.connection(),
+                    target_id,
+                    verification,
+                    deadline,
+                )
+                .await?;
+            }
+            tx.wake_verification = true;
+        }
         append_changing_status(tx, promotion_id, unwritten.events, unwritten.promotion).await?;
         if unwritten.triggers.is_empty() {
             return Ok(());

@@ -88,6 +88,14 @@ fn describe() {
         "Promotions in the database waiting for approvals"
     );
     describe_counter!(
+        "pipelines_verifications_total",
+        "Verifications after deploy decided by this process, by outcome (passed or failed)"
+    );
+    describe_counter!(
+        "pipelines_rollbacks_total",
+        "Automatic rollbacks started by this process, by cause"
+    );
+    describe_counter!(
         "pipelines_deploy_attempts_total",
         "Deployments started by this process, by deployer"
     );
@@ -156,6 +164,16 @@ pub fn record_committed(events: &[PromotionEventView]) {
             _ => {}
         }
     }
+}
+
+/// A verification was decided: `passed` or `failed`.
+pub fn record_verification(outcome: &'static str) {
+    counter!("pipelines_verifications_total", "outcome" => outcome).increment(1);
+}
+
+/// An automatic rollback started, for `cause` (`verification_failed`).
+pub fn record_rollback(cause: &'static str) {
+    counter!("pipelines_rollbacks_total", "cause" => cause).increment(1);
 }
 
 pub fn record_deploy_attempt(deployer: &'static str) {
@@ -228,6 +246,7 @@ async fn refresh_gauges(pools: &Pools) {
     let count = |value: i64| value as f64;
     gauge!("pipelines_targets", "state" => "pending").set(count(counts.pending));
     gauge!("pipelines_targets", "state" => "running").set(count(counts.running));
+    gauge!("pipelines_targets", "state" => "verifying").set(count(counts.verifying));
     gauge!("pipelines_queue_depth").set(count(counts.queued));
     gauge!("pipelines_promotions_awaiting_approval").set(count(counts.awaiting_approval));
 }

@@ -12,8 +12,8 @@ use crate::{
     error::Result,
     store::{self, entities::coupling},
     views::{
-        app_view, coupling_contexts, coupling_policy, coupling_stage, pipeline_view,
-        release_summary,
+        app_view, coupling_contexts, coupling_policy, coupling_stage, coupling_verification,
+        pipeline_view, release_summary,
     },
 };
 
@@ -92,6 +92,7 @@ fn coupling_row(row: coupling::Model) -> Result<CouplingRow> {
         stage: coupling_stage(&row)?,
         required_contexts: coupling_contexts(&row)?,
         policy: coupling_policy(&row),
+        verification: coupling_verification(&row),
         created_at: row.created_at,
         updated_at: row.updated_at,
     })

@@ -33,7 +33,6 @@ use uuid::Uuid;
 pub use state::{AppEntry, Catalog, CouplingRow};
 
 use crate::{
-    domain::promotion::EventKind,
     error::Result,
     views::{PromotionEventView, PromotionView, TargetView},
 };
@@ -310,14 +309,15 @@ impl ReadModel {
         self.targets.clear();
     }
 
-    /// Marks what committed events changed: their promotions, and the apps a target
-    /// succeeded on (its release became the app's current one). No other promotion event
-    /// changes what memory holds of an app.
+    /// Marks what committed events changed: their promotions, and the apps whose current
+    /// release an event changed (see
+    /// [`crate::domain::promotion::EventKind::changes_current_release`]). No other
+    /// promotion event changes what memory holds of an app.
     pub fn events_committed<'a>(&self, events: impl IntoIterator<Item = &'a PromotionEventView>) {
         let mut apps = Vec::new();
         for event in events {
             self.promotion_changed(event.promotion_id);
-            if let (EventKind::TargetSucceeded, Some(app)) = (event.kind, &event.app) {
+            if let (true, Some(app)) = (event.kind.changes_current_release(), &event.app) {
                 apps.push(Key::App(app.id));
             }
         }

@@ -19,6 +19,7 @@ pub struct CouplingRow {
     pub stage: Stage,
     pub required_contexts: Vec<String>,
     pub policy: PromotionPolicy,
+    pub verification: Option<crate::domain::verification::Verification>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
@@ -219,6 +220,7 @@ impl Catalog {
             stage: coupling.stage,
             required_contexts: coupling.required_contexts.clone(),
             policy: coupling.policy,
+            verification: coupling.verification.clone(),
             current_release: entry.current_release.clone(),
             created_at: coupling.created_at,
             updated_at: coupling.updated_at,
@@ -317,6 +319,7 @@ mod tests {
                 stage: Stage::Staging,
                 required_contexts: vec![],
                 policy: Default::default(),
+                verification: None,
                 created_at: now(),
                 updated_at: now(),
             }),

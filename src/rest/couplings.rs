@@ -15,7 +15,7 @@ use super::{
     paged, shapes, ApiResult, GatewayState, PageQuery,
 };
 use super::{
-    inputs::{PromotionPolicyInput, ReferenceInput},
+    inputs::{present, verification_change, PromotionPolicyInput, ReferenceInput},
     shapes::RequiredStatusChecks,
 };
 use crate::{
@@ -46,6 +46,10 @@ struct CreateCouplingBody {
     required_status_checks: Option<RequiredStatusChecks>,
     #[serde(default)]
     promotion_policy: Option<PromotionPolicyInput>,
+    /// Read as any JSON value, so that a wrong one is refused by its path.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<shapes::Verification>)]
+    verification: Option<serde_json::Value>,
 }
 
 #[utoipa::path(post, path = "/pipeline-couplings", tag = "couplings",
@@ -77,6 +81,7 @@ async fn create_coupling(
                 stage,
                 required_contexts: body.required_status_checks.unwrap_or_default().contexts,
                 policy: body.promotion_policy.unwrap_or_default().into_change()?,
+                verification: verification_change(body.verification)?,
             },
             &caller,
         )
@@ -132,8 +137,8 @@ async fn get_app_coupling(
     ))
 }
 
-/// PATCH may change only `required_status_checks` and `promotion_policy`; any other field
-/// is refused by name.
+/// PATCH may change only `required_status_checks`, `promotion_policy` and
+/// `verification`; any other field is refused by name.
 #[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 #[serde(deny_unknown_fields)]
@@ -142,6 +147,10 @@ struct UpdateCouplingBody {
     required_status_checks: Option<RequiredStatusChecks>,
     #[serde(default)]
     promotion_policy: Option<PromotionPolicyInput>,
+    /// An object replaces the verification whole; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<shapes::Verification>)]
+    verification: Option<serde_json::Value>,
 }
 
 #[utoipa::path(patch, path = "/pipeline-couplings/{id}", tag = "couplings",
@@ -157,6 +166,7 @@ async fn update_coupling(
     let change = CouplingChange {
         required_contexts: body.required_status_checks.map(|checks| checks.contexts),
         policy: body.promotion_policy.unwrap_or_default().into_change()?,
+        verification: verification_change(body.verification)?,
     };
     Ok(Json(
         state

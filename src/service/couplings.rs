@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::{
     authorize,
     lookup::{
-        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage, find_app,
-        find_pipeline, parse_uuid, release_summary,
+        app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
+        coupling_verification, find_app, find_pipeline, parse_uuid, release_summary,
     },
     paging::{compound_key, Page, PageRequest},
     views::{CouplingView, ResourceRef},
@@ -22,6 +22,7 @@ use crate::{
         policy::{role_to_change, PolicyChange, PromotionPolicy},
         stage::Stage,
         status::removed_contexts,
+        verification::{self, AllowedHosts, Verification, VerificationChange},
     },
     error::{Error, Result},
     read_model::{Key, ReadModel},
@@ -45,6 +46,8 @@ pub struct NewCoupling {
     pub required_contexts: Vec<String>,
     /// The promotion policy; parts left out are off.
     pub policy: PolicyChange,
+    /// The verification after deploy; left out or removed: none.
+    pub verification: VerificationChange,
 }
 
 /// What a coupling update changes; parts left out stay as they are.
@@ -53,12 +56,47 @@ pub struct CouplingChange {
     /// Replaces the required contexts whole.
     pub required_contexts: Option<Vec<String>>,
     pub policy: PolicyChange,
+    pub verification: VerificationChange,
 }
 
 #[derive(Clone)]
 pub struct Couplings {
     db: DatabaseConnection,
     read_model: Arc<ReadModel>,
+    verification_hosts: AllowedHosts,
+}
+
+/// The verification a change leaves on a coupling at `stage` that has `current`, checked
+/// field by field against the allowed hosts: none on a review-stage coupling, into which
+/// nothing is promoted.
+fn verification_after(
+    stage: Stage,
+    current: Option<Verification>,
+    change: &VerificationChange,
+    hosts: &AllowedHosts,
+) -> Result<Option<Verification>> {
+    let next = match change {
+        VerificationChange::Unchanged => current,
+        VerificationChange::Remove => None,
+        VerificationChange::Set(spec) => Some(spec.resolve(hosts)?),
+    };
+    if next.is_some() && stage.previous().is_none() {
+        return Err(Error::invalid(
+            verification::FIELD,
+            format!(
+                "nothing is promoted into stage {stage}, so its couplings take no verification"
+            ),
+        ));
+    }
+    Ok(next)
+}
+
+fn encode_verification(verification: &Option<Verification>) -> Result<Option<String>> {
+    verification
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|error| Error::Internal(error.to_string()))
 }
 
 fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
@@ -134,6 +172,7 @@ async fn coupling_views(
             stage: coupling_stage(&row)?,
             required_contexts: coupling_contexts(&row)?,
             policy: coupling_policy(&row),
+            verification: coupling_verification(&row),
             current_release: release.as_ref().map(release_summary),
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -178,8 +217,16 @@ fn page_for_listing(mut views: Vec<CouplingView>, page: &PageRequest) -> Page<Co
 }
 
 impl Couplings {
-    pub fn new(db: DatabaseConnection, read_model: Arc<ReadModel>) -> Self {
-        Self { db, read_model }
+    pub fn new(
+        db: DatabaseConnection,
+        read_model: Arc<ReadModel>,
+        verification_hosts: AllowedHosts,
+    ) -> Self {
+        Self {
+            db,
+            read_model,
+            verification_hosts,
+        }
     }
 
     async fn find(&self, id: &str) -> Result<coupling::Model> {
@@ -197,6 +244,8 @@ impl Couplings {
         check_contexts_for_stage(stage, &request.required_contexts)?;
         let policy = request.policy.applied_to(PromotionPolicy::default());
         check_policy_for_stage(stage, &request.policy, policy)?;
+        let verification =
+            verification_after(stage, None, &request.verification, &self.verification_hosts)?;
         let pipeline = find_pipeline(&self.db, "pipeline", &request.pipeline).await?;
         let app = find_app(&self.db, "app", &request.app).await?;
         // Both rows stay locked live until the coupling commits, so a delete of either
@@ -220,6 +269,7 @@ impl Couplings {
             required_contexts: encode_contexts(&request.required_contexts)?,
             auto_promote: policy.auto_promote,
             required_approvals: policy.required_approvals as i32,
+            verification: encode_verification(&verification)?,
             created_at: now,
             updated_at: now,
         };
@@ -313,10 +363,13 @@ impl Couplings {
         caller: &Caller,
     ) -> Result<CouplingView> {
         authorize(caller, Role::Write, "updating a coupling")?;
-        if change.required_contexts.is_none() && change.policy.is_empty() {
+        if change.required_contexts.is_none()
+            && change.policy.is_empty()
+            && change.verification == VerificationChange::Unchanged
+        {
             return Err(Error::invalid(
                 "required_status_checks",
-                "or promotion_policy is required: the update changes nothing",
+                "promotion_policy or verification is required: the update changes nothing",
             ));
         }
         // Optimistic concurrency: the update only applies if the coupling is still the one
@@ -348,12 +401,27 @@ impl Couplings {
                     ),
                 )?;
             }
+            let current_verification = coupling_verification(&row);
+            let verification = verification_after(
+                stage,
+                current_verification.clone(),
+                &change.verification,
+                &self.verification_hosts,
+            )?;
+            if let Some(weakening) =
+                verification::weakening(current_verification.as_ref(), verification.as_ref())
+            {
+                authorize(caller, Role::Admin, &weakening)?;
+            }
             let updated = store::couplings::update_coupling_if_unchanged(
                 &self.db,
                 &row,
-                encode_contexts(&contexts)?,
-                policy.auto_promote,
-                policy.required_approvals as i32,
+                store::couplings::CouplingSettings {
+                    required_contexts: encode_contexts(&contexts)?,
+                    auto_promote: policy.auto_promote,
+                    required_approvals: policy.required_approvals as i32,
+                    verification: encode_verification(&verification)?,
+                },
             )
             .await?;
             if updated {

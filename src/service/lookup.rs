@@ -6,8 +6,8 @@ use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 pub use crate::views::{
-    app_ref, app_view, coupling_contexts, coupling_policy, coupling_stage, pipeline_view,
-    release_summary,
+    app_ref, app_view, coupling_contexts, coupling_policy, coupling_stage, coupling_verification,
+    pipeline_view, release_summary,
 };
 use crate::views::{PromotedFrom, ReleaseView, ResourceRef};
 use crate::{

@@ -55,10 +55,15 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
+    /// `verification_hosts` are the hosts couplings' HTTP checks may probe.
+    pub fn new(
+        db: DatabaseConnection,
+        hub: Arc<EventHub>,
+        verification_hosts: crate::domain::verification::AllowedHosts,
+    ) -> Self {
         Self {
             pipelines: Pipelines::new(db.clone(), Arc::clone(&hub.read_model)),
-            couplings: Couplings::new(db.clone(), Arc::clone(&hub.read_model)),
+            couplings: Couplings::new(db.clone(), Arc::clone(&hub.read_model), verification_hosts),
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone(), Arc::clone(&hub)),
             promotions: Promotions::new(db, hub),

@@ -317,6 +317,8 @@ impl Releases {
                 if triggered {
                     self.hub.signal_work();
                 }
+                // The status may decide a verification of this release.
+                self.hub.signal_verification();
                 status_view(model)
             }
             Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
@@ -396,6 +398,7 @@ impl Releases {
         if triggered {
             self.hub.signal_work();
         }
+        self.hub.signal_verification();
         status_view(updated)
     }
 

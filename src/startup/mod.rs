@@ -144,7 +144,11 @@ impl Application {
             read_model.invalidate_everything();
         }
         let hub = EventHub::new(Arc::clone(&read_model));
-        let services = Services::new(db.clone(), Arc::clone(&hub));
+        let services = Services::new(
+            db.clone(),
+            Arc::clone(&hub),
+            settings.engine.verification_hosts.clone(),
+        );
         let pools = store::with_engine_pool(
             &settings.database_url,
             db.clone(),

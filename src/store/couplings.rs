@@ -62,27 +62,44 @@ pub async fn insert_coupling(
     coupling::ActiveModel::from(row).insert(db).await
 }
 
-/// Replaces a coupling's required contexts and policy, where the coupling is still `seen`
-/// (optimistic concurrency). Returns whether it changed.
+/// What an update sets on a coupling, as stored.
+pub struct CouplingSettings {
+    /// JSON array of contexts.
+    pub required_contexts: String,
+    pub auto_promote: bool,
+    pub required_approvals: i32,
+    /// JSON, or none.
+    pub verification: Option<String>,
+}
+
+/// Replaces a coupling's required contexts, policy and verification, where the coupling
+/// is still `seen` (optimistic concurrency). Returns whether it changed.
 pub async fn update_coupling_if_unchanged(
     db: &impl ConnectionTrait,
     seen: &coupling::Model,
-    required_contexts: String,
-    auto_promote: bool,
-    required_approvals: i32,
+    settings: CouplingSettings,
 ) -> Result<bool, DbErr> {
+    let unchanged_verification = match &seen.verification {
+        Some(stored) => coupling::Column::Verification.eq(stored.clone()),
+        None => coupling::Column::Verification.is_null(),
+    };
     let result = coupling::Entity::update_many()
-        .col_expr(coupling::Column::RequiredContexts, required_contexts.into())
-        .col_expr(coupling::Column::AutoPromote, auto_promote.into())
+        .col_expr(
+            coupling::Column::RequiredContexts,
+            settings.required_contexts.into(),
+        )
+        .col_expr(coupling::Column::AutoPromote, settings.auto_promote.into())
         .col_expr(
             coupling::Column::RequiredApprovals,
-            required_approvals.into(),
+            settings.required_approvals.into(),
         )
+        .col_expr(coupling::Column::Verification, settings.verification.into())
         .col_expr(coupling::Column::UpdatedAt, super::now().into())
         .filter(coupling::Column::Id.eq(seen.id))
         .filter(coupling::Column::RequiredContexts.eq(seen.required_contexts.clone()))
         .filter(coupling::Column::AutoPromote.eq(seen.auto_promote))
         .filter(coupling::Column::RequiredApprovals.eq(seen.required_approvals))
+        .filter(unchanged_verification)
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

@@ -30,6 +30,17 @@ pub fn unfinished_targets() -> Vec<&'static str> {
         .collect()
 }
 
+/// The stored names of the states in which work needs a deploy worker: what claims take.
+/// A verifying target is unfinished, and holds its app's queue, but is not claimed to
+/// deploy.
+pub fn deploying_states() -> Vec<&'static str> {
+    TargetStatus::ALL
+        .into_iter()
+        .filter(|status| status.is_deploying())
+        .map(TargetStatus::as_str)
+        .collect()
+}
+
 /// A table of leased work: its rows carry a status, a lease and an attempt count.
 pub trait LeasedWork: EntityTrait {
     fn id() -> Self::Column;
@@ -116,7 +127,7 @@ pub async fn claimable<E: LeasedWork>(
     limit: u64,
 ) -> Result<Vec<E::Model>> {
     Ok(E::find()
-        .filter(E::status().is_in(unfinished_targets()))
+        .filter(E::status().is_in(deploying_states()))
         .filter(E::in_queue())
         .filter(lease_is_free::<E>())
         .order_by_asc(E::queued_at())
@@ -139,7 +150,7 @@ pub async fn try_claim<E: LeasedWork>(
         .col_expr(E::lease_expires_at(), Some(lease_expiry(ttl)).into())
         .col_expr(E::attempts(), Expr::col(E::attempts()).add(1))
         .filter(E::id().eq(id))
-        .filter(E::status().is_in(unfinished_targets()))
+        .filter(E::status().is_in(deploying_states()))
         .filter(E::in_queue())
         .filter(lease_is_free::<E>())
         .exec(db)
@@ -181,7 +192,7 @@ pub async fn try_claim_targets(
             Expr::col(promotion_target::Column::Attempts).add(1),
         )
         .filter(promotion_target::Column::Id.is_in(ids.iter().copied()))
-        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
+        .filter(promotion_target::Column::Status.is_in(deploying_states()))
         .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .exec_with_returning(db)

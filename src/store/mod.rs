@@ -21,6 +21,7 @@ pub mod rollbacks;
 pub mod targets;
 pub mod tokens;
 pub mod triggers;
+pub mod verifications;
 pub mod votes;
 
 pub use locks::{

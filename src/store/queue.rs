@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     entities::{promotion_target, rollback},
-    leases::{lease_is_free, unfinished_targets, LeasedWork},
+    leases::{deploying_states, lease_is_free, unfinished_targets, LeasedWork},
 };
 use crate::{domain::promotion::TargetStatus, error::Result};
 
@@ -254,7 +254,7 @@ pub async fn queue_heads(
 ) -> Result<Vec<promotion_target::Model>> {
     let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
     let select = promotion_target::Entity::find()
-        .filter(promotion_target::Column::Status.is_in(unfinished_targets()))
+        .filter(promotion_target::Column::Status.is_in(deploying_states()))
         .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .filter(Expr::exists(targets_ahead).not())

@@ -275,6 +275,8 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
                         promotion_policy: None,
+                        verification: None,
+                        remove_verification: false,
                         id: coupling.id.clone(),
                         required_status_checks: Some(RequiredStatusChecks {
                             contexts: vec!["ci/unit".into(), format!("extra-{suffix}")],
@@ -294,6 +296,8 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
                         promotion_policy: None,
+                        verification: None,
+                        remove_verification: false,
                         id: coupling.id.clone(),
                         required_status_checks: Some(RequiredStatusChecks { contexts: vec![] }),
                     },

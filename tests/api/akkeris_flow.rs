@@ -435,6 +435,7 @@ async fn the_akkeris_flow_over_grpc() {
             .create_coupling(with_token(
                 pipelines::proto::CreateCouplingRequest {
                     promotion_policy: None,
+                    verification: None,
                     app: name.into(),
                     pipeline: "shop".into(),
                     stage: stage as i32,
@@ -505,6 +506,8 @@ async fn the_akkeris_flow_over_grpc() {
         .update_coupling(with_token(
             UpdateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
+                remove_verification: false,
                 id: staging_coupling.clone(),
                 required_status_checks: Some(RequiredStatusChecks {
                     contexts: vec!["ci/integration".into()],

@@ -96,6 +96,7 @@ async fn the_stage_is_required_and_must_be_known() {
             .clone()
             .create_coupling(CreateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
                 app: "shop-dev".into(),
                 pipeline: "shop".into(),
                 stage,
@@ -197,6 +198,7 @@ async fn concurrent_couplings_of_one_app_yield_exactly_one() {
             client
                 .create_coupling(CreateCouplingRequest {
                     promotion_policy: None,
+                    verification: None,
                     app: "shop-dev".into(),
                     pipeline: "shop".into(),
                     stage: stage as i32,
@@ -355,6 +357,8 @@ async fn the_coupling_of_an_app_is_found_by_id_or_name() {
 fn update(id: &str, names: &[&str]) -> UpdateCouplingRequest {
     UpdateCouplingRequest {
         promotion_policy: None,
+        verification: None,
+        remove_verification: false,
         id: id.into(),
         required_status_checks: Some(RequiredStatusChecks {
             contexts: contexts(names),
@@ -423,6 +427,8 @@ async fn update_rejects_bad_input() {
         client
             .update_coupling(UpdateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
+                remove_verification: false,
                 id: staging.id.clone(),
                 required_status_checks: None,
             })

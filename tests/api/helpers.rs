@@ -136,6 +136,11 @@ pub fn settings_for(database_url: &str) -> Settings {
         webhook: None,
         engine: pipelines::engine::EngineSettings {
             poll_interval: Duration::from_millis(100),
+            // The tests' HTTP checks probe servers they start on loopback.
+            verification_hosts: pipelines::domain::verification::AllowedHosts::new([
+                "127.0.0.1".to_owned(),
+                "*.verify.test".to_owned(),
+            ]),
             ..Default::default()
         },
     }
@@ -228,7 +233,11 @@ impl TestApp {
     pub async fn services(&self) -> Services {
         let db = store::connect(&self.database.url).await.expect("connect");
         let read_model = pipelines::read_model::ReadModel::new(db.clone());
-        Services::new(db, pipelines::progress::EventHub::new(read_model))
+        Services::new(
+            db,
+            pipelines::progress::EventHub::new(read_model),
+            Default::default(),
+        )
     }
 
     pub async fn create_pipeline(&self, name: &str) -> Pipeline {
@@ -275,6 +284,7 @@ impl TestApp {
             .clone()
             .create_coupling(CreateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
                 app: app.into(),
                 pipeline: pipeline.into(),
                 stage: stage as i32,

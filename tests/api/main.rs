@@ -29,4 +29,5 @@ mod rest;
 mod rest_promotions;
 mod server;
 mod tls;
+mod verification;
 mod webhook;

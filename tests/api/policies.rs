@@ -974,6 +974,8 @@ async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
         .clone()
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                verification: None,
+                remove_verification: false,
                 id: coupling["id"].as_str().unwrap().into(),
                 required_status_checks: None,
                 promotion_policy: Some(pipelines::proto::PromotionPolicy {
@@ -996,6 +998,8 @@ async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
         .clone()
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                verification: None,
+                remove_verification: false,
                 id: coupling["id"].as_str().unwrap().into(),
                 required_status_checks: None,
                 promotion_policy: Some(pipelines::proto::PromotionPolicy {

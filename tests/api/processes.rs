@@ -144,6 +144,7 @@ async fn setup(channel: Channel, count: usize) -> Vec<String> {
         couplings
             .create_coupling(CreateCouplingRequest {
                 promotion_policy: None,
+                verification: None,
                 app: name.clone(),
                 pipeline: "shop".into(),
                 stage: stage as i32,

@@ -176,6 +176,7 @@ async fn couplings_have_the_akkeris_shape() {
             "required_status_checks",
             "release",
             "promotion_policy",
+            "verification",
             "created_at",
             "updated_at"
         ])
@@ -184,6 +185,7 @@ async fn couplings_have_the_akkeris_shape() {
         coupling["promotion_policy"],
         json!({"auto_promote": false, "required_approvals": 0})
     );
+    assert_eq!(coupling["verification"], Value::Null);
     assert_eq!(
         coupling["app"],
         json!({"id": dev["id"], "name": "shop-dev"})

@@ -132,9 +132,11 @@ async fn promotions_and_targets_have_the_contract_shapes() {
             "pipeline_promotion",
             "release",
             "status",
-            "updated_at"
+            "updated_at",
+            "verification"
         ]
     );
+    assert_eq!(target["verification"], Value::Null);
     assert_eq!(target["pipeline_promotion"], json!({"id": id}));
     assert_eq!(target["release"]["version"], 1);
 

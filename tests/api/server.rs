@@ -323,8 +323,11 @@ async fn migrate_prepares_the_schema_and_exits() {
     );
     let db = pipelines::store::connect(&database.url).await.unwrap();
     let read_model = pipelines::read_model::ReadModel::new(db.clone());
-    let services =
-        pipelines::service::Services::new(db, pipelines::progress::EventHub::new(read_model));
+    let services = pipelines::service::Services::new(
+        db,
+        pipelines::progress::EventHub::new(read_model),
+        Default::default(),
+    );
     assert!(
         services
             .pipelines

@@ -10,6 +10,7 @@ use crate::{
     domain::{
         promotion::{EventKind, PromotionStatus, TargetStatus},
         status::ReleaseState,
+        verification::Verification,
     },
     lifecycle::{auto_promotion::Trigger, events::EventDraft},
     store::{
@@ -132,6 +133,28 @@ pub(super) struct OutcomeRecord {
 }
 
 impl OutcomeRecord {
+    /// A deploy into an app whose coupling has `verification`: the release becomes current
+    /// and the target verifies until `deadline`.
+    pub(super) fn verifying(
+        run: &Run,
+        verification: &Verification,
+        deadline: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        Self {
+            target_status: TargetStatus::Verifying,
+            release_state: ReleaseState::Succeeded,
+            error_message: String::new(),
+            kind: EventKind::TargetVerifying,
+            message: format!(
+                "release v{} is now current on '{}'; verifying {} until {}",
+                run.release.version,
+                run.app.name,
+                verification.all_contexts().join(", "),
+                deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
+    }
+
     pub(super) fn of(run: &Run, outcome: &DeployOutcome) -> Self {
         match outcome {
             DeployOutcome::Deployed => Self {

@@ -41,6 +41,11 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         attempts: 1,
         app_deleted: false,
         queued_at: Some(now),
+        verification: None,
+        verification_state: None,
+        verification_deadline: None,
+        verification_results: None,
+        rollback_release_id: None,
         created_at: now,
         updated_at: now,
     };
@@ -67,6 +72,7 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         apps: [(app.id, app.clone())].into_iter().collect(),
         claimed: vec![target.id],
         newest_versions: [(app.id, Some(7))].into_iter().collect(),
+        verifications: HashMap::new(),
         feeding_auto_promotion: Some(HashSet::new()),
         unwritten: Unwritten::default(),
     };

@@ -80,8 +80,50 @@ pub struct Coupling {
     pub required_status_checks: RequiredStatusChecks,
     pub release: Option<CurrentRelease>,
     pub promotion_policy: PromotionPolicy,
+    /// What must hold on a release after a promotion deployed it here, every default
+    /// filled in; null when none.
+    pub verification: Option<Verification>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HttpCheck {
+    pub name: String,
+    pub url: String,
+    pub interval_seconds: u32,
+    pub count: u32,
+    pub failure_limit: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Verification {
+    pub contexts: Vec<String>,
+    pub timeout_seconds: u32,
+    pub http_checks: Vec<HttpCheck>,
+    /// `rollback` or `keep`.
+    pub on_failure: &'static str,
+}
+
+impl From<crate::domain::verification::Verification> for Verification {
+    fn from(verification: crate::domain::verification::Verification) -> Self {
+        Self {
+            contexts: verification.contexts,
+            timeout_seconds: verification.timeout_seconds,
+            http_checks: verification
+                .http_checks
+                .into_iter()
+                .map(|check| HttpCheck {
+                    name: check.name,
+                    url: check.url,
+                    interval_seconds: check.interval_seconds,
+                    count: check.count,
+                    failure_limit: check.failure_limit,
+                })
+                .collect(),
+            on_failure: verification.on_failure.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,6 +152,7 @@ impl From<views::CouplingView> for Coupling {
                 auto_promote: view.policy.auto_promote,
                 required_approvals: view.policy.required_approvals,
             },
+            verification: view.verification.map(Verification::from),
             created_at: view.created_at,
             updated_at: view.updated_at,
         }

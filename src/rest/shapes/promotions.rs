@@ -140,8 +140,47 @@ pub struct PromotionTarget {
     #[schema(value_type = crate::rest::openapi::TargetStatusName)]
     pub status: &'static str,
     pub error_message: String,
+    /// Its verification, once it was deployed into an app whose coupling has one.
+    pub verification: Option<TargetVerification>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerificationResult {
+    pub context: String,
+    /// The status's state, or `missing`.
+    pub state: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TargetVerification {
+    /// `pending`, `passed` or `failed`.
+    pub state: &'static str,
+    pub deadline: Option<DateTime<Utc>>,
+    pub results: Vec<VerificationResult>,
+    /// The release deployed to roll the app back after a failed verification.
+    pub rollback_release: Option<ReleaseIdVersion>,
+}
+
+impl From<views::TargetVerificationView> for TargetVerification {
+    fn from(view: views::TargetVerificationView) -> Self {
+        Self {
+            state: view.state.as_str(),
+            deadline: view.deadline,
+            results: view
+                .results
+                .into_iter()
+                .map(|result| VerificationResult {
+                    context: result.context,
+                    state: result.state,
+                    description: result.description,
+                })
+                .collect(),
+            rollback_release: view.rollback_release.map(ReleaseIdVersion::from),
+        }
+    }
 }
 
 impl From<views::TargetView> for PromotionTarget {
@@ -155,6 +194,7 @@ impl From<views::TargetView> for PromotionTarget {
             release: view.release.map(ReleaseIdVersion::from),
             status: view.status.as_str(),
             error_message: view.error_message,
+            verification: view.verification.map(TargetVerification::from),
             created_at: view.created_at,
             updated_at: view.updated_at,
         }
@@ -165,6 +205,8 @@ impl From<views::TargetView> for PromotionTarget {
 pub struct PlannedTarget {
     pub app: NamedRef,
     pub busy_with: Option<IdRef>,
+    /// The verification the target would get after its deploy.
+    pub verification: Option<super::Verification>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -217,6 +259,7 @@ impl From<views::PromotionPlan> for PromotionPlan {
                 .map(|target| PlannedTarget {
                     app: target.app.into(),
                     busy_with: target.busy_with.map(|id| IdRef { id }),
+                    verification: target.verification.map(super::Verification::from),
                 })
                 .collect(),
             checks: plan

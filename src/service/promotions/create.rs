@@ -25,7 +25,8 @@ use crate::{
         authorize,
         lookup::{
             app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
-            current_release, find_app, find_apps, find_pipeline, find_release_of_app,
+            coupling_verification, current_release, find_app, find_apps, find_pipeline,
+            find_release_of_app,
         },
     },
     store::{
@@ -230,6 +231,7 @@ impl Promotions {
                     // The plan names promotions; a rollback in progress is not one.
                     Some(Blocker::Rollback(_)) | None => None,
                 },
+                verification: target.verification.clone(),
             });
         }
         let required_approvals = validated.required_approvals();
@@ -446,5 +448,6 @@ fn resolved_target(app: &app::Model, coupling: &coupling::Model) -> Result<Resol
         app: app_ref(app),
         required_contexts: coupling_contexts(coupling)?,
         policy: coupling_policy(coupling),
+        verification: coupling_verification(coupling),
     })
 }

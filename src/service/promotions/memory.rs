@@ -77,6 +77,7 @@ fn resolve(catalog: &Catalog, request: &NewPromotion) -> Option<Resolution> {
                     app: app_ref(entry),
                     required_contexts: coupling.required_contexts.clone(),
                     policy: coupling.policy,
+                    verification: coupling.verification.clone(),
                 })
             })
             .collect::<Option<Vec<_>>>()?,

@@ -39,6 +39,7 @@ pub(super) struct ResolvedTarget {
     pub app: ResourceRef,
     pub required_contexts: Vec<String>,
     pub policy: PromotionPolicy,
+    pub verification: Option<crate::domain::verification::Verification>,
 }
 
 /// The approvals a promotion into these targets needs: the most any of their couplings

@@ -14,8 +14,8 @@ use crate::{
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
     store::{self, entities::promotion},
     views::{
-        ApprovalView, CheckRef, PromotionEventView, PromotionView, ReleaseRef, ResourceRef,
-        TargetView,
+        target_verification, ApprovalView, CheckRef, PromotionEventView, PromotionView, ReleaseRef,
+        ResourceRef, TargetView,
     },
 };
 
@@ -228,7 +228,11 @@ pub async fn target_views(
 ) -> Result<Vec<TargetView>> {
     let rows = store::targets::targets_of_promotion(db, promotion_id).await?;
     let apps = apps_by_id(db, rows.iter().map(|t| t.app_id)).await?;
-    let release_ids: Vec<Uuid> = rows.iter().filter_map(|t| t.release_id).collect();
+    let release_ids: Vec<Uuid> = rows
+        .iter()
+        .flat_map(|t| [t.release_id, t.rollback_release_id])
+        .flatten()
+        .collect();
     let releases: HashMap<Uuid, i64> = store::releases::releases_by_id(db, &release_ids)
         .await?
         .into_iter()
@@ -243,18 +247,23 @@ pub async fn target_views(
             let status = TargetStatus::parse(&row.status).ok_or_else(|| {
                 Error::Internal(format!("target {} has an unknown status", row.id))
             })?;
-            Ok(TargetView {
-                id: row.id,
-                promotion_id: row.promotion_id,
-                app,
-                release: row.release_id.and_then(|id| {
+            let reference = |id: Option<Uuid>| {
+                id.and_then(|id| {
                     releases.get(&id).map(|version| ReleaseRef {
                         id,
                         version: *version,
                     })
-                }),
+                })
+            };
+            let verification = target_verification(&row, reference(row.rollback_release_id));
+            Ok(TargetView {
+                id: row.id,
+                promotion_id: row.promotion_id,
+                app,
+                release: reference(row.release_id),
                 status,
                 error_message: row.error_message,
+                verification,
                 created_at: row.created_at,
                 updated_at: row.updated_at,
             })

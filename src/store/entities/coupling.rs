@@ -14,6 +14,9 @@ pub struct Model {
     pub auto_promote: bool,
     /// How many approvals a promotion into this app needs before it runs (0 to 5).
     pub required_approvals: i32,
+    /// What must hold on a release after a promotion deployed it here, as JSON; none when
+    /// absent.
+    pub verification: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -9,7 +9,7 @@ pub struct Model {
     pub app_id: Uuid,
     /// Order within the promotion.
     pub position: i32,
-    /// `pending`, `running`, `succeeded`, `failed` or `canceled`.
+    /// `pending`, `running`, `verifying`, `succeeded`, `failed` or `canceled`.
     pub status: String,
     pub release_id: Option<Uuid>,
     pub error_message: String,
@@ -24,6 +24,17 @@ pub struct Model {
     /// When the target joined its app's queue: when its promotion became `pending`. Absent
     /// while the promotion awaits approval, which neither holds nor blocks a place.
     pub queued_at: Option<DateTimeUtc>,
+    /// The verification the target got when it was deployed (its coupling's, as JSON);
+    /// absent when it had none or was not deployed yet.
+    pub verification: Option<String>,
+    /// `pending`, `passed` or `failed`, once the target verifies.
+    pub verification_state: Option<String>,
+    /// When an undecided verification fails: the deploy's time plus its timeout.
+    pub verification_deadline: Option<DateTimeUtc>,
+    /// The contexts the verification was decided on, as JSON.
+    pub verification_results: Option<String>,
+    /// The release a failed verification deployed to roll the app back.
+    pub rollback_release_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

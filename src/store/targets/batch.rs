@@ -62,8 +62,8 @@ pub struct BatchWritten {
 
 /// Writes a batch: inserts its new releases (skipping one whose version another took
 /// meanwhile), sets the changed releases' states, and moves each target from its `from`
-/// state where `worker` holds its lease, linking its release; a move to a final state
-/// gives the lease back. On PostgreSQL in one statement; on SQLite, which has one writer,
+/// state where `worker` holds its lease, linking its release; a move out of the deploying
+/// states (to a final state, or to `verifying`) gives the lease back. On PostgreSQL in one statement; on SQLite, which has one writer,
 /// in one statement per kind of change.
 pub async fn write_batch(
     db: &impl ConnectionTrait,
@@ -154,7 +154,7 @@ async fn write_batch_in_one_statement(
                     p.bind(m.error_message, "text"),
                     p.bind(m.link_release, "uuid"),
                     p.bind(new_release, "boolean"),
-                    p.bind(m.to.is_final(), "boolean"),
+                    p.bind(!m.to.is_deploying(), "boolean"),
                 )
             })
             .collect();
@@ -278,7 +278,7 @@ async fn write_batch_step_by_step(
                 ),
             );
         }
-        if values.to.is_final() {
+        if !values.to.is_deploying() {
             update = crate::store::leases::clearing_lease(update);
         }
         let moved = update

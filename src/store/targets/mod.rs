@@ -168,6 +168,8 @@ pub struct WorkCounts {
     pub pending: i64,
     /// Targets deploying.
     pub running: i64,
+    /// Targets verifying their release after its deploy.
+    pub verifying: i64,
     /// Pending targets that wait behind earlier work on their app.
     pub queued: i64,
     /// Promotions awaiting approval.
@@ -182,6 +184,7 @@ pub async fn work_counts(db: &impl ConnectionTrait) -> Result<WorkCounts, DbErr>
         "SELECT \
          (SELECT count(*) FROM promotion_targets WHERE status = {}) AS pending, \
          (SELECT count(*) FROM promotion_targets WHERE status = {}) AS running, \
+         (SELECT count(*) FROM promotion_targets WHERE status = {}) AS verifying, \
          (SELECT count(*) FROM promotion_targets WHERE status = {} \
             AND queued_at IS NOT NULL AND queued_behind IS NOT NULL) AS queued, \
          (SELECT count(*) FROM promotions WHERE status = {}) AS awaiting_approval",
@@ -189,10 +192,12 @@ pub async fn work_counts(db: &impl ConnectionTrait) -> Result<WorkCounts, DbErr>
         placeholder(backend, 2),
         placeholder(backend, 3),
         placeholder(backend, 4),
+        placeholder(backend, 5),
     );
     let values = [
         TargetStatus::Pending.as_str().into(),
         TargetStatus::Running.as_str().into(),
+        TargetStatus::Verifying.as_str().into(),
         TargetStatus::Pending.as_str().into(),
         PromotionStatus::AwaitingApproval.as_str().into(),
     ];
