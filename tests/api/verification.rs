@@ -1049,3 +1049,57 @@ async fn replicas_that_never_saw_the_promotion_decide_its_deadline_once() {
         "one rollback release: {releases}"
     );
 }
+
+#[tokio::test]
+async fn a_status_patched_to_failure_decides_at_once() {
+    let app = spawn_app().await;
+    let t = tokens(&app).await;
+    shop(
+        &app,
+        &t.ops,
+        &["shop-stg"],
+        contexts(&["smoke"], 600, "keep"),
+        true,
+    )
+    .await;
+    let id = promote(&app, &t.ci).await;
+    let verifying = target_in(&app, &id, "shop-stg", "verifying", &t.ci).await;
+    let release_id = verifying["release"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/apps/shop-stg/releases/{release_id}/statuses");
+    let body = json!({"context": "smoke", "name": "smoke", "state": "pending"});
+    let status = call_ok(&app, Method::POST, &path, body, &t.ci).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = get(
+        &app,
+        &format!("/pipeline-promotions/{id}/promotion-targets"),
+        &t.ci,
+    )
+    .await;
+    assert_eq!(
+        still[0]["status"], "verifying",
+        "pending decides nothing: {still}"
+    );
+    let started = Instant::now();
+    let patch = format!("{path}/{}", status["id"].as_str().unwrap());
+    call_ok(
+        &app,
+        Method::PATCH,
+        &patch,
+        json!({"state": "failure", "description": "checkout broke"}),
+        &t.ci,
+    )
+    .await;
+    let failed = target_in(&app, &id, "shop-stg", "failed", &t.ci).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "decided in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("smoke: failure (checkout broke)"),
+        "{failed}"
+    );
+}
