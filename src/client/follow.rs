@@ -13,6 +13,9 @@ use crate::{config::OutputFormat, proto};
 /// Times a broken watch is resumed before giving up.
 const RESUME_ATTEMPTS: u32 = 5;
 
+/// How often the results of verifying targets are read while they verify.
+const RESULTS_INTERVAL: Duration = Duration::from_secs(1);
+
 /// An enum value's name without its type prefix, lowercase: `TARGET_STATUS_SUCCEEDED` →
 /// `succeeded`.
 fn short(name: &str, prefix: &str) -> String {
@@ -120,6 +123,33 @@ impl View {
         }
     }
 
+    /// A verification result that arrived on a verifying target.
+    fn result(&self, target: &proto::PromotionTarget, result: &proto::VerificationResult) {
+        let app = target.app.as_ref().map(|a| a.name.as_str()).unwrap_or("-");
+        let words = result_words(result);
+        match self {
+            View::Live { lines, .. } => {
+                let _ = lines.println(format!("  {app}: {words}"));
+            }
+            View::Plain => {
+                let time = chrono::Utc::now().format("%H:%M:%S%.3f");
+                say!("{time} {:<28} {app:<24} {words}", "verification result");
+            }
+            View::Json => say!(
+                "{}",
+                json!({
+                    "verification_result": {
+                        "context": result.context,
+                        "state": result.state,
+                        "description": result.description,
+                    },
+                    "target_id": target.id,
+                    "app": target.app.as_ref().map(|a| json!({"id": a.id, "name": a.name})),
+                })
+            ),
+        }
+    }
+
     fn stop(&self) {
         if let View::Live { bars, .. } = self {
             for bar in bars.values() {
@@ -147,6 +177,18 @@ fn target_line(target: &proto::PromotionTarget, running_for: Option<Duration>) -
         line.push_str(&format!("  {}", target.error_message));
     }
     line
+}
+
+/// "context: state (description)".
+fn result_words(result: &proto::VerificationResult) -> String {
+    if result.description.is_empty() {
+        format!("{}: {}", result.context, result.state)
+    } else {
+        format!(
+            "{}: {} ({})",
+            result.context, result.state, result.description
+        )
+    }
 }
 
 fn plain_line(event: &proto::PromotionEvent) -> String {
@@ -182,12 +224,40 @@ struct TargetState {
     target: proto::PromotionTarget,
     started: Option<std::time::Instant>,
     ran_for: Option<Duration>,
+    /// The verification results printed so far, by context.
+    shown_results: HashMap<String, proto::VerificationResult>,
 }
 
 impl TargetState {
     fn is_final(&self) -> bool {
         crate::grpc::convert::target_status_from_proto(self.target.status)
             .is_none_or(|status| status.is_final())
+    }
+
+    fn is_verifying(&self) -> bool {
+        self.target.status == proto::TargetStatus::Verifying as i32
+    }
+
+    /// The results of `fresh` (the target as read now) not printed yet, or changed since.
+    fn new_results(&mut self, fresh: &proto::PromotionTarget) -> Vec<proto::VerificationResult> {
+        let results = fresh
+            .verification
+            .as_ref()
+            .map(|v| v.results.as_slice())
+            .unwrap_or_default();
+        let mut arrived = Vec::new();
+        for result in results {
+            // `missing` is where every context starts: nothing arrived.
+            if result.state == crate::domain::verification::MISSING {
+                continue;
+            }
+            if self.shown_results.get(&result.context) != Some(result) {
+                self.shown_results
+                    .insert(result.context.clone(), result.clone());
+                arrived.push(result.clone());
+            }
+        }
+        arrived
     }
 
     fn running_for(&self) -> Option<Duration> {
@@ -278,6 +348,7 @@ pub(super) async fn follow(
                     target,
                     started: None,
                     ran_for: None,
+                    shown_results: HashMap::new(),
                 },
             )
         })
@@ -287,6 +358,9 @@ pub(super) async fn follow(
     let mut failures = 0;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // Results are not events: while a target verifies, they are read once a second.
+    let mut reread_results = tokio::time::interval(RESULTS_INTERVAL);
+    reread_results.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     'watching: loop {
         let stream = clients
             .promotions
@@ -303,8 +377,13 @@ pub(super) async fn follow(
             }
         };
         loop {
+            let verifying = states.values().any(TargetState::is_verifying);
             let next = tokio::select! {
                 next = stream.message() => next,
+                _ = reread_results.tick(), if verifying => {
+                    show_arrived_results(clients, &id, &mut states, &view).await;
+                    continue;
+                }
                 _ = &mut interrupted => {
                     view.stop();
                     eprintln!(
@@ -362,6 +441,35 @@ pub(super) async fn follow(
         OutputFormat::Text => say!("{summary}"),
     }
     Ok(ending)
+}
+
+/// Prints the verification results that arrived on verifying targets. A failed read is
+/// skipped: the next tick tries again, and the events still tell the outcome.
+async fn show_arrived_results(
+    clients: &mut Clients,
+    id: &str,
+    states: &mut HashMap<String, TargetState>,
+    view: &View,
+) {
+    let Ok(listed) = clients
+        .promotions
+        .list_promotion_targets(proto::ListPromotionTargetsRequest {
+            id: id.to_owned(),
+            page_size: 1000,
+            page_token: String::new(),
+        })
+        .await
+    else {
+        return;
+    };
+    for fresh in listed.into_inner().targets {
+        let Some(state) = states.get_mut(&fresh.id) else {
+            continue;
+        };
+        for result in state.new_results(&fresh) {
+            view.result(&state.target, &result);
+        }
+    }
 }
 
 /// A broken watch is resumed after its last event a few times, then given up on.

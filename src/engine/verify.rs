@@ -18,8 +18,8 @@ use crate::{
     domain::{
         status::StatusState,
         verification::{
-            decide, HttpCheck, SeenStatus, Verdict, Verification, VerificationState, HOSTS_SETTING,
-            MEASUREMENT_TIMEOUT_SECONDS,
+            decide, CheckResult, HttpCheck, SeenStatus, Verdict, Verification, VerificationState,
+            HOSTS_SETTING, MEASUREMENT_TIMEOUT_SECONDS,
         },
     },
     error::Result,
@@ -124,7 +124,8 @@ async fn pass(
                     .unwrap_or(&no_statuses);
                 let deadline_passed = target.verification_deadline.is_some_and(|d| d <= now);
                 match decide(&verification, seen, deadline_passed) {
-                    Verdict::Undecided(_) => {
+                    Verdict::Undecided(results) => {
+                        show_results(context, &target, &results).await?;
                         let unprobed: Vec<HttpCheck> = verification
                             .http_checks
                             .iter()
@@ -158,6 +159,26 @@ async fn pass(
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Writes an undecided verification's results onto its target when they changed, so that
+/// the target shows each status as it arrives.
+async fn show_results(
+    context: &EngineContext,
+    target: &promotion_target::Model,
+    results: &[CheckResult],
+) -> Result<()> {
+    let shown = serde_json::to_string(results)
+        .map_err(|error| crate::error::Error::Internal(error.to_string()))?;
+    if target.verification_results.as_deref() == Some(shown.as_str()) {
+        return Ok(());
+    }
+    if store::verifications::show_pending_results(&context.db, target.id, shown).await? {
+        let hub = &context.hub;
+        hub.read_model.promotion_changed(target.promotion_id);
+        store::announce_promotion_changed(&context.db, target.promotion_id, hub.origin()).await?;
     }
     Ok(())
 }

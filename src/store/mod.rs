@@ -192,6 +192,17 @@ pub async fn notify(db: &impl ConnectionTrait, channel: &str, payload: &str) -> 
     Ok(())
 }
 
+/// Tells the other processes (on PostgreSQL) that a promotion changed without a new event,
+/// in the payload of [`notifying_promotion_changed`], so that they reread it.
+pub async fn announce_promotion_changed(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+    origin: &str,
+) -> Result<(), DbErr> {
+    let payload = format!("{promotion_id} {} {origin}", Uuid::nil());
+    notify(db, EVENTS_CHANNEL, &payload).await
+}
+
 /// How long start-up waits for PostgreSQL to answer before saying why it cannot.
 const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 

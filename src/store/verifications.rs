@@ -147,6 +147,32 @@ pub async fn write_verification(
     Ok(update.filter(guard).exec(db).await?.rows_affected == 1)
 }
 
+/// Shows a pending verification's results as they stand, where the target still verifies
+/// and they changed. It touches neither the state nor the lease. Returns whether it wrote.
+pub async fn show_pending_results(
+    db: &impl ConnectionTrait,
+    target_id: Uuid,
+    results: String,
+) -> Result<bool, DbErr> {
+    let written = promotion_target::Entity::update_many()
+        .col_expr(
+            promotion_target::Column::VerificationResults,
+            Some(results.clone()).into(),
+        )
+        .col_expr(promotion_target::Column::UpdatedAt, super::now().into())
+        .filter(promotion_target::Column::Id.eq(target_id))
+        .filter(promotion_target::Column::Status.eq(TargetStatus::Verifying.as_str()))
+        .filter(promotion_target::Column::VerificationState.eq(VerificationState::Pending.as_str()))
+        .filter(
+            Condition::any()
+                .add(promotion_target::Column::VerificationResults.is_null())
+                .add(promotion_target::Column::VerificationResults.ne(results)),
+        )
+        .exec(db)
+        .await?;
+    Ok(written.rows_affected == 1)
+}
+
 /// Takes the lease on a verifying target, to run its HTTP checks or deploy its rollback.
 /// False when another worker holds it, or the target moved on.
 pub async fn try_claim_verifying(

@@ -102,7 +102,7 @@ impl ServerProcess {
         }
     }
 
-    async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.address))
             .unwrap()
             .connect()

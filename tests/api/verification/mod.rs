@@ -11,6 +11,10 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tonic::Code;
 
+mod cli;
+mod grpc;
+mod processes;
+
 use crate::helpers::{
     settings_for, spawn_app, spawn_app_with, spawn_app_with_deployer, with_token, TestApp,
     WebhookReceiver,
@@ -1068,16 +1072,21 @@ async fn a_status_patched_to_failure_decides_at_once() {
     let path = format!("/apps/shop-stg/releases/{release_id}/statuses");
     let body = json!({"context": "smoke", "name": "smoke", "state": "pending"});
     let status = call_ok(&app, Method::POST, &path, body, &t.ci).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let still = get(
-        &app,
-        &format!("/pipeline-promotions/{id}/promotion-targets"),
-        &t.ci,
-    )
+    // The pending status shows on the target as it arrives, and decides nothing.
+    let targets = format!("/pipeline-promotions/{id}/promotion-targets");
+    let still = eventually("the pending result to show", || async {
+        let targets = get(&app, &targets, &t.ci).await;
+        let target = targets[0].clone();
+        (target["verification"]["results"][0]["state"] == "pending").then_some(target)
+    })
     .await;
     assert_eq!(
-        still[0]["status"], "verifying",
+        still["status"], "verifying",
         "pending decides nothing: {still}"
+    );
+    assert_eq!(
+        still["verification"]["results"],
+        json!([{"context": "smoke", "state": "pending", "description": ""}])
     );
     let started = Instant::now();
     let patch = format!("{path}/{}", status["id"].as_str().unwrap());
