@@ -15,7 +15,7 @@ use pipelines::proto::{
 };
 use tonic::transport::Channel;
 
-use super::{channel, ms, start, Backend, BenchResult};
+use super::{channel, ms, percentile, start, Backend, BenchResult};
 
 const ROUNDS: usize = 20;
 
@@ -114,10 +114,6 @@ async fn round(channel: &Channel, name: &str, auto: bool, round: usize) -> Bench
     }
     runs(channel, &format!("{name}-stg"), &image).await?;
     Ok(started.elapsed())
-}
-
-fn percentile(sorted: &[Duration], share: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * share).round() as usize]
 }
 
 /// Prints the manual and automatic rows, rounds interleaved on one server.
