@@ -179,16 +179,14 @@ fn target_line(target: &proto::PromotionTarget, running_for: Option<Duration>) -
     line
 }
 
-/// "context: state (description)".
+/// "context: state (description)", worded as the server words a verdict's results.
 fn result_words(result: &proto::VerificationResult) -> String {
-    if result.description.is_empty() {
-        format!("{}: {}", result.context, result.state)
-    } else {
-        format!(
-            "{}: {} ({})",
-            result.context, result.state, result.description
-        )
+    crate::domain::verification::CheckResult {
+        context: result.context.clone(),
+        state: result.state.clone(),
+        description: result.description.clone(),
     }
+    .describe()
 }
 
 fn plain_line(event: &proto::PromotionEvent) -> String {

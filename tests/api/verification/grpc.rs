@@ -4,8 +4,9 @@
 
 use pipelines::proto::{
     create_promotion_response::Result as Created, CreateCouplingRequest, CreatePromotionRequest,
-    CreateReleaseStatusRequest, OnFailure, PromotionStatus, PromotionTarget, ReleaseState, Stage,
-    StatusState, TargetStatus, Verification, VerificationState,
+    CreateReleaseStatusRequest, GetAppCouplingRequest, HttpCheck, OnFailure, PromotionStatus,
+    PromotionTarget, ReleaseState, Stage, StatusState, TargetStatus, Verification,
+    VerificationState,
 };
 
 use crate::helpers::{next_event, rest_of, spawn_app, TestApp};
@@ -219,4 +220,78 @@ async fn over_grpc_an_error_status_with_keep_leaves_the_release_current() {
     assert_eq!(releases.len(), 2, "nothing rolled back");
     assert_eq!(releases[0].version, 2);
     assert_eq!(releases[0].status, ReleaseState::Succeeded as i32);
+}
+
+#[tokio::test]
+async fn over_grpc_a_dry_run_lists_the_verification_and_an_unlisted_host_is_refused() {
+    let app = spawn_app().await;
+    shop(&app, OnFailure::Rollback).await;
+    let planned = app
+        .promotions
+        .clone()
+        .create_promotion(CreatePromotionRequest {
+            pipeline: "shop".into(),
+            source_app: "shop-dev".into(),
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .expect("a dry run")
+        .into_inner();
+    let Some(Created::Plan(plan)) = planned.result else {
+        panic!("expected a plan: {planned:?}");
+    };
+    let verification = plan.targets[0]
+        .verification
+        .as_ref()
+        .expect("the plan lists the target's verification");
+    assert_eq!(verification.contexts, ["smoke"]);
+    assert_eq!(verification.timeout_seconds, Some(600));
+    assert!(
+        app.releases_of("shop-stg").await.len() == 1,
+        "nothing written"
+    );
+
+    // The test server allows 127.0.0.1 and *.verify.test only.
+    app.create_app("shop-qa").await;
+    let refused = app
+        .couplings
+        .clone()
+        .create_coupling(CreateCouplingRequest {
+            app: "shop-qa".into(),
+            pipeline: "shop".into(),
+            stage: Stage::Staging as i32,
+            required_status_checks: None,
+            promotion_policy: None,
+            verification: Some(Verification {
+                contexts: Vec::new(),
+                timeout_seconds: None,
+                http_checks: vec![HttpCheck {
+                    name: "health".into(),
+                    url: "http://shop.example.com/healthz".into(),
+                    ..Default::default()
+                }],
+                on_failure: OnFailure::Rollback as i32,
+            }),
+        })
+        .await
+        .expect_err("a host outside the allowlist");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("verification.http_checks[0].url")
+            && refused.message().contains("--verification-hosts"),
+        "{}",
+        refused.message()
+    );
+    let coupling = app
+        .couplings
+        .clone()
+        .get_app_coupling(GetAppCouplingRequest {
+            app: "shop-qa".into(),
+        })
+        .await
+        .expect_err("the refused coupling was not made");
+    assert_eq!(coupling.code(), tonic::Code::NotFound);
 }
