@@ -5,7 +5,8 @@ use http::StatusCode;
 use sea_orm::DbErr;
 
 use crate::domain::{
-    bounded_message, promotion::TargetDrift, quoted, status::CheckVerdict, InvalidField,
+    bounded_message, freeze::FrozenStage, promotion::TargetDrift, quoted, status::CheckVerdict,
+    InvalidField,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,12 @@ pub enum Error {
     ConfigDrift {
         message: String,
         drift: Vec<TargetDrift>,
+    },
+    /// The stage a promotion goes into is frozen.
+    #[error("{message}")]
+    Frozen {
+        message: String,
+        frozen: FrozenStage,
     },
     #[error("{0}")]
     PermissionDenied(String),
@@ -71,6 +78,7 @@ impl Error {
             Error::AlreadyExists(_) => (Code::AlreadyExists, StatusCode::CONFLICT),
             Error::FailedPrecondition(_) => (Code::FailedPrecondition, StatusCode::CONFLICT),
             Error::UnmetStatusChecks { .. } => (Code::FailedPrecondition, StatusCode::CONFLICT),
+            Error::Frozen { .. } => (Code::FailedPrecondition, StatusCode::CONFLICT),
             Error::ConfigDrift { .. } => {
                 (Code::FailedPrecondition, StatusCode::UNPROCESSABLE_ENTITY)
             }
@@ -94,6 +102,7 @@ impl Error {
         match self {
             Error::UnmetStatusChecks { unmet, .. } => Some(ErrorDetail::UnmetStatusChecks(unmet)),
             Error::ConfigDrift { drift, .. } => Some(ErrorDetail::ConfigDrift(drift)),
+            Error::Frozen { frozen, .. } => Some(ErrorDetail::Frozen(frozen)),
             _ => None,
         }
     }
@@ -115,6 +124,8 @@ pub enum ErrorDetail<'a> {
     UnmetStatusChecks(&'a [CheckVerdict]),
     /// `pipelines.v1.ConfigDrift`, the missing keys per target and side.
     ConfigDrift(&'a [TargetDrift]),
+    /// `pipelines.v1.Frozen`: the stage, the freeze, its reason and until when.
+    Frozen(&'a FrozenStage),
 }
 
 impl ErrorDetail<'_> {
@@ -124,6 +135,7 @@ impl ErrorDetail<'_> {
                 "type.googleapis.com/google.rpc.PreconditionFailure"
             }
             ErrorDetail::ConfigDrift(_) => "type.googleapis.com/pipelines.v1.ConfigDrift",
+            ErrorDetail::Frozen(_) => "type.googleapis.com/pipelines.v1.Frozen",
         }
     }
 }

@@ -8,10 +8,11 @@ use uuid::Uuid;
 
 use crate::{
     error::{Error, Result},
-    store::entities::{app, coupling, pipeline, promotion_event, release},
+    store::entities::{app, coupling, freeze, pipeline, promotion_event, release},
 };
 
 use crate::domain::{
+    freeze::{Freeze, FrozenStage, Recurrence, Schedule, Window},
     policy::PromotionPolicy,
     promotion::{EventKind, PromotionStatus, TargetStatus},
     stage::Stage,
@@ -53,8 +54,52 @@ pub struct CouplingView {
     pub verification: Option<Verification>,
     /// The app's current release: its newest succeeded one.
     pub current_release: Option<ReleaseSummary>,
+    /// Why the coupling's stage takes no new deploys now, if it is frozen.
+    pub frozen: Option<FrozenStage>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A freeze as reads return it: what it covers, why, and where it stands at the time it
+/// was read.
+#[derive(Debug, Clone)]
+pub struct FreezeView {
+    pub freeze: Freeze,
+    pub pipeline: ResourceRef,
+    /// In effect at the time of reading.
+    pub current: Option<Window>,
+    /// The first occurrence that starts after the time of reading.
+    pub next: Option<Window>,
+    pub lifted_at: Option<DateTime<Utc>>,
+    pub lifted_by: Option<String>,
+}
+
+impl FreezeView {
+    /// The freeze as it stands at `now`; a lifted one holds nothing.
+    pub fn at(
+        freeze: Freeze,
+        pipeline: ResourceRef,
+        lifted: Option<(DateTime<Utc>, String)>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (current, next) = match lifted {
+            Some(_) => (None, None),
+            None => (freeze.schedule.current(now), freeze.schedule.next(now)),
+        };
+        let (lifted_at, lifted_by) = lifted.unzip();
+        Self {
+            freeze,
+            pipeline,
+            current,
+            next,
+            lifted_at,
+            lifted_by,
+        }
+    }
+
+    pub fn active(&self) -> bool {
+        self.current.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +184,8 @@ pub struct PromotionView {
     pub safe: bool,
     pub created_by: String,
     pub overridden_checks: Vec<CheckRef>,
+    /// The freezes an elevated caller broke glass through.
+    pub overridden_freezes: Vec<FreezeRef>,
     pub request_id: Option<String>,
     /// For an auto-promotion: the token whose release or status triggered it.
     pub triggered_by: Option<String>,
@@ -221,10 +268,34 @@ pub struct PromotionEventView {
     pub created_at: DateTime<Utc>,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+    /// For `target.queued`: the freeze the target waits for.
+    pub waiting_for_freeze: Option<FreezeRef>,
     /// For approval events: the token that voted, and its comment.
     pub actor: String,
     pub comment: String,
 }
+
+/// A frozen stage as it stood at one moment: which freeze, why, and until when. A target
+/// waits for one; a promotion that broke glass records the one it overrode.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FreezeRef {
+    pub freeze_id: Uuid,
+    pub stage: Stage,
+    pub reason: String,
+    pub until: DateTime<Utc>,
+}
+
+impl From<&FrozenStage> for FreezeRef {
+    fn from(frozen: &FrozenStage) -> Self {
+        Self {
+            freeze_id: frozen.freeze_id,
+            stage: frozen.stage,
+            reason: frozen.reason.clone(),
+            until: frozen.until,
+        }
+    }
+}
+
 
 // Views from stored rows.
 
@@ -349,7 +420,40 @@ pub fn promotion_event_view(model: promotion_event::Model) -> Result<PromotionEv
         message: model.message,
         created_at: model.created_at,
         waiting_for: model.waiting_for,
+        waiting_for_freeze: model
+            .waiting_for_freeze
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok()),
         actor: model.actor,
         comment: model.comment,
+    })
+}
+
+/// A stored freeze as the domain knows it.
+pub fn freeze_of_row(row: &freeze::Model) -> Result<Freeze> {
+    let unreadable = |what: String| Error::Internal(format!("freeze {} has {what}", row.id));
+    let names: Vec<String> = serde_json::from_str(&row.stages)
+        .map_err(|error| unreadable(format!("unreadable stages: {error}")))?;
+    let stages = names
+        .iter()
+        .map(|name| Stage::parse("stages", name))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|error| unreadable(error.to_string()))?;
+    let schedule = match (row.starts_at, row.ends_at, &row.freeze_start, &row.freeze_end) {
+        (Some(starts_at), Some(ends_at), _, _) => Schedule::OneOff(Window { starts_at, ends_at }),
+        (_, _, Some(start), Some(end)) => Schedule::Recurring(
+            Recurrence::parse(start, end, row.cron_timezone.as_deref().unwrap_or("UTC"))
+                .map_err(|error| unreadable(error.to_string()))?,
+        ),
+        _ => return Err(unreadable("neither a window nor cron expressions".into())),
+    };
+    Ok(Freeze {
+        id: row.id,
+        pipeline_id: row.pipeline_id,
+        stages,
+        reason: row.reason.clone(),
+        created_by: row.created_by.clone(),
+        created_at: row.created_at,
+        schedule,
     })
 }

@@ -12,6 +12,7 @@ mod m20261127_000006_target_app_deleted;
 mod m20261127_000007_create_rollbacks;
 mod m20261127_000008_promotion_policies;
 mod m20261207_000009_verification;
+mod m20261208_000010_freezes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_create_rollbacks::Migration),
             Box::new(m20261127_000008_promotion_policies::Migration),
             Box::new(m20261207_000009_verification::Migration),
+            Box::new(m20261208_000010_freezes::Migration),
         ]
     }
 }

@@ -6,18 +6,21 @@ use uuid::Uuid;
 
 use super::EngineContext;
 use crate::{
+    domain::stage::Stage,
     error::Result,
     lifecycle::{self, Transaction},
     store::entities::{promotion_target, rollback},
     store::{leases, queue, queue::QueuePlace},
 };
 
-/// Claims up to `limit` free targets first in their apps' queues, oldest promotion first.
+/// Claims up to `limit` free targets first in their apps' queues, oldest promotion first,
+/// passing those a freeze of the `frozen` stages holds.
 pub(crate) async fn claim_targets(
     context: &EngineContext,
     limit: usize,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<Vec<promotion_target::Model>> {
-    let heads = queue::queue_heads(&context.db, limit as u64).await?;
+    let heads = queue::queue_heads(&context.db, limit as u64, frozen).await?;
     let ids: Vec<Uuid> = heads.iter().map(|head| head.id).collect();
     let settings = &context.settings;
     let taken =
@@ -63,10 +66,12 @@ pub(crate) async fn announce_waiting(context: &EngineContext) -> Result<()> {
     Ok(())
 }
 
-/// Claims up to `limit` free rollbacks whose app has no earlier unfinished work.
+/// Claims up to `limit` free rollbacks whose app has no earlier unfinished work. A rollback
+/// is a fix: targets a freeze holds do not hold it up.
 pub(crate) async fn claim_rollbacks(
     context: &EngineContext,
     limit: usize,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<Vec<rollback::Model>> {
     let settings = &context.settings;
     let mut claimed = Vec::new();
@@ -78,7 +83,7 @@ pub(crate) async fn claim_rollbacks(
             created_at: candidate.created_at,
             rollback: candidate.id,
         };
-        if queue::queued_behind(&context.db, candidate.app_id, place)
+        if queue::queued_behind(&context.db, candidate.app_id, place, frozen)
             .await?
             .is_some()
         {

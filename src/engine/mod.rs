@@ -5,6 +5,7 @@
 
 mod auto;
 mod claim;
+mod freezes;
 mod rollback;
 mod run;
 mod verify;
@@ -151,9 +152,22 @@ impl Engine {
             if let Err(error) = auto::evaluate_triggers(&context).await {
                 tracing::warn!(error = ?error, "reading auto-promotion triggers failed");
             }
-            if slots.available_permits() > 0 {
+            // Nothing new starts while it is unknown what freezes hold.
+            let freeze_state = match freezes::freeze_state(&context).await {
+                Ok(state) => Some(state),
+                Err(error) => {
+                    tracing::warn!(error = ?error, "reading freezes failed");
+                    None
+                }
+            };
+            let frozen: Vec<(uuid::Uuid, crate::domain::stage::Stage)> = freeze_state
+                .iter()
+                .flat_map(|state| &state.frozen)
+                .map(|(pipeline, stage)| (*pipeline, stage.stage))
+                .collect();
+            if slots.available_permits() > 0 && freeze_state.is_some() {
                 let started = std::time::Instant::now();
-                match claim::claim_targets(&context, slots.available_permits()).await {
+                match claim::claim_targets(&context, slots.available_permits(), &frozen).await {
                     Ok(claimed) => {
                         if !claimed.is_empty() {
                             tracing::debug!(
@@ -180,8 +194,8 @@ impl Engine {
                     }
                 }
             }
-            if slots.available_permits() > 0 {
-                match claim::claim_rollbacks(&context, slots.available_permits()).await {
+            if slots.available_permits() > 0 && freeze_state.is_some() {
+                match claim::claim_rollbacks(&context, slots.available_permits(), &frozen).await {
                     Ok(claimed) => {
                         for claimed_rollback in claimed {
                             let id = claimed_rollback.id;
@@ -204,15 +218,26 @@ impl Engine {
             // delays the start of work that is free.
             if announcing.as_ref().is_none_or(|task| task.is_finished()) {
                 let context = Arc::clone(&context);
+                let freeze_state = freeze_state.clone();
                 announcing = Some(tokio::spawn(async move {
                     if let Err(error) = claim::announce_waiting(&context).await {
                         tracing::warn!(error = ?error, "announcing queued targets failed");
                     }
+                    if let Some(state) = freeze_state {
+                        if let Err(error) = freezes::announce_frozen(&context, &state).await {
+                            tracing::warn!(error = ?error, "announcing frozen targets failed");
+                        }
+                    }
                 }));
             }
+            let pause = freezes::sleep_until_boundary(
+                context.settings.poll_interval,
+                freeze_state.and_then(|state| state.next_boundary),
+                crate::store::now(),
+            );
             tokio::select! {
                 _ = context.hub.work_signalled() => {}
-                _ = tokio::time::sleep(context.settings.poll_interval) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }
         }

@@ -47,6 +47,7 @@ impl From<Error> for Status {
                     targets: drift.iter().cloned().map(convert::target_drift).collect(),
                 }
                 .encode_to_vec(),
+                ErrorDetail::Frozen(frozen) => convert::frozen(frozen).encode_to_vec(),
             };
             pack(detail.type_url(), value)
         });

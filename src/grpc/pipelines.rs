@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
+    error::Error,
     proto::{self, pipeline_service_server::PipelineService},
     service::Services,
 };
@@ -111,5 +112,42 @@ impl PipelineService for PipelineGrpc {
                 .collect(),
             next_page_token: token_or_empty(page.next_page_token),
         }))
+    }
+
+    async fn create_freeze(
+        &self,
+        request: Request<proto::CreateFreezeRequest>,
+    ) -> Result<Response<proto::Freeze>, Status> {
+        let caller = caller_of(&request)?;
+        let new_freeze = convert::new_freeze(request.into_inner()).map_err(Error::from)?;
+        let view = self.services.freezes.create(new_freeze, &caller).await?;
+        Ok(Response::new(convert::freeze(view)))
+    }
+
+    async fn list_freezes(
+        &self,
+        request: Request<proto::ListFreezesRequest>,
+    ) -> Result<Response<proto::ListFreezesResponse>, Status> {
+        let request = request.into_inner();
+        let page = page_of(request.page_size, &request.page_token)?;
+        let page = self.services.freezes.list(&request.pipeline, &page).await?;
+        Ok(Response::new(proto::ListFreezesResponse {
+            freezes: page.items.into_iter().map(convert::freeze).collect(),
+            next_page_token: token_or_empty(page.next_page_token),
+        }))
+    }
+
+    async fn delete_freeze(
+        &self,
+        request: Request<proto::DeleteFreezeRequest>,
+    ) -> Result<Response<proto::Freeze>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .freezes
+            .lift(&request.pipeline, &request.freeze_id, &caller)
+            .await?;
+        Ok(Response::new(convert::freeze(view)))
     }
 }

@@ -164,6 +164,8 @@ pub async fn evaluate_trigger(
         safe: false,
         created_by: AUTO_PROMOTION_CREATOR.to_owned(),
         overridden_checks: "[]".to_owned(),
+        overridden_freezes: "[]".to_owned(),
+        freeze_exempt: false,
         idempotency: None,
         message: format!(
             "auto-promoting release v{} of '{}' to {} ({})",

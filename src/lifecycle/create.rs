@@ -44,6 +44,10 @@ pub struct PromotionRecord {
     pub required_approvals: u32,
     /// For an auto-promotion: the token whose release or status triggered it.
     pub triggered_by: Option<String>,
+    /// The freezes an elevated caller broke glass through, as stored JSON; its targets are
+    /// then exempt from every freeze.
+    pub overridden_freezes: String,
+    pub freeze_exempt: bool,
 }
 
 /// Stores a promotion with its targets and first events: `pending`, its targets in their
@@ -87,7 +91,7 @@ pub async fn create_promotion(
     let blockers = if awaiting_approval {
         HashMap::new()
     } else {
-        queued_behind_each(tx.connection(), &target_ids, QueuePlace::New).await?
+        queued_behind_each(tx.connection(), &target_ids, QueuePlace::New, &[]).await?
     };
     let status = if awaiting_approval {
         PromotionStatus::AwaitingApproval
@@ -119,6 +123,8 @@ pub async fn create_promotion(
             verification_deadline: None,
             verification_results: None,
             rollback_release_id: None,
+            freeze_exempt: record.freeze_exempt,
+            waiting_for_freeze: None,
             created_at: now,
             updated_at: now,
         })
@@ -169,6 +175,7 @@ pub async fn create_promotion(
         cancel_requested_at: None,
         required_approvals: record.required_approvals as i32,
         triggered_by: record.triggered_by,
+        overridden_freezes: record.overridden_freezes,
     };
     let events = event_rows(id, events, now);
     match store::promotions::insert_new(tx.connection(), tx.origin(), row, targets, events).await {

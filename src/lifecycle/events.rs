@@ -12,7 +12,7 @@ use crate::{
         self,
         entities::{promotion_event, promotion_target},
     },
-    views::{promotion_event_view, ReleaseRef, ResourceRef},
+    views::{promotion_event_view, FreezeRef, ReleaseRef, ResourceRef},
 };
 
 /// What happened, about which target, for an event about to be written.
@@ -26,6 +26,8 @@ pub struct EventDraft {
     pub message: String,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<Uuid>,
+    /// For `target.queued`: the freeze the target waits for.
+    pub waiting_for_freeze: Option<FreezeRef>,
     /// For approval events: the token that voted, and its comment.
     pub actor: String,
     pub comment: String,
@@ -44,6 +46,7 @@ impl EventDraft {
             release: None,
             message: message.into(),
             waiting_for: None,
+            waiting_for_freeze: None,
             actor: String::new(),
             comment: String::new(),
             promotion_status: None,
@@ -65,6 +68,7 @@ impl EventDraft {
             release: None,
             message: message.into(),
             waiting_for: None,
+            waiting_for_freeze: None,
             actor: String::new(),
             comment: String::new(),
             promotion_status: None,
@@ -162,6 +166,9 @@ pub(super) fn event_rows(
             message: draft.message,
             created_at: now,
             waiting_for: draft.waiting_for,
+            waiting_for_freeze: draft
+                .waiting_for_freeze
+                .and_then(|wait| serde_json::to_string(&wait).ok()),
             actor: draft.actor,
             comment: draft.comment,
         })

@@ -33,7 +33,7 @@ pub use auto_promotion::{evaluate_trigger, pending_triggers, record_triggers, Tr
 pub use cancel::{cancel_promotion, cancel_targets_of_deleted_app};
 pub use create::{create_promotion, PromotionRecord};
 pub use events::EventDraft;
-pub use queue::announce_waiting;
+pub use queue::{announce_frozen, announce_waiting};
 pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };

@@ -13,7 +13,7 @@ use crate::{
     store::{self, entities::coupling},
     views::{
         app_view, coupling_contexts, coupling_policy, coupling_stage, coupling_verification,
-        pipeline_view, release_summary,
+        freeze_of_row, pipeline_view, release_summary,
     },
 };
 
@@ -25,9 +25,11 @@ const CHUNK: usize = 500;
 pub async fn load_everything(db: &DatabaseConnection) -> Result<Catalog> {
     let pipelines = store::pipelines::live_pipelines(db).await?;
     let app_ids = store::apps::live_app_ids(db).await?;
+    let freezes = store::freezes::live_freezes(db, None, store::now()).await?;
     let mut catalog = Catalog::from_loaded(Loaded {
         pipelines: pipelines.into_iter().map(pipeline_view).collect(),
         apps: Vec::new(),
+        freezes: freezes.iter().map(freeze_of_row).collect::<Result<_>>()?,
     });
     for chunk in app_ids.chunks(CHUNK) {
         let loaded = load(db, &[], chunk).await?;
@@ -44,8 +46,12 @@ pub async fn load(
     app_ids: &[Uuid],
 ) -> Result<Loaded> {
     let mut pipelines = Vec::new();
+    let mut freezes = Vec::new();
     for chunk in pipeline_ids.chunks(CHUNK) {
         pipelines.extend(store::pipelines::live_pipelines_among(db, chunk).await?);
+        for row in store::freezes::live_freezes(db, Some(chunk), store::now()).await? {
+            freezes.push(freeze_of_row(&row)?);
+        }
     }
     let mut apps = Vec::new();
     let mut couplings = HashMap::new();
@@ -67,6 +73,7 @@ pub async fn load(
         }
     }
     Ok(Loaded {
+        freezes,
         pipelines: pipelines.into_iter().map(pipeline_view).collect(),
         apps: apps
             .into_iter()

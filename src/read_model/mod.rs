@@ -30,7 +30,7 @@ use std::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use uuid::Uuid;
 
-pub use state::{AppEntry, Catalog, CouplingRow};
+pub use state::{AppEntry, Catalog, CouplingRow, FreezeState};
 
 use crate::{
     error::Result,

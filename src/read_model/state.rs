@@ -6,7 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 use crate::{
-    domain::{policy::PromotionPolicy, stage::Stage},
+    domain::{
+        freeze::{frozen_stages, next_boundary, Freeze, FrozenStage},
+        policy::PromotionPolicy,
+        stage::Stage,
+    },
     store::Reference,
     views::{AppView, CouplingView, PipelineView, ReleaseSummary, ResourceRef, StatusContext},
 };
@@ -42,6 +46,43 @@ pub struct AppEntry {
 pub struct Loaded {
     pub pipelines: Vec<PipelineView>,
     pub apps: Vec<AppEntry>,
+    /// The live freezes of the pipelines loaded.
+    pub freezes: Vec<Freeze>,
+}
+
+/// Which stages are frozen now, across pipelines, and when that may next change.
+#[derive(Debug, Clone, Default)]
+pub struct FreezeState {
+    /// Each frozen stage with its pipeline.
+    pub frozen: Vec<(Uuid, FrozenStage)>,
+    /// The earliest instant at which a freeze starts or ends.
+    pub next_boundary: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl FreezeState {
+    /// The state `freezes` make at `now`.
+    pub fn of<'a>(
+        freezes: impl IntoIterator<Item = &'a Freeze> + Clone,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let mut by_pipeline: HashMap<Uuid, Vec<&Freeze>> = HashMap::new();
+        for freeze in freezes.clone() {
+            by_pipeline.entry(freeze.pipeline_id).or_default().push(freeze);
+        }
+        let mut frozen: Vec<(Uuid, FrozenStage)> = by_pipeline
+            .into_iter()
+            .flat_map(|(pipeline, freezes)| {
+                frozen_stages(freezes, now)
+                    .into_values()
+                    .map(move |stage| (pipeline, stage))
+            })
+            .collect();
+        frozen.sort_by_key(|(pipeline, stage)| (*pipeline, stage.stage));
+        Self {
+            frozen,
+            next_boundary: next_boundary(freezes, now),
+        }
+    }
 }
 
 /// The current state of every live pipeline and app, with the indexes the reads use.
@@ -55,6 +96,8 @@ pub struct Catalog {
     apps_by_pipeline: HashMap<Uuid, Vec<Uuid>>,
     /// The app each coupling belongs to.
     app_ids_by_coupling: HashMap<Uuid, Uuid>,
+    /// The live freezes of each pipeline that has any.
+    freezes: HashMap<Uuid, Vec<Freeze>>,
 }
 
 impl Catalog {
@@ -67,7 +110,17 @@ impl Catalog {
         for app in loaded.apps {
             catalog.put_app(app);
         }
+        catalog.put_freezes(loaded.freezes);
         catalog
+    }
+
+    fn put_freezes(&mut self, freezes: Vec<Freeze>) {
+        for freeze in freezes {
+            self.freezes
+                .entry(freeze.pipeline_id)
+                .or_default()
+                .push(freeze);
+        }
     }
 
     /// Replaces what is known of the given pipelines and apps with what was loaded. Asked
@@ -76,6 +129,7 @@ impl Catalog {
         let found_pipelines: BTreeSet<Uuid> = loaded.pipelines.iter().map(|p| p.id).collect();
         let found_apps: BTreeSet<Uuid> = loaded.apps.iter().map(|a| a.app.id).collect();
         for id in pipeline_ids {
+            self.freezes.remove(id);
             if !found_pipelines.contains(id) {
                 self.remove_pipeline(*id);
             }
@@ -91,6 +145,7 @@ impl Catalog {
         for app in loaded.apps {
             self.put_app(app);
         }
+        self.put_freezes(loaded.freezes);
     }
 
     fn put_pipeline(&mut self, pipeline: PipelineView) {
@@ -222,9 +277,34 @@ impl Catalog {
             policy: coupling.policy,
             verification: coupling.verification.clone(),
             current_release: entry.current_release.clone(),
+            frozen: self
+                .frozen_stages(coupling.pipeline_id, crate::store::now())
+                .remove(&coupling.stage),
             created_at: coupling.created_at,
             updated_at: coupling.updated_at,
         })
+    }
+
+    /// The live freezes of a pipeline, oldest first.
+    pub fn freezes_of_pipeline(&self, pipeline_id: Uuid) -> Vec<Freeze> {
+        self.freezes.get(&pipeline_id).cloned().unwrap_or_default()
+    }
+
+    /// The stages of a pipeline frozen at `now`.
+    pub fn frozen_stages(
+        &self,
+        pipeline_id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> std::collections::BTreeMap<Stage, FrozenStage> {
+        self.freezes
+            .get(&pipeline_id)
+            .map(|freezes| frozen_stages(freezes, now))
+            .unwrap_or_default()
+    }
+
+    /// Every pipeline's frozen stages at `now`, and the next boundary.
+    pub fn freeze_state(&self, now: chrono::DateTime<chrono::Utc>) -> FreezeState {
+        FreezeState::of(self.freezes.values().flatten(), now)
     }
 
     /// A coupling by id.

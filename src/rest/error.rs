@@ -140,5 +140,12 @@ fn detail_json(detail: ErrorDetail<'_>) -> serde_json::Value {
                 "missing_on_source": target.missing_on_source,
             })).collect::<Vec<_>>(),
         }),
+        ErrorDetail::Frozen(frozen) => serde_json::json!({
+            "@type": type_url,
+            "stage": frozen.stage.as_str(),
+            "reason": frozen.reason,
+            "until": frozen.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "freeze_id": frozen.freeze_id,
+        }),
     }
 }

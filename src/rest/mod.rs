@@ -5,6 +5,7 @@ mod apps;
 mod couplings;
 pub mod error;
 mod extract;
+mod freezes;
 mod inputs;
 pub(crate) mod openapi;
 mod pipelines;
@@ -57,6 +58,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .merge(pipelines::routes())
+        .merge(freezes::routes())
         .merge(couplings::routes())
         .merge(apps::routes())
         .merge(releases::routes())

@@ -153,6 +153,7 @@ async fn coupling_views(
             .into_iter()
             .map(|release| (release.app_id, release))
             .collect();
+    let frozen = super::frozen_stages_of(db, &pipelines.keys().copied().collect::<Vec<_>>(), store::now()).await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let app = apps
@@ -174,6 +175,9 @@ async fn coupling_views(
             policy: coupling_policy(&row),
             verification: coupling_verification(&row),
             current_release: release.as_ref().map(release_summary),
+            frozen: frozen
+                .get(&row.pipeline_id)
+                .and_then(|stages| stages.get(&coupling_stage(&row).ok()?).cloned()),
             created_at: row.created_at,
             updated_at: row.updated_at,
         });

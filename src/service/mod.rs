@@ -3,6 +3,7 @@
 
 mod apps;
 mod couplings;
+mod freezes;
 mod lookup;
 mod paging;
 mod pipelines;
@@ -12,6 +13,8 @@ use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{CouplingChange, Couplings, NewCoupling};
+pub use freezes::{Freezes, NewFreeze};
+pub(crate) use freezes::frozen_stages_of;
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use pipelines::Pipelines;
 pub use promotions::{CreatedPromotion, NewPromotion, PromotionPage, Promotions, Safety};
@@ -49,6 +52,7 @@ pub(crate) fn authorize(caller: &Caller, needed: Role, action: &str) -> Result<(
 pub struct Services {
     pub pipelines: Pipelines,
     pub couplings: Couplings,
+    pub freezes: Freezes,
     pub apps: Apps,
     pub releases: Releases,
     pub promotions: Promotions,
@@ -64,6 +68,7 @@ impl Services {
         Self {
             pipelines: Pipelines::new(db.clone(), Arc::clone(&hub.read_model)),
             couplings: Couplings::new(db.clone(), Arc::clone(&hub.read_model), verification_hosts),
+            freezes: Freezes::new(db.clone(), Arc::clone(&hub)),
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone(), Arc::clone(&hub)),
             promotions: Promotions::new(db, hub),

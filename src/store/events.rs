@@ -47,7 +47,7 @@ async fn append_in_one_statement(
     change: Option<StatusChange>,
     origin: &str,
 ) -> Result<Option<Vec<promotion_event::Model>>, DbErr> {
-    const PER_ROW: usize = 14;
+    const PER_ROW: usize = 15;
     let count = rows.len();
     // $1 the promotion, $2 the origin; then the change's values, then the rows'.
     let mut values: Vec<sea_orm::Value> = vec![promotion_id.into(), origin.into()];
@@ -73,7 +73,7 @@ async fn append_in_one_statement(
         tuples.push(format!(
             "(${}::uuid, {}::bigint, ${}::text, ${}::uuid, ${}::uuid, ${}::text, ${}::text, \
              ${}::uuid, ${}::bigint, ${}::text, ${}::timestamptz, ${}::uuid, ${}::text, \
-             ${}::text, ${}::text)",
+             ${}::text, ${}::text, ${}::text)",
             n(0),
             position + 1,
             n(1),
@@ -89,6 +89,7 @@ async fn append_in_one_statement(
             n(11),
             n(12),
             n(13),
+            n(14),
         ));
         values.extend([
             row.id.into(),
@@ -105,6 +106,7 @@ async fn append_in_one_statement(
             row.actor.into(),
             row.comment.into(),
             row.promotion_status.into(),
+            row.waiting_for_freeze.into(),
         ]);
     }
     let sql = format!(
@@ -113,14 +115,15 @@ async fn append_in_one_statement(
          WHERE id = $1 RETURNING event_count, status) \
          INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
          app_name, target_status, promotion_status, release_id, release_version, message, \
-         created_at, waiting_for, actor, comment) \
+         created_at, waiting_for, actor, comment, waiting_for_freeze) \
          SELECT v.id, $1, counted.event_count - {count} + v.ord, v.kind, v.target_id, \
          v.app_id, v.app_name, v.target_status, \
          COALESCE(NULLIF(v.reported_status, ''), counted.status), v.release_id, \
-         v.release_version, v.message, v.created_at, v.waiting_for, v.actor, v.comment \
+         v.release_version, v.message, v.created_at, v.waiting_for, v.actor, v.comment, \
+         v.waiting_for_freeze \
          FROM counted, (VALUES {}) AS v(id, ord, kind, target_id, app_id, app_name, \
          target_status, release_id, release_version, message, created_at, waiting_for, actor, \
-         comment, reported_status) \
+         comment, reported_status, waiting_for_freeze) \
          RETURNING *, {}",
         tuples.join(", "),
         super::notifying_promotion_changed("$2::text"),

@@ -9,6 +9,7 @@ pub mod config_vars;
 pub mod couplings;
 pub mod entities;
 pub mod events;
+pub mod freezes;
 pub mod leases;
 mod locks;
 mod parameters;

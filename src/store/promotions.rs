@@ -98,9 +98,9 @@ async fn insert_with_targets_and_events(
         "INSERT INTO promotions (id, pipeline_id, source_app_id, source_release_id, status, \
          safe, created_by, overridden_checks, request_id, request_fingerprint, event_count, \
          created_at, updated_at, finished_at, cancel_requested_at, required_approvals, \
-         triggered_by) \
+         triggered_by, overridden_freezes) \
          SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, clock.now, clock.now, NULL, NULL, \
-         {}, {} FROM clock RETURNING id, status",
+         {}, {}, {} FROM clock RETURNING id, status",
         p.bind(row.id, "uuid"),
         p.bind(row.pipeline_id, "uuid"),
         p.bind(row.source_app_id, "uuid"),
@@ -114,18 +114,20 @@ async fn insert_with_targets_and_events(
         p.bind(row.event_count, "bigint"),
         p.bind(row.required_approvals, "integer"),
         p.bind(row.triggered_by.clone(), "text"),
+        p.bind(row.overridden_freezes.clone(), "text"),
     );
     let target_tuples: Vec<String> = targets
         .iter()
         .map(|target| {
             format!(
-                "({}, {}, {}, {}, {}, {})",
+                "({}, {}, {}, {}, {}, {}, {})",
                 p.bind(target.id, "uuid"),
                 p.bind(target.app_id, "uuid"),
                 p.bind(target.position, "integer"),
                 p.bind(target.status.clone(), "text"),
                 p.bind(target.queued_behind, "uuid"),
                 p.bind(target.queued_at.is_some(), "boolean"),
+                p.bind(target.freeze_exempt, "boolean"),
             )
         })
         .collect();
@@ -154,10 +156,12 @@ async fn insert_with_targets_and_events(
          p AS ({promotion_sql}), \
          t AS (INSERT INTO promotion_targets (id, promotion_id, app_id, position, status, \
          release_id, error_message, queued_behind, lease_owner, lease_expires_at, attempts, \
-         app_deleted, queued_at, created_at, updated_at) \
+         app_deleted, queued_at, created_at, updated_at, freeze_exempt) \
          SELECT v.id, p.id, v.app_id, v.position, v.status, NULL, '', v.queued_behind, NULL, \
-         NULL, 0, false, CASE WHEN v.queued THEN clock.now END, clock.now, clock.now \
-         FROM p, clock, (VALUES {}) AS v(id, app_id, position, status, queued_behind, queued)) \
+         NULL, 0, false, CASE WHEN v.queued THEN clock.now END, clock.now, clock.now, \
+         v.freeze_exempt \
+         FROM p, clock, (VALUES {}) AS v(id, app_id, position, status, queued_behind, queued, \
+         freeze_exempt)) \
          INSERT INTO promotion_events (id, promotion_id, sequence, kind, target_id, app_id, \
          app_name, target_status, promotion_status, release_id, release_version, message, \
          created_at, waiting_for, actor, comment) \

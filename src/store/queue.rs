@@ -9,6 +9,12 @@
 //! and it is told once (`target.queued`), naming the work at the head: by the create, in
 //! its transaction, for a new promotion's targets; by the engine's announcer for those of
 //! an approved promotion, and for any a create could not tell.
+//!
+//! A freeze holds the pending targets of apps coupled at a frozen stage, unless their
+//! promotion broke glass. Held targets neither start nor block: work that may run (a
+//! rollback, a target exempt from the freeze) passes them, and they keep their place for
+//! when the freeze ends. The engine says which stages are frozen; the queries take them as
+//! `frozen`, (pipeline, stage) pairs, and read the couplings themselves.
 
 use std::collections::HashMap;
 
@@ -21,10 +27,46 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::{
-    entities::{promotion_target, rollback},
+    entities::{coupling, promotion_target, rollback},
     leases::{deploying_states, lease_is_free, unfinished_targets, LeasedWork},
 };
-use crate::{domain::promotion::TargetStatus, error::Result};
+use crate::{
+    domain::{promotion::TargetStatus, stage::Stage},
+    error::Result,
+};
+
+/// `NOT held by a freeze` for the promotion targets of `table`: the target started, is
+/// exempt, or its app is coupled at none of the `frozen` stages. `None` when nothing is
+/// frozen.
+fn not_held_by_freeze(
+    table: impl sea_orm::sea_query::IntoIden + Clone + 'static,
+    frozen: &[(Uuid, Stage)],
+) -> Option<Condition> {
+    use promotion_target::Column as T;
+    if frozen.is_empty() {
+        return None;
+    }
+    let column = |name: T| Expr::col((table.clone(), name));
+    let mut stages = Condition::any();
+    for (pipeline, stage) in frozen {
+        stages = stages.add(
+            Condition::all()
+                .add(coupling::Column::PipelineId.eq(*pipeline))
+                .add(coupling::Column::Stage.eq(stage.as_str())),
+        );
+    }
+    let frozen_apps = Query::select()
+        .column(coupling::Column::AppId)
+        .from(coupling::Entity)
+        .cond_where(stages)
+        .to_owned();
+    Some(
+        Condition::any()
+            .add(column(T::Status).ne(TargetStatus::Pending.as_str()))
+            .add(column(T::FreezeExempt).eq(true))
+            .add(column(T::AppId).not_in_subquery(frozen_apps)),
+    )
+}
 
 /// Where work stands in its app's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +120,11 @@ pub async fn queued_behind(
     db: &impl ConnectionTrait,
     app: Uuid,
     place: QueuePlace,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<Option<Blocker>> {
-    Ok(queued_behind_each(db, &[app], place).await?.remove(&app))
+    Ok(queued_behind_each(db, &[app], place, frozen)
+        .await?
+        .remove(&app))
 }
 
 /// A place's sort key: when it joined the queue, and the id breaking ties. `None` for work
@@ -107,11 +152,13 @@ pub struct QueueEntry {
 }
 
 /// The unfinished work on `apps` that comes before `key` in the queue (all of it for
-/// `None`), earliest first. One query, however many apps.
+/// `None`), earliest first, passing targets held by a freeze of the `frozen` stages. One
+/// query, however many apps.
 pub async fn queue_entries(
     db: &impl ConnectionTrait,
     apps: &[Uuid],
     key: Option<(DateTime<Utc>, Uuid)>,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<Vec<QueueEntry>> {
     let mut query = unfinished_work::<promotion_target::Entity>(
         apps,
@@ -119,6 +166,9 @@ pub async fn queue_entries(
         promotion_target::Column::PromotionId,
         false,
     );
+    if let Some(not_held) = not_held_by_freeze(promotion_target::Entity, frozen) {
+        query.cond_where(not_held);
+    }
     query.union(
         UnionType::All,
         unfinished_work::<rollback::Entity>(apps, key, rollback::Column::Id, true),
@@ -178,6 +228,7 @@ pub async fn queued_behind_each(
     db: &impl ConnectionTrait,
     apps: &[Uuid],
     place: QueuePlace,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<HashMap<Uuid, Blocker>> {
     let mut blockers = HashMap::new();
     if apps.is_empty() {
@@ -187,7 +238,7 @@ pub async fn queued_behind_each(
         QueuePlace::Promotion { promotion, .. } => Some(Blocker::Promotion(promotion)),
         _ => None,
     };
-    for entry in queue_entries(db, apps, sort_key(place)).await? {
+    for entry in queue_entries(db, apps, sort_key(place), frozen).await? {
         if Some(entry.work) != own {
             blockers.entry(entry.app).or_insert(entry.work);
         }
@@ -195,13 +246,14 @@ pub async fn queued_behind_each(
     Ok(blockers)
 }
 
-/// `EXISTS`: unfinished work in the queue of the outer promotion target's app, ahead of it.
-fn work_ahead_of_target() -> (SelectStatement, SelectStatement) {
+/// `EXISTS`: unfinished work in the queue of the outer promotion target's app, ahead of it,
+/// other than targets held by a freeze of the `frozen` stages.
+fn work_ahead_of_target(frozen: &[(Uuid, Stage)]) -> (SelectStatement, SelectStatement) {
     use promotion_target::Column as T;
     let outer = |column: T| Expr::col((promotion_target::Entity, column));
     let ahead = Alias::new("ahead");
     let ahead_col = |column: T| Expr::col((ahead.clone(), column));
-    let targets = Query::select()
+    let mut targets = Query::select()
         .expr(Expr::val(1))
         .from_as(promotion_target::Entity, ahead.clone())
         .and_where(ahead_col(T::AppId).eq(outer(T::AppId)))
@@ -217,6 +269,9 @@ fn work_ahead_of_target() -> (SelectStatement, SelectStatement) {
                 ),
         )
         .to_owned();
+    if let Some(not_held) = not_held_by_freeze(ahead.clone(), frozen) {
+        targets.cond_where(not_held);
+    }
     let rollback_col = |column: rollback::Column| Expr::col((rollback::Entity, column));
     let rollbacks = Query::select()
         .expr(Expr::val(1))
@@ -246,19 +301,24 @@ fn in_queue_order(
         .order_by_asc(promotion_target::Column::Position)
 }
 
-/// Unfinished targets first in their app's queue, with a free lease, in queue order: the
-/// targets a worker may claim now. One query.
+/// Unfinished targets first in their app's queue, with a free lease and not held by a
+/// freeze of the `frozen` stages, in queue order: the targets a worker may claim now. One
+/// query.
 pub async fn queue_heads(
     db: &impl ConnectionTrait,
     limit: u64,
+    frozen: &[(Uuid, Stage)],
 ) -> Result<Vec<promotion_target::Model>> {
-    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
-    let select = promotion_target::Entity::find()
+    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target(frozen);
+    let mut select = promotion_target::Entity::find()
         .filter(promotion_target::Column::Status.is_in(deploying_states()))
         .filter(promotion_target::Entity::in_queue())
         .filter(lease_is_free::<promotion_target::Entity>())
         .filter(Expr::exists(targets_ahead).not())
         .filter(Expr::exists(rollbacks_ahead).not());
+    if let Some(not_held) = not_held_by_freeze(promotion_target::Entity, frozen) {
+        select = select.filter(not_held);
+    }
     Ok(in_queue_order(select).limit(limit).all(db).await?)
 }
 
@@ -267,7 +327,7 @@ pub async fn unannounced_waiting(
     db: &impl ConnectionTrait,
     limit: u64,
 ) -> Result<Vec<promotion_target::Model>> {
-    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target();
+    let (targets_ahead, rollbacks_ahead) = work_ahead_of_target(&[]);
     let select = promotion_target::Entity::find()
         .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
         .filter(promotion_target::Entity::in_queue())
@@ -292,6 +352,57 @@ pub async fn mark_queued_behind(
         .filter(promotion_target::Column::Id.eq(target_id))
         .filter(promotion_target::Column::Status.eq(TargetStatus::Pending.as_str()))
         .filter(promotion_target::Column::QueuedBehind.is_null())
+        .exec(db)
+        .await?;
+    Ok(marked.rows_affected == 1)
+}
+
+/// Pending targets in the queue, not exempt, of apps coupled at `stage` of `pipeline`, that
+/// were not told yet that `freeze` holds them, in queue order.
+pub async fn unannounced_held(
+    db: &impl ConnectionTrait,
+    pipeline: Uuid,
+    stage: Stage,
+    freeze: Uuid,
+    limit: u64,
+) -> Result<Vec<promotion_target::Model>> {
+    use promotion_target::Column as T;
+    let coupled = Query::select()
+        .column(coupling::Column::AppId)
+        .from(coupling::Entity)
+        .and_where(coupling::Column::PipelineId.eq(pipeline))
+        .and_where(coupling::Column::Stage.eq(stage.as_str()))
+        .to_owned();
+    let select = promotion_target::Entity::find()
+        .filter(T::Status.eq(TargetStatus::Pending.as_str()))
+        .filter(promotion_target::Entity::in_queue())
+        .filter(T::FreezeExempt.eq(false))
+        .filter(T::AppId.in_subquery(coupled))
+        .filter(
+            Condition::any()
+                .add(T::WaitingForFreeze.is_null())
+                .add(T::WaitingForFreeze.ne(freeze)),
+        );
+    Ok(in_queue_order(select).limit(limit).all(db).await?)
+}
+
+/// Notes that a pending target waits for `freeze`, once per freeze: false when it started,
+/// ended or was noted already.
+pub async fn mark_waiting_for_freeze(
+    db: &impl ConnectionTrait,
+    target_id: Uuid,
+    freeze: Uuid,
+) -> Result<bool> {
+    use promotion_target::Column as T;
+    let marked = promotion_target::Entity::update_many()
+        .col_expr(T::WaitingForFreeze, Some(freeze).into())
+        .filter(T::Id.eq(target_id))
+        .filter(T::Status.eq(TargetStatus::Pending.as_str()))
+        .filter(
+            Condition::any()
+                .add(T::WaitingForFreeze.is_null())
+                .add(T::WaitingForFreeze.ne(freeze)),
+        )
         .exec(db)
         .await?;
     Ok(marked.rows_affected == 1)

@@ -22,6 +22,7 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         cancel_requested_at: None,
         required_approvals: 0,
         triggered_by: None,
+        overridden_freezes: "[]".to_owned(),
     };
     let app = ResourceRef {
         id: Uuid::new_v4(),
@@ -46,6 +47,8 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         verification_deadline: None,
         verification_results: None,
         rollback_release_id: None,
+        freeze_exempt: false,
+        waiting_for_freeze: None,
         created_at: now,
         updated_at: now,
     };

@@ -10,8 +10,10 @@ use uuid::Uuid;
 
 use crate::views;
 
+mod freezes;
 mod promotions;
 
+pub use freezes::*;
 pub use promotions::*;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -83,6 +85,8 @@ pub struct Coupling {
     /// What must hold on a release after a promotion deployed it here, every default
     /// filled in; null when none.
     pub verification: Option<Verification>,
+    /// Why the coupling's stage takes no new deploys now; null when it is not frozen.
+    pub frozen: Option<Frozen>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -153,6 +157,7 @@ impl From<views::CouplingView> for Coupling {
                 required_approvals: view.policy.required_approvals,
             },
             verification: view.verification.map(Verification::from),
+            frozen: view.frozen.map(Frozen::from),
             created_at: view.created_at,
             updated_at: view.updated_at,
         }

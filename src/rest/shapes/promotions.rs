@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{IdRef, NamedRef};
+use super::{FreezeRef, IdRef, NamedRef};
 use crate::{domain::names::akkeris_app_and_space, views};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,6 +85,8 @@ pub struct Promotion {
     pub safe: bool,
     pub created_by: String,
     pub overridden_checks: Vec<StatusCheck>,
+    /// The freezes an admin broke glass through with `safe: false`.
+    pub overridden_freezes: Vec<FreezeRef>,
     /// For an auto-promotion: the token whose release or status triggered it.
     pub triggered_by: Option<String>,
     pub required_approvals: u32,
@@ -113,6 +115,11 @@ impl From<views::PromotionView> for Promotion {
                 .overridden_checks
                 .into_iter()
                 .map(StatusCheck::from)
+                .collect(),
+            overridden_freezes: view
+                .overridden_freezes
+                .into_iter()
+                .map(FreezeRef::from)
                 .collect(),
             triggered_by: view.triggered_by,
             required_approvals: view.required_approvals,
@@ -310,6 +317,9 @@ pub struct PromotionEvent {
     pub created_at: DateTime<Utc>,
     /// For `target.queued`: the promotion the target waits for.
     pub waiting_for: Option<IdRef>,
+    /// For `target.queued`: the freeze of its stage the target waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for_freeze: Option<FreezeRef>,
     /// For approval events: the token that voted, and its comment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
@@ -333,6 +343,7 @@ impl From<views::PromotionEventView> for PromotionEvent {
             message: view.message,
             created_at: view.created_at,
             waiting_for: view.waiting_for.map(|id| IdRef { id }),
+            waiting_for_freeze: view.waiting_for_freeze.map(FreezeRef::from),
             actor: Some(view.actor).filter(|actor| !actor.is_empty()),
             comment: Some(view.comment).filter(|_| view.kind.is_vote()),
         }

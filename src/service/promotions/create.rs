@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::{
-    gates::{config_drift, judge_status_checks, StatusGate},
+    gates::{config_drift, judge_freeze, judge_status_checks, StatusGate},
     memory::resolve_from_memory,
     promotion_view,
     reads::{view_with_names, PromotionNames},
@@ -16,6 +16,7 @@ use super::{
 use crate::{
     domain::{
         access::{Caller, Role},
+        freeze::FrozenStage,
         stage::Stage,
         status::ReleaseState,
     },
@@ -34,7 +35,10 @@ use crate::{
         entities::{app, coupling, pipeline, release},
         queue::{queued_behind, Blocker, QueuePlace},
     },
-    views::{PlannedTarget, PromotionPlan, PromotionView, ReleaseRef, ResourceRef, TargetDrift},
+    views::{
+        FreezeRef, PlannedTarget, PromotionPlan, PromotionView, ReleaseRef, ResourceRef,
+        TargetDrift,
+    },
 };
 
 const REQUEST_ID_MAX_CHARS: usize = 255;
@@ -48,6 +52,8 @@ struct Validated {
     targets: Vec<ResolvedTarget>,
     release: release::Model,
     checks: StatusGate,
+    /// The freeze an elevated caller broke glass through, if the stage was frozen.
+    overridden_freeze: Option<FrozenStage>,
     drift: Vec<TargetDrift>,
     safe: bool,
 }
@@ -108,6 +114,8 @@ impl Promotions {
         let release = self
             .resolve_release(&source, request.source_release.as_deref())
             .await?;
+        let overridden_freeze =
+            judge_freeze(&self.db, &pipeline, target_stage, request.safety, caller).await?;
         let checks = judge_status_checks(
             &self.db,
             &release,
@@ -133,6 +141,7 @@ impl Promotions {
             targets,
             release,
             checks,
+            overridden_freeze,
             drift,
             safe: request.safety == Safety::CheckConfigDrift,
         })
@@ -226,7 +235,7 @@ impl Promotions {
         for target in &validated.targets {
             planned.push(PlannedTarget {
                 app: target.app.clone(),
-                busy_with: match queued_behind(&self.db, target.app.id, QueuePlace::New).await? {
+                busy_with: match queued_behind(&self.db, target.app.id, QueuePlace::New, &[]).await? {
                     Some(Blocker::Promotion(id)) => Some(id),
                     // The plan names promotions; a rollback in progress is not one.
                     Some(Blocker::Rollback(_)) | None => None,
@@ -424,6 +433,14 @@ impl Validated {
                 caller.name
             ));
         }
+        let overridden_freezes: Vec<FreezeRef> =
+            self.overridden_freeze.iter().map(FreezeRef::from).collect();
+        if let Some(frozen) = &self.overridden_freeze {
+            message.push_str(&format!(
+                "; the freeze of stage {} ({}) overridden by '{}'",
+                frozen.stage, frozen.reason, caller.name
+            ));
+        }
         Ok(PromotionRecord {
             id: uuid::Uuid::new_v4(),
             pipeline: self.pipeline.clone(),
@@ -433,6 +450,9 @@ impl Validated {
             safe: self.safe,
             created_by: caller.name.clone(),
             overridden_checks: serde_json::to_string(overridden)
+                .map_err(|error| Error::Internal(error.to_string()))?,
+            freeze_exempt: !overridden_freezes.is_empty(),
+            overridden_freezes: serde_json::to_string(&overridden_freezes)
                 .map_err(|error| Error::Internal(error.to_string()))?,
             idempotency,
             message,

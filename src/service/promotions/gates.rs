@@ -1,5 +1,6 @@
-//! The gates a promotion passes before it is stored: required status checks (with the
-//! elevated bypass) and, under safe promotion, config-key drift.
+//! The gates a promotion passes before it is stored: a freeze of the stage it goes into and
+//! required status checks (each with the elevated bypass), and, under safe promotion,
+//! config-key drift.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,6 +11,7 @@ use super::{ResolvedTarget, Safety};
 use crate::{
     domain::{
         access::{Caller, Role},
+        freeze::FrozenStage,
         promotion::KeyDrift,
         stage::Stage,
         status::{unmet_contexts, StatusState},
@@ -19,6 +21,36 @@ use crate::{
     store::{self, entities::release, release_statuses::states_of_release},
     views::{CheckRef, CheckVerdict, ResourceRef, TargetDrift},
 };
+
+/// Refuses a promotion into a frozen stage, unless an elevated caller breaks glass with
+/// `safe: false`; then the freeze it overrides is returned, to be recorded. Read from the
+/// database, as every gate is.
+pub(super) async fn judge_freeze(
+    db: &impl ConnectionTrait,
+    pipeline: &ResourceRef,
+    stage: Stage,
+    safety: Safety,
+    caller: &Caller,
+) -> Result<Option<FrozenStage>> {
+    let frozen = crate::service::frozen_stages_of(db, &[pipeline.id], store::now())
+        .await?
+        .remove(&pipeline.id)
+        .and_then(|mut stages| stages.remove(&stage));
+    let Some(frozen) = frozen else {
+        return Ok(None);
+    };
+    let described = frozen.describe(&pipeline.name);
+    if safety != Safety::BypassStatusChecks {
+        return Err(Error::Frozen {
+            message: format!(
+                "{described}; an admin may break glass with safe: false, or lift the freeze"
+            ),
+            frozen,
+        });
+    }
+    authorize(caller, Role::Admin, &format!("breaking glass: {described}"))?;
+    Ok(Some(frozen))
+}
 
 /// Every required check's verdict, and the checks an elevated caller bypassed.
 pub(super) struct StatusGate {

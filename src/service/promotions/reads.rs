@@ -14,8 +14,8 @@ use crate::{
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
     store::{self, entities::promotion},
     views::{
-        target_verification, ApprovalView, CheckRef, PromotionEventView, PromotionView, ReleaseRef,
-        ResourceRef, TargetView,
+        target_verification, ApprovalView, CheckRef, FreezeRef, PromotionEventView,
+        PromotionView, ReleaseRef, ResourceRef, TargetView,
     },
 };
 
@@ -203,6 +203,9 @@ pub fn view_with_names(
         .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
     let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
         .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
+    let overridden_freezes: Vec<FreezeRef> =
+        serde_json::from_str(&model.overridden_freezes)
+            .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
     Ok(PromotionView {
         id: model.id,
         pipeline: names.pipeline,
@@ -212,6 +215,7 @@ pub fn view_with_names(
         safe: model.safe,
         created_by: model.created_by,
         overridden_checks,
+        overridden_freezes,
         request_id: model.request_id,
         triggered_by: model.triggered_by,
         required_approvals: u32::try_from(model.required_approvals).unwrap_or_default(),

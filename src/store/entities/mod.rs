@@ -5,6 +5,7 @@ pub mod auto_promotion_claim;
 pub mod auto_promotion_trigger;
 pub mod config_var;
 pub mod coupling;
+pub mod freeze;
 pub mod pipeline;
 pub mod promotion;
 pub mod promotion_event;

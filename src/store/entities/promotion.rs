@@ -29,6 +29,8 @@ pub struct Model {
     pub required_approvals: i32,
     /// For an auto-promotion: the token whose release or status triggered it.
     pub triggered_by: Option<String>,
+    /// The freezes an elevated caller broke glass through, as a JSON array.
+    pub overridden_freezes: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -25,6 +25,9 @@ pub struct Model {
     pub actor: String,
     /// For approval events: the voter's comment.
     pub comment: String,
+    /// For `target.queued`: the freeze the target waits for, as JSON
+    /// `{freeze_id, reason, until}`.
+    pub waiting_for_freeze: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

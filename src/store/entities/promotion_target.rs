@@ -35,6 +35,10 @@ pub struct Model {
     pub verification_results: Option<String>,
     /// The release a failed verification deployed to roll the app back.
     pub rollback_release_id: Option<Uuid>,
+    /// Its promotion broke glass: no freeze holds it.
+    pub freeze_exempt: bool,
+    /// The freeze it was last told it waits for (`target.queued`).
+    pub waiting_for_freeze: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
