@@ -107,6 +107,10 @@ pub async fn relay_between_processes(
                 };
                 if notification.channel() == read_model::CATALOG_CHANNEL {
                     hub.read_model.notified(notification.payload());
+                    // A pipeline's freezes may have changed: the engine looks at once.
+                    if notification.payload().starts_with("pipeline ") {
+                        hub.signal_work();
+                    }
                     continue;
                 }
                 let Some(store::PromotionChanged { promotion_id, app_id, origin }) =

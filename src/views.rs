@@ -296,7 +296,6 @@ impl From<&FrozenStage> for FreezeRef {
     }
 }
 
-
 // Views from stored rows.
 
 /// The contexts a coupling requires, as stored.
@@ -439,7 +438,12 @@ pub fn freeze_of_row(row: &freeze::Model) -> Result<Freeze> {
         .map(|name| Stage::parse("stages", name))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|error| unreadable(error.to_string()))?;
-    let schedule = match (row.starts_at, row.ends_at, &row.freeze_start, &row.freeze_end) {
+    let schedule = match (
+        row.starts_at,
+        row.ends_at,
+        &row.freeze_start,
+        &row.freeze_end,
+    ) {
         (Some(starts_at), Some(ends_at), _, _) => Schedule::OneOff(Window { starts_at, ends_at }),
         (_, _, Some(start), Some(end)) => Schedule::Recurring(
             Recurrence::parse(start, end, row.cron_timezone.as_deref().unwrap_or("UTC"))

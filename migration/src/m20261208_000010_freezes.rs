@@ -84,8 +84,16 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Freezes::Stages).text().not_null())
                     .col(ColumnDef::new(Freezes::Reason).text().not_null())
                     .col(ColumnDef::new(Freezes::CreatedBy).text().not_null())
-                    .col(ColumnDef::new(Freezes::StartsAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(Freezes::EndsAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(Freezes::StartsAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(Freezes::EndsAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new(Freezes::FreezeStart).text().null())
                     .col(ColumnDef::new(Freezes::FreezeEnd).text().null())
                     .col(ColumnDef::new(Freezes::CronTimezone).text().null())
@@ -94,7 +102,11 @@ impl MigrationTrait for Migration {
                             .timestamp_with_time_zone()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(Freezes::LiftedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(Freezes::LiftedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(ColumnDef::new(Freezes::LiftedBy).text().null())
                     .to_owned(),
             )
@@ -161,7 +173,12 @@ impl MigrationTrait for Migration {
             PromotionTargets::WaitingForFreeze,
         )
         .await?;
-        drop_column(manager, PromotionTargets::Table, PromotionTargets::FreezeExempt).await?;
+        drop_column(
+            manager,
+            PromotionTargets::Table,
+            PromotionTargets::FreezeExempt,
+        )
+        .await?;
         drop_column(manager, Promotions::Table, Promotions::OverriddenFreezes).await?;
         manager
             .drop_table(Table::drop().table(Freezes::Table).to_owned())

@@ -116,9 +116,7 @@ impl CronExpression {
 fn instant_of(zone: Tz, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
     match zone.from_local_datetime(&wall) {
         LocalResult::Single(time) => Some(time.with_timezone(&Utc)),
-        LocalResult::Ambiguous(first, second) => {
-            Some(first.min(second).with_timezone(&Utc))
-        }
+        LocalResult::Ambiguous(first, second) => Some(first.min(second).with_timezone(&Utc)),
         LocalResult::None => {
             // Gaps end on a whole minute; the first wall-clock minute that exists again is
             // the gap's end, and its instant the transition itself.
@@ -307,7 +305,8 @@ impl FrozenStage {
         format!(
             "stage {} of pipeline '{pipeline}' is frozen until {} (freeze {}): {}",
             self.stage,
-            self.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.until
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.freeze_id,
             super::quoted(&self.reason)
         )
@@ -318,7 +317,8 @@ impl FrozenStage {
         format!(
             "stage {} is frozen until {} (freeze {}): {}",
             self.stage,
-            self.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.until
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.freeze_id,
             super::quoted(&self.reason)
         )

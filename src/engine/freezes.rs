@@ -27,10 +27,7 @@ pub(crate) async fn freeze_state(context: &EngineContext) -> Result<FreezeState>
         return Ok(state);
     }
     let rows = store::freezes::live_freezes(&context.db, None, now).await?;
-    let freezes = rows
-        .iter()
-        .map(freeze_of_row)
-        .collect::<Result<Vec<_>>>()?;
+    let freezes = rows.iter().map(freeze_of_row).collect::<Result<Vec<_>>>()?;
     Ok(FreezeState::of(&freezes, now))
 }
 

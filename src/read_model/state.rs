@@ -67,7 +67,10 @@ impl FreezeState {
     ) -> Self {
         let mut by_pipeline: HashMap<Uuid, Vec<&Freeze>> = HashMap::new();
         for freeze in freezes.clone() {
-            by_pipeline.entry(freeze.pipeline_id).or_default().push(freeze);
+            by_pipeline
+                .entry(freeze.pipeline_id)
+                .or_default()
+                .push(freeze);
         }
         let mut frozen: Vec<(Uuid, FrozenStage)> = by_pipeline
             .into_iter()

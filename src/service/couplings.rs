@@ -153,7 +153,12 @@ async fn coupling_views(
             .into_iter()
             .map(|release| (release.app_id, release))
             .collect();
-    let frozen = super::frozen_stages_of(db, &pipelines.keys().copied().collect::<Vec<_>>(), store::now()).await?;
+    let frozen = super::frozen_stages_of(
+        db,
+        &pipelines.keys().copied().collect::<Vec<_>>(),
+        store::now(),
+    )
+    .await?;
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
         let app = apps

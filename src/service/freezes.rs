@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
@@ -46,12 +46,19 @@ pub struct NewFreeze {
 impl NewFreeze {
     /// The schedule the request describes, in one of its two forms and never both.
     fn schedule(&self, now: DateTime<Utc>) -> Result<Schedule> {
-        let present = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        let present =
+            |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
         let recurring = present(&self.freeze_start)
             || present(&self.freeze_end)
             || present(&self.cron_timezone);
         if !recurring {
-            return Ok(Schedule::one_off(self.starts_at, self.ends_at, now)?);
+            // Stored to the microsecond, as every backend keeps times.
+            let stored = |time: Option<DateTime<Utc>>| time.map(|time| time.trunc_subsecs(6));
+            return Ok(Schedule::one_off(
+                stored(self.starts_at),
+                stored(self.ends_at),
+                now,
+            )?);
         }
         if let Some(field) = [("starts_at", self.starts_at), ("ends_at", self.ends_at)]
             .into_iter()
@@ -213,7 +220,10 @@ impl Freezes {
 
     /// Every process learns of the change; the engine here looks again at once.
     async fn changed(&self, pipeline: Uuid) {
-        self.hub.read_model.changed(&[Key::Pipeline(pipeline)]).await;
+        self.hub
+            .read_model
+            .changed(&[Key::Pipeline(pipeline)])
+            .await;
         self.hub.signal_work();
     }
 }
@@ -241,7 +251,9 @@ pub(crate) async fn frozen_stages_of(
     Ok(pipelines
         .iter()
         .map(|pipeline| {
-            let own = freezes.iter().filter(|freeze| freeze.pipeline_id == *pipeline);
+            let own = freezes
+                .iter()
+                .filter(|freeze| freeze.pipeline_id == *pipeline);
             (*pipeline, frozen_stages(own, now))
         })
         .collect())

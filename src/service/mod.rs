@@ -13,8 +13,8 @@ use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
 pub use couplings::{CouplingChange, Couplings, NewCoupling};
-pub use freezes::{Freezes, NewFreeze};
 pub(crate) use freezes::frozen_stages_of;
+pub use freezes::{Freezes, NewFreeze};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub use pipelines::Pipelines;
 pub use promotions::{CreatedPromotion, NewPromotion, PromotionPage, Promotions, Safety};

@@ -11,6 +11,7 @@ mod apps;
 mod cli;
 mod couplings;
 mod faults;
+mod freezes;
 mod helpers;
 mod metrics;
 mod openapi;

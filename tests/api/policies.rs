@@ -14,16 +14,16 @@ use crate::helpers::{
 };
 
 /// Tokens of every kind, named after who holds them.
-struct Tokens {
-    ops: String,
-    ci: String,
-    alice: String,
-    bob: String,
-    carol: String,
-    reader: String,
+pub(crate) struct Tokens {
+    pub(crate) ops: String,
+    pub(crate) ci: String,
+    pub(crate) alice: String,
+    pub(crate) bob: String,
+    pub(crate) carol: String,
+    pub(crate) reader: String,
 }
 
-async fn tokens(app: &TestApp) -> Tokens {
+pub(crate) async fn tokens(app: &TestApp) -> Tokens {
     Tokens {
         ops: app.create_token("ops", "admin").await,
         ci: app.create_token("ci-bot", "write").await,
@@ -34,7 +34,13 @@ async fn tokens(app: &TestApp) -> Tokens {
     }
 }
 
-async fn call_ok(app: &TestApp, method: Method, path: &str, body: Value, token: &str) -> Value {
+pub(crate) async fn call_ok(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Value,
+    token: &str,
+) -> Value {
     let (status, answer) = app.call(method, path, Some(body), Some(token)).await;
     assert!((200..300).contains(&status), "{path}: {status} {answer}");
     answer
@@ -42,7 +48,7 @@ async fn call_ok(app: &TestApp, method: Method, path: &str, body: Value, token: 
 
 /// Pipeline `shop`: `shop-dev` (development), `shop-stg` (staging) and `shop-prod`
 /// (production), each coupling with the given extra fields.
-async fn shop(app: &TestApp, token: &str, staging: Value, production: Value) {
+pub(crate) async fn shop(app: &TestApp, token: &str, staging: Value, production: Value) {
     call_ok(
         app,
         Method::POST,
@@ -65,12 +71,12 @@ async fn shop(app: &TestApp, token: &str, staging: Value, production: Value) {
     }
 }
 
-async fn release(app: &TestApp, name: &str, image: &str, token: &str) -> Value {
+pub(crate) async fn release(app: &TestApp, name: &str, image: &str, token: &str) -> Value {
     let path = format!("/apps/{name}/releases");
     call_ok(app, Method::POST, &path, json!({"image": image}), token).await
 }
 
-async fn post_status(
+pub(crate) async fn post_status(
     app: &TestApp,
     name: &str,
     release: &Value,
@@ -86,7 +92,7 @@ async fn post_status(
     call_ok(app, Method::POST, &path, body, token).await
 }
 
-async fn promotions(app: &TestApp, token: &str) -> Vec<Value> {
+pub(crate) async fn promotions(app: &TestApp, token: &str) -> Vec<Value> {
     let (status, list) = app
         .call(
             Method::GET,
@@ -100,7 +106,7 @@ async fn promotions(app: &TestApp, token: &str) -> Vec<Value> {
 }
 
 /// Polls `check` until it answers `Some`, for at most 20 seconds.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -118,7 +124,7 @@ where
     }
 }
 
-async fn current_image(app: &TestApp, name: &str, token: &str) -> Option<String> {
+pub(crate) async fn current_image(app: &TestApp, name: &str, token: &str) -> Option<String> {
     let path = format!("/apps/{name}/pipeline-couplings");
     let (_, coupling) = app.call(Method::GET, &path, None, Some(token)).await;
     coupling["release"]["image"].as_str().map(str::to_owned)
@@ -131,7 +137,7 @@ async fn promotion(app: &TestApp, id: &str, token: &str) -> Value {
     found
 }
 
-async fn finished(app: &TestApp, id: &str, token: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, id: &str, token: &str) -> Value {
     eventually("the promotion to finish", || async {
         let found = promotion(app, id, token).await;
         let status = found["status"].as_str().unwrap().to_owned();
@@ -141,7 +147,7 @@ async fn finished(app: &TestApp, id: &str, token: &str) -> Value {
     .await
 }
 
-async fn targets(app: &TestApp, id: &str, token: &str) -> Vec<Value> {
+pub(crate) async fn targets(app: &TestApp, id: &str, token: &str) -> Vec<Value> {
     let path = format!("/pipeline-promotions/{id}/promotion-targets");
     let (status, list) = app.call(Method::GET, &path, None, Some(token)).await;
     assert_eq!(status, 200, "{list}");

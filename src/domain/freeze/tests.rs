@@ -87,9 +87,13 @@ fn a_berlin_sunday_lasts_23_hours_in_spring_and_25_in_autumn() {
             ("2027-11-06T23:00:00Z", "2027-11-07T23:00:00Z"),
         ])
     );
-    let short = schedule.current(at("2027-03-28T12:00:00Z")).expect("frozen");
+    let short = schedule
+        .current(at("2027-03-28T12:00:00Z"))
+        .expect("frozen");
     assert_eq!(short.ends_at - short.starts_at, Duration::hours(23));
-    let long = schedule.current(at("2027-10-31T12:00:00Z")).expect("frozen");
+    let long = schedule
+        .current(at("2027-10-31T12:00:00Z"))
+        .expect("frozen");
     assert_eq!(long.ends_at - long.starts_at, Duration::hours(25));
 }
 
@@ -154,11 +158,17 @@ fn a_weekend_freeze_is_current_and_names_the_next() {
             ends_at: at("2027-03-22T12:00:00Z"),
         })
     );
-    assert_eq!(schedule.next_boundary(now), Some(at("2027-03-15T12:00:00Z")));
+    assert_eq!(
+        schedule.next_boundary(now),
+        Some(at("2027-03-15T12:00:00Z"))
+    );
     // After it ends, nothing is current and the next boundary is the next start.
     let after = at("2027-03-16T00:00:00Z");
     assert_eq!(schedule.current(after), None);
-    assert_eq!(schedule.next_boundary(after), Some(at("2027-03-19T22:00:00Z")));
+    assert_eq!(
+        schedule.next_boundary(after),
+        Some(at("2027-03-19T22:00:00Z"))
+    );
     // The instant it ends, it no longer holds.
     assert_eq!(schedule.current(at("2027-03-15T12:00:00Z")), None);
 }
@@ -186,11 +196,17 @@ fn a_one_off_freeze_is_next_then_current_then_gone() {
     .expect("valid");
     assert_eq!(schedule.current(now), None);
     assert!(schedule.next(now).is_some());
-    assert_eq!(schedule.next_boundary(now), Some(at("2027-06-01T13:00:00Z")));
+    assert_eq!(
+        schedule.next_boundary(now),
+        Some(at("2027-06-01T13:00:00Z"))
+    );
     let during = at("2027-06-01T14:00:00Z");
     assert!(schedule.current(during).is_some());
     assert_eq!(schedule.next(during), None);
-    assert_eq!(schedule.next_boundary(during), Some(at("2027-06-01T15:00:00Z")));
+    assert_eq!(
+        schedule.next_boundary(during),
+        Some(at("2027-06-01T15:00:00Z"))
+    );
     assert!(!schedule.is_live(at("2027-06-01T15:00:00Z")));
     assert!(schedule.current(at("2027-06-01T15:00:00Z")).is_none());
 }
@@ -212,7 +228,11 @@ fn a_one_off_freeze_must_end_after_it_starts_and_after_now() {
         Some("ends_at".into())
     );
     assert_eq!(
-        field(Schedule::one_off(None, Some(at("2027-06-01T11:00:00Z")), now)),
+        field(Schedule::one_off(
+            None,
+            Some(at("2027-06-01T11:00:00Z")),
+            now
+        )),
         Some("ends_at".into())
     );
     // starts_at defaults to now: current at once.
@@ -228,12 +248,30 @@ fn bad_cron_expressions_and_zones_name_their_field() {
             .err()
             .map(|error| error.field)
     };
-    assert_eq!(field("0 0 * *", "0 6 * * *", "UTC"), Some("freeze_start".into()));
-    assert_eq!(field("0 0 * * * *", "0 6 * * *", "UTC"), Some("freeze_start".into()));
-    assert_eq!(field("61 0 * * *", "0 6 * * *", "UTC"), Some("freeze_start".into()));
-    assert_eq!(field("0 0 * * *", "0 25 * * *", "UTC"), Some("freeze_end".into()));
-    assert_eq!(field("0 0 * * *", "0 6 * * *", "Mars/Olympus"), Some("cron_timezone".into()));
-    assert_eq!(field("0 0 31 2 *", "0 6 * * *", "UTC"), Some("freeze_start".into()));
+    assert_eq!(
+        field("0 0 * *", "0 6 * * *", "UTC"),
+        Some("freeze_start".into())
+    );
+    assert_eq!(
+        field("0 0 * * * *", "0 6 * * *", "UTC"),
+        Some("freeze_start".into())
+    );
+    assert_eq!(
+        field("61 0 * * *", "0 6 * * *", "UTC"),
+        Some("freeze_start".into())
+    );
+    assert_eq!(
+        field("0 0 * * *", "0 25 * * *", "UTC"),
+        Some("freeze_end".into())
+    );
+    assert_eq!(
+        field("0 0 * * *", "0 6 * * *", "Mars/Olympus"),
+        Some("cron_timezone".into())
+    );
+    assert_eq!(
+        field("0 0 31 2 *", "0 6 * * *", "UTC"),
+        Some("freeze_start".into())
+    );
     assert!(field("0 0 * * *", "0 6 * * *", "Europe/Berlin").is_none());
 }
 
@@ -284,7 +322,10 @@ fn a_stage_is_frozen_until_the_latest_end_among_its_active_freezes() {
 
 #[test]
 fn reasons_and_stages_are_checked() {
-    assert_eq!(check_reason("  sale weekend ").as_deref(), Ok("sale weekend"));
+    assert_eq!(
+        check_reason("  sale weekend ").as_deref(),
+        Ok("sale weekend")
+    );
     assert_eq!(check_reason(" ").map_err(|e| e.field), Err("reason".into()));
     assert!(check_reason(&"x".repeat(REASON_MAX_CHARS)).is_ok());
     assert!(check_reason(&"x".repeat(REASON_MAX_CHARS + 1)).is_err());

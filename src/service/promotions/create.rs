@@ -235,7 +235,9 @@ impl Promotions {
         for target in &validated.targets {
             planned.push(PlannedTarget {
                 app: target.app.clone(),
-                busy_with: match queued_behind(&self.db, target.app.id, QueuePlace::New, &[]).await? {
+                busy_with: match queued_behind(&self.db, target.app.id, QueuePlace::New, &[])
+                    .await?
+                {
                     Some(Blocker::Promotion(id)) => Some(id),
                     // The plan names promotions; a rollback in progress is not one.
                     Some(Blocker::Rollback(_)) | None => None,

@@ -14,8 +14,8 @@ use crate::{
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
     store::{self, entities::promotion},
     views::{
-        target_verification, ApprovalView, CheckRef, FreezeRef, PromotionEventView,
-        PromotionView, ReleaseRef, ResourceRef, TargetView,
+        target_verification, ApprovalView, CheckRef, FreezeRef, PromotionEventView, PromotionView,
+        ReleaseRef, ResourceRef, TargetView,
     },
 };
 
@@ -203,9 +203,8 @@ pub fn view_with_names(
         .ok_or_else(|| Error::Internal(format!("promotion {} has an unknown status", model.id)))?;
     let overridden_checks: Vec<CheckRef> = serde_json::from_str(&model.overridden_checks)
         .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
-    let overridden_freezes: Vec<FreezeRef> =
-        serde_json::from_str(&model.overridden_freezes)
-            .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
+    let overridden_freezes: Vec<FreezeRef> = serde_json::from_str(&model.overridden_freezes)
+        .map_err(|error| Error::Internal(format!("promotion {}: {error}", model.id)))?;
     Ok(PromotionView {
         id: model.id,
         pipeline: names.pipeline,
