@@ -59,6 +59,10 @@ pub enum Command {
     Watch(WatchArgs),
     /// Show a pipeline's stages, apps, current releases and required checks.
     Status(StatusArgs),
+    /// Stop the line: no new deploy starts into the stage until the freeze ends.
+    Freeze(FreezeArgs),
+    /// Restart the line: lift a freeze early (admin tokens only).
+    Unfreeze(UnfreezeArgs),
 }
 
 /// How the client commands end, for scripts.
@@ -137,6 +141,34 @@ pub struct WatchArgs {
 pub struct StatusArgs {
     /// The pipeline (name or id).
     pub pipeline: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct FreezeArgs {
+    /// The pipeline (name or id).
+    pub pipeline: String,
+    /// The stage to freeze; repeat it, or separate stages with commas, to freeze several.
+    #[arg(long = "stage", required = true, value_delimiter = ',')]
+    pub stages: Vec<String>,
+    /// Until when: an RFC 3339 time (2026-12-24T18:00:00Z) or a duration from now such as
+    /// 90m, 2h or 1d.
+    #[arg(long)]
+    pub until: String,
+    /// Why the line stops (at most 200 characters).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UnfreezeArgs {
+    /// The pipeline (name or id).
+    pub pipeline: String,
+    /// The freeze's id, as `pipelines freeze` and `pipelines status` print it.
+    pub freeze_id: String,
     #[command(flatten)]
     pub server: ServerArgs,
 }

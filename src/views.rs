@@ -445,10 +445,10 @@ pub fn freeze_of_row(row: &freeze::Model) -> Result<Freeze> {
         &row.freeze_end,
     ) {
         (Some(starts_at), Some(ends_at), _, _) => Schedule::OneOff(Window { starts_at, ends_at }),
-        (_, _, Some(start), Some(end)) => Schedule::Recurring(
+        (_, _, Some(start), Some(end)) => Schedule::Recurring(Box::new(
             Recurrence::parse(start, end, row.cron_timezone.as_deref().unwrap_or("UTC"))
                 .map_err(|error| unreadable(error.to_string()))?,
-        ),
+        )),
         _ => return Err(unreadable("neither a window nor cron expressions".into())),
     };
     Ok(Freeze {

@@ -1,5 +1,6 @@
-//! The client commands: `pipelines promote`, `pipelines watch` and `pipelines status`. They
-//! call a server over gRPC with the generated tonic clients, like any other client would.
+//! The client commands: `pipelines promote`, `watch`, `status`, `freeze` and `unfreeze`.
+//! They call a server over gRPC with the generated tonic clients, like any other client
+//! would.
 
 /// Prints a line to stdout; a reader that went away (`| head`) ends the output quietly.
 macro_rules! say {
@@ -23,7 +24,7 @@ use tonic::{
 };
 
 use crate::{
-    config::{PromoteArgs, ServerArgs, StatusArgs, WatchArgs},
+    config::{FreezeArgs, PromoteArgs, ServerArgs, StatusArgs, UnfreezeArgs, WatchArgs},
     proto::{
         self, coupling_service_client::CouplingServiceClient,
         create_promotion_response::Result as Created,
@@ -290,4 +291,131 @@ async fn run_status(args: StatusArgs) -> Result<Ending, Stop> {
     }
     print::status(&pipeline, &couplings, args.server.output);
     Ok(Ending::Successful)
+}
+
+/// `pipelines freeze`.
+pub async fn freeze(args: FreezeArgs) -> ExitCode {
+    finish(run_freeze(args).await)
+}
+
+async fn run_freeze(args: FreezeArgs) -> Result<Ending, Stop> {
+    let until = until_time(&args.until, chrono::Utc::now()).map_err(|reason| {
+        Stop::new(
+            Ending::Refused,
+            format!("--until {:?}: {reason}", args.until),
+        )
+    })?;
+    let mut stages = Vec::with_capacity(args.stages.len());
+    for name in &args.stages {
+        let stage = crate::domain::stage::Stage::parse("--stage", name.trim())
+            .map_err(|error| Stop::new(Ending::Refused, error.to_string()))?;
+        stages.push(crate::grpc::convert::stage_to_proto(stage) as i32);
+    }
+    let mut clients = connect(&args.server).await?;
+    let made = clients
+        .pipelines
+        .create_freeze(proto::CreateFreezeRequest {
+            pipeline: args.pipeline.clone(),
+            stages,
+            reason: args.reason.clone(),
+            ends_at: crate::grpc::convert::timestamp(until),
+            ..Default::default()
+        })
+        .await
+        .map_err(|status| Stop::from_status(&status, &clients.server))?
+        .into_inner();
+    print::freeze("froze", &made, args.server.output);
+    Ok(Ending::Successful)
+}
+
+/// `pipelines unfreeze`.
+pub async fn unfreeze(args: UnfreezeArgs) -> ExitCode {
+    finish(run_unfreeze(args).await)
+}
+
+async fn run_unfreeze(args: UnfreezeArgs) -> Result<Ending, Stop> {
+    let mut clients = connect(&args.server).await?;
+    let lifted = clients
+        .pipelines
+        .delete_freeze(proto::DeleteFreezeRequest {
+            pipeline: args.pipeline.clone(),
+            freeze_id: args.freeze_id.clone(),
+        })
+        .await
+        .map_err(|status| Stop::from_status(&status, &clients.server))?
+        .into_inner();
+    print::freeze("lifted", &lifted, args.server.output);
+    Ok(Ending::Successful)
+}
+
+/// `--until`: an RFC 3339 time, or a duration from `now` in whole units (`90m`, `2h`,
+/// `1d`, `45s`, or several such as `1h30m`).
+fn until_time(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let text = text.trim();
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let refused = || {
+        "is neither an RFC 3339 time (2026-12-24T18:00:00Z) nor a duration such as 90m, 2h or 1d"
+            .to_owned()
+    };
+    let mut total = chrono::Duration::zero();
+    let mut digits = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            digits.push(character);
+            continue;
+        }
+        let amount: i64 = digits.parse().map_err(|_| refused())?;
+        digits.clear();
+        let unit = match character {
+            's' => chrono::Duration::try_seconds(amount),
+            'm' => chrono::Duration::try_minutes(amount),
+            'h' => chrono::Duration::try_hours(amount),
+            'd' => chrono::Duration::try_days(amount),
+            _ => None,
+        }
+        .ok_or_else(refused)?;
+        total = total.checked_add(&unit).ok_or_else(refused)?;
+    }
+    if !digits.is_empty() || total <= chrono::Duration::zero() {
+        return Err(refused());
+    }
+    now.checked_add_signed(total).ok_or_else(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_takes_a_time_or_a_duration_from_now() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T10:00:00Z")
+            .map(|time| time.with_timezone(&chrono::Utc))
+            .unwrap();
+        let at = |text: &str| until_time(text, now).map(|time| time.to_rfc3339());
+        assert_eq!(at("90m").as_deref(), Ok("2026-12-07T11:30:00+00:00"));
+        assert_eq!(at("2h").as_deref(), Ok("2026-12-07T12:00:00+00:00"));
+        assert_eq!(at("1d").as_deref(), Ok("2026-12-08T10:00:00+00:00"));
+        assert_eq!(at("1h30m").as_deref(), Ok("2026-12-07T11:30:00+00:00"));
+        assert_eq!(
+            at("2026-12-24T18:00:00+01:00").as_deref(),
+            Ok("2026-12-24T17:00:00+00:00")
+        );
+        for bad in [
+            "",
+            "soon",
+            "90",
+            "m",
+            "0m",
+            "2w",
+            "-5m",
+            "99999999999999999999d",
+        ] {
+            assert!(at(bad).is_err(), "{bad:?}");
+        }
+    }
 }

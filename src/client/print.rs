@@ -100,6 +100,11 @@ pub(super) fn status(
                     "required_checks": c.required_status_checks.as_ref().map(|r| r.contexts.clone()).unwrap_or_default(),
                     "auto_promote": policy.auto_promote.unwrap_or_default(),
                     "required_approvals": policy.required_approvals.unwrap_or_default(),
+                    "frozen": c.frozen.as_ref().map(|f| json!({
+                        "reason": f.reason,
+                        "until": f.until.as_ref().map(time_text),
+                        "freeze_id": f.freeze_id,
+                    })),
                 })
             })
             .collect();
@@ -174,4 +179,76 @@ pub(super) fn status(
             .collect();
         say!("{}", cells.join("  ").trim_end());
     }
+    let mut frozen: Vec<&proto::Coupling> = rows
+        .iter()
+        .copied()
+        .filter(|c| c.frozen.is_some())
+        .collect();
+    frozen.dedup_by_key(|c| c.stage);
+    for coupling in frozen {
+        if let Some(freeze) = &coupling.frozen {
+            say!("FROZEN  {}", frozen_line(coupling.stage, freeze));
+        }
+    }
+}
+
+/// "production until 2026-12-24T18:00:00Z (freeze <id>): reason".
+pub(super) fn frozen_line(stage: i32, frozen: &proto::Frozen) -> String {
+    format!(
+        "{} until {} (freeze {}): {}",
+        stage_name(stage),
+        frozen.until.as_ref().map(time_text).unwrap_or_default(),
+        frozen.freeze_id,
+        frozen.reason
+    )
+}
+
+/// A protobuf time as RFC 3339 UTC, to the second.
+pub(super) fn time_text(time: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(time.seconds, 0)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// A freeze, made or lifted, as one line or one JSON object.
+pub(super) fn freeze(verb: &str, freeze: &proto::Freeze, output: OutputFormat) {
+    let stages: Vec<String> = freeze
+        .stages
+        .iter()
+        .map(|stage| stage_name(*stage))
+        .collect();
+    let until = freeze
+        .current
+        .as_ref()
+        .or(freeze.next.as_ref())
+        .and_then(|window| window.ends_at.as_ref())
+        .or(freeze.ends_at.as_ref())
+        .map(time_text)
+        .unwrap_or_default();
+    if output == OutputFormat::Json {
+        say!(
+            "{}",
+            json!({
+                "freeze": verb,
+                "id": freeze.id,
+                "pipeline": freeze.pipeline.as_ref().map(|p| p.name.clone()),
+                "stages": stages,
+                "reason": freeze.reason,
+                "active": freeze.active,
+                "until": until,
+            })
+        );
+        return;
+    }
+    let pipeline = freeze
+        .pipeline
+        .as_ref()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    say!(
+        "{verb} {} of pipeline {pipeline} until {until}: {} (freeze {})",
+        stages.join(", "),
+        freeze.reason,
+        freeze.id
+    );
 }

@@ -1,5 +1,5 @@
 //! A server's refusal, readably: its message, then what its details say (the unmet
-//! status checks, the config keys that differ).
+//! status checks, the config keys that differ, the freeze that holds the stage).
 
 use prost::Message;
 use tonic::Status;
@@ -8,6 +8,7 @@ use crate::proto;
 
 const PRECONDITION_FAILURE: &str = "type.googleapis.com/google.rpc.PreconditionFailure";
 const CONFIG_DRIFT: &str = "type.googleapis.com/pipelines.v1.ConfigDrift";
+const FROZEN: &str = "type.googleapis.com/pipelines.v1.Frozen";
 
 /// The refusal's message, and one indented line per detail.
 pub fn describe(status: &Status) -> String {
@@ -48,6 +49,14 @@ pub fn describe(status: &Status) -> String {
                             ));
                         }
                     }
+                }
+            }
+            FROZEN => {
+                if let Ok(frozen) = proto::Frozen::decode(detail.value.as_slice()) {
+                    text.push_str(&format!(
+                        "\n  frozen: {}",
+                        super::print::frozen_line(frozen.stage, &frozen)
+                    ));
                 }
             }
             _ => {}

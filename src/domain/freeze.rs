@@ -185,7 +185,8 @@ impl Recurrence {
 #[derive(Debug, Clone)]
 pub enum Schedule {
     OneOff(Window),
-    Recurring(Recurrence),
+    /// Boxed: two parsed cron expressions are large next to a window.
+    Recurring(Box<Recurrence>),
 }
 
 impl Schedule {
@@ -239,7 +240,7 @@ impl Schedule {
                 ),
             ));
         }
-        Ok(Schedule::Recurring(recurrence))
+        Ok(Schedule::Recurring(Box::new(recurrence)))
     }
 
     /// The occurrence in effect at `now`, if any.

@@ -84,6 +84,10 @@ fn describe() {
         "Pending targets waiting behind another promotion or rollback on their app"
     );
     describe_gauge!(
+        "pipelines_frozen_stages",
+        "Pipelines whose stage is frozen now, by stage"
+    );
+    describe_gauge!(
         "pipelines_promotions_awaiting_approval",
         "Promotions in the database waiting for approvals"
     );
@@ -249,6 +253,28 @@ async fn refresh_gauges(pools: &Pools) {
     gauge!("pipelines_targets", "state" => "verifying").set(count(counts.verifying));
     gauge!("pipelines_queue_depth").set(count(counts.queued));
     gauge!("pipelines_promotions_awaiting_approval").set(count(counts.awaiting_approval));
+    let now = crate::store::now();
+    let freezes = tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::store::freezes::live_freezes(db, None, now),
+    )
+    .await;
+    let Ok(Ok(rows)) = freezes else {
+        tracing::debug!("metrics: the frozen stages were not refreshed");
+        return;
+    };
+    let freezes: Vec<_> = rows
+        .iter()
+        .filter_map(|row| crate::views::freeze_of_row(row).ok())
+        .collect();
+    let frozen = crate::read_model::FreezeState::of(&freezes, now).frozen;
+    for stage in crate::domain::stage::Stage::ALL {
+        let pipelines = frozen
+            .iter()
+            .filter(|(_, held)| held.stage == stage)
+            .count();
+        gauge!("pipelines_frozen_stages", "stage" => stage.as_str()).set(pipelines as f64);
+    }
 }
 /// The text exposition of every series, after refreshing the database gauges.
 ///

@@ -421,6 +421,7 @@ mod tests {
         let prd = app("shop-prd", Some(shop.id), &[("ci/lint", "Lint")]);
         let loose = app("loose", None, &[("ci/other", "Other")]);
         let catalog = Catalog::from_loaded(Loaded {
+            freezes: Vec::new(),
             pipelines: vec![shop.clone()],
             apps: vec![stg.clone(), prd.clone(), loose.clone()],
         });
@@ -446,6 +447,7 @@ mod tests {
         let shop = pipeline("shop");
         let stg = app("shop-stg", Some(shop.id), &[]);
         let mut catalog = Catalog::from_loaded(Loaded {
+            freezes: Vec::new(),
             pipelines: vec![shop.clone()],
             apps: vec![stg.clone()],
         });
@@ -468,6 +470,7 @@ mod tests {
         let second = pipeline("second");
         let moving = app("moving", Some(first.id), &[]);
         let mut catalog = Catalog::from_loaded(Loaded {
+            freezes: Vec::new(),
             pipelines: vec![first.clone(), second.clone()],
             apps: vec![moving.clone()],
         });
@@ -480,6 +483,7 @@ mod tests {
             &[],
             &[moving.app.id],
             Loaded {
+                freezes: Vec::new(),
                 pipelines: vec![],
                 apps: vec![moved],
             },

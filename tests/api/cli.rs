@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, spawn_app_deploying_with, TestApp, TestDeployer};
 
 /// Runs `pipelines ARGS --server <the app>`, with the token when given.
-async fn run(app: &TestApp, args: &[&str], token: Option<&str>) -> Output {
+pub(crate) async fn run(app: &TestApp, args: &[&str], token: Option<&str>) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipelines"));
     command
         .args(args)
@@ -26,15 +26,15 @@ async fn run(app: &TestApp, args: &[&str], token: Option<&str>) -> Output {
         .expect("the command runs")
 }
 
-fn code(output: &Output) -> i32 {
+pub(crate) fn code(output: &Output) -> i32 {
     output.status.code().expect("an exit code")
 }
 
-fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

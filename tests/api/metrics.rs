@@ -293,7 +293,7 @@ async fn metrics_count_requests_by_template_and_promotions_by_outcome() {
 }
 
 #[tokio::test]
-async fn the_database_gauges_count_work_waiting_for_approval() {
+async fn the_database_gauges_count_work_waiting_for_approval_and_frozen_stages() {
     let app = spawn_app().await;
     let ops = app.create_token("ops", "admin").await;
     let created = |path: &'static str, body: serde_json::Value| {
@@ -324,12 +324,28 @@ async fn the_database_gauges_count_work_waiting_for_approval() {
         json!({"pipeline": "shop", "source": {"app": "shop-dev"}}),
     )
     .await;
+    let ends_at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    created(
+        "/pipelines/shop/freezes",
+        json!({"stages": ["staging"], "ends_at": ends_at, "reason": "incident"}),
+    )
+    .await;
 
     let (status, _, text) = scrape(&app, Some(&ops)).await;
     assert_eq!(status, 200);
     assert_eq!(
         sample(&text, "pipelines_promotions_awaiting_approval", &[]),
         Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_frozen_stages", &[r#"stage="staging""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "pipelines_frozen_stages", &[r#"stage="production""#]),
+        Some(0.0),
         "{text}"
     );
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Freezes: stopping the line for some stages, over REST with real tokens (here), over
 //! gRPC (`grpc`), and what the engine does with the targets a freeze holds (`engine`).
 
+mod cli;
 mod engine;
 mod grpc;
 
