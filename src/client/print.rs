@@ -245,10 +245,19 @@ pub(super) fn freeze(verb: &str, freeze: &proto::Freeze, output: OutputFormat) {
         .as_ref()
         .map(|p| p.name.clone())
         .unwrap_or_default();
-    say!(
-        "{verb} {} of pipeline {pipeline} until {until}: {} (freeze {})",
-        stages.join(", "),
-        freeze.reason,
-        freeze.id
-    );
+    if freeze.lifted_at.is_some() {
+        say!(
+            "{verb} the freeze of {} of pipeline {pipeline}: {} (freeze {})",
+            stages.join(", "),
+            freeze.reason,
+            freeze.id
+        );
+    } else {
+        say!(
+            "{verb} {} of pipeline {pipeline} until {until}: {} (freeze {})",
+            stages.join(", "),
+            freeze.reason,
+            freeze.id
+        );
+    }
 }

@@ -177,10 +177,12 @@ async fn couplings_have_the_akkeris_shape() {
             "release",
             "promotion_policy",
             "verification",
+            "frozen",
             "created_at",
             "updated_at"
         ])
     );
+    assert_eq!(coupling["frozen"], Value::Null, "not frozen");
     assert_eq!(
         coupling["promotion_policy"],
         json!({"auto_promote": false, "required_approvals": 0})

@@ -79,6 +79,7 @@ async fn promotions_and_targets_have_the_contract_shapes() {
             "created_by",
             "id",
             "overridden_checks",
+            "overridden_freezes",
             "pipeline",
             "required_approvals",
             "safe",
@@ -90,6 +91,7 @@ async fn promotions_and_targets_have_the_contract_shapes() {
     );
     assert_eq!(created["status"], "pending");
     assert_eq!(created["approvals"], json!([]));
+    assert_eq!(created["overridden_freezes"], json!([]));
     assert_eq!(created["required_approvals"], 0);
     assert_eq!(created["triggered_by"], Value::Null);
     assert_eq!(

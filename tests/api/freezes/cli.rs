@@ -92,7 +92,7 @@ async fn the_cli_stops_and_restarts_the_line() {
     let lifted = run(&app, &["unfreeze", "shop", &freeze_id], Some(&tokens.ops)).await;
     assert_eq!(code(&lifted), 0, "{}", stderr(&lifted));
     assert!(
-        stdout(&lifted).starts_with("lifted production of pipeline shop"),
+        stdout(&lifted).starts_with("lifted the freeze of production of pipeline shop"),
         "{}",
         stdout(&lifted)
     );
