@@ -3,6 +3,8 @@
 
 pub use sea_orm_migration::prelude::*;
 
+mod columns;
+
 mod m20261126_000001_create_core_tables;
 mod m20261126_000002_create_tokens;
 mod m20261126_000003_create_promotions;

@@ -4,6 +4,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::columns::{add_column, drop_column};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -22,32 +24,6 @@ enum PromotionTargets {
     VerificationDeadline,
     VerificationResults,
     RollbackReleaseId,
-}
-
-/// SQLite alters one column per statement.
-async fn add_column(
-    manager: &SchemaManager<'_>,
-    table: impl IntoIden + 'static,
-    column: ColumnDef,
-) -> Result<(), DbErr> {
-    manager
-        .alter_table(
-            Table::alter()
-                .table(table)
-                .add_column(column.to_owned())
-                .to_owned(),
-        )
-        .await
-}
-
-async fn drop_column(
-    manager: &SchemaManager<'_>,
-    table: impl IntoIden + 'static,
-    column: impl IntoIden + 'static,
-) -> Result<(), DbErr> {
-    manager
-        .alter_table(Table::alter().table(table).drop_column(column).to_owned())
-        .await
 }
 
 #[async_trait::async_trait]

@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder,
+    sea_query::Query, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
-use super::entities::freeze;
+use super::entities::{freeze, pipeline};
 
 /// Stores a new freeze.
 pub async fn insert_freeze(
@@ -18,15 +18,21 @@ pub async fn insert_freeze(
     row.into_active_model().reset_all().insert(db).await
 }
 
-/// Unlifted freezes that may still hold at `now` (recurring ones, and one-off ones not
-/// ended), of the given pipelines or of all of them, oldest first.
+/// Unlifted freezes of live pipelines that may still hold at `now` (recurring ones, and
+/// one-off ones not ended), of the given pipelines or of all of them, oldest first.
 pub async fn live_freezes(
     db: &impl ConnectionTrait,
     pipelines: Option<&[Uuid]>,
     now: DateTime<Utc>,
 ) -> Result<Vec<freeze::Model>, DbErr> {
+    let live_pipelines = Query::select()
+        .column(pipeline::Column::Id)
+        .from(pipeline::Entity)
+        .and_where(pipeline::Column::DeletedAt.is_null())
+        .to_owned();
     let mut select = freeze::Entity::find()
         .filter(freeze::Column::LiftedAt.is_null())
+        .filter(freeze::Column::PipelineId.in_subquery(live_pipelines))
         .filter(
             Condition::any()
                 .add(freeze::Column::EndsAt.is_null())

@@ -348,6 +348,16 @@ async fn the_database_gauges_count_work_waiting_for_approval_and_frozen_stages()
         Some(0.0),
         "{text}"
     );
+    let (status, _) = app
+        .call(Method::DELETE, "/pipelines/shop", None, Some(&ops))
+        .await;
+    assert_eq!(status, 200);
+    let (_, _, text) = scrape(&app, Some(&ops)).await;
+    assert_eq!(
+        sample(&text, "pipelines_frozen_stages", &[r#"stage="staging""#]),
+        Some(0.0),
+        "a deleted pipeline's freezes hold nothing: {text}"
+    );
     assert_eq!(
         sample(&text, "pipelines_targets", &[r#"state="pending""#]),
         Some(1.0),

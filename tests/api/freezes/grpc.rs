@@ -147,6 +147,29 @@ async fn freezes_over_grpc_stop_promotions_with_the_frozen_detail() {
     assert_eq!(detail.reason, "incident");
     assert_eq!(detail.until, made.current.as_ref().and_then(|w| w.ends_at));
 
+    let broke = app
+        .promotions
+        .clone()
+        .create_promotion(with_token(
+            CreatePromotionRequest {
+                pipeline: "shop".into(),
+                source_app: "shop-stg".into(),
+                safe: Some(false),
+                ..Default::default()
+            },
+            &tokens.ops,
+        ))
+        .await
+        .expect("an admin breaks glass")
+        .into_inner();
+    let Some(pipelines::proto::create_promotion_response::Result::Promotion(broke)) = broke.result
+    else {
+        panic!("a promotion");
+    };
+    assert_eq!(broke.overridden_freezes.len(), 1);
+    assert_eq!(broke.overridden_freezes[0].freeze_id, made.id);
+    assert_eq!(broke.overridden_freezes[0].reason, "incident");
+
     let refused = pipelines
         .delete_freeze(with_token(
             DeleteFreezeRequest {
