@@ -1,13 +1,15 @@
 //! What freezes hold, for the engine: which stages are frozen now, telling the targets a
 //! freeze holds that they wait for it, and when the engine must look again because a
-//! freeze starts or ends. The freezes come from memory, kept current on every process by
-//! the same notifications as every other write, or from the database when memory cannot
-//! answer; nothing polls for them.
+//! freeze starts or ends. The engine keeps its own copy of the freezes and reads them from
+//! the database again only when a pipeline changed, here or on another process (the same
+//! notifications as every other write), or the read model resynced; nothing polls for
+//! them.
 
 use chrono::{DateTime, Utc};
 
 use super::{claim::by_promotion, EngineContext};
 use crate::{
+    domain::freeze::Freeze,
     error::Result,
     lifecycle::{self, Transaction},
     read_model::FreezeState,
@@ -15,20 +17,31 @@ use crate::{
     views::freeze_of_row,
 };
 
+/// The engine's own copy of the live freezes, read from the database again only when a
+/// change may have touched a pipeline's freezes (see
+/// [`crate::read_model::ReadModel::pipeline_changes`]), so that a busy engine never waits
+/// on the read model's reloads.
+#[derive(Default)]
+pub(crate) struct FreezeCopy {
+    read_at_change: Option<u64>,
+    freezes: Vec<Freeze>,
+}
+
 /// Which stages are frozen now, and when that may next change.
-pub(crate) async fn freeze_state(context: &EngineContext) -> Result<FreezeState> {
-    let now = store::now();
-    let remembered = context
-        .hub
-        .read_model
-        .read(|catalog| Some(catalog.freeze_state(now)))
-        .await;
-    if let Some(state) = remembered {
-        return Ok(state);
+pub(crate) async fn freeze_state(
+    context: &EngineContext,
+    copy: &mut FreezeCopy,
+) -> Result<FreezeState> {
+    // Read before the query: a change that lands during it moves the count again.
+    let changes = context.hub.read_model.pipeline_changes();
+    if copy.read_at_change != Some(changes) {
+        let rows = store::freezes::live_freezes(&context.db, None, store::now()).await?;
+        copy.freezes = rows.iter().map(freeze_of_row).collect::<Result<Vec<_>>>()?;
+        copy.read_at_change = Some(changes);
     }
-    let rows = store::freezes::live_freezes(&context.db, None, now).await?;
-    let freezes = rows.iter().map(freeze_of_row).collect::<Result<Vec<_>>>()?;
-    Ok(FreezeState::of(&freezes, now))
+    let now = store::now();
+    // A one-off freeze that ended stays in the copy until the next read; it holds nothing.
+    Ok(FreezeState::of(&copy.freezes, now))
 }
 
 /// Tells each target a freeze holds, once per freeze, that it waits for it.

@@ -135,6 +135,7 @@ impl Engine {
         let slots = Arc::new(Semaphore::new(context.settings.max_parallel_targets.max(1)));
         let mut running = JoinSet::new();
         let mut announcing: Option<tokio::task::JoinHandle<()>> = None;
+        let mut freeze_copy = freezes::FreezeCopy::default();
         let verifications = tokio::spawn(verify::run_verifications(
             Arc::clone(&context),
             stop.clone(),
@@ -153,7 +154,7 @@ impl Engine {
                 tracing::warn!(error = ?error, "reading auto-promotion triggers failed");
             }
             // Nothing new starts while it is unknown what freezes hold.
-            let freeze_state = match freezes::freeze_state(&context).await {
+            let freeze_state = match freezes::freeze_state(&context, &mut freeze_copy).await {
                 Ok(state) => Some(state),
                 Err(error) => {
                     tracing::warn!(error = ?error, "reading freezes failed");

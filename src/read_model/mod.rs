@@ -179,6 +179,9 @@ pub struct ReadModel {
     reload_wanted: tokio::sync::Notify,
     /// Full reloads completed since start.
     full_reloads: std::sync::atomic::AtomicU64,
+    /// Counts the changes that may have changed a pipeline's freezes: a pipeline's key
+    /// marked stale, memory distrusted, or everything reloaded.
+    pipeline_changes: std::sync::atomic::AtomicU64,
     pub promotions: VersionedCache<PromotionView>,
     pub targets: VersionedCache<Vec<TargetView>>,
 }
@@ -198,6 +201,7 @@ impl ReadModel {
             refreshing: tokio::sync::Mutex::new(()),
             reload_wanted: tokio::sync::Notify::new(),
             full_reloads: std::sync::atomic::AtomicU64::new(0),
+            pipeline_changes: std::sync::atomic::AtomicU64::new(0),
             promotions: VersionedCache::new(),
             targets: VersionedCache::new(),
         })
@@ -278,6 +282,7 @@ impl ReadModel {
         drop(inner);
         self.full_reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.pipeline_changed();
         crate::metrics::record_read_model_reload();
         Ok(())
     }
@@ -295,11 +300,27 @@ impl ReadModel {
             inner.freshness.generation += 1;
             let generation = inner.freshness.generation;
             inner.freshness.stale.insert(key, generation);
+            if matches!(key, Key::Pipeline(_)) {
+                self.pipeline_changed();
+            }
         }
+    }
+
+    /// How many changes may have touched a pipeline's freezes so far: whoever keeps its
+    /// own copy of them reads them again when this moved.
+    pub fn pipeline_changes(&self) -> u64 {
+        self.pipeline_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn pipeline_changed(&self) {
+        self.pipeline_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Stops trusting memory until the next full reload.
     pub fn invalidate_everything(&self) {
+        self.pipeline_changed();
         let mut inner = self.write_inner();
         inner.freshness.generation += 1;
         inner.freshness.everything_stale = true;
