@@ -88,6 +88,21 @@ impl FreezeState {
     }
 }
 
+/// The frozen stages of the pipelines one read shows, at the read's instant.
+struct FrozenAt {
+    now: chrono::DateTime<chrono::Utc>,
+    by_pipeline: HashMap<Uuid, std::collections::BTreeMap<Stage, FrozenStage>>,
+}
+
+impl FrozenAt {
+    fn now() -> Self {
+        Self {
+            now: crate::store::now(),
+            by_pipeline: HashMap::new(),
+        }
+    }
+}
+
 /// The current state of every live pipeline and app, with the indexes the reads use.
 #[derive(Debug, Default)]
 pub struct Catalog {
@@ -262,7 +277,24 @@ impl Catalog {
         all
     }
 
-    fn coupling_view(&self, entry: &AppEntry) -> Option<CouplingView> {
+    /// The stage's freeze at `frozen`'s instant; a pipeline's frozen stages are computed
+    /// once per read, however many of its couplings the read shows.
+    fn frozen_stage(
+        &self,
+        frozen: &mut FrozenAt,
+        pipeline: Uuid,
+        stage: Stage,
+    ) -> Option<FrozenStage> {
+        let freezes = self.freezes.get(&pipeline)?;
+        frozen
+            .by_pipeline
+            .entry(pipeline)
+            .or_insert_with(|| frozen_stages(freezes, frozen.now))
+            .get(&stage)
+            .cloned()
+    }
+
+    fn coupling_view(&self, entry: &AppEntry, frozen: &mut FrozenAt) -> Option<CouplingView> {
         let coupling = entry.coupling.as_ref()?;
         let pipeline = self.pipelines.get(&coupling.pipeline_id)?;
         Some(CouplingView {
@@ -280,9 +312,7 @@ impl Catalog {
             policy: coupling.policy,
             verification: coupling.verification.clone(),
             current_release: entry.current_release.clone(),
-            frozen: self
-                .frozen_stages(coupling.pipeline_id, crate::store::now())
-                .remove(&coupling.stage),
+            frozen: self.frozen_stage(frozen, coupling.pipeline_id, coupling.stage),
             created_at: coupling.created_at,
             updated_at: coupling.updated_at,
         })
@@ -293,18 +323,6 @@ impl Catalog {
         self.freezes.get(&pipeline_id).cloned().unwrap_or_default()
     }
 
-    /// The stages of a pipeline frozen at `now`.
-    pub fn frozen_stages(
-        &self,
-        pipeline_id: Uuid,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> std::collections::BTreeMap<Stage, FrozenStage> {
-        self.freezes
-            .get(&pipeline_id)
-            .map(|freezes| frozen_stages(freezes, now))
-            .unwrap_or_default()
-    }
-
     /// Every pipeline's frozen stages at `now`, and the next boundary.
     pub fn freeze_state(&self, now: chrono::DateTime<chrono::Utc>) -> FreezeState {
         FreezeState::of(self.freezes.values().flatten(), now)
@@ -313,13 +331,16 @@ impl Catalog {
     /// A coupling by id.
     pub fn coupling(&self, id: Uuid) -> Option<CouplingView> {
         let app_id = self.app_ids_by_coupling.get(&id)?;
-        self.coupling_view(self.apps.get(app_id)?)
+        self.coupling_view(self.apps.get(app_id)?, &mut FrozenAt::now())
     }
 
     /// The coupling of a live app, `Some(None)` when the app is in no pipeline.
     pub fn coupling_of_app(&self, reference: &str) -> Option<(AppView, Option<CouplingView>)> {
         let entry = self.app(reference)?;
-        Some((entry.app.clone(), self.coupling_view(entry)))
+        Some((
+            entry.app.clone(),
+            self.coupling_view(entry, &mut FrozenAt::now()),
+        ))
     }
 
     /// The live apps coupled to a pipeline, in no particular order.
@@ -333,19 +354,21 @@ impl Catalog {
 
     /// The couplings of a pipeline, in no particular order.
     pub fn couplings_of_pipeline(&self, pipeline_id: Uuid) -> Vec<CouplingView> {
+        let mut frozen = FrozenAt::now();
         self.apps_by_pipeline
             .get(&pipeline_id)
             .into_iter()
             .flatten()
-            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?))
+            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?, &mut frozen))
             .collect()
     }
 
     /// Every coupling, in no particular order.
     pub fn couplings(&self) -> Vec<CouplingView> {
+        let mut frozen = FrozenAt::now();
         self.app_ids_by_coupling
             .values()
-            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?))
+            .filter_map(|app_id| self.coupling_view(self.apps.get(app_id)?, &mut frozen))
             .collect()
     }
 
