@@ -1,24 +1,24 @@
-//! Conversions between views and protobuf messages, in one place for all services.
+//! Conversions between views and protobuf messages, in one place for all services; those of
+//! freezes (`freezes`) and of verification (`verification`) in files of their own.
 
 use chrono::{DateTime, Utc};
 
+mod freezes;
+mod verification;
+
+pub use freezes::{freeze, freeze_ref, frozen, new_freeze, time_from_proto};
+use verification::target_verification;
+pub use verification::{verification_change, verification_to_proto};
+
 use crate::{
     domain::{
-        freeze::{FrozenStage, Schedule, Window},
         policy::PolicyChange,
         promotion::{EventKind, PromotionStatus, TargetStatus},
         stage::Stage,
         status::{ReleaseState, StatusState},
-        verification::{
-            HttpCheckSpec, OnFailure, Verification, VerificationChange, VerificationSpec,
-            VerificationState,
-        },
         InvalidField,
     },
-    error::Error,
-    proto,
-    service::NewFreeze,
-    views,
+    proto, views,
 };
 
 pub fn timestamp(time: DateTime<Utc>) -> Option<prost_types::Timestamp> {
@@ -51,44 +51,6 @@ fn unaccepted_enum(field: &str, value: i32, unset: &str, accepted: &[&str]) -> I
         field,
         format!("{problem}; accepted values: {}", accepted.join(", ")),
     )
-}
-
-/// A request's optional time; one outside what a timestamp can hold names its field.
-pub fn time_from_proto(
-    field: &str,
-    value: Option<prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, InvalidField> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    u32::try_from(value.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(value.seconds, nanos))
-        .map(Some)
-        .ok_or_else(|| InvalidField::new(field, "is not a valid timestamp"))
-}
-
-/// A freeze request: its stages by name, its times as UTC instants.
-pub fn new_freeze(request: proto::CreateFreezeRequest) -> Result<NewFreeze, InvalidField> {
-    let stages = request
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(index, stage)| {
-            stage_from_proto(&format!("stages[{index}]"), *stage).map(|s| s.as_str().to_owned())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let text = |value: String| Some(value).filter(|value| !value.is_empty());
-    Ok(NewFreeze {
-        pipeline: request.pipeline,
-        stages,
-        reason: request.reason,
-        starts_at: time_from_proto("starts_at", request.starts_at)?,
-        ends_at: time_from_proto("ends_at", request.ends_at)?,
-        freeze_start: text(request.freeze_start),
-        freeze_end: text(request.freeze_end),
-        cron_timezone: text(request.cron_timezone),
-    })
 }
 
 pub fn stage_from_proto(field: &str, value: i32) -> Result<Stage, InvalidField> {
@@ -180,151 +142,6 @@ pub fn coupling(view: views::CouplingView) -> proto::Coupling {
         }),
         verification: view.verification.map(verification_to_proto),
         frozen: view.frozen.as_ref().map(frozen),
-    }
-}
-
-/// A frozen stage: a coupling's, and the detail of a promotion refused for it.
-pub fn frozen(frozen: &FrozenStage) -> proto::Frozen {
-    freeze_ref(&views::FreezeRef::from(frozen))
-}
-
-pub fn freeze_ref(freeze: &views::FreezeRef) -> proto::Frozen {
-    proto::Frozen {
-        stage: stage_to_proto(freeze.stage) as i32,
-        reason: freeze.reason.clone(),
-        until: timestamp(freeze.until),
-        freeze_id: freeze.freeze_id.to_string(),
-    }
-}
-
-pub fn freeze(view: views::FreezeView) -> proto::Freeze {
-    let window = |window: Window| proto::FreezeWindow {
-        starts_at: timestamp(window.starts_at),
-        ends_at: timestamp(window.ends_at),
-    };
-    let active = view.active();
-    let freeze = view.freeze;
-    let (starts_at, ends_at, freeze_start, freeze_end, cron_timezone) = match freeze.schedule {
-        Schedule::OneOff(one_off) => (
-            timestamp(one_off.starts_at),
-            timestamp(one_off.ends_at),
-            String::new(),
-            String::new(),
-            String::new(),
-        ),
-        Schedule::Recurring(recurrence) => (
-            None,
-            None,
-            recurrence.start.as_str().to_owned(),
-            recurrence.end.as_str().to_owned(),
-            recurrence.zone.name().to_owned(),
-        ),
-    };
-    proto::Freeze {
-        id: freeze.id.to_string(),
-        pipeline: resource_ref(view.pipeline),
-        stages: freeze
-            .stages
-            .iter()
-            .map(|stage| stage_to_proto(*stage) as i32)
-            .collect(),
-        reason: freeze.reason,
-        created_by: freeze.created_by,
-        active,
-        current: view.current.map(window),
-        next: view.next.map(window),
-        starts_at,
-        ends_at,
-        freeze_start,
-        freeze_end,
-        cron_timezone,
-        created_at: timestamp(freeze.created_at),
-        lifted_at: view.lifted_at.and_then(timestamp),
-        lifted_by: view.lifted_by.unwrap_or_default(),
-    }
-}
-
-/// A coupling's verification on the wire, every default filled in.
-pub fn verification_to_proto(verification: Verification) -> proto::Verification {
-    proto::Verification {
-        contexts: verification.contexts,
-        timeout_seconds: Some(verification.timeout_seconds),
-        http_checks: verification
-            .http_checks
-            .into_iter()
-            .map(|check| proto::HttpCheck {
-                name: check.name,
-                url: check.url,
-                interval_seconds: Some(check.interval_seconds),
-                count: Some(check.count),
-                failure_limit: Some(check.failure_limit),
-            })
-            .collect(),
-        on_failure: match verification.on_failure {
-            OnFailure::Rollback => proto::OnFailure::Rollback,
-            OnFailure::Keep => proto::OnFailure::Keep,
-        } as i32,
-    }
-}
-
-/// A request's verification: `verification` replaces it, `remove` removes it; neither
-/// leaves it as it is.
-pub fn verification_change(
-    verification: Option<proto::Verification>,
-    remove: bool,
-) -> Result<VerificationChange, Error> {
-    match (verification, remove) {
-        (Some(_), true) => Err(Error::invalid(
-            "remove_verification",
-            "cannot be set together with verification",
-        )),
-        (None, true) => Ok(VerificationChange::Remove),
-        (None, false) => Ok(VerificationChange::Unchanged),
-        (Some(wire), false) => {
-            let on_failure = match proto::OnFailure::try_from(wire.on_failure) {
-                Ok(proto::OnFailure::Unspecified) => None,
-                Ok(proto::OnFailure::Rollback) => Some(OnFailure::Rollback.as_str().to_owned()),
-                Ok(proto::OnFailure::Keep) => Some(OnFailure::Keep.as_str().to_owned()),
-                Err(_) => Some(wire.on_failure.to_string()),
-            };
-            Ok(VerificationChange::Set(VerificationSpec {
-                contexts: wire.contexts,
-                timeout_seconds: wire.timeout_seconds.map(i64::from),
-                http_checks: wire
-                    .http_checks
-                    .into_iter()
-                    .map(|check| HttpCheckSpec {
-                        name: Some(check.name).filter(|name| !name.is_empty()),
-                        url: Some(check.url).filter(|url| !url.is_empty()),
-                        interval_seconds: check.interval_seconds.map(i64::from),
-                        count: check.count.map(i64::from),
-                        failure_limit: check.failure_limit.map(i64::from),
-                    })
-                    .collect(),
-                on_failure,
-            }))
-        }
-    }
-}
-
-fn target_verification(view: views::TargetVerificationView) -> proto::TargetVerification {
-    proto::TargetVerification {
-        state: match view.state {
-            VerificationState::Pending => proto::VerificationState::Pending,
-            VerificationState::Passed => proto::VerificationState::Passed,
-            VerificationState::Failed => proto::VerificationState::Failed,
-        } as i32,
-        deadline: view.deadline.and_then(timestamp),
-        results: view
-            .results
-            .into_iter()
-            .map(|result| proto::VerificationResult {
-                context: result.context,
-                state: result.state,
-                description: result.description,
-            })
-            .collect(),
-        rollback_release: view.rollback_release.map(release_ref),
     }
 }
 
