@@ -235,6 +235,11 @@ fn a_one_off_freeze_must_end_after_it_starts_and_after_now() {
         )),
         Some("ends_at".into())
     );
+    let far = DateTime::from_timestamp(1_000_000_000_000, 0).expect("a time chrono holds");
+    assert_eq!(
+        field(Schedule::one_off(None, Some(far), now)),
+        Some("ends_at".into())
+    );
     // starts_at defaults to now: current at once.
     let schedule = Schedule::one_off(None, Some(at("2027-06-01T13:00:00Z")), now).expect("valid");
     assert!(schedule.current(now).is_some());
