@@ -8,7 +8,7 @@
 //! autumn fall-back) takes its first occurrence. The cron parser only ever sees wall-clock
 //! times, so the rule lives here, once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -374,6 +374,44 @@ pub fn next_boundary<'a>(
         .into_iter()
         .filter_map(|freeze| freeze.schedule.next_boundary(now))
         .min()
+}
+
+/// Which stages are frozen now, across pipelines, and when that may next change.
+#[derive(Debug, Clone, Default)]
+pub struct FreezeState {
+    /// Each frozen stage with its pipeline.
+    pub frozen: Vec<(Uuid, FrozenStage)>,
+    /// The earliest instant at which a freeze starts or ends.
+    pub next_boundary: Option<DateTime<Utc>>,
+}
+
+impl FreezeState {
+    /// The state `freezes` make at `now`.
+    pub fn of<'a>(
+        freezes: impl IntoIterator<Item = &'a Freeze> + Clone,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut by_pipeline: HashMap<Uuid, Vec<&Freeze>> = HashMap::new();
+        for freeze in freezes.clone() {
+            by_pipeline
+                .entry(freeze.pipeline_id)
+                .or_default()
+                .push(freeze);
+        }
+        let mut frozen: Vec<(Uuid, FrozenStage)> = by_pipeline
+            .into_iter()
+            .flat_map(|(pipeline, freezes)| {
+                frozen_stages(freezes, now)
+                    .into_values()
+                    .map(move |stage| (pipeline, stage))
+            })
+            .collect();
+        frozen.sort_by_key(|(pipeline, stage)| (*pipeline, stage.stage));
+        Self {
+            frozen,
+            next_boundary: next_boundary(freezes, now),
+        }
+    }
 }
 
 /// A freeze's reason: required, at most [`REASON_MAX_CHARS`] characters, one line.

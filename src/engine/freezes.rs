@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::{claim::by_promotion, EngineContext};
 use crate::{
-    domain::freeze::Freeze,
+    domain::freeze::{Freeze, FreezeState},
     error::Result,
     lifecycle::{self, Transaction},
-    read_model::FreezeState,
     store,
     views::freeze_of_row,
 };

@@ -267,7 +267,7 @@ async fn refresh_gauges(pools: &Pools) {
         .iter()
         .filter_map(|row| crate::views::freeze_of_row(row).ok())
         .collect();
-    let frozen = crate::read_model::FreezeState::of(&freezes, now).frozen;
+    let frozen = crate::domain::freeze::FreezeState::of(&freezes, now).frozen;
     for stage in crate::domain::stage::Stage::ALL {
         let pipelines = frozen
             .iter()

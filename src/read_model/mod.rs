@@ -30,7 +30,7 @@ use std::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use uuid::Uuid;
 
-pub use state::{AppEntry, Catalog, CouplingRow, FreezeState};
+pub use state::{AppEntry, Catalog, CouplingRow};
 
 use crate::{
     error::Result,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        freeze::{frozen_stages, next_boundary, Freeze, FrozenStage},
+        freeze::{frozen_stages, Freeze, FrozenStage},
         policy::PromotionPolicy,
         stage::Stage,
     },
@@ -48,44 +48,6 @@ pub struct Loaded {
     pub apps: Vec<AppEntry>,
     /// The live freezes of the pipelines loaded.
     pub freezes: Vec<Freeze>,
-}
-
-/// Which stages are frozen now, across pipelines, and when that may next change.
-#[derive(Debug, Clone, Default)]
-pub struct FreezeState {
-    /// Each frozen stage with its pipeline.
-    pub frozen: Vec<(Uuid, FrozenStage)>,
-    /// The earliest instant at which a freeze starts or ends.
-    pub next_boundary: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl FreezeState {
-    /// The state `freezes` make at `now`.
-    pub fn of<'a>(
-        freezes: impl IntoIterator<Item = &'a Freeze> + Clone,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Self {
-        let mut by_pipeline: HashMap<Uuid, Vec<&Freeze>> = HashMap::new();
-        for freeze in freezes.clone() {
-            by_pipeline
-                .entry(freeze.pipeline_id)
-                .or_default()
-                .push(freeze);
-        }
-        let mut frozen: Vec<(Uuid, FrozenStage)> = by_pipeline
-            .into_iter()
-            .flat_map(|(pipeline, freezes)| {
-                frozen_stages(freezes, now)
-                    .into_values()
-                    .map(move |stage| (pipeline, stage))
-            })
-            .collect();
-        frozen.sort_by_key(|(pipeline, stage)| (*pipeline, stage.stage));
-        Self {
-            frozen,
-            next_boundary: next_boundary(freezes, now),
-        }
-    }
 }
 
 /// The frozen stages of the pipelines one read shows, at the read's instant.
@@ -321,11 +283,6 @@ impl Catalog {
     /// The live freezes of a pipeline, oldest first.
     pub fn freezes_of_pipeline(&self, pipeline_id: Uuid) -> Vec<Freeze> {
         self.freezes.get(&pipeline_id).cloned().unwrap_or_default()
-    }
-
-    /// Every pipeline's frozen stages at `now`, and the next boundary.
-    pub fn freeze_state(&self, now: chrono::DateTime<chrono::Utc>) -> FreezeState {
-        FreezeState::of(self.freezes.values().flatten(), now)
     }
 
     /// A coupling by id.

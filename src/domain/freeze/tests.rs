@@ -349,3 +349,40 @@ fn reasons_and_stages_are_checked() {
         Err("stages[1]".into())
     );
 }
+
+#[test]
+fn a_freeze_holds_only_its_own_pipelines_stages() {
+    let now = at("2027-06-01T12:00:00Z");
+    let mut shop = freeze(
+        &[Stage::Production],
+        Schedule::one_off(None, Some(at("2027-06-01T18:00:00Z")), now).expect("valid"),
+        "shop sale",
+    );
+    shop.pipeline_id = Uuid::new_v4();
+    let mut blog = freeze(
+        &[Stage::Staging],
+        Schedule::one_off(
+            Some(at("2027-06-01T13:00:00Z")),
+            Some(at("2027-06-01T14:00:00Z")),
+            now,
+        )
+        .expect("valid"),
+        "blog later",
+    );
+    blog.pipeline_id = Uuid::new_v4();
+    let state = FreezeState::of(&[shop.clone(), blog.clone()], now);
+    assert_eq!(state.frozen.len(), 1, "{state:?}");
+    assert_eq!(state.frozen[0].0, shop.pipeline_id);
+    assert_eq!(state.frozen[0].1.stage, Stage::Production);
+    assert_eq!(state.next_boundary, Some(at("2027-06-01T13:00:00Z")));
+    let later = FreezeState::of(&[shop.clone(), blog.clone()], at("2027-06-01T13:30:00Z"));
+    let held: Vec<(Uuid, Stage)> = later
+        .frozen
+        .iter()
+        .map(|(pipeline, frozen)| (*pipeline, frozen.stage))
+        .collect();
+    assert!(held.contains(&(shop.pipeline_id, Stage::Production)));
+    assert!(held.contains(&(blog.pipeline_id, Stage::Staging)));
+    assert!(!held.contains(&(blog.pipeline_id, Stage::Production)));
+    assert_eq!(later.next_boundary, Some(at("2027-06-01T14:00:00Z")));
+}
