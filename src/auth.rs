@@ -17,10 +17,11 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         names::AppName,
@@ -98,21 +99,25 @@ impl Tokens {
             )
         })?;
         let secret = generate_secret();
-        let stored = store::tokens::insert_token(
-            &self.db,
-            name.as_str(),
-            role.as_str(),
-            hash_secret(&secret),
-        )
-        .await;
-        match stored {
-            Ok(model) => Ok((token_info(model)?, secret)),
-            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
-                "a token named '{}' already exists",
-                name.as_str()
-            ))),
-            Err(error) => Err(error.into()),
-        }
+        let txn = self.db.begin().await?;
+        let stored =
+            store::tokens::insert_token(&txn, name.as_str(), role.as_str(), hash_secret(&secret))
+                .await;
+        let model = match stored {
+            Ok(model) => model,
+            Err(error) if is_unique_violation(&error) => {
+                return Err(Error::AlreadyExists(format!(
+                    "a token named '{}' already exists",
+                    name.as_str()
+                )))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        token_entry("token.create", &model, "created")
+            .record(&txn, &Actor::operator())
+            .await?;
+        txn.commit().await?;
+        Ok((token_info(model)?, secret))
     }
 
     /// Every token, revoked ones included, by name.
@@ -135,7 +140,13 @@ impl Tokens {
         if found.revoked_at.is_some() {
             return token_info(found);
         }
-        token_info(store::tokens::revoke(&self.db, found).await?)
+        let txn = self.db.begin().await?;
+        let revoked = store::tokens::revoke(&txn, found).await?;
+        token_entry("token.revoke", &revoked, "revoked")
+            .record(&txn, &Actor::operator())
+            .await?;
+        txn.commit().await?;
+        token_info(revoked)
     }
 
     /// Whether any token was ever created. Revoked tokens count: revoking the last token
@@ -143,6 +154,12 @@ impl Tokens {
     pub async fn any_exist(&self) -> Result<bool> {
         Ok(store::tokens::any_token(&self.db).await?)
     }
+}
+
+/// An entry about a token: its name and role, never its secret or the secret's hash.
+fn token_entry(action: &'static str, token: &token::Model, verb: &str) -> AuditEntry {
+    let summary = format!("{verb} token {} with role {}", token.name, token.role);
+    AuditEntry::new(action, "token", token.id, &token.name, summary).with("role", &token.role)
 }
 
 /// Which API a request came in on.

@@ -249,6 +249,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PIPELINES_VERIFICATION_HOSTS", value_delimiter = ',')]
     pub verification_hosts: Vec<String>,
 
+    /// Audit log entries older than this many days are deleted in the background; 0 keeps
+    /// them forever.
+    #[arg(long, env = "PIPELINES_AUDIT_RETENTION_DAYS", default_value_t = 400)]
+    pub audit_retention_days: u32,
+
     /// Allow unauthenticated calls on a non-loopback address while no token exists.
     /// Without it the server refuses to start there until a token is created.
     #[arg(long, env = "PIPELINES_INSECURE")]
@@ -291,6 +296,8 @@ pub struct Settings {
     pub health_check_interval: Duration,
     pub resync_interval: Duration,
     pub insecure: bool,
+    /// How long audit log entries are kept; `None` keeps them forever.
+    pub audit_retention: Option<chrono::Duration>,
     pub tls: Option<TlsSettings>,
     pub engine: EngineSettings,
     /// `None` for the local deployer.
@@ -314,6 +321,8 @@ impl Settings {
             health_check_interval: Duration::from_millis(serve.health_check_interval_ms.max(50)),
             resync_interval: Duration::from_millis(serve.resync_interval_ms.max(100)),
             insecure: serve.insecure,
+            audit_retention: (serve.audit_retention_days > 0)
+                .then(|| chrono::Duration::days(i64::from(serve.audit_retention_days))),
             webhook: (serve.deployer == DeployerKind::Webhook).then(|| WebhookSettings {
                 url: serve.webhook_url.clone().unwrap_or_default(),
                 secret: serve.webhook_secret.clone().unwrap_or_default(),

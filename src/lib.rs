@@ -5,6 +5,7 @@
 //! [`service`] (the use cases), [`engine`] (runs promotions), [`grpc`] and [`rest`] (the
 //! adapters), [`auth`] (tokens), and [`startup`], which assembles them into a server.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -15,6 +15,7 @@ mod m20261127_000007_create_rollbacks;
 mod m20261127_000008_promotion_policies;
 mod m20261207_000009_verification;
 mod m20261208_000010_freezes;
+mod m20261209_000011_audit_events;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000008_promotion_policies::Migration),
             Box::new(m20261207_000009_verification::Migration),
             Box::new(m20261208_000010_freezes::Migration),
+            Box::new(m20261209_000011_audit_events::Migration),
         ]
     }
 }

@@ -42,6 +42,8 @@ pub struct Caller {
     /// The name of the token that authenticated the call, recorded on what it creates.
     pub name: String,
     pub role: Role,
+    /// The `x-request-id` of the request it made, which the audit log records.
+    pub request_id: Option<String>,
 }
 
 impl Caller {
@@ -49,7 +51,14 @@ impl Caller {
         Self {
             name: name.into(),
             role,
+            request_id: None,
         }
+    }
+
+    /// The same caller, making the request named `request_id`.
+    pub fn making(mut self, request_id: &str) -> Self {
+        self.request_id = Some(request_id.to_owned());
+        self
     }
 
     /// Whether the caller may take elevated (break-glass) actions.

@@ -2,6 +2,7 @@
 //! I/O, so every rule is a plain function with its unit tests beside it.
 
 pub mod access;
+pub mod config_vars;
 pub mod freeze;
 pub mod names;
 pub mod policy;

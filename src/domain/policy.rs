@@ -10,7 +10,7 @@ pub const MAX_REQUIRED_APPROVALS: u32 = 5;
 pub const AUTO_PROMOTION_CREATOR: &str = "auto-promotion";
 
 /// A coupling's promotion policy. Both parts are off by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct PromotionPolicy {
     /// Eligible releases of the previous stage are promoted here without anyone asking.
     pub auto_promote: bool,

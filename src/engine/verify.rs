@@ -13,7 +13,10 @@ use tokio::{sync::watch, task::JoinSet};
 use uuid::Uuid;
 
 use super::{run::keep_lease, EngineContext};
+use sea_orm::TransactionTrait;
+
 use crate::{
+    audit::{Actor, AuditEntry},
     deploy::{DeployCause, DeployRequest},
     domain::{
         status::StatusState,
@@ -346,8 +349,19 @@ async fn probe(
         created_at: now,
         updated_at: now,
     };
-    match store::release_statuses::insert_status(&context.db, row).await {
-        Ok(_) => {}
+    let txn = context.db.begin().await?;
+    match store::release_statuses::insert_status(&txn, row).await {
+        Ok(status) => {
+            let owner = store::apps::app_by_id(&txn, target.app_id).await?;
+            let release = store::releases::release_by_id(&txn, release_id).await?;
+            if let (Some(owner), Some(release)) = (owner, release) {
+                AuditEntry::about_status(&txn, "status.create", &owner, &release, &status)
+                    .await?
+                    .record(&txn, &Actor::system())
+                    .await?;
+            }
+            txn.commit().await?;
+        }
         Err(error) if store::is_unique_violation(&error) => {}
         Err(error) => return Err(error.into()),
     }

@@ -3,9 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
+mod audit;
 mod freezes;
 mod verification;
 
+pub use audit::audit_event;
 pub use freezes::{freeze, freeze_ref, frozen, new_freeze, time_from_proto};
 use verification::target_verification;
 pub use verification::{verification_change, verification_to_proto};

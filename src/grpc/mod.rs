@@ -2,6 +2,7 @@
 //! use-case calls and views back into protobuf messages. They decide nothing themselves.
 
 mod apps;
+mod audit;
 pub mod codec;
 pub mod convert;
 mod couplings;
@@ -10,6 +11,7 @@ mod promotions;
 mod releases;
 
 pub use apps::AppGrpc;
+pub use audit::AuditGrpc;
 pub use couplings::CouplingGrpc;
 pub use pipelines::PipelineGrpc;
 pub use promotions::PromotionGrpc;

@@ -14,6 +14,7 @@ use super::{
     cancel::cancel_superseded_targets, create::create_promotion, PromotionRecord, Transaction,
 };
 use crate::{
+    audit::Actor,
     domain::{policy::AUTO_PROMOTION_CREATOR, stage::Stage, status::unmet_contexts},
     error::{Error, Result},
     store::{
@@ -166,6 +167,7 @@ pub async fn evaluate_trigger(
         overridden_checks: "[]".to_owned(),
         overridden_freezes: "[]".to_owned(),
         freeze_exempt: false,
+        actor: Actor::system(),
         idempotency: None,
         message: format!(
             "auto-promoting release v{} of '{}' to {} ({})",

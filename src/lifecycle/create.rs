@@ -11,6 +11,7 @@ use super::{
     Transaction,
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::promotion::{EventKind, PromotionStatus, TargetStatus},
     error::{Error, Result},
     store::{
@@ -48,6 +49,49 @@ pub struct PromotionRecord {
     /// then exempt from every freeze.
     pub overridden_freezes: String,
     pub freeze_exempt: bool,
+    /// Who the audit log names: the caller, or the engine for an auto-promotion.
+    pub actor: Actor,
+}
+
+impl PromotionRecord {
+    /// What the audit log records of the new promotion: `promotion.create`, and
+    /// `promotion.override` when it broke glass through checks or a freeze.
+    fn audit_entries(&self, awaiting_approval: bool) -> Vec<AuditEntry> {
+        let targets: Vec<&str> = self.targets.iter().map(|app| app.name.as_str()).collect();
+        let entry = |action| {
+            AuditEntry::new(
+                action,
+                "promotion",
+                self.id,
+                &self.source_app.name,
+                self.message.as_str(),
+            )
+            .in_pipeline(self.pipeline.id, &self.pipeline.name)
+            .about_known_app(self.source_app.id, &self.source_app.name)
+        };
+        let mut created = entry("promotion.create")
+            .with("source_release", self.source_release_id)
+            .with("targets", &targets)
+            .with("safe", self.safe)
+            .with("awaiting_approval", awaiting_approval);
+        if let Some(triggered_by) = &self.triggered_by {
+            created = created.with("triggered_by", triggered_by);
+        }
+        let mut entries = vec![created];
+        let checks: serde_json::Value =
+            serde_json::from_str(&self.overridden_checks).unwrap_or_default();
+        let freezes: serde_json::Value =
+            serde_json::from_str(&self.overridden_freezes).unwrap_or_default();
+        let none = |value: &serde_json::Value| value.as_array().is_none_or(Vec::is_empty);
+        if !none(&checks) || !none(&freezes) {
+            entries.push(
+                entry("promotion.override")
+                    .with("overridden_checks", checks)
+                    .with("overridden_freezes", freezes),
+            );
+        }
+        entries
+    }
 }
 
 /// Stores a promotion with its targets and first events: `pending`, its targets in their
@@ -85,6 +129,8 @@ pub async fn create_promotion(
     }
     let id = record.id;
     let awaiting_approval = record.required_approvals > 0;
+    let audit_entries = record.audit_entries(awaiting_approval);
+    let actor = record.actor.clone();
     // Targets join their apps' queues now, at the end, so what each waits behind is known
     // here and told at once; the apps stay locked, so nothing joins meanwhile. Targets
     // awaiting approval join, and are told, when approved.
@@ -181,6 +227,9 @@ pub async fn create_promotion(
     match store::promotions::insert_new(tx.connection(), tx.origin(), row, targets, events).await {
         Ok((stored, events)) => {
             record_stored(tx, events)?;
+            for entry in audit_entries {
+                entry.record(tx.connection(), &actor).await?;
+            }
             Ok(Some(stored))
         }
         // Another request took the idempotency key first.

@@ -11,6 +11,7 @@ use super::{
     lock_promotion, DeployOutcome, Transaction,
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         promotion::{EventKind, TargetStatus},
         status::ReleaseState,
@@ -232,6 +233,23 @@ pub async fn record_verdict(
                             promotion_target_id: None,
                         },
                     )
+                    .await?;
+                    AuditEntry::about_release(
+                        tx.connection(),
+                        "release.rollback",
+                        (made.id, made.version),
+                        (app.id, &app.name),
+                        format!(
+                            "rolled {} back to v{} as v{}: verification of v{} failed",
+                            app.name, previous.version, made.version, release.version
+                        ),
+                    )
+                    .await?
+                    .with("to_version", previous.version)
+                    .with("image", &made.image)
+                    .with("failed_release", release.id)
+                    .with("promotion", promotion_id)
+                    .record(tx.connection(), &Actor::system())
                     .await?;
                     rollback_release = Some((previous, made));
                 }

@@ -5,7 +5,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,9 +12,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     created,
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
+    inputs::time_field,
     paged, shapes, ApiResult, GatewayState, PageQuery,
 };
-use crate::{domain::quoted, error::Error, service::NewFreeze};
+use crate::service::NewFreeze;
 
 /// `/pipelines/{pipeline}/freezes`.
 pub(super) fn routes() -> OpenApiRouter<GatewayState> {
@@ -51,25 +51,6 @@ struct CreateFreezeBody {
     /// Recurring: an IANA time zone; default UTC.
     #[serde(default)]
     cron_timezone: Option<String>,
-}
-
-/// An RFC 3339 time from a request, or a refusal naming its field.
-fn time_field(field: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, Error> {
-    value
-        .map(|text| {
-            DateTime::parse_from_rfc3339(text.trim())
-                .map(|time| time.with_timezone(&Utc))
-                .map_err(|_| {
-                    Error::invalid(
-                        field,
-                        format!(
-                            "{} is not an RFC 3339 time such as 2026-12-24T18:00:00Z",
-                            quoted(&text)
-                        ),
-                    )
-                })
-        })
-        .transpose()
 }
 
 #[utoipa::path(post, path = "/pipelines/{pipeline}/freezes", tag = "freezes",

@@ -1,10 +1,12 @@
-//! Pieces of request bodies that several resources accept.
+//! Pieces of requests that several resources accept.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::{
     domain::{
         policy::{PolicyChange, MAX_REQUIRED_APPROVALS},
+        quoted,
         verification::{HttpCheckSpec, VerificationChange, VerificationSpec, FIELD},
     },
     error::Error,
@@ -198,4 +200,26 @@ fn text(object: &JsonObject, field: &str, key: &str) -> Result<Option<String>, E
         Some(serde_json::Value::String(value)) => Ok(Some(value.clone())),
         Some(_) => Err(Error::invalid(format!("{field}.{key}"), "must be a string")),
     }
+}
+
+/// An RFC 3339 time from a request, or a refusal naming its field.
+pub(super) fn time_field(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<DateTime<Utc>>, Error> {
+    value
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text.trim())
+                .map(|time| time.with_timezone(&Utc))
+                .map_err(|_| {
+                    Error::invalid(
+                        field,
+                        format!(
+                            "{} is not an RFC 3339 time such as 2026-12-24T18:00:00Z",
+                            quoted(&text)
+                        ),
+                    )
+                })
+        })
+        .transpose()
 }

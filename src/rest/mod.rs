@@ -2,6 +2,7 @@
 //! Handlers translate JSON to use-case calls and views to JSON; they decide nothing.
 
 mod apps;
+mod audit;
 mod couplings;
 pub mod error;
 mod extract;
@@ -63,6 +64,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         .merge(apps::routes())
         .merge(releases::routes())
         .merge(promotions::routes())
+        .merge(audit::routes())
         .split_for_parts();
     let api = openapi::document(api);
     let query_rules = Arc::new(query::QueryRules::from_document(&api));

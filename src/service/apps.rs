@@ -11,8 +11,10 @@ use super::{
     views::{AppView, ConfigVars, VisibleConfigVars},
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
+        config_vars::ConfigKeyChanges,
         names::{check_config_key, check_config_value, AppName},
     },
     error::{Error, Result},
@@ -43,17 +45,30 @@ impl Apps {
     pub async fn create(&self, name: &str, caller: &Caller) -> Result<AppView> {
         authorize(caller, Role::Write, "creating an app")?;
         let name = AppName::parse("name", name)?;
-        match store::apps::insert_app(&self.db, name.as_str()).await {
-            Ok(model) => {
-                self.hub.read_model.changed(&[Key::App(model.id)]).await;
-                Ok(app_view(model))
+        let txn = self.db.begin().await?;
+        let model = match store::apps::insert_app(&txn, name.as_str()).await {
+            Ok(model) => model,
+            Err(error) if is_unique_violation(&error) => {
+                return Err(Error::AlreadyExists(format!(
+                    "app '{}' already exists",
+                    name.as_str()
+                )))
             }
-            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
-                "app '{}' already exists",
-                name.as_str()
-            ))),
-            Err(error) => Err(error.into()),
-        }
+            Err(error) => return Err(error.into()),
+        };
+        AuditEntry::new(
+            "app.create",
+            "app",
+            model.id,
+            &model.name,
+            format!("created app {}", model.name),
+        )
+        .about_known_app(model.id, &model.name)
+        .record(&txn, &Actor::of(caller))
+        .await?;
+        txn.commit().await?;
+        self.hub.read_model.changed(&[Key::App(model.id)]).await;
+        Ok(app_view(model))
     }
 
     pub async fn get(&self, app: &str) -> Result<AppView> {
@@ -97,6 +112,17 @@ impl Apps {
         if !store::mark_deleted::<app::Entity>(tx.connection(), found.id).await? {
             return Err(Error::not_found("app", app));
         }
+        AuditEntry::new(
+            "app.delete",
+            "app",
+            found.id,
+            &found.name,
+            format!("deleted app {}", found.name),
+        )
+        .about_app(tx.connection(), found.id, &found.name)
+        .await?
+        .record(tx.connection(), &Actor::of(caller))
+        .await?;
         store::couplings::delete_couplings_of_app(tx.connection(), found.id).await?;
         store::config_vars::remove_config_vars_of(tx.connection(), found.id).await?;
         lifecycle::cancel_targets_of_deleted_app(&mut tx, found.id, &caller.name).await?;
@@ -150,6 +176,7 @@ impl Apps {
         store::lock_live::<app::Entity>(&txn, found.id)
             .await?
             .ok_or_else(|| Error::not_found("app", app))?;
+        let before = store::config_vars::config_vars_of(&txn, found.id).await?;
         for change in changes {
             match change.value {
                 Some(value) => {
@@ -159,6 +186,23 @@ impl Apps {
             }
         }
         let result = store::config_vars::config_vars_of(&txn, found.id).await?;
+        let keys = ConfigKeyChanges::between(&before, &result);
+        if !keys.is_empty() {
+            AuditEntry::new(
+                "config_vars.update",
+                "app",
+                found.id,
+                &found.name,
+                format!("changed config vars of {}: {}", found.name, keys.describe()),
+            )
+            .about_app(&txn, found.id, &found.name)
+            .await?
+            .with("added", &keys.added)
+            .with("changed", &keys.changed)
+            .with("removed", &keys.removed)
+            .record(&txn, &Actor::of(caller))
+            .await?;
+        }
         txn.commit().await?;
         Ok(result)
     }

@@ -16,6 +16,7 @@ use super::{
     views::{CouplingView, ResourceRef},
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         names::check_required_contexts,
@@ -190,6 +191,13 @@ async fn coupling_views(
     Ok(views)
 }
 
+/// An entry about a coupling, in its pipeline and about its app.
+fn coupling_entry(action: &'static str, view: &CouplingView, summary: String) -> AuditEntry {
+    AuditEntry::new(action, "coupling", view.id, &view.app.name, summary)
+        .in_pipeline(view.pipeline.id, &view.pipeline.name)
+        .about_known_app(view.app.id, &view.app.name)
+}
+
 async fn coupling_view(db: &impl ConnectionTrait, row: coupling::Model) -> Result<CouplingView> {
     coupling_views(db, vec![row])
         .await?
@@ -293,6 +301,17 @@ impl Couplings {
             Err(error) => return Err(error.into()),
         };
         let view = coupling_view(&txn, model).await?;
+        coupling_entry(
+            "coupling.create",
+            &view,
+            format!(
+                "coupled {} to {} at {}",
+                app.name, pipeline.name, view.stage
+            ),
+        )
+        .coupling_change(None, Some((&view).into()))
+        .record(&txn, &Actor::of(caller))
+        .await?;
         txn.commit().await?;
         self.read_model.changed(&[Key::App(app.id)]).await;
         Ok(view)
@@ -422,8 +441,9 @@ impl Couplings {
             {
                 authorize(caller, Role::Admin, &weakening)?;
             }
+            let txn = self.db.begin().await?;
             let updated = store::couplings::update_coupling_if_unchanged(
-                &self.db,
+                &txn,
                 &row,
                 store::couplings::CouplingSettings {
                     required_contexts: encode_contexts(&contexts)?,
@@ -434,6 +454,22 @@ impl Couplings {
             )
             .await?;
             if updated {
+                let before = coupling_view(&txn, row.clone()).await?;
+                let after = CouplingView {
+                    required_contexts: contexts,
+                    policy,
+                    verification,
+                    ..before.clone()
+                };
+                let summary = format!(
+                    "updated the coupling of {} in {}",
+                    before.app.name, before.pipeline.name
+                );
+                coupling_entry("coupling.update", &before, summary)
+                    .coupling_change(Some((&before).into()), Some((&after).into()))
+                    .record(&txn, &Actor::of(caller))
+                    .await?;
+                txn.commit().await?;
                 self.read_model.changed(&[Key::App(row.app_id)]).await;
                 return self.get(id).await;
             }
@@ -447,10 +483,17 @@ impl Couplings {
     pub async fn delete(&self, id: &str, caller: &Caller) -> Result<CouplingView> {
         authorize(caller, Role::Admin, "deleting a coupling")?;
         let row = self.find(id).await?;
-        let view = coupling_view(&self.db, row.clone()).await?;
-        if !store::couplings::delete_coupling(&self.db, row.id).await? {
+        let txn = self.db.begin().await?;
+        let view = coupling_view(&txn, row.clone()).await?;
+        if !store::couplings::delete_coupling(&txn, row.id).await? {
             return Err(Error::not_found("coupling", id));
         }
+        let summary = format!("removed {} from {}", view.app.name, view.pipeline.name);
+        coupling_entry("coupling.delete", &view, summary)
+            .coupling_change(Some((&view).into()), None)
+            .record(&txn, &Actor::of(caller))
+            .await?;
+        txn.commit().await?;
         self.read_model.changed(&[Key::App(row.app_id)]).await;
         Ok(view)
     }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
 use super::{
@@ -17,6 +17,7 @@ use super::{
     paging::{compound_key, Page, PageRequest},
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         freeze::{check_reason, check_stages, frozen_stages, FrozenStage, Schedule},
@@ -143,7 +144,15 @@ impl Freezes {
             lifted_at: None,
             lifted_by: None,
         };
-        let stored = store::freezes::insert_freeze(&self.db, row).await?;
+        let txn = self.db.begin().await?;
+        let stored = store::freezes::insert_freeze(&txn, row).await?;
+        let stages = names.join(", ");
+        let summary = format!("froze {stages} of {}: {}", pipeline.name, stored.reason);
+        freeze_entry("freeze.create", &stored, &pipeline.name, summary)
+            .change("freeze", &None, &Some(freeze_definition(&stored, &names)))
+            .record(&txn, &Actor::of(caller))
+            .await?;
+        txn.commit().await?;
         self.changed(pipeline.id).await;
         Ok(FreezeView::at(
             freeze_of_row(&stored)?,
@@ -203,9 +212,23 @@ impl Freezes {
             .filter(|row| row.lifted_at.is_none())
             .ok_or_else(not_found)?;
         let now = store::now();
-        if !store::freezes::lift_freeze(&self.db, freeze_id, &caller.name, now).await? {
+        let txn = self.db.begin().await?;
+        if !store::freezes::lift_freeze(&txn, freeze_id, &caller.name, now).await? {
             return Err(not_found());
         }
+        let freeze = freeze_of_row(&row)?;
+        let names: Vec<&str> = freeze.stages.iter().map(|stage| stage.as_str()).collect();
+        let summary = format!(
+            "lifted the freeze of {} in {}: {}",
+            names.join(", "),
+            found.name,
+            row.reason
+        );
+        freeze_entry("freeze.delete", &row, &found.name, summary)
+            .change("freeze", &Some(freeze_definition(&row, &names)), &None)
+            .record(&txn, &Actor::of(caller))
+            .await?;
+        txn.commit().await?;
         self.changed(found.id).await;
         Ok(FreezeView::at(
             freeze_of_row(&row)?,
@@ -226,6 +249,39 @@ impl Freezes {
             .await;
         self.hub.signal_work();
     }
+}
+
+/// An entry about a freeze, in its pipeline.
+fn freeze_entry(
+    action: &'static str,
+    row: &freeze::Model,
+    pipeline: &str,
+    summary: String,
+) -> AuditEntry {
+    AuditEntry::new(action, "freeze", row.id, &row.reason, summary)
+        .in_pipeline(row.pipeline_id, pipeline)
+}
+
+/// What a freeze holds, as the audit log records it.
+fn freeze_definition(row: &freeze::Model, stages: &[&str]) -> serde_json::Value {
+    let mut definition = serde_json::json!({ "stages": stages, "reason": row.reason });
+    let times = [("starts_at", row.starts_at), ("ends_at", row.ends_at)];
+    for (field, time) in times {
+        if let Some(time) = time {
+            definition[field] = time.to_rfc3339().into();
+        }
+    }
+    let crons = [
+        ("freeze_start", &row.freeze_start),
+        ("freeze_end", &row.freeze_end),
+        ("cron_timezone", &row.cron_timezone),
+    ];
+    for (field, value) in crons {
+        if let Some(value) = value {
+            definition[field] = value.as_str().into();
+        }
+    }
+    definition
 }
 
 /// Freezes sort by when they were made, then by id.

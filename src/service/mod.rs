@@ -2,6 +2,7 @@
 //! once: adapters only translate requests in and views out.
 
 mod apps;
+mod audit;
 mod couplings;
 mod freezes;
 mod lookup;
@@ -12,6 +13,7 @@ mod releases;
 use crate::views;
 
 pub use apps::{Apps, ConfigVarChange};
+pub use audit::{AuditLog, AuditQuery};
 pub use couplings::{CouplingChange, Couplings, NewCoupling};
 pub(crate) use freezes::frozen_stages_of;
 pub use freezes::{Freezes, NewFreeze};
@@ -56,6 +58,7 @@ pub struct Services {
     pub apps: Apps,
     pub releases: Releases,
     pub promotions: Promotions,
+    pub audit: AuditLog,
 }
 
 impl Services {
@@ -71,6 +74,7 @@ impl Services {
             freezes: Freezes::new(db.clone(), Arc::clone(&hub)),
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone(), Arc::clone(&hub)),
+            audit: AuditLog::new(db.clone()),
             promotions: Promotions::new(db, hub),
         }
     }

@@ -11,6 +11,7 @@ use super::{
     views::{PipelineView, StatusContext},
 };
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         names::{check_description, PipelineName},
@@ -41,17 +42,31 @@ impl Pipelines {
         authorize(caller, Role::Write, "creating a pipeline")?;
         let name = PipelineName::parse("name", name)?;
         check_description("description", description)?;
-        match store::pipelines::insert_pipeline(&self.db, name.as_str(), description).await {
-            Ok(model) => {
-                self.read_model.changed(&[Key::Pipeline(model.id)]).await;
-                Ok(pipeline_view(model))
+        let txn = self.db.begin().await?;
+        let model = match store::pipelines::insert_pipeline(&txn, name.as_str(), description).await
+        {
+            Ok(model) => model,
+            Err(error) if is_unique_violation(&error) => {
+                return Err(Error::AlreadyExists(format!(
+                    "pipeline '{}' already exists",
+                    name.as_str()
+                )))
             }
-            Err(error) if is_unique_violation(&error) => Err(Error::AlreadyExists(format!(
-                "pipeline '{}' already exists",
-                name.as_str()
-            ))),
-            Err(error) => Err(error.into()),
-        }
+            Err(error) => return Err(error.into()),
+        };
+        AuditEntry::new(
+            "pipeline.create",
+            "pipeline",
+            model.id,
+            &model.name,
+            format!("created pipeline {}", model.name),
+        )
+        .in_pipeline(model.id, &model.name)
+        .record(&txn, &Actor::of(caller))
+        .await?;
+        txn.commit().await?;
+        self.read_model.changed(&[Key::Pipeline(model.id)]).await;
+        Ok(pipeline_view(model))
     }
 
     pub async fn get(&self, pipeline: &str) -> Result<PipelineView> {
@@ -109,6 +124,16 @@ impl Pipelines {
             return Err(Error::not_found("pipeline", pipeline));
         }
         store::couplings::delete_couplings_of_pipeline(&txn, found.id).await?;
+        AuditEntry::new(
+            "pipeline.delete",
+            "pipeline",
+            found.id,
+            &found.name,
+            format!("deleted pipeline {} with its couplings", found.name),
+        )
+        .in_pipeline(found.id, &found.name)
+        .record(&txn, &Actor::of(caller))
+        .await?;
         txn.commit().await?;
         self.read_model.changed(&[Key::Pipeline(found.id)]).await;
         Ok(pipeline_view(found))

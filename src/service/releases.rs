@@ -13,6 +13,7 @@ use super::{
 };
 
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
@@ -131,6 +132,17 @@ impl Releases {
             }],
         )
         .await?;
+        AuditEntry::about_release(
+            &txn,
+            "release.create",
+            (model.id, model.version),
+            (owner.id, &owner.name),
+            format!("released v{} of {}: {image}", model.version, owner.name),
+        )
+        .await?
+        .with("image", image)
+        .record(&txn, &Actor::of(caller))
+        .await?;
         txn.commit().await?;
         self.hub.read_model.changed(&[Key::App(owner.id)]).await;
         if triggered {
@@ -186,6 +198,21 @@ impl Releases {
         }
         let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         let created = lifecycle::create_rollback(&mut tx, &owner, &earlier, &caller.name).await?;
+        AuditEntry::about_release(
+            tx.connection(),
+            "release.rollback",
+            (created.id, created.version),
+            (owner.id, &owner.name),
+            format!(
+                "rolled {} back to v{} as v{}",
+                owner.name, earlier.version, created.version
+            ),
+        )
+        .await?
+        .with("to_version", earlier.version)
+        .with("image", &created.image)
+        .record(tx.connection(), &Actor::of(caller))
+        .await?;
         tx.commit().await?;
         self.hub.signal_work();
         self.view_of(&owner, created).await
@@ -312,6 +339,11 @@ impl Releases {
                 let triggered = self
                     .trigger_on_success(&txn, &owner, &target, &model, caller)
                     .await?;
+                AuditEntry::about_status(&txn, "status.create", &owner, &target, &model)
+                    .await?
+                    .change("state", &None, &Some(&model.state))
+                    .record(&txn, &Actor::of(caller))
+                    .await?;
                 txn.commit().await?;
                 self.hub.read_model.changed(&[Key::App(owner.id)]).await;
                 if triggered {
@@ -371,6 +403,7 @@ impl Releases {
                 ));
             }
         }
+        let state_before = existing.state.clone();
         let mut row = existing;
         if let Some(name) = changes.name {
             row.name = name;
@@ -390,6 +423,11 @@ impl Releases {
         row.updated_at = crate::store::now();
         let txn = self.db.begin().await?;
         let updated = store::release_statuses::update_status(&txn, row).await?;
+        AuditEntry::about_status(&txn, "status.update", &owner, &target, &updated)
+            .await?
+            .change("state", &state_before, &updated.state)
+            .record(&txn, &Actor::of(caller))
+            .await?;
         let triggered = self
             .trigger_on_success(&txn, &owner, &target, &updated, caller)
             .await?;

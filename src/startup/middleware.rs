@@ -121,7 +121,7 @@ pub(super) async fn serve_request(
                 // An explicit parent, not `in_scope`: entering the span costs even when the
                 // line is filtered out.
                 tracing::debug!(parent: &span, role = %caller.role, "authenticated");
-                request.extensions_mut().insert(caller);
+                request.extensions_mut().insert(caller.making(&id));
             }
             next.run(request).instrument(span.clone()).await
         }

@@ -1,6 +1,7 @@
 //! Assembles the server: database, migrations, the gRPC services with health and
 //! reflection, the REST gateway, authentication and TLS, all on one listener.
 
+mod grpc;
 mod middleware;
 
 use std::{
@@ -21,22 +22,15 @@ use hyper_util::{
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tonic::server::NamedService;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
+use self::grpc::{grpc_routes, SERVICE_NAMES};
 use crate::{
     auth::{Authenticator, Tokens},
     config::Settings,
     deploy::{Deployer, LocalDeployer, WebhookDeployer},
     engine::Engine,
-    grpc::{AppGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
     progress::EventHub,
-    proto::{
-        app_service_server::AppServiceServer, coupling_service_server::CouplingServiceServer,
-        pipeline_service_server::PipelineServiceServer,
-        promotion_service_server::PromotionServiceServer,
-        release_service_server::ReleaseServiceServer,
-    },
     read_model::ReadModel,
     rest::{self},
     service::Services,
@@ -77,16 +71,6 @@ pub enum StartupError {
     Unprotected(SocketAddr),
 }
 
-/// Every gRPC service whose health is reported, by its fully qualified name.
-const SERVICE_NAMES: [&str; 6] = [
-    "",
-    <PipelineServiceServer<PipelineGrpc> as NamedService>::NAME,
-    <CouplingServiceServer<CouplingGrpc> as NamedService>::NAME,
-    <AppServiceServer<AppGrpc> as NamedService>::NAME,
-    <ReleaseServiceServer<ReleaseGrpc> as NamedService>::NAME,
-    <PromotionServiceServer<PromotionGrpc> as NamedService>::NAME,
-];
-
 /// A built server, bound to its listener but not yet serving.
 pub struct Application {
     listener: TcpListener,
@@ -99,6 +83,7 @@ pub struct Application {
     database_up: Arc<AtomicBool>,
     health_check_interval: Duration,
     resync_interval: Duration,
+    audit_retention: Option<chrono::Duration>,
     hub: Arc<EventHub>,
     engine: Engine,
 }
@@ -191,6 +176,7 @@ impl Application {
             database_up,
             health_check_interval: settings.health_check_interval,
             resync_interval: settings.resync_interval,
+            audit_retention: settings.audit_retention,
             hub,
             engine,
         })
@@ -237,6 +223,13 @@ impl Application {
             Arc::clone(&self.hub.read_model)
                 .keep_in_sync(self.resync_interval, engine_stopped.clone()),
         );
+        let audit_retention = self.audit_retention.map(|retention| {
+            tokio::spawn(crate::audit::retention::keep_trimmed(
+                self.db.clone(),
+                retention,
+                engine_stopped.clone(),
+            ))
+        });
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -254,6 +247,9 @@ impl Application {
         }
         monitor.abort();
         resync.abort();
+        if let Some(audit_retention) = audit_retention {
+            audit_retention.abort();
+        }
         self.db.close_by_ref().await.ok();
         tracing::info!("pipelines server stopped");
         Ok(())
@@ -368,48 +364,6 @@ async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupE
     let listener = TcpListener::bind(address).await.map_err(failed)?;
     let local_addr = listener.local_addr().map_err(failed)?;
     Ok((listener, local_addr))
-}
-
-/// The gRPC services, health and reflection, as routes beside REST's.
-fn grpc_routes(
-    services: &Services,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        impl tonic_health::pb::health_server::Health,
-    >,
-) -> Result<axum::Router, StartupError> {
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection()
-        .build_v1()
-        .map_err(|error| StartupError::Reflection(error.to_string()))?;
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .map_err(|error| StartupError::Reflection(error.to_string()))?;
-
-    Ok(
-        tonic::service::Routes::new(PipelineServiceServer::new(PipelineGrpc::new(
-            services.clone(),
-        )))
-        .add_service(CouplingServiceServer::new(CouplingGrpc::new(
-            services.clone(),
-        )))
-        .add_service(AppServiceServer::new(AppGrpc::new(services.clone())))
-        .add_service(ReleaseServiceServer::new(ReleaseGrpc::new(
-            services.clone(),
-        )))
-        .add_service(PromotionServiceServer::new(PromotionGrpc::new(
-            services.clone(),
-        )))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .prepare()
-        .into_axum_router(),
-    )
 }
 
 /// Reports every service SERVING while the database answers and NOT_SERVING while it does

@@ -4,7 +4,7 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::entities::coupling;
+use super::entities::{coupling, pipeline};
 
 /// One coupling, if it exists.
 pub async fn coupling_by_id(
@@ -23,6 +23,20 @@ pub async fn coupling_of_app(
         .filter(coupling::Column::AppId.eq(app_id))
         .one(db)
         .await
+}
+
+/// The id and name of the pipeline `app_id` is coupled to, if it is in one.
+pub async fn pipeline_of_app(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+) -> Result<Option<(Uuid, String)>, DbErr> {
+    let Some(coupling) = coupling_of_app(db, app_id).await? else {
+        return Ok(None);
+    };
+    let found = pipeline::Entity::find_by_id(coupling.pipeline_id)
+        .one(db)
+        .await?;
+    Ok(found.map(|pipeline| (pipeline.id, pipeline.name)))
 }
 
 /// The couplings of the apps among `app_ids` that are in a pipeline.

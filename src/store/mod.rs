@@ -5,6 +5,7 @@
 //! back.
 
 pub mod apps;
+pub mod audit;
 pub mod config_vars;
 pub mod couplings;
 pub mod entities;

@@ -132,6 +132,7 @@ pub fn settings_for(database_url: &str) -> Settings {
         health_check_interval: Duration::from_millis(100),
         resync_interval: Duration::from_secs(30),
         insecure: false,
+        audit_retention: Some(chrono::Duration::days(400)),
         tls: None,
         webhook: None,
         engine: pipelines::engine::EngineSettings {

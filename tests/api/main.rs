@@ -8,6 +8,7 @@ mod access;
 mod akkeris_cli;
 mod akkeris_flow;
 mod apps;
+mod audit;
 mod cli;
 mod couplings;
 mod faults;

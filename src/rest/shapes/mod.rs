@@ -10,9 +10,11 @@ use uuid::Uuid;
 
 use crate::views;
 
+mod audit;
 mod freezes;
 mod promotions;
 
+pub use audit::*;
 pub use freezes::*;
 pub use promotions::*;
 

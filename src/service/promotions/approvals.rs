@@ -2,6 +2,7 @@
 
 use super::Promotions;
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
         policy::Verdict,
@@ -72,6 +73,16 @@ impl Promotions {
         let comment = checked_comment(comment, verdict == Verdict::Rejected)?;
         let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         lifecycle::vote(&mut tx, model.id, &caller.name, verdict, &comment).await?;
+        let (action, verb) = match verdict {
+            Verdict::Approved => ("approval.grant", "approved"),
+            Verdict::Rejected => ("approval.reject", "rejected"),
+        };
+        let summary = format!("{verb} promotion {}", model.id);
+        AuditEntry::about_promotion(tx.connection(), action, &model, summary)
+            .await?
+            .with("comment", &comment)
+            .record(tx.connection(), &Actor::of(caller))
+            .await?;
         tx.commit().await?;
         self.hub.signal_work();
         self.get(id).await

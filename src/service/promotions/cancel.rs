@@ -2,6 +2,7 @@
 
 use super::Promotions;
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::access::{Caller, Role},
     error::Result,
     lifecycle::{self, Transaction},
@@ -17,6 +18,11 @@ impl Promotions {
         let model = self.find(id).await?;
         let mut tx = Transaction::begin(&self.db, &self.hub).await?;
         lifecycle::cancel_promotion(&mut tx, model.id, &caller.name).await?;
+        let summary = format!("canceled promotion {}", model.id);
+        AuditEntry::about_promotion(tx.connection(), "promotion.cancel", &model, summary)
+            .await?
+            .record(tx.connection(), &Actor::of(caller))
+            .await?;
         tx.commit().await?;
         self.hub.signal_work();
         self.get(id).await

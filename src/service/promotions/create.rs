@@ -14,6 +14,7 @@ use super::{
     Safety,
 };
 use crate::{
+    audit::Actor,
     domain::{
         access::{Caller, Role},
         freeze::FrozenStage,
@@ -460,6 +461,7 @@ impl Validated {
             message,
             required_approvals: self.required_approvals(),
             triggered_by: None,
+            actor: Actor::of(caller),
         })
     }
 }

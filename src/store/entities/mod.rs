@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. See the migration crate for the constraints.
 
 pub mod app;
+pub mod audit_event;
 pub mod auto_promotion_claim;
 pub mod auto_promotion_trigger;
 pub mod config_var;
