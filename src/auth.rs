@@ -27,7 +27,7 @@ use crate::{
         names::AppName,
     },
     error::{Error, Result},
-    store::{self, entities::token, is_unique_violation},
+    store::{self, entities::token},
 };
 
 /// Every token starts with this prefix, so that secret scanners can recognise one.
@@ -100,19 +100,14 @@ impl Tokens {
         })?;
         let secret = generate_secret();
         let txn = self.db.begin().await?;
-        let stored =
+        let model =
             store::tokens::insert_token(&txn, name.as_str(), role.as_str(), hash_secret(&secret))
-                .await;
-        let model = match stored {
-            Ok(model) => model,
-            Err(error) if is_unique_violation(&error) => {
-                return Err(Error::AlreadyExists(format!(
-                    "a token named '{}' already exists",
-                    name.as_str()
-                )))
-            }
-            Err(error) => return Err(error.into()),
-        };
+                .await
+                .map_err(|error| {
+                    store::taken_or(error, || {
+                        format!("a token named '{}' already exists", name.as_str())
+                    })
+                })?;
         token_entry("token.create", &model, "created")
             .record(&txn, &Actor::operator())
             .await?;

@@ -21,7 +21,7 @@ use crate::{
     lifecycle::{self, Transaction},
     progress::EventHub,
     read_model::Key,
-    store::{self, entities::app, is_unique_violation},
+    store::{self, entities::app},
 };
 
 /// One change to an app's config vars: a new value, or `None` to delete the key.
@@ -46,16 +46,11 @@ impl Apps {
         authorize(caller, Role::Write, "creating an app")?;
         let name = AppName::parse("name", name)?;
         let txn = self.db.begin().await?;
-        let model = match store::apps::insert_app(&txn, name.as_str()).await {
-            Ok(model) => model,
-            Err(error) if is_unique_violation(&error) => {
-                return Err(Error::AlreadyExists(format!(
-                    "app '{}' already exists",
-                    name.as_str()
-                )))
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let model = store::apps::insert_app(&txn, name.as_str())
+            .await
+            .map_err(|error| {
+                store::taken_or(error, || format!("app '{}' already exists", name.as_str()))
+            })?;
         AuditEntry::new(
             "app.create",
             "app",

@@ -75,10 +75,11 @@ impl AuditLog {
         if let Reference::Id(id) = reference {
             return Ok(Subject::Id(id));
         }
+        bounded("pipeline", pipeline.to_owned())?;
         let live = store::pipelines::live_pipeline(&self.db, &reference).await?;
         Ok(match live {
             Some(found) => Subject::Id(found.id),
-            None => Subject::Name(bounded("pipeline", pipeline.to_owned())?),
+            None => Subject::Name(pipeline.to_owned()),
         })
     }
 
@@ -87,10 +88,11 @@ impl AuditLog {
         if let Ok(id) = Uuid::parse_str(app) {
             return Ok(Subject::Id(id));
         }
+        bounded("app", app.to_owned())?;
         let live = store::apps::live_app_by_name(&self.db, app).await?;
         Ok(match live {
             Some(found) => Subject::Id(found.id),
-            None => Subject::Name(bounded("app", app.to_owned())?),
+            None => Subject::Name(app.to_owned()),
         })
     }
 }
@@ -102,11 +104,19 @@ fn given(value: Option<String>) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
+/// A name or actor to filter by: one line of at most 200 characters. Nothing longer or
+/// with control characters was ever recorded.
 fn bounded(field: &str, value: String) -> Result<String> {
     if value.chars().count() > MAX_FILTER_CHARS {
         return Err(Error::invalid(
             field,
             format!("is longer than {MAX_FILTER_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{} holds a control character", quoted(&value)),
         ));
     }
     Ok(value)

@@ -7,7 +7,7 @@ use std::{
     sync::Arc,
 };
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
@@ -268,7 +268,7 @@ fn freeze_definition(row: &freeze::Model, stages: &[&str]) -> serde_json::Value 
     let times = [("starts_at", row.starts_at), ("ends_at", row.ends_at)];
     for (field, time) in times {
         if let Some(time) = time {
-            definition[field] = time.to_rfc3339().into();
+            definition[field] = time.to_rfc3339_opts(SecondsFormat::Micros, true).into();
         }
     }
     let crons = [

@@ -19,7 +19,7 @@ use crate::{
     },
     error::{Error, Result},
     read_model::{Key, ReadModel},
-    store::{self, entities::pipeline, is_unique_violation},
+    store::{self, entities::pipeline},
 };
 
 #[derive(Clone)]
@@ -43,17 +43,13 @@ impl Pipelines {
         let name = PipelineName::parse("name", name)?;
         check_description("description", description)?;
         let txn = self.db.begin().await?;
-        let model = match store::pipelines::insert_pipeline(&txn, name.as_str(), description).await
-        {
-            Ok(model) => model,
-            Err(error) if is_unique_violation(&error) => {
-                return Err(Error::AlreadyExists(format!(
-                    "pipeline '{}' already exists",
-                    name.as_str()
-                )))
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let model = store::pipelines::insert_pipeline(&txn, name.as_str(), description)
+            .await
+            .map_err(|error| {
+                store::taken_or(error, || {
+                    format!("pipeline '{}' already exists", name.as_str())
+                })
+            })?;
         AuditEntry::new(
             "pipeline.create",
             "pipeline",

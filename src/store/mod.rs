@@ -293,6 +293,16 @@ pub fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// A unique violation as ALREADY_EXISTS with the message `taken` gives, any other error as
+/// itself: for inserting what has a unique name.
+pub fn taken_or(error: DbErr, taken: impl FnOnce() -> String) -> crate::error::Error {
+    if is_unique_violation(&error) {
+        crate::error::Error::AlreadyExists(taken())
+    } else {
+        error.into()
+    }
+}
+
 /// A reference by UUID or by name, as every `{app}` and `{pipeline}` parameter accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {

@@ -606,6 +606,9 @@ async fn the_log_is_paged_newest_first_and_filtered() {
         ("page_token=forged", "page_token"),
         ("colour=red", "colour"),
         ("actor=a&actor=b", "actor"),
+        ("actor=a%00b", "actor"),
+        ("pipeline=shop%00", "pipeline"),
+        ("app=a%0Ab", "app"),
     ] {
         let path = format!("/audit-events?{query}");
         let (status, error) = app

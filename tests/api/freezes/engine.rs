@@ -247,3 +247,85 @@ async fn a_replica_that_did_not_make_the_freeze_holds_and_resumes_by_its_own_tim
         "started within 10 s of the end, by the boundary: {at} vs {ends_at}"
     );
 }
+
+#[tokio::test]
+async fn when_a_freeze_ends_under_two_replicas_each_waiting_target_starts_once() {
+    let database = crate::helpers::fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!(
+            "SKIPPED on SQLite: replicas share PostgreSQL; the embedded file has one process"
+        );
+        return;
+    }
+    let slow = |url: &str| {
+        let mut settings = crate::helpers::settings_for(url);
+        settings.engine.poll_interval = Duration::from_secs(60);
+        settings
+    };
+    let second_handle = database.another_handle();
+    let first = crate::helpers::spawn_app_with(slow(&database.url), database).await;
+    let second = crate::helpers::spawn_app_with(slow(&second_handle.url), second_handle).await;
+    let tokens = auto_promoting_shop(&first).await;
+    let staging = ["shop-stg", "shop-stg-eu", "shop-stg-us"];
+    for name in &staging[1..] {
+        call_ok(
+            &first,
+            Method::POST,
+            "/apps",
+            json!({"name": name}),
+            &tokens.ops,
+        )
+        .await;
+        let body = json!({"app": name, "pipeline": "shop", "stage": "staging",
+            "promotion_policy": {"auto_promote": true}});
+        call_ok(
+            &first,
+            Method::POST,
+            "/pipeline-couplings",
+            body,
+            &tokens.ops,
+        )
+        .await;
+    }
+    let (status, made) = freeze(
+        &first,
+        json!({"stages": ["staging"], "ends_at": in_seconds(4), "reason": "sale weekend"}),
+        &tokens.alice,
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let ends_at = time(&made["ends_at"]);
+    release(&second, "shop-dev", "shop:1", &tokens.ci).await;
+    let (id, _) = held_target(&first, &tokens).await;
+
+    let done = finished(&second, &id, &tokens.reader).await;
+    assert_eq!(done["status"], "successful", "{done}");
+    let events = first.watch_to_end_as(&id, &tokens.reader).await;
+    for name in staging {
+        let runs = events
+            .iter()
+            .filter(|event| {
+                event.name == "target.running"
+                    && event.app.as_ref().is_some_and(|app| app.name == name)
+            })
+            .count();
+        assert_eq!(runs, 1, "{name} started once: {events:?}");
+        let path = format!("/apps/{name}/releases");
+        let (_, releases) = second
+            .call(Method::GET, &path, None, Some(&tokens.reader))
+            .await;
+        assert_eq!(
+            releases.as_array().unwrap().len(),
+            1,
+            "{name}: one release: {releases}"
+        );
+    }
+    for target in targets(&first, &id, &tokens.reader).await {
+        let at = time(&target["updated_at"]);
+        assert!(at >= ends_at, "held until the end: {at} < {ends_at}");
+        assert!(
+            at - ends_at < chrono::Duration::seconds(10),
+            "{at} vs {ends_at}"
+        );
+    }
+}
