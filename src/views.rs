@@ -251,6 +251,8 @@ pub struct PromotionPlan {
     pub safe: bool,
     /// The approvals the promotion would need before it runs.
     pub required_approvals: u32,
+    /// The freezes an admin's `safe: false` would break glass through.
+    pub overridden_freezes: Vec<FreezeRef>,
 }
 
 /// One numbered progress event of a promotion.

@@ -28,6 +28,10 @@ pub(super) fn plan(plan: &proto::PromotionPlan, output: OutputFormat) {
             })).collect::<Vec<_>>(),
             "required_approvals": plan.required_approvals,
             "safe": plan.safe,
+            "overridden_freezes": plan.overridden_freezes.iter().map(|f| json!({
+                "freeze_id": f.freeze_id,
+                "reason": f.reason,
+            })).collect::<Vec<_>>(),
         });
         say!("{plan}");
         return;
@@ -70,6 +74,12 @@ pub(super) fn plan(plan: &proto::PromotionPlan, output: OutputFormat) {
                 drift.missing_on_source.join(", ")
             );
         }
+    }
+    for frozen in &plan.overridden_freezes {
+        say!(
+            "  it would break glass through the freeze of {}",
+            frozen_line(frozen.stage, frozen)
+        );
     }
     if plan.required_approvals > 0 {
         say!(

@@ -388,6 +388,7 @@ pub fn plan(view: views::PromotionPlan) -> proto::PromotionPlan {
         drift: view.drift.into_iter().map(target_drift).collect(),
         safe: view.safe,
         required_approvals: view.required_approvals,
+        overridden_freezes: view.overridden_freezes.iter().map(freeze_ref).collect(),
     }
 }
 

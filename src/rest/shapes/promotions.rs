@@ -250,6 +250,8 @@ pub struct PromotionPlan {
     pub drift: Vec<TargetDrift>,
     pub safe: bool,
     pub required_approvals: u32,
+    /// The freezes an admin's `safe: false` would break glass through.
+    pub overridden_freezes: Vec<FreezeRef>,
 }
 
 impl From<views::PromotionPlan> for PromotionPlan {
@@ -295,6 +297,11 @@ impl From<views::PromotionPlan> for PromotionPlan {
                 .collect(),
             safe: plan.safe,
             required_approvals: plan.required_approvals,
+            overridden_freezes: plan
+                .overridden_freezes
+                .into_iter()
+                .map(FreezeRef::from)
+                .collect(),
         }
     }
 }

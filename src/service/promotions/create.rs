@@ -259,6 +259,11 @@ impl Promotions {
             target_stage: validated.target_stage,
             targets: planned,
             checks: validated.checks.verdicts,
+            overridden_freezes: validated
+                .overridden_freeze
+                .iter()
+                .map(FreezeRef::from)
+                .collect(),
             drift: validated.drift,
             safe: validated.safe,
         })

@@ -200,6 +200,14 @@ async fn freezes_over_grpc_stop_promotions_with_the_frozen_detail() {
         .await
         .expect_err("write cannot break glass");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    let Created::Plan(plan) = promote(&app, Some(false), true, &tokens.ops)
+        .await
+        .expect("an admin's dry run")
+    else {
+        panic!("a plan, not a promotion");
+    };
+    assert_eq!(plan.overridden_freezes.len(), 1);
+    assert_eq!(plan.overridden_freezes[0].freeze_id, made.id);
     let Created::Promotion(broke) = promote(&app, Some(false), false, &tokens.ops)
         .await
         .expect("an admin breaks glass")

@@ -390,6 +390,24 @@ async fn a_promotion_into_a_frozen_stage_is_refused_unless_an_admin_breaks_glass
         .await;
     assert_eq!(status, 201, "{staging}");
 
+    // An admin's dry run says which freeze it would break glass through.
+    let mut unsafe_dry_run = unsafe_promotion.clone();
+    unsafe_dry_run["dry_run"] = json!(true);
+    let plan = call_ok(
+        &app,
+        Method::POST,
+        "/pipeline-promotions",
+        unsafe_dry_run,
+        &tokens.ops,
+    )
+    .await;
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    assert_eq!(
+        plan["overridden_freezes"][0]["freeze_id"], freeze_id,
+        "{plan}"
+    );
+    assert_eq!(plan["overridden_freezes"][0]["reason"], "sale weekend");
+
     // An admin breaks glass: recorded, and the target starts at once.
     let broke = call_ok(
         &app,
