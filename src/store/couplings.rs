@@ -1,7 +1,10 @@
 //! Couplings: an app's place in a pipeline, at a stage, with the checks and policy that
 //! guard promotions into it.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    sea_query::Query, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    QueryFilter,
+};
 use uuid::Uuid;
 
 use super::entities::{coupling, pipeline};
@@ -25,15 +28,18 @@ pub async fn coupling_of_app(
         .await
 }
 
-/// The id and name of the pipeline `app_id` is coupled to, if it is in one.
+/// The id and name of the pipeline `app_id` is coupled to, if it is in one: one statement.
 pub async fn pipeline_of_app(
     db: &impl ConnectionTrait,
     app_id: Uuid,
 ) -> Result<Option<(Uuid, String)>, DbErr> {
-    let Some(coupling) = coupling_of_app(db, app_id).await? else {
-        return Ok(None);
-    };
-    let found = pipeline::Entity::find_by_id(coupling.pipeline_id)
+    let coupled = Query::select()
+        .column(coupling::Column::PipelineId)
+        .from(coupling::Entity)
+        .and_where(coupling::Column::AppId.eq(app_id))
+        .to_owned();
+    let found = pipeline::Entity::find()
+        .filter(pipeline::Column::Id.in_subquery(coupled))
         .one(db)
         .await?;
     Ok(found.map(|pipeline| (pipeline.id, pipeline.name)))

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::Utc;
 use pipelines::store::{self, entities::audit_event};
 use reqwest::Method;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
 
 use super::{actions, entries, only};
@@ -169,4 +169,30 @@ async fn entries_past_retention_are_deleted_in_batches_and_the_rest_kept() {
     .await;
     assert_eq!(actions(&kept), ["pipeline.create"]);
     assert_eq!(only(&kept, "pipeline.create")["resource"]["name"], "shop");
+}
+
+#[tokio::test]
+async fn one_process_at_a_time_trims_the_log() {
+    let database = crate::helpers::fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!("SKIPPED on SQLite: the embedded file has one process");
+        return;
+    }
+    let app = spawn_app_with(settings_for(&database.url), database).await;
+    let first = store::connect(&app.database.url).await.unwrap();
+    let second = store::connect(&app.database.url).await.unwrap();
+    let trimming = first.begin().await.unwrap();
+    assert!(store::audit::try_lock_trimming(&trimming).await.unwrap());
+    // Another process skips its round while the first trims, and deletes nothing.
+    let deleted = pipelines::audit::retention::trim(&second, chrono::Duration::days(-1))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 0);
+    trimming.commit().await.unwrap();
+    // Once it is done, the lock is free again: a cutoff in the future takes every entry.
+    app.create_token("ops", "admin").await;
+    let deleted = pipelines::audit::retention::trim(&second, chrono::Duration::days(-1))
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
 }
