@@ -631,4 +631,31 @@ async fn the_token_commands_create_list_and_revoke() {
         .unwrap();
     assert_eq!(rows.len(), 1);
     assert!(!rows[0].secret_hash.contains(&secret[4..]));
+
+    // The audit log has the create and the revoke, as the operator, and neither the secret
+    // nor its hash; the refused commands left nothing.
+    let filter = pipelines::store::audit::AuditFilter::default();
+    let entries = pipelines::store::audit::audit_events(&db, &filter, None, 100)
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.actor.as_str(),
+                e.resource_name.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("token.create", "operator", "ci-bot"),
+            ("token.revoke", "operator", "ci-bot")
+        ]
+    );
+    let recorded = format!("{entries:?}");
+    assert!(!recorded.contains(&secret[4..]) && !recorded.contains(&rows[0].secret_hash));
 }

@@ -125,6 +125,19 @@ async fn the_webhook_deployer_succeeds_retries_times_out_and_refuses() {
     assert_eq!(ok["pipeline"]["name"], "shop");
     assert_eq!(ok["event"], "release.deploy");
 
+    // The audit log of everything that ran never holds the webhook's secret.
+    let (status, log) = app
+        .call(
+            reqwest::Method::GET,
+            "/audit-events?page_size=1000",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    assert!(log["audit_events"].as_array().unwrap().len() >= 10, "{log}");
+    assert!(!log.to_string().contains(SECRET), "{log}");
+
     // The deployer's metrics: attempts, retries, failures and the delivery latency. The test
     // binary runs many servers in one process, so these are lower bounds.
     let metrics = app

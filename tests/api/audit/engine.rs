@@ -196,3 +196,29 @@ async fn one_process_at_a_time_trims_the_log() {
         .unwrap();
     assert_eq!(deleted, 1);
 }
+
+#[tokio::test]
+async fn an_entry_written_by_one_replica_is_listed_by_another_at_once() {
+    let database = crate::helpers::fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!(
+            "SKIPPED on SQLite: replicas share PostgreSQL; the embedded file has one process"
+        );
+        return;
+    }
+    let second_handle = database.another_handle();
+    let first = spawn_app_with(settings_for(&database.url), database).await;
+    let second = spawn_app_with(settings_for(&second_handle.url), second_handle).await;
+    let token = first.create_token("ops", "admin").await;
+    call_ok(
+        &first,
+        Method::POST,
+        "/pipelines",
+        json!({"name": "shop"}),
+        &token,
+    )
+    .await;
+    let listed = entries(&second, "?action=pipeline.create", &token).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["resource"]["name"], "shop");
+}
