@@ -254,9 +254,28 @@ impl AuditEntry {
 
     /// Writes the entry, on the connection of the transaction that makes the change.
     pub async fn record(self, db: &impl ConnectionTrait, actor: &Actor) -> Result<()> {
+        store::audit::insert_audit_events(db, vec![self.into_row(actor)]).await?;
+        Ok(())
+    }
+
+    /// Writes several entries of one change, in one statement.
+    pub async fn record_all(
+        entries: Vec<Self>,
+        db: &impl ConnectionTrait,
+        actor: &Actor,
+    ) -> Result<()> {
+        let rows = entries
+            .into_iter()
+            .map(|entry| entry.into_row(actor))
+            .collect();
+        store::audit::insert_audit_events(db, rows).await?;
+        Ok(())
+    }
+
+    fn into_row(self, actor: &Actor) -> audit_event::Model {
         let (pipeline_id, pipeline_name) = self.pipeline.unzip();
         let (app_id, app_name) = self.app.unzip();
-        let row = audit_event::Model {
+        audit_event::Model {
             id: Uuid::new_v4(),
             at: store::now(),
             actor: actor.name.clone(),
@@ -272,9 +291,7 @@ impl AuditEntry {
             request_id: actor.request_id.clone(),
             summary: self.summary,
             changes: Value::Object(self.changes).to_string(),
-        };
-        store::audit::insert_audit_event(db, row).await?;
-        Ok(())
+        }
     }
 }
 

@@ -227,9 +227,7 @@ pub async fn create_promotion(
     match store::promotions::insert_new(tx.connection(), tx.origin(), row, targets, events).await {
         Ok((stored, events)) => {
             record_stored(tx, events)?;
-            for entry in audit_entries {
-                entry.record(tx.connection(), &actor).await?;
-            }
+            AuditEntry::record_all(audit_entries, tx.connection(), &actor).await?;
             Ok(Some(stored))
         }
         // Another request took the idempotency key first.

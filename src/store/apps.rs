@@ -36,19 +36,22 @@ pub async fn live_apps(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<ap
         .await
 }
 
-/// Stores a new app. A unique violation means a live app has the name.
+/// Stores a new app, in one statement that reads nothing back. A unique violation means a
+/// live app has the name.
 pub async fn insert_app(db: &impl ConnectionTrait, name: &str) -> Result<app::Model, DbErr> {
-    use sea_orm::{ActiveModelTrait, Set};
+    use sea_orm::IntoActiveModel;
     let now = super::now();
-    app::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        name: Set(name.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(db)
-    .await
+    let row = app::Model {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    app::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    Ok(row)
 }
 
 /// The live app with this id.

@@ -12,12 +12,20 @@ use uuid::Uuid;
 
 use super::entities::audit_event;
 
-/// Stores one entry.
-pub async fn insert_audit_event(
+/// Stores entries, in one statement that reads nothing back.
+pub async fn insert_audit_events(
     db: &impl ConnectionTrait,
-    row: audit_event::Model,
+    rows: Vec<audit_event::Model>,
 ) -> Result<(), DbErr> {
-    row.into_active_model().reset_all().insert(db).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let rows = rows
+        .into_iter()
+        .map(|row| row.into_active_model().reset_all());
+    audit_event::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

@@ -1,30 +1,33 @@
 //! Pipelines: created, found live by id or name, listed by name.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
 use super::{entities::pipeline, Reference};
 
-/// Stores a new pipeline. A unique violation means a live pipeline has the name.
+/// Stores a new pipeline, in one statement that reads nothing back. A unique violation
+/// means a live pipeline has the name.
 pub async fn insert_pipeline(
     db: &impl ConnectionTrait,
     name: &str,
     description: &str,
 ) -> Result<pipeline::Model, DbErr> {
     let now = super::now();
-    pipeline::ActiveModel {
-        id: Set(Uuid::new_v4()),
-        name: Set(name.to_owned()),
-        description: Set(description.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(db)
-    .await
+    let row = pipeline::Model {
+        id: Uuid::new_v4(),
+        name: name.to_owned(),
+        description: description.to_owned(),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    pipeline::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(db)
+        .await?;
+    Ok(row)
 }
 
 /// The live pipeline with this id or name.

@@ -117,8 +117,8 @@ async fn entries_past_retention_are_deleted_in_batches_and_the_rest_kept() {
 
     // 2,500 entries from two years ago, beside this morning's.
     let old = store::now() - chrono::Duration::days(730);
-    for n in 0..2500 {
-        let row = audit_event::Model {
+    let rows: Vec<audit_event::Model> = (0..2500)
+        .map(|n| audit_event::Model {
             id: uuid::Uuid::new_v4(),
             at: old + chrono::Duration::seconds(n),
             actor: "ops".into(),
@@ -134,8 +134,12 @@ async fn entries_past_retention_are_deleted_in_batches_and_the_rest_kept() {
             request_id: None,
             summary: "long ago".into(),
             changes: "{}".into(),
-        };
-        store::audit::insert_audit_event(&db, row).await.unwrap();
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        store::audit::insert_audit_events(&db, chunk.to_vec())
+            .await
+            .unwrap();
     }
     let deleted = pipelines::audit::retention::trim(&db, chrono::Duration::days(400))
         .await
