@@ -245,10 +245,11 @@ impl AuditEntry {
                 &before.map(|s| s.policy),
                 &after.map(|s| s.policy),
             )
+            // No verification, and no coupling, are the same `null`.
             .change(
                 "verification",
-                &before.map(|s| s.verification),
-                &after.map(|s| s.verification),
+                &before.and_then(|s| s.verification),
+                &after.and_then(|s| s.verification),
             )
     }
 

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use croner::{
     parser::{CronParser, Seconds, Year},
@@ -204,12 +204,7 @@ impl Schedule {
         })?;
         let starts_at = starts_at.unwrap_or(now);
         for (field, time) in [("starts_at", starts_at), ("ends_at", ends_at)] {
-            if !(1..=9999).contains(&time.year()) {
-                return Err(InvalidField::new(
-                    field,
-                    "must fall between the years 1 and 9999",
-                ));
-            }
+            super::check_storable_time(field, time)?;
         }
         if ends_at <= starts_at {
             return Err(InvalidField::new(

@@ -51,6 +51,22 @@ pub const QUOTED_VALUE_MAX_CHARS: usize = 200;
 /// The most bytes an error message holds in all; details carry the complete lists.
 pub const MESSAGE_MAX_BYTES: usize = 1024;
 
+/// Refuses a time outside the years 1 to 9999: what every backend stores and compares.
+pub fn check_storable_time(
+    field: &str,
+    time: chrono::DateTime<chrono::Utc>,
+) -> Result<(), InvalidField> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&time.year()) {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            "must fall between the years 1 and 9999",
+        ))
+    }
+}
+
 /// A client's value as an error message quotes it: in single quotes, cut after
 /// [`QUOTED_VALUE_MAX_CHARS`] characters, so that an echo can never outgrow the message.
 pub fn quoted(value: &str) -> String {

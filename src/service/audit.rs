@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::paging::{compound_key, Page, PageRequest};
 use crate::{
     audit::AuditEventView,
-    domain::quoted,
+    domain::{check_storable_time, quoted},
     error::{Error, Result},
     store::{
         self,
@@ -59,7 +59,10 @@ impl AuditLog {
                 .map(|actor| bounded("actor", actor))
                 .transpose()?,
             action: given(query.action).map(action_filter).transpose()?,
-            since: query.since,
+            since: query
+                .since
+                .map(|since| check_storable_time("since", since).map(|()| since))
+                .transpose()?,
         };
         let after = page.after().map(position_of_key).transpose()?;
         let limit = page.fetch_limit().unwrap_or(u64::MAX);

@@ -99,6 +99,10 @@ async fn grpc_lists_filters_and_pages_the_same_entries_as_rest() {
         Some(Kind::StringValue("ci/tests".into()))
     );
     assert_eq!(checks.fields["before"].kind, Some(Kind::NullValue(0)));
+    assert!(
+        !changes.fields.contains_key("verification"),
+        "no verification before or after is no change: {changes:?}"
+    );
 
     // Pages of three hold what REST lists, in the same order.
     let mut ids = Vec::new();
@@ -143,6 +147,17 @@ async fn grpc_lists_filters_and_pages_the_same_entries_as_rest() {
     .unwrap();
     assert!(!format!("{everything:?}").contains("grpc-secret-value"));
 
+    for seconds in [-100_000_000_000, 1_000_000_000_000] {
+        assert_status(
+            list(ListAuditEventsRequest {
+                since: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                ..Default::default()
+            })
+            .await,
+            Code::InvalidArgument,
+            &["since", "9999"],
+        );
+    }
     assert_status(
         list(ListAuditEventsRequest {
             action: "Not An Action".into(),

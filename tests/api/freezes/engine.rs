@@ -80,6 +80,27 @@ async fn held_target(app: &TestApp, tokens: &Tokens) -> (String, Value) {
     (id, promotion)
 }
 
+/// Two servers on one PostgreSQL database whose engines poll once a minute, so that only a
+/// freeze's boundary can wake them in time; `None` on SQLite, which has one process.
+async fn slow_replicas() -> Option<(TestApp, TestApp)> {
+    let database = crate::helpers::fresh_database().await;
+    if !database.is_postgres() {
+        eprintln!(
+            "SKIPPED on SQLite: replicas share PostgreSQL; the embedded file has one process"
+        );
+        return None;
+    }
+    let slow = |url: &str| {
+        let mut settings = crate::helpers::settings_for(url);
+        settings.engine.poll_interval = Duration::from_secs(60);
+        settings
+    };
+    let second_handle = database.another_handle();
+    let first = crate::helpers::spawn_app_with(slow(&database.url), database).await;
+    let second = crate::helpers::spawn_app_with(slow(&second_handle.url), second_handle).await;
+    Some((first, second))
+}
+
 #[tokio::test]
 async fn auto_promotions_wait_for_a_freeze_and_start_when_it_is_lifted() {
     let app = spawn_app().await;
@@ -209,22 +230,9 @@ async fn a_rollback_runs_while_its_stage_is_frozen_even_behind_a_held_target() {
 
 #[tokio::test]
 async fn a_replica_that_did_not_make_the_freeze_holds_and_resumes_by_its_own_timer() {
-    let database = crate::helpers::fresh_database().await;
-    if !database.is_postgres() {
-        eprintln!(
-            "SKIPPED on SQLite: replicas share PostgreSQL; the embedded file has one process"
-        );
+    let Some((first, second)) = slow_replicas().await else {
         return;
-    }
-    // Engines that poll once a minute: only the freeze's boundary can wake them in time.
-    let slow = |url: &str| {
-        let mut settings = crate::helpers::settings_for(url);
-        settings.engine.poll_interval = Duration::from_secs(60);
-        settings
     };
-    let second_handle = database.another_handle();
-    let first = crate::helpers::spawn_app_with(slow(&database.url), database).await;
-    let second = crate::helpers::spawn_app_with(slow(&second_handle.url), second_handle).await;
     let tokens = auto_promoting_shop(&first).await;
     let (status, made) = freeze(
         &first,
@@ -250,21 +258,9 @@ async fn a_replica_that_did_not_make_the_freeze_holds_and_resumes_by_its_own_tim
 
 #[tokio::test]
 async fn when_a_freeze_ends_under_two_replicas_each_waiting_target_starts_once() {
-    let database = crate::helpers::fresh_database().await;
-    if !database.is_postgres() {
-        eprintln!(
-            "SKIPPED on SQLite: replicas share PostgreSQL; the embedded file has one process"
-        );
+    let Some((first, second)) = slow_replicas().await else {
         return;
-    }
-    let slow = |url: &str| {
-        let mut settings = crate::helpers::settings_for(url);
-        settings.engine.poll_interval = Duration::from_secs(60);
-        settings
     };
-    let second_handle = database.another_handle();
-    let first = crate::helpers::spawn_app_with(slow(&database.url), database).await;
-    let second = crate::helpers::spawn_app_with(slow(&second_handle.url), second_handle).await;
     let tokens = auto_promoting_shop(&first).await;
     let staging = ["shop-stg", "shop-stg-eu", "shop-stg-us"];
     for name in &staging[1..] {
