@@ -16,6 +16,7 @@ pub mod error;
 pub mod grpc;
 pub mod lifecycle;
 pub mod metrics;
+pub mod pipeline_events;
 pub mod progress;
 pub mod proto;
 pub mod read_model;

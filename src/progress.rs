@@ -69,7 +69,11 @@ pub async fn relay_between_processes(
     let connect = || async {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener
-            .listen_all([store::EVENTS_CHANNEL, read_model::CATALOG_CHANNEL])
+            .listen_all([
+                store::EVENTS_CHANNEL,
+                read_model::CATALOG_CHANNEL,
+                store::pipeline_events::PIPELINE_EVENTS_CHANNEL,
+            ])
             .await?;
         Ok::<_, sea_orm::sqlx::Error>(listener)
     };
@@ -105,6 +109,10 @@ pub async fn relay_between_processes(
                     may_have_missed = true;
                     continue;
                 };
+                if notification.channel() == store::pipeline_events::PIPELINE_EVENTS_CHANNEL {
+                    hub.read_model.pipeline_events_committed();
+                    continue;
+                }
                 if notification.channel() == read_model::CATALOG_CHANNEL {
                     hub.read_model.notified(notification.payload());
                     // A pipeline's freezes may have changed: the engine looks at once.
@@ -165,6 +173,8 @@ pub struct EventHub {
     channels: Mutex<HashMap<Uuid, Channel>>,
     /// Names this hub in the notifications its process sends, so that it skips its own.
     origin: String,
+    /// The pipelines of promotions whose events this process appended to pipeline streams.
+    pub promotion_pipelines: crate::pipeline_events::PromotionPipelines,
     work_available: Notify,
     verification_due: Notify,
     closing: tokio::sync::watch::Sender<bool>,
@@ -176,6 +186,7 @@ impl EventHub {
             read_model,
             channels: Mutex::new(HashMap::new()),
             origin: Uuid::new_v4().simple().to_string(),
+            promotion_pipelines: Default::default(),
             work_available: Notify::new(),
             verification_due: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
@@ -186,6 +197,11 @@ impl EventHub {
     /// with their last sequence number.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Turns true when the process shuts down: every watch ends then.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// What this hub's process signs its change notifications with.

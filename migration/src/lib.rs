@@ -16,6 +16,7 @@ mod m20261127_000008_promotion_policies;
 mod m20261207_000009_verification;
 mod m20261208_000010_freezes;
 mod m20261209_000011_audit_events;
+mod m20261210_000012_pipeline_events;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000009_verification::Migration),
             Box::new(m20261208_000010_freezes::Migration),
             Box::new(m20261209_000011_audit_events::Migration),
+            Box::new(m20261210_000012_pipeline_events::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     domain::{access::Caller, policy::PromotionPolicy, stage::Stage, verification::Verification},
     error::Result,
+    pipeline_events::{self, PipelineEventDraft, Scope},
     store::{
         self,
         entities::{app, audit_event, promotion, release, release_status},
@@ -253,14 +254,37 @@ impl AuditEntry {
             )
     }
 
-    /// Writes the entry, on the connection of the transaction that makes the change.
+    /// Writes the entry, and its event in its pipeline's stream, on the connection of the
+    /// transaction that makes the change, as that transaction's last statements.
     pub async fn record(self, db: &impl ConnectionTrait, actor: &Actor) -> Result<()> {
-        store::audit::insert_audit_events(db, vec![self.into_row(actor)]).await?;
+        Self::record_all(vec![self], db, actor).await
+    }
+
+    /// Writes the entry in a lifecycle transaction, whose commit appends its pipeline event.
+    pub async fn record_in(
+        self,
+        tx: &mut crate::lifecycle::Transaction,
+        actor: &Actor,
+    ) -> Result<()> {
+        tx.record_audit(self, actor).await
+    }
+
+    /// Writes several entries of one change, in one statement, and their events in their
+    /// pipelines' streams.
+    pub async fn record_all(
+        entries: Vec<Self>,
+        db: &impl ConnectionTrait,
+        actor: &Actor,
+    ) -> Result<()> {
+        let drafts = entries.iter().filter_map(Self::pipeline_event).collect();
+        Self::record_leaving_stream(entries, db, actor).await?;
+        pipeline_events::append(db, drafts, &Default::default()).await?;
         Ok(())
     }
 
-    /// Writes several entries of one change, in one statement.
-    pub async fn record_all(
+    /// Writes entries without their pipeline events, which the caller appends when its
+    /// transaction has taken its last lock (see [`crate::lifecycle::Transaction`]).
+    pub async fn record_leaving_stream(
         entries: Vec<Self>,
         db: &impl ConnectionTrait,
         actor: &Actor,
@@ -271,6 +295,20 @@ impl AuditEntry {
             .collect();
         store::audit::insert_audit_events(db, rows).await?;
         Ok(())
+    }
+
+    /// The entry's event in its pipeline's stream, if its action has one.
+    pub fn pipeline_event(&self) -> Option<PipelineEventDraft> {
+        let kind = pipeline_events::kind_of_audit_action(self.action)?;
+        let (pipeline_id, _) = self.pipeline.as_ref()?;
+        let subject = Uuid::parse_str(&self.resource_id).ok()?;
+        let app = self.app.as_ref().map(|(id, name)| (*id, name.as_str()));
+        Some(PipelineEventDraft::new(
+            Scope::Pipeline(*pipeline_id),
+            kind,
+            subject,
+            app,
+        ))
     }
 
     fn into_row(self, actor: &Actor) -> audit_event::Model {

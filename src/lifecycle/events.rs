@@ -12,7 +12,8 @@ use crate::{
         self,
         entities::{promotion_event, promotion_target},
     },
-    views::{promotion_event_view, FreezeRef, ReleaseRef, ResourceRef},
+    pipeline_events::{kinds_of_promotion_event, resource_of_kind, PipelineEventDraft, Scope},
+    views::{promotion_event_view, FreezeRef, PromotionEventView, ReleaseRef, ResourceRef},
 };
 
 /// What happened, about which target, for an event about to be written.
@@ -181,9 +182,34 @@ pub(super) fn record_stored(
     stored: Vec<promotion_event::Model>,
 ) -> Result<()> {
     for row in stored {
-        tx.events.push(promotion_event_view(row)?);
+        let event = promotion_event_view(row)?;
+        for draft in pipeline_events_of(&event) {
+            tx.add_pipeline_event(draft);
+        }
+        tx.events.push(event);
     }
     Ok(())
+}
+
+/// What a promotion's event changed, in its pipeline's stream.
+fn pipeline_events_of(event: &PromotionEventView) -> Vec<PipelineEventDraft> {
+    let app = event.app.as_ref().map(|app| (app.id, app.name.as_str()));
+    kinds_of_promotion_event(event.kind)
+        .iter()
+        .filter_map(|kind| {
+            let subject = match resource_of_kind(kind) {
+                "target" => event.target_id?,
+                "release" => event.release?.id,
+                _ => event.promotion_id,
+            };
+            Some(PipelineEventDraft::new(
+                Scope::Promotion(event.promotion_id),
+                kind,
+                subject,
+                app,
+            ))
+        })
+        .collect()
 }
 
 /// How a promotion ends once every target in `targets` is final: its aggregate status

@@ -49,8 +49,10 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use crate::{
+    audit::{Actor, AuditEntry},
     domain::promotion::{PromotionStatus, TargetStatus},
     error::{Error, Result},
+    pipeline_events::{self, PipelineEventDraft},
     progress::EventHub,
     store::{self, entities::promotion},
     views::PromotionEventView,
@@ -67,6 +69,9 @@ pub struct Transaction {
     txn: DatabaseTransaction,
     hub: Arc<EventHub>,
     events: Vec<PromotionEventView>,
+    /// The changes to append to their pipelines' streams just before the commit, once
+    /// every other lock is taken.
+    pipeline_events: Vec<PipelineEventDraft>,
     /// Set when the transaction left work for the engine (an auto-promotion trigger), so
     /// that the commit wakes it.
     pub wake_engine: bool,
@@ -80,6 +85,7 @@ impl Transaction {
             txn: db.begin().await?,
             hub: Arc::clone(hub),
             events: Vec::new(),
+            pipeline_events: Vec::new(),
             wake_engine: false,
             wake_verification: false,
         })
@@ -95,9 +101,27 @@ impl Transaction {
         self.hub.origin()
     }
 
-    /// Commits, then publishes the events written, in order.
+    /// Records an audit entry of the transaction's change; its pipeline event is appended
+    /// with the others at the commit.
+    pub async fn record_audit(&mut self, entry: AuditEntry, actor: &Actor) -> Result<()> {
+        self.pipeline_events.extend(entry.pipeline_event());
+        AuditEntry::record_leaving_stream(vec![entry], &self.txn, actor).await
+    }
+
+    /// Adds a change to its pipeline's stream, appended at the commit.
+    pub fn add_pipeline_event(&mut self, draft: PipelineEventDraft) {
+        self.pipeline_events.push(draft);
+    }
+
+    /// Appends the pipeline events, commits, then publishes the events written, in order.
     pub async fn commit(self) -> Result<()> {
+        let drafts = self.pipeline_events;
+        let appended =
+            pipeline_events::append(&self.txn, drafts, &self.hub.promotion_pipelines).await?;
         self.txn.commit().await?;
+        if !appended.is_empty() {
+            self.hub.read_model.pipeline_events_committed();
+        }
         crate::metrics::record_committed(&self.events);
         self.hub.publish(self.events);
         if self.wake_engine {

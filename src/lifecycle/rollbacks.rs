@@ -11,6 +11,7 @@ use super::{
     target_states_moving_to, DeployOutcome, Transaction,
 };
 use crate::{
+    pipeline_events::{PipelineEventDraft, Scope},
     domain::{promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},
     store::{
@@ -108,6 +109,12 @@ pub async fn record_rollback_outcome(
         return Ok(false);
     }
     store::releases::set_state(tx.connection(), rollback.release_id, release_state, None).await?;
+    tx.add_pipeline_event(PipelineEventDraft::new(
+        Scope::App(rollback.app_id),
+        "release.updated",
+        rollback.release_id,
+        None,
+    ));
     if release_state == ReleaseState::Succeeded {
         let version = store::releases::release_by_id(tx.connection(), rollback.release_id)
             .await?

@@ -11,6 +11,7 @@ use super::{
     lock_promotion, DeployOutcome, Transaction,
 };
 use crate::{
+    pipeline_events::{PipelineEventDraft, Scope},
     audit::{Actor, AuditEntry},
     domain::{
         promotion::{EventKind, TargetStatus},
@@ -249,7 +250,7 @@ pub async fn record_verdict(
                     .with("image", &made.image)
                     .with("failed_release", release.id)
                     .with("promotion", promotion_id)
-                    .record(tx.connection(), &Actor::system())
+                    .record_in(tx, &Actor::system())
                     .await?;
                     rollback_release = Some((previous, made));
                 }
@@ -430,6 +431,12 @@ pub async fn record_rollback_deploy(
         }
     };
     store::releases::set_state(db, rollback.id, state, Some(ReleaseState::Pending)).await?;
+    tx.add_pipeline_event(PipelineEventDraft::new(
+        Scope::App(app.id),
+        "release.updated",
+        rollback.id,
+        Some((app.id, &app.name)),
+    ));
     let message = format!(
         "rolled '{}' back to image {} as v{}: {how}",
         app.name, rollback.image, rollback.version

@@ -184,6 +184,9 @@ pub struct ReadModel {
     pipeline_changes: std::sync::atomic::AtomicU64,
     pub promotions: VersionedCache<PromotionView>,
     pub targets: VersionedCache<Vec<TargetView>>,
+    /// Rung by every committed change this process hears of, so that the pipeline event
+    /// streams look for new events (see [`crate::pipeline_events::hub`]).
+    stream_bell: tokio::sync::Notify,
 }
 
 impl ReadModel {
@@ -204,6 +207,7 @@ impl ReadModel {
             pipeline_changes: std::sync::atomic::AtomicU64::new(0),
             promotions: VersionedCache::new(),
             targets: VersionedCache::new(),
+            stream_bell: tokio::sync::Notify::new(),
         })
     }
 
@@ -293,8 +297,19 @@ impl ReadModel {
         self.full_reloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Tells the pipeline event streams that changes committed, here or in another process.
+    pub fn pipeline_events_committed(&self) {
+        self.stream_bell.notify_one();
+    }
+
+    /// Waits until a change committed since the last wait returned.
+    pub async fn pipeline_events_rung(&self) {
+        self.stream_bell.notified().await;
+    }
+
     /// Marks keys stale in this process. Call after the change committed.
     pub fn invalidate(&self, keys: impl IntoIterator<Item = Key>) {
+        self.pipeline_events_committed();
         let mut inner = self.write_inner();
         for key in keys {
             inner.freshness.generation += 1;
@@ -320,6 +335,7 @@ impl ReadModel {
 
     /// Stops trusting memory until the next full reload.
     pub fn invalidate_everything(&self) {
+        self.pipeline_events_committed();
         self.pipeline_changed();
         let mut inner = self.write_inner();
         inner.freshness.generation += 1;
@@ -349,6 +365,7 @@ impl ReadModel {
 
     /// Drops what is kept of one promotion.
     pub fn promotion_changed(&self, promotion_id: Uuid) {
+        self.pipeline_events_committed();
         self.promotions.invalidate(promotion_id);
         self.targets.invalidate(promotion_id);
     }

@@ -9,6 +9,7 @@ mod extract;
 mod freezes;
 mod inputs;
 pub(crate) mod openapi;
+mod pipeline_events;
 mod pipelines;
 mod promotions;
 mod query;
@@ -59,6 +60,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         .routes(routes!(healthz))
         .routes(routes!(metrics))
         .merge(pipelines::routes())
+        .merge(pipeline_events::routes())
         .merge(freezes::routes())
         .merge(couplings::routes())
         .merge(apps::routes())

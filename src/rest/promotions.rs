@@ -330,21 +330,7 @@ pub(super) async fn watch_promotion(
     PathParams(id): PathParams<String>,
     QueryParams(query): QueryParams<WatchQuery>,
 ) -> ApiResult<Response> {
-    let last_event_id = headers
-        .get("last-event-id")
-        .map(|value| {
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.trim().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    ApiError::Service(crate::error::Error::invalid(
-                        "Last-Event-ID",
-                        "must be an event sequence number",
-                    ))
-                })
-        })
-        .transpose()?;
+    let last_event_id = super::extract::last_event_id(&headers)?;
     let after = last_event_id.or(query.after_sequence).unwrap_or(0);
     let Some(events) = state.services.promotions.watch(&id, after).await? else {
         // Nothing is left to send; 204 tells a browser's EventSource not to reconnect.

@@ -199,6 +199,9 @@ impl Apps {
             .await?;
         }
         txn.commit().await?;
+        if !keys.is_empty() {
+            self.hub.read_model.pipeline_events_committed();
+        }
         Ok(result)
     }
 }

@@ -201,6 +201,28 @@ impl Freezes {
         Ok(page.page_of_sorted(views, freeze_order))
     }
 
+    /// One freeze of a pipeline, lifted or not, as it stands now.
+    pub async fn get(&self, pipeline_id: Uuid, id: Uuid) -> Result<FreezeView> {
+        let not_found = || Error::not_found("freeze", &id.to_string());
+        let row = store::freezes::freeze_of_pipeline(&self.db, pipeline_id, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let pipeline = store::pipelines::pipelines_by_id(&self.db, vec![pipeline_id])
+            .await?
+            .pop()
+            .ok_or_else(not_found)?;
+        let lifted = row.lifted_at.zip(row.lifted_by.clone());
+        Ok(FreezeView::at(
+            freeze_of_row(&row)?,
+            ResourceRef {
+                id: pipeline.id,
+                name: pipeline.name,
+            },
+            lifted,
+            store::now(),
+        ))
+    }
+
     /// Lifts a freeze early: restarting the line needs elevated access.
     pub async fn lift(&self, pipeline: &str, id: &str, caller: &Caller) -> Result<FreezeView> {
         authorize(caller, Role::Admin, "lifting a freeze")?;

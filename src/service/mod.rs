@@ -29,6 +29,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     domain::access::{Caller, Role},
     error::{Error, Result},
+    pipeline_events::hub::{PipelineStreams, StreamItem},
     progress::EventHub,
 };
 
@@ -59,6 +60,7 @@ pub struct Services {
     pub releases: Releases,
     pub promotions: Promotions,
     pub audit: AuditLog,
+    pub pipeline_streams: Arc<PipelineStreams>,
 }
 
 impl Services {
@@ -75,7 +77,26 @@ impl Services {
             apps: Apps::new(db.clone(), Arc::clone(&hub)),
             releases: Releases::new(db.clone(), Arc::clone(&hub)),
             audit: AuditLog::new(db.clone()),
+            pipeline_streams: PipelineStreams::new(db.clone(), Arc::clone(&hub)),
             promotions: Promotions::new(db, hub),
         }
+    }
+
+    /// Watches every change in a pipeline: from the present, or after sequence `after`
+    /// (a sequence older than what is kept starts with a reset).
+    pub async fn watch_pipeline(
+        &self,
+        pipeline: &str,
+        after: Option<i64>,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<StreamItem>>> {
+        self.pipeline_streams.watch(self, pipeline, after).await
+    }
+
+    /// Publishes pipeline events to this process's watchers until `stop`.
+    pub fn keep_pipeline_streams(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Arc::clone(&self.pipeline_streams).pump(self.clone(), stop))
     }
 }

@@ -211,7 +211,7 @@ impl Releases {
         .await?
         .with("to_version", earlier.version)
         .with("image", &created.image)
-        .record(tx.connection(), &Actor::of(caller))
+        .record_in(&mut tx, &Actor::of(caller))
         .await?;
         tx.commit().await?;
         self.hub.signal_work();
@@ -256,6 +256,14 @@ impl Releases {
                 ),
             )),
         }
+    }
+
+    /// One release status, by id.
+    pub async fn status(&self, id: Uuid) -> Result<ReleaseStatusView> {
+        store::release_statuses::status_by_id(&self.db, id)
+            .await?
+            .ok_or_else(|| Error::not_found("release status", &id.to_string()))
+            .and_then(status_view)
     }
 
     pub async fn get(&self, app: &str, release_id: &str) -> Result<ReleaseView> {

@@ -85,6 +85,7 @@ pub struct Application {
     resync_interval: Duration,
     audit_retention: Option<chrono::Duration>,
     hub: Arc<EventHub>,
+    services: Services,
     engine: Engine,
 }
 
@@ -159,7 +160,7 @@ impl Application {
         let grpc = grpc_routes(&services, health_service)?;
 
         let router = grpc
-            .merge(rest::router(services, Arc::clone(&database_up), pools))
+            .merge(rest::router(services.clone(), Arc::clone(&database_up), pools))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),
@@ -178,6 +179,7 @@ impl Application {
             resync_interval: settings.resync_interval,
             audit_retention: settings.audit_retention,
             hub,
+            services,
             engine,
         })
     }
@@ -230,6 +232,7 @@ impl Application {
                 engine_stopped.clone(),
             ))
         });
+        let pipeline_streams = self.services.keep_pipeline_streams(engine_stopped.clone());
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -247,6 +250,7 @@ impl Application {
         }
         monitor.abort();
         resync.abort();
+        pipeline_streams.abort();
         if let Some(audit_retention) = audit_retention {
             audit_retention.abort();
         }

@@ -14,6 +14,7 @@ pub mod freezes;
 pub mod leases;
 mod locks;
 mod parameters;
+pub mod pipeline_events;
 pub mod pipelines;
 pub mod promotions;
 pub mod queue;

@@ -370,3 +370,17 @@ pub async fn promotions_newest_first(
     }
     query.all(db).await
 }
+
+/// The pipeline of a promotion, if the promotion exists.
+pub async fn pipeline_of_promotion(
+    db: &impl ConnectionTrait,
+    promotion_id: Uuid,
+) -> Result<Option<Uuid>, DbErr> {
+    use sea_orm::QuerySelect;
+    promotion::Entity::find_by_id(promotion_id)
+        .select_only()
+        .column(promotion::Column::PipelineId)
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await
+}

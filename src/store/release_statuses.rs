@@ -105,6 +105,16 @@ pub async fn insert_status(
         .await
 }
 
+/// One status, if it exists.
+pub async fn status_by_id(
+    db: &impl ConnectionTrait,
+    status_id: Uuid,
+) -> Result<Option<super::entities::release_status::Model>, DbErr> {
+    use super::entities::release_status;
+    use sea_orm::EntityTrait;
+    release_status::Entity::find_by_id(status_id).one(db).await
+}
+
 /// One status of a release, if it exists.
 pub async fn status_of_release(
     db: &impl ConnectionTrait,

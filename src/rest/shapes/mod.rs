@@ -12,10 +12,12 @@ use crate::views;
 
 mod audit;
 mod freezes;
+mod pipeline_events;
 mod promotions;
 
 pub use audit::*;
 pub use freezes::*;
+pub use pipeline_events::*;
 pub use promotions::*;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -86,6 +86,21 @@ impl Promotions {
         })
     }
 
+    /// One target, by id.
+    pub async fn target(&self, id: Uuid) -> Result<TargetView> {
+        let not_found = || Error::not_found("target", &id.to_string());
+        let row = store::targets::target_by_id(&self.db, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let promotion_id = row.promotion_id.to_string();
+        self.targets(&promotion_id, &PageRequest::everything())
+            .await?
+            .items
+            .into_iter()
+            .find(|target| target.id == id)
+            .ok_or_else(not_found)
+    }
+
     /// The promotion's targets, in the order they were given.
     pub async fn targets(&self, id: &str, page: &PageRequest) -> Result<Page<TargetView>> {
         let uuid = parse_uuid("id", id)?;

@@ -8,6 +8,7 @@ pub mod config_var;
 pub mod coupling;
 pub mod freeze;
 pub mod pipeline;
+pub mod pipeline_event;
 pub mod promotion;
 pub mod promotion_event;
 pub mod promotion_target;
