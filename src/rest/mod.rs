@@ -4,6 +4,7 @@
 mod apps;
 mod audit;
 mod couplings;
+mod diff;
 pub mod error;
 mod extract;
 mod freezes;
@@ -61,6 +62,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
         .routes(routes!(metrics))
         .merge(pipelines::routes())
         .merge(pipeline_events::routes())
+        .merge(diff::routes())
         .merge(freezes::routes())
         .merge(couplings::routes())
         .merge(apps::routes())

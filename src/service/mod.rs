@@ -4,6 +4,7 @@
 mod apps;
 mod audit;
 mod couplings;
+mod diff;
 mod freezes;
 mod lookup;
 mod paging;
@@ -15,6 +16,7 @@ use crate::views;
 pub use apps::{Apps, ConfigVarChange};
 pub use audit::{AuditLog, AuditQuery};
 pub use couplings::{CouplingChange, Couplings, NewCoupling};
+pub use diff::{Blocker, DiffRequest, StageDiffView, TargetDiff};
 pub(crate) use freezes::frozen_stages_of;
 pub use freezes::{Freezes, NewFreeze};
 pub use paging::{Page, PageRequest, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};

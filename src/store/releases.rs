@@ -109,3 +109,26 @@ pub async fn releases_newest_first(
     }
     query.all(db).await
 }
+
+/// The releases whose image is exactly `image`, of apps not deleted, newest first, at most
+/// `limit`.
+pub async fn releases_with_image(
+    db: &impl ConnectionTrait,
+    image: &str,
+    limit: u64,
+) -> Result<Vec<release::Model>, DbErr> {
+    use sea_orm::{sea_query::Query, QueryOrder, QuerySelect};
+    let live_apps = Query::select()
+        .column(super::entities::app::Column::Id)
+        .from(super::entities::app::Entity)
+        .and_where(super::entities::app::Column::DeletedAt.is_null())
+        .to_owned();
+    release::Entity::find()
+        .filter(release::Column::Image.eq(image))
+        .filter(release::Column::AppId.in_subquery(live_apps))
+        .order_by_desc(release::Column::CreatedAt)
+        .order_by_desc(release::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}

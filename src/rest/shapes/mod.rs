@@ -11,11 +11,13 @@ use uuid::Uuid;
 use crate::views;
 
 mod audit;
+mod diff;
 mod freezes;
 mod pipeline_events;
 mod promotions;
 
 pub use audit::*;
+pub use diff::*;
 pub use freezes::*;
 pub use pipeline_events::*;
 pub use promotions::*;

@@ -100,6 +100,18 @@ impl Promotions {
         self.store(record, source_release).await
     }
 
+    /// What a dry run of `request` answers, without the dry run's role check: the verdict
+    /// a read (the stage diff) reports, computed by the dry run's own code.
+    pub(crate) async fn dry_run_verdict(
+        &self,
+        mut request: NewPromotion,
+        caller: &Caller,
+    ) -> Result<PromotionPlan> {
+        request.dry_run = true;
+        let validated = self.validate(&request, caller).await?;
+        self.plan(validated).await
+    }
+
     /// Steps 1 to 6 of the contract, in its order.
     async fn validate(&self, request: &NewPromotion, caller: &Caller) -> Result<Validated> {
         let Resolution {

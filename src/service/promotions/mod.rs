@@ -133,6 +133,11 @@ pub struct Promotions {
 }
 
 impl Promotions {
+    /// The database the use cases read, for reads that span several of them.
+    pub(crate) fn database(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     pub fn new(db: DatabaseConnection, hub: Arc<EventHub>) -> Self {
         Self { db, hub }
     }
