@@ -59,6 +59,9 @@ pub enum Command {
     Watch(WatchArgs),
     /// Show a pipeline's stages, apps, current releases and required checks.
     Status(StatusArgs),
+    /// Show what promoting from a stage would change; exit 0 when every target is
+    /// promotable, 1 when one is not (20 refused, 21 unreachable).
+    Diff(DiffArgs),
     /// Stop the line: no new deploy starts into the stage until the freeze ends.
     Freeze(FreezeArgs),
     /// Restart the line: lift a freeze early (admin tokens only).
@@ -141,6 +144,23 @@ pub struct WatchArgs {
 pub struct StatusArgs {
     /// The pipeline (name or id).
     pub pipeline: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DiffArgs {
+    /// The pipeline (name or id).
+    pub pipeline: String,
+    /// The stage promoted from.
+    #[arg(long)]
+    pub from: String,
+    /// The stage promoted into (the one after --from, the default).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The app promoted from, when --from has several.
+    #[arg(long)]
+    pub source: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }

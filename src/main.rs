@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
         Some(Command::Promote(args)) => return client::promote(args).await,
         Some(Command::Watch(args)) => return client::watch(args).await,
         Some(Command::Status(args)) => return client::status(args).await,
+        Some(Command::Diff(args)) => return client::diff(args).await,
         Some(Command::Freeze(args)) => return client::freeze(args).await,
         Some(Command::Unfreeze(args)) => return client::unfreeze(args).await,
     };

@@ -96,7 +96,12 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_index(Index::drop().name("ix_releases_image").table(Releases::Table).to_owned())
+            .drop_index(
+                Index::drop()
+                    .name("ix_releases_image")
+                    .table(Releases::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .drop_table(Table::drop().table(PipelineEvents::Table).to_owned())

@@ -10,6 +10,7 @@ macro_rules! say {
     }};
 }
 
+mod diff;
 mod follow;
 mod print;
 mod refusal;
@@ -44,6 +45,8 @@ pub enum Ending {
     Refused,
     Unreachable,
     Interrupted,
+    /// `pipelines diff`: a target would refuse the promotion.
+    NotPromotable,
 }
 
 impl Ending {
@@ -57,6 +60,7 @@ impl Ending {
             Ending::Refused => 20,
             Ending::Unreachable => 21,
             Ending::Interrupted => 130,
+            Ending::NotPromotable => 1,
         })
     }
 
@@ -252,6 +256,11 @@ async fn run_watch(args: WatchArgs) -> Result<Ending, Stop> {
         .map_err(|status| Stop::from_status(&status, &clients.server))?
         .into_inner();
     follow::follow(&mut clients, promotion, args.server.output).await
+}
+
+/// `pipelines diff`.
+pub async fn diff(args: crate::config::DiffArgs) -> ExitCode {
+    finish(diff::run_diff(args).await)
 }
 
 /// `pipelines status`.

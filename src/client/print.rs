@@ -171,24 +171,8 @@ pub(super) fn status(
         "POLICY",
     ]
     .map(String::from);
-    let widths: Vec<usize> = (0..6)
-        .map(|column| {
-            std::iter::once(&header)
-                .chain(&table)
-                .map(|row| row[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     say!("pipeline {} ({})", pipeline.name, pipeline.id);
-    for row in std::iter::once(&header).chain(&table) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        say!("{}", cells.join("  ").trim_end());
-    }
+    print_table(&header, &table);
     let mut frozen: Vec<&proto::Coupling> = rows
         .iter()
         .copied()
@@ -269,5 +253,26 @@ pub(super) fn freeze(verb: &str, freeze: &proto::Freeze, output: OutputFormat) {
             freeze.reason,
             freeze.id
         );
+    }
+}
+
+/// Prints rows under a header, each column as wide as its widest cell.
+pub(super) fn print_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N)
+        .map(|column| {
+            std::iter::once(header)
+                .chain(rows)
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(header).chain(rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        say!("{}", cells.join("  ").trim_end());
     }
 }

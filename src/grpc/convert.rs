@@ -5,10 +5,12 @@ use chrono::{DateTime, Utc};
 
 mod audit;
 mod freezes;
+mod pipeline_events;
 mod verification;
 
 pub use audit::audit_event;
 pub use freezes::{freeze, freeze_ref, frozen, new_freeze, time_from_proto};
+pub use pipeline_events::{lineage, stage_diff, stream_item};
 use verification::target_verification;
 pub use verification::{verification_change, verification_to_proto};
 

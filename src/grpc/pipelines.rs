@@ -1,13 +1,18 @@
 //! `pipelines.v1.PipelineService`.
 
+use std::pin::Pin;
+
+use tokio_stream::{wrappers::ReceiverStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::{caller_of, convert, page_of, token_or_empty};
 use crate::{
     error::Error,
     proto::{self, pipeline_service_server::PipelineService},
-    service::Services,
+    service::{DiffRequest, Services},
 };
+
+type PipelineEventStream = Pin<Box<dyn Stream<Item = Result<proto::PipelineEvent, Status>> + Send>>;
 
 pub struct PipelineGrpc {
     services: Services,
@@ -21,6 +26,49 @@ impl PipelineGrpc {
 
 #[tonic::async_trait]
 impl PipelineService for PipelineGrpc {
+    type WatchPipelineStream = PipelineEventStream;
+
+    async fn watch_pipeline(
+        &self,
+        request: Request<proto::WatchPipelineRequest>,
+    ) -> Result<Response<Self::WatchPipelineStream>, Status> {
+        let request = request.into_inner();
+        let items = self
+            .services
+            .watch_pipeline(&request.pipeline, request.after_sequence)
+            .await?;
+        let stream = ReceiverStream::new(items)
+            .map(|item| item.map(convert::stream_item).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn diff_stages(
+        &self,
+        request: Request<proto::DiffStagesRequest>,
+    ) -> Result<Response<proto::DiffStagesResponse>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let from = convert::stage_from_proto("from_stage", request.from_stage)
+            .map_err(Error::InvalidArgument)?;
+        let to = match request.to_stage {
+            0 => None,
+            to => Some(
+                convert::stage_from_proto("to_stage", to)
+                    .map_err(Error::InvalidArgument)?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
+        let diff = DiffRequest {
+            pipeline: request.pipeline,
+            from: from.as_str().to_owned(),
+            to,
+            source: Some(request.source).filter(|source| !source.trim().is_empty()),
+        };
+        let view = self.services.diff_stages(diff, &caller).await?;
+        Ok(Response::new(convert::stage_diff(view)))
+    }
+
     async fn create_pipeline(
         &self,
         request: Request<proto::CreatePipelineRequest>,

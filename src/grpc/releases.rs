@@ -21,6 +21,18 @@ impl ReleaseGrpc {
 
 #[tonic::async_trait]
 impl ReleaseService for ReleaseGrpc {
+    async fn find_releases(
+        &self,
+        request: Request<proto::FindReleasesRequest>,
+    ) -> Result<Response<proto::FindReleasesResponse>, Status> {
+        let releases = self
+            .services
+            .releases
+            .with_image(&request.into_inner().image)
+            .await?;
+        Ok(Response::new(convert::lineage(releases)))
+    }
+
     async fn create_release(
         &self,
         request: Request<proto::CreateReleaseRequest>,

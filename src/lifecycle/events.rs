@@ -8,11 +8,11 @@ pub(super) use crate::store::events::StatusChange;
 use crate::{
     domain::promotion::{aggregate_status, EventKind, PromotionStatus, TargetStatus},
     error::{Error, Result},
+    pipeline_events::{kinds_of_promotion_event, resource_of_kind, PipelineEventDraft, Scope},
     store::{
         self,
         entities::{promotion_event, promotion_target},
     },
-    pipeline_events::{kinds_of_promotion_event, resource_of_kind, PipelineEventDraft, Scope},
     views::{promotion_event_view, FreezeRef, PromotionEventView, ReleaseRef, ResourceRef},
 };
 

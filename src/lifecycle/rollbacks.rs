@@ -11,9 +11,9 @@ use super::{
     target_states_moving_to, DeployOutcome, Transaction,
 };
 use crate::{
-    pipeline_events::{PipelineEventDraft, Scope},
     domain::{promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},
+    pipeline_events::{PipelineEventDraft, Scope},
     store::{
         self,
         entities::{app, release, rollback},

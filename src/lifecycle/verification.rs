@@ -11,7 +11,6 @@ use super::{
     lock_promotion, DeployOutcome, Transaction,
 };
 use crate::{
-    pipeline_events::{PipelineEventDraft, Scope},
     audit::{Actor, AuditEntry},
     domain::{
         promotion::{EventKind, TargetStatus},
@@ -21,6 +20,7 @@ use crate::{
         },
     },
     error::{Error, Result},
+    pipeline_events::{PipelineEventDraft, Scope},
     store::{
         self,
         entities::{promotion_target, release},

@@ -35,7 +35,9 @@ pub enum StreamItem {
     Event(Arc<PipelineEventView>),
     /// The watcher asked to resume from events no longer kept (or not known here): it
     /// should reload what it shows. The stream goes on after `last`.
-    Reset { last: i64 },
+    Reset {
+        last: i64,
+    },
 }
 
 struct Channel {
@@ -229,7 +231,10 @@ impl PipelineStreams {
             let mut catch_up = true;
             loop {
                 if catch_up {
-                    match streams.catch_up(&services, pipeline_id, &mut last, &sink).await {
+                    match streams
+                        .catch_up(&services, pipeline_id, &mut last, &sink)
+                        .await
+                    {
                         Ok(true) => catch_up = false,
                         Ok(false) => return,
                         Err(error) => {
@@ -276,7 +281,11 @@ impl PipelineStreams {
             for row in rows {
                 let event = render(services, &row).await?;
                 *last = event.sequence;
-                if sink.send(Ok(StreamItem::Event(Arc::new(event)))).await.is_err() {
+                if sink
+                    .send(Ok(StreamItem::Event(Arc::new(event))))
+                    .await
+                    .is_err()
+                {
                     return Ok(false);
                 }
             }

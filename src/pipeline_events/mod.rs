@@ -180,9 +180,18 @@ mod tests {
 
     #[test]
     fn every_pipeline_scoped_audit_action_has_an_event_and_promotion_actions_have_none() {
-        assert_eq!(kind_of_audit_action("status.update"), Some("status.updated"));
-        assert_eq!(kind_of_audit_action("release.rollback"), Some("release.created"));
-        assert_eq!(kind_of_audit_action("freeze.delete"), Some("freeze.deleted"));
+        assert_eq!(
+            kind_of_audit_action("status.update"),
+            Some("status.updated")
+        );
+        assert_eq!(
+            kind_of_audit_action("release.rollback"),
+            Some("release.created")
+        );
+        assert_eq!(
+            kind_of_audit_action("freeze.delete"),
+            Some("freeze.deleted")
+        );
         for reported_by_promotion_events in [
             "promotion.create",
             "promotion.cancel",

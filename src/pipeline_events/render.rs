@@ -50,10 +50,7 @@ pub enum PipelineSubject {
 }
 
 /// Renders a stored event with its resource as it stands now.
-pub async fn render(
-    services: &Services,
-    row: &pipeline_event::Model,
-) -> Result<PipelineEventView> {
+pub async fn render(services: &Services, row: &pipeline_event::Model) -> Result<PipelineEventView> {
     let id = row.subject_id;
     let app = row.app_id.map(|app_id| ResourceRef {
         id: app_id,

@@ -57,5 +57,7 @@ pub(super) async fn watch_pipeline(
         };
         Ok::<_, std::convert::Infallible>(sse)
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }

@@ -7,10 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{NewPromotion, PageRequest, Safety, Services};
 use crate::{
     domain::{
-        access::Caller,
-        freeze::FrozenStage,
-        promotion::KeyDrift,
-        stage::Stage,
+        access::Caller, freeze::FrozenStage, promotion::KeyDrift, stage::Stage,
         verification::Verification,
     },
     error::{Error, Result},
@@ -95,7 +92,11 @@ fn blockers_of(error: Error) -> Result<Vec<Blocker>> {
 
 impl Services {
     /// Compares two adjacent stages of a pipeline (see [`DiffRequest`]).
-    pub async fn diff_stages(&self, request: DiffRequest, caller: &Caller) -> Result<StageDiffView> {
+    pub async fn diff_stages(
+        &self,
+        request: DiffRequest,
+        caller: &Caller,
+    ) -> Result<StageDiffView> {
         if request.from.trim().is_empty() {
             return Err(Error::invalid(
                 "from",
@@ -104,7 +105,10 @@ impl Services {
         }
         let from = Stage::parse("from", &request.from)?;
         let next = from.next().ok_or_else(|| {
-            Error::invalid("from", format!("{from} is the last stage: nothing follows it"))
+            Error::invalid(
+                "from",
+                format!("{from} is the last stage: nothing follows it"),
+            )
         })?;
         let to = match request.to.as_deref() {
             None => next,
@@ -148,7 +152,10 @@ impl Services {
                     let names: Vec<&str> = several.iter().map(|c| c.app.name.as_str()).collect();
                     return Err(Error::invalid(
                         "source",
-                        format!("is required: {from} has several apps ({})", names.join(", ")),
+                        format!(
+                            "is required: {from} has several apps ({})",
+                            names.join(", ")
+                        ),
                     ));
                 }
             },

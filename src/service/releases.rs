@@ -269,10 +269,10 @@ impl Releases {
         if image.is_empty() {
             return Err(Error::invalid("image", "is required: an image reference"));
         }
-        if image.chars().count() > 1024 || image.chars().any(char::is_control) {
+        if image.chars().count() > 1000 || image.chars().any(char::is_control) {
             return Err(Error::invalid(
                 "image",
-                "must be at most 1024 characters, without control characters",
+                "must be at most 1000 characters, without control characters",
             ));
         }
         let rows = store::releases::releases_with_image(&self.db, image, LINEAGE_LIMIT).await?;

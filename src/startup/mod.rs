@@ -160,7 +160,11 @@ impl Application {
         let grpc = grpc_routes(&services, health_service)?;
 
         let router = grpc
-            .merge(rest::router(services.clone(), Arc::clone(&database_up), pools))
+            .merge(rest::router(
+                services.clone(),
+                Arc::clone(&database_up),
+                pools,
+            ))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
                 Arc::new(authenticator),

@@ -194,7 +194,9 @@ pub async fn last_sequences(
         .and_where(Expr::col(Alias::new("pipeline_id")).is_in(pipelines.iter().copied()))
         .to_owned();
     let backend = db.get_database_backend();
-    let rows = Head::find_by_statement(backend.build(&query)).all(db).await?;
+    let rows = Head::find_by_statement(backend.build(&query))
+        .all(db)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|head| (head.pipeline_id, head.last_sequence))

@@ -4,7 +4,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Coupling, Freeze, NamedRef, Pipeline, Promotion, PromotionTarget, Release, ReleaseStatus};
+use super::{
+    Coupling, Freeze, NamedRef, Pipeline, Promotion, PromotionTarget, Release, ReleaseStatus,
+};
 use crate::pipeline_events::render::{PipelineEventView, PipelineSubject};
 
 fn fields_of(shape: impl Serialize) -> Map<String, Value> {
@@ -45,9 +47,6 @@ pub fn pipeline_event_json(event: &PipelineEventView) -> Value {
     };
     fields.insert("sequence".into(), serde_json::json!(event.sequence));
     fields.insert("kind".into(), serde_json::json!(event.kind));
-    fields.insert(
-        "at".into(),
-        serde_json::json!(event.at),
-    );
+    fields.insert("at".into(), serde_json::json!(event.at));
     Value::Object(fields)
 }
