@@ -174,6 +174,47 @@ pub async fn append(
     Ok(by_pipeline.into_keys().collect())
 }
 
+/// Events kept per pipeline, at least: a watcher resuming from further back is told to
+/// reload.
+pub const KEPT_PER_PIPELINE: i64 = 1_000;
+/// How often older events are deleted.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+/// The most events one statement deletes.
+const TRIM_BATCH: u64 = 1_000;
+
+/// Deletes events older than the newest [`KEPT_PER_PIPELINE`] of their pipeline, and those
+/// of deleted pipelines, at start-up and then every few minutes, until `stopped`.
+pub async fn keep_trimmed(
+    db: sea_orm::DatabaseConnection,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let mut deleted = 0;
+        loop {
+            match store::pipeline_events::trim(&db, KEPT_PER_PIPELINE, TRIM_BATCH).await {
+                Ok(batch) => {
+                    deleted += batch;
+                    if batch < TRIM_BATCH {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot trim pipeline events; trying again later");
+                    break;
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::debug!(deleted, "deleted old pipeline events");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(TRIM_EVERY) => {}
+            _ = stopped.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

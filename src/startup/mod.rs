@@ -237,6 +237,10 @@ impl Application {
             ))
         });
         let pipeline_streams = self.services.keep_pipeline_streams(engine_stopped.clone());
+        let pipeline_events_trimmed = tokio::spawn(crate::pipeline_events::keep_trimmed(
+            self.db.clone(),
+            engine_stopped.clone(),
+        ));
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -255,6 +259,7 @@ impl Application {
         monitor.abort();
         resync.abort();
         pipeline_streams.abort();
+        pipeline_events_trimmed.abort();
         if let Some(audit_retention) = audit_retention {
             audit_retention.abort();
         }

@@ -204,14 +204,15 @@ pub async fn last_sequences(
 }
 
 /// Deletes up to `batch` events that are more than `keep` behind their pipeline's last
-/// one; answers how many it deleted.
+/// one, or whose pipeline was deleted; answers how many it deleted.
 pub async fn trim(db: &impl ConnectionTrait, keep: i64, batch: u64) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
     let sql = format!(
         "DELETE FROM pipeline_events WHERE (pipeline_id, sequence) IN (\
          SELECT e.pipeline_id, e.sequence FROM pipeline_events e \
          JOIN pipeline_event_heads h ON h.pipeline_id = e.pipeline_id \
-         WHERE e.sequence <= h.last_sequence - {} LIMIT {})",
+         WHERE e.sequence <= h.last_sequence - {} \
+         OR e.pipeline_id IN (SELECT id FROM pipelines WHERE deleted_at IS NOT NULL) LIMIT {})",
         placeholder(backend, 1),
         placeholder(backend, 2),
     );

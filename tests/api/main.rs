@@ -17,6 +17,7 @@ mod helpers;
 mod metrics;
 mod openapi;
 mod paging;
+mod pipeline_stream;
 mod pipelines;
 mod policies;
 mod policy_processes;
