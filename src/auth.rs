@@ -53,6 +53,8 @@ fn generate_secret() -> String {
 /// A token as operators see it: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
+    /// The token's stable id.
+    pub id: uuid::Uuid,
     pub name: String,
     pub role: Role,
     pub created_at: DateTime<Utc>,
@@ -67,6 +69,7 @@ fn token_info(model: token::Model) -> Result<TokenInfo> {
         ))
     })?;
     Ok(TokenInfo {
+        id: model.id,
         name: model.name,
         role,
         created_at: model.created_at,
@@ -299,6 +302,11 @@ impl Authenticator {
         Ok(exist)
     }
 
+    /// Whether calls need no token right now: protected mode, before the first token.
+    pub async fn open_to_all(&self) -> bool {
+        self.protected_mode && matches!(self.tokens_exist().await, Ok(false))
+    }
+
     /// The caller behind an `authorization` header value: `Bearer <token>`, or, over REST
     /// only, the bare token as Akkeris clients send it. gRPC clients always send the scheme,
     /// so a bare token there is UNAUTHENTICATED.
@@ -375,7 +383,7 @@ impl Authenticator {
             match store::tokens::live_token_with_hash(&self.tokens.db, hash.clone()).await? {
                 Some(found) => {
                     let info = token_info(found)?;
-                    Some(Caller::new(info.name, info.role))
+                    Some(Caller::new(info.name, info.role).with_token_id(info.id))
                 }
                 None => None,
             };

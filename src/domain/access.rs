@@ -44,6 +44,8 @@ pub struct Caller {
     pub role: Role,
     /// The `x-request-id` of the request it made, which the audit log records.
     pub request_id: Option<String>,
+    /// The stable id of the token that authenticated the call; `None` in protected mode.
+    pub token_id: Option<uuid::Uuid>,
 }
 
 impl Caller {
@@ -52,7 +54,14 @@ impl Caller {
             name: name.into(),
             role,
             request_id: None,
+            token_id: None,
         }
+    }
+
+    /// The same caller, authenticated by the token with this id.
+    pub fn with_token_id(mut self, id: uuid::Uuid) -> Self {
+        self.token_id = Some(id);
+        self
     }
 
     /// The same caller, making the request named `request_id`.

@@ -1,8 +1,10 @@
 //! The REST gateway: the Akkeris-compatible paths and JSON shapes, served on the gRPC port.
 //! Handlers translate JSON to use-case calls and views to JSON; they decide nothing.
 
+mod account;
 mod apps;
 mod audit;
+pub mod board;
 mod couplings;
 mod diff;
 pub mod error;
@@ -60,6 +62,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
     let (routes, api) = OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(metrics))
+        .merge(account::routes())
         .merge(pipelines::routes())
         .merge(pipeline_events::routes())
         .merge(diff::routes())
@@ -82,6 +85,7 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
     };
     routes
         .route_layer(query::RefuseUnknownQueryLayer(query_rules))
+        .merge(board::routes())
         .route(
             openapi::PATH,
             get(move || {

@@ -30,8 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
     params(("pipeline" = String, Path, description = "The pipeline's id or name"),
            ("Last-Event-ID" = Option<String>, Header, description = "Resume after this sequence number")),
     responses(
-        (status = 200, description = "Server-Sent Events: `id` the sequence, `event` the kind, `data` the event as JSON", content_type = "text/event-stream", body = String),
-        (status = 404, description = "No such pipeline")))]
+        (status = 200, description = "Server-Sent Events: `id` the sequence, `event` the kind, `data` the event as JSON", content_type = "text/event-stream", body = String)))]
 pub(super) async fn watch_pipeline(
     State(state): State<GatewayState>,
     headers: HeaderMap,

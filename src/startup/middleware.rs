@@ -24,10 +24,16 @@ use crate::{
     telemetry::access::{self, AccessRecord},
 };
 
-/// Health checks, reflection and the OpenAPI document are open to all, so that load
-/// balancers, grpcurl and API tools can reach them without a token.
+/// The board's page and assets: the page asks for a token for the data it reads.
+fn is_board(path: &str) -> bool {
+    path == rest::board::PAGE || path == "/ui" || path.starts_with(rest::board::ASSETS)
+}
+
+/// Health checks, reflection, the OpenAPI document and the board's page are open to all,
+/// so that load balancers, grpcurl, API tools and browsers can reach them without a token.
 fn needs_no_token(path: &str) -> bool {
-    path == "/healthz"
+    is_board(path)
+        || path == "/healthz"
         || path == "/openapi.json"
         || path.starts_with("/grpc.health.v1.Health/")
         || path.starts_with("/grpc.reflection.")
@@ -109,6 +115,12 @@ pub(super) async fn serve_request(
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .cloned();
+    if uri.path() == rest::board::PAGE {
+        let needed = !authenticator.open_to_all().await;
+        request
+            .extensions_mut()
+            .insert(rest::board::TokenNeeded(needed));
+    }
     let caller = caller_of(&authenticator, uri.path(), authorization, transport).await;
     let caller_name = match &caller {
         Ok(Some(caller)) => Some(caller.name.clone()),

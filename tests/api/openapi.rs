@@ -39,6 +39,11 @@ async fn the_openapi_document_describes_every_path_and_needs_no_token() {
         "/pipeline-promotions/{id}/cancel",
         "/pipeline-promotions/{id}/approvals",
         "/pipeline-promotions/{id}/rejections",
+        "/pipelines/{pipeline}/events",
+        "/pipelines/{pipeline}/diff",
+        "/releases",
+        "/account",
+        "/users/~",
         "/healthz",
         "/metrics",
     ] {
