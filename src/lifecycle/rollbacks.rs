@@ -113,7 +113,8 @@ pub async fn record_rollback_outcome(
         Scope::App(rollback.app_id),
         "release.updated",
         rollback.release_id,
-        None,
+        // The name is read with the release when the event is sent.
+        Some((rollback.app_id, "")),
     ));
     if release_state == ReleaseState::Succeeded {
         let version = store::releases::release_by_id(tx.connection(), rollback.release_id)

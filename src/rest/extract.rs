@@ -128,6 +128,26 @@ where
     }
 }
 
+/// The `Last-Event-ID` header of a stream that resumes: a sequence number, if given.
+pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<i64>, ApiError> {
+    headers
+        .get("last-event-id")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .filter(|sequence| *sequence >= 0)
+                .ok_or_else(|| {
+                    ApiError::Service(crate::error::Error::invalid(
+                        "Last-Event-ID",
+                        "must be an event sequence number, 0 or more",
+                    ))
+                })
+        })
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,24 +180,4 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
     }
-}
-
-/// The `Last-Event-ID` header of a stream that resumes: a sequence number, if given.
-pub fn last_event_id(headers: &axum::http::HeaderMap) -> Result<Option<i64>, ApiError> {
-    headers
-        .get("last-event-id")
-        .map(|value| {
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.trim().parse::<i64>().ok())
-                .filter(|sequence| *sequence >= 0)
-                .ok_or_else(|| {
-                    ApiError::Service(crate::error::Error::invalid(
-                        "Last-Event-ID",
-                        "must be an event sequence number, 0 or more",
-                    ))
-                })
-        })
-        .transpose()
 }

@@ -116,7 +116,7 @@ impl Apps {
         )
         .about_app(tx.connection(), found.id, &found.name)
         .await?
-        .record(tx.connection(), &Actor::of(caller))
+        .record_in(&mut tx, &Actor::of(caller))
         .await?;
         store::couplings::delete_couplings_of_app(tx.connection(), found.id).await?;
         store::config_vars::remove_config_vars_of(tx.connection(), found.id).await?;

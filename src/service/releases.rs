@@ -299,7 +299,7 @@ impl Releases {
                 views.push((view, is_current));
             }
         }
-        views.sort_by(|(a, _), (b, _)| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        views.sort_by_key(|(view, _)| std::cmp::Reverse((view.created_at, view.id)));
         Ok(views)
     }
 
@@ -476,13 +476,14 @@ impl Releases {
         row.updated_at = crate::store::now();
         let txn = self.db.begin().await?;
         let updated = store::release_statuses::update_status(&txn, row).await?;
+        let triggered = self
+            .trigger_on_success(&txn, &owner, &target, &updated, caller)
+            .await?;
+        // Recorded last: its pipeline event holds the pipeline's stream until the commit.
         AuditEntry::about_status(&txn, "status.update", &owner, &target, &updated)
             .await?
             .change("state", &state_before, &updated.state)
             .record(&txn, &Actor::of(caller))
-            .await?;
-        let triggered = self
-            .trigger_on_success(&txn, &owner, &target, &updated, caller)
             .await?;
         txn.commit().await?;
         self.hub.read_model.changed(&[Key::App(owner.id)]).await;

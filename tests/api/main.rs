@@ -9,6 +9,7 @@ mod akkeris_cli;
 mod akkeris_flow;
 mod apps;
 mod audit;
+mod board;
 mod cli;
 mod couplings;
 mod faults;

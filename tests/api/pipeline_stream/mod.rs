@@ -2,6 +2,7 @@
 //! order, over SSE and gRPC, resumed exactly, with a reset when resumed from too far back.
 
 mod diff;
+mod kinds;
 mod lineage;
 mod replicas;
 
@@ -29,7 +30,23 @@ pub struct SseReader {
 
 impl SseReader {
     pub async fn open(app: &TestApp, path: &str, last_event_id: Option<&str>) -> Self {
+        Self::open_as(app, path, last_event_id, None).await
+    }
+
+    pub async fn open_with_token(app: &TestApp, path: &str, token: &str) -> Self {
+        Self::open_as(app, path, None, Some(token)).await
+    }
+
+    async fn open_as(
+        app: &TestApp,
+        path: &str,
+        last_event_id: Option<&str>,
+        token: Option<&str>,
+    ) -> Self {
         let mut request = app.rest(Method::GET, path);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
