@@ -38,6 +38,7 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 mod auto;
 mod memory;
 mod rest;
+mod stream;
 mod verification;
 
 struct Server {
@@ -141,6 +142,15 @@ fn parallel_targets() -> String {
 async fn start_logging(backend: &Backend, log: &str) -> BenchResult<Server> {
     let dir = tempfile::tempdir()?;
     let url = database(backend, &dir).await?;
+    spawn_on(url, dir, log).await
+}
+
+/// Starts another server on `server`'s database (a replica, on PostgreSQL).
+async fn start_replica(server: &Server) -> BenchResult<Server> {
+    spawn_on(server.database_url.clone(), tempfile::tempdir()?, "warn").await
+}
+
+async fn spawn_on(url: String, dir: tempfile::TempDir, log: &str) -> BenchResult<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -540,7 +550,7 @@ async fn main() -> BenchResult<()> {
         Ok(url) if !url.is_empty() => {}
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
-    // `bench [promotions|latency|throughput|unary|auto|verification|rest|memory]...` runs only those
+    // `bench [promotions|latency|throughput|unary|auto|verification|rest|memory|stream]...` runs only those
     // sections; `promotions` is `latency` and `throughput`.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
@@ -579,6 +589,12 @@ async fn main() -> BenchResult<()> {
     }
     if runs("memory") {
         memory_rows().await?;
+    }
+    if runs("stream") || runs("board") {
+        for backend in &backends {
+            stream::stream_rows(backend).await?;
+        }
+        stream::board_rows().await?;
     }
     for backend in &backends {
         if let Backend::Postgres(admin_url) = backend {

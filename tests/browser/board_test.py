@@ -292,14 +292,77 @@ def test_protected_mode(binary, driver):
         server.stop()
 
 
+def demo_screenshot(binary, driver, path):
+    """A realistic board for the README: four stages, checks, a freeze, promotions."""
+    server = Server(binary, tokens=[("ci-bot", "write"), ("alice", "write")])
+    try:
+        ci, alice = server.tokens["ci-bot"], server.tokens["alice"]
+        ok = lambda method, path_, body=None, token=ci: server.ok(method, path_, body, token)
+        ok("POST", "/pipelines", {"name": "shop", "description": "The web shop"})
+        apps = [
+            ("shop-pr-481", "review", [], {}),
+            ("shop-dev", "development", ["ci/unit"], {}),
+            ("shop-stg", "staging", ["ci/unit", "ci/e2e"], {"auto_promote": True}),
+            ("shop-prd", "production", ["qa/sign-off"], {"required_approvals": 1}),
+        ]
+        for app, stage, contexts, policy in apps:
+            ok("POST", "/apps", {"name": app})
+            ok("POST", "/pipeline-couplings", {"app": app, "pipeline": "shop", "stage": stage,
+                                               "required_status_checks": {"contexts": contexts},
+                                               "promotion_policy": policy})
+        ok("PATCH", "/apps/shop-dev/config-vars", {"DATABASE_URL": "x", "FEATURE_CART": "on"})
+        ok("PATCH", "/apps/shop-stg/config-vars", {"DATABASE_URL": "y"})
+        ok("PATCH", "/apps/shop-prd/config-vars", {"DATABASE_URL": "z"})
+        ok("POST", "/apps/shop-pr-481/releases", {"image": "registry.example.com/shop:pr-481"})
+        old = ok("POST", "/apps/shop-dev/releases", {"image": "registry.example.com/shop:1.4.1"})
+        for context in ["ci/unit", "ci/e2e", "qa/sign-off"]:
+            ok("POST", f"/apps/shop-dev/releases/{old['id']}/statuses",
+               {"context": context, "name": context, "state": "success"})
+        time.sleep(1)  # shop-stg auto-promotes the release once its checks are green
+        staged = ok("GET", "/apps/shop-stg/pipeline-couplings")["release"]
+        ok("POST", f"/apps/shop-stg/releases/{staged['id']}/statuses",
+           {"context": "qa/sign-off", "name": "QA", "state": "success"})
+        ok("POST", "/pipeline-promotions", {"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-stg"}}}, alice)
+        time.sleep(0.5)
+        promotions = ok("GET", "/pipeline-promotions?pipeline=shop")
+        waiting = [p for p in promotions if p["status"] == "awaiting_approval"][0]
+        ok("POST", f"/pipeline-promotions/{waiting['id']}/approvals", {"comment": "QA signed off"})
+        time.sleep(1)
+        new = ok("POST", "/apps/shop-dev/releases", {"image": "registry.example.com/shop:1.5.0"})
+        ok("POST", f"/apps/shop-dev/releases/{new['id']}/statuses",
+           {"context": "ci/unit", "name": "Unit tests", "state": "success"})
+        ok("POST", f"/apps/shop-dev/releases/{new['id']}/statuses",
+           {"context": "ci/e2e", "name": "End to end", "state": "pending"})
+        ok("POST", "/pipeline-promotions", {"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-stg"}}}, alice)
+        ok("POST", "/pipelines/shop/freezes", {"stages": ["production"], "ends_at": "2026-12-24T18:00:00Z",
+                                              "reason": "Holiday sale: production frozen"})
+        driver.get(server.url + "/ui/favicon.svg")
+        driver.execute_script("sessionStorage.setItem('pipelines.token', arguments[0])", ci)
+        driver.get(server.url + "/#shop")
+        wait_for(driver, text_in_card("shop-prd", "registry.example.com/shop:1.4.1"), "the demo board")
+        wait_for(driver, promotion_with_status("awaiting_approval"), "the waiting promotion")
+        time.sleep(0.5)
+        driver.save_screenshot(path)
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default="target/debug/pipelines")
     parser.add_argument("--artifacts", default=os.environ.get("BOARD_ARTIFACTS", "target/board-artifacts"))
     parser.add_argument("--screenshot", help="also save a screenshot of the board here")
+    parser.add_argument("--demo-screenshot", help="only save a screenshot of a demo board here")
     args = parser.parse_args()
     os.makedirs(args.artifacts, exist_ok=True)
     driver = browser(args.artifacts)
+    if args.demo_screenshot:
+        try:
+            driver.get("about:blank")
+            demo_screenshot(args.binary, driver, args.demo_screenshot)
+        finally:
+            driver.quit()
+        return
     step = "start"
     try:
         step = "tokens, live updates, promote"

@@ -1,4 +1,4 @@
-//! A pipeline event as the stream's `data`: `{sequence, kind, at}` beside the fields of the
+//! A pipeline event as the stream's `data`: `{sequence, kind, at}`, then the fields of the
 //! changed resource's REST shape.
 
 use serde::Serialize;
@@ -18,7 +18,11 @@ fn fields_of(shape: impl Serialize) -> Map<String, Value> {
 
 /// The JSON of one pipeline event.
 pub fn pipeline_event_json(event: &PipelineEventView) -> Value {
-    let mut fields = match event.subject.clone() {
+    let mut json = Map::new();
+    json.insert("sequence".into(), serde_json::json!(event.sequence));
+    json.insert("kind".into(), serde_json::json!(event.kind));
+    json.insert("at".into(), serde_json::json!(event.at));
+    let fields = match event.subject.clone() {
         PipelineSubject::Pipeline(view) => fields_of(Pipeline::from(view)),
         PipelineSubject::Coupling(view) => fields_of(Coupling::from(view)),
         PipelineSubject::Release(view) => fields_of(Release::from(view)),
@@ -45,8 +49,6 @@ pub fn pipeline_event_json(event: &PipelineEventView) -> Value {
             fields
         }
     };
-    fields.insert("sequence".into(), serde_json::json!(event.sequence));
-    fields.insert("kind".into(), serde_json::json!(event.kind));
-    fields.insert("at".into(), serde_json::json!(event.at));
-    Value::Object(fields)
+    json.extend(fields);
+    Value::Object(json)
 }
