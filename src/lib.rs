@@ -13,6 +13,7 @@ pub mod deploy;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod fanout;
 pub mod grpc;
 pub mod lifecycle;
 pub mod metrics;

@@ -6,10 +6,7 @@
 //! [`EventHub`], and every watcher in the process subscribes there. A watcher costs a
 //! broadcast receiver, not a database poll loop.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -17,6 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{Error, Result},
+    fanout::{Fanout, Sequenced, Subscription},
     read_model::{self, ReadModel},
     store,
     views::PromotionEventView,
@@ -35,8 +33,11 @@ async fn events_after(
         .collect()
 }
 
-/// Buffered events per promotion before a slow watcher falls back to the database.
-const CHANNEL_CAPACITY: usize = 256;
+impl Sequenced for PromotionEventView {
+    fn sequence(&self) -> i64 {
+        self.sequence
+    }
+}
 
 /// Publishes the events committed after what this process last published for one watched
 /// promotion. Used for events written by other processes.
@@ -160,17 +161,11 @@ pub async fn relay_between_processes(
     }
 }
 
-/// One watched promotion: its broadcast and the last sequence published to it.
-struct Channel {
-    sender: broadcast::Sender<Arc<PromotionEventView>>,
-    published: i64,
-}
-
 /// The per-process fan-out of promotion events, and the signal that new work exists.
 pub struct EventHub {
     /// Told of every committed event, so that no read serves a promotion or app it changed.
     pub read_model: Arc<ReadModel>,
-    channels: Mutex<HashMap<Uuid, Channel>>,
+    watchers: Arc<Fanout<PromotionEventView>>,
     /// Names this hub in the notifications its process sends, so that it skips its own.
     origin: String,
     /// The pipelines of promotions whose events this process appended to pipeline streams.
@@ -184,7 +179,7 @@ impl EventHub {
     pub fn new(read_model: Arc<ReadModel>) -> Arc<Self> {
         Arc::new(Self {
             read_model,
-            channels: Mutex::new(HashMap::new()),
+            watchers: Fanout::new(),
             origin: Uuid::new_v4().simple().to_string(),
             promotion_pipelines: Default::default(),
             work_available: Notify::new(),
@@ -212,58 +207,27 @@ impl EventHub {
     /// Delivers committed events to this process's watchers.
     pub fn publish(&self, events: Vec<PromotionEventView>) {
         self.read_model.events_committed(&events);
-        let Ok(mut channels) = self.channels.lock() else {
-            return;
-        };
         for event in events {
-            let promotion_id = event.promotion_id;
-            if let Some(channel) = channels.get_mut(&promotion_id) {
-                channel.published = channel.published.max(event.sequence);
-                if channel.sender.send(Arc::new(event)).is_err() {
-                    // Nobody listens any more.
-                    channels.remove(&promotion_id);
-                }
-            }
+            self.watchers.send(event.promotion_id, [Arc::new(event)]);
         }
     }
 
-    fn subscribe(self: &Arc<Self>, promotion_id: Uuid) -> Option<Subscription> {
-        let mut channels = self.channels.lock().ok()?;
-        let channel = channels.entry(promotion_id).or_insert_with(|| Channel {
-            sender: broadcast::channel(CHANNEL_CAPACITY).0,
-            published: 0,
-        });
-        Some(Subscription {
-            receiver: Some(channel.sender.subscribe()),
-            hub: Arc::clone(self),
-            promotion_id,
-        })
+    fn subscribe(&self, promotion_id: Uuid) -> Option<Subscription<PromotionEventView>> {
+        self.watchers.subscribe(promotion_id, 0)
     }
 
     /// The watched promotions and the last sequence each has seen published.
     fn watched(&self) -> Vec<(Uuid, i64)> {
-        self.channels
-            .lock()
-            .map(|channels| {
-                channels
-                    .iter()
-                    .map(|(id, channel)| (*id, channel.published))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.watchers.watched()
     }
 
     fn published(&self, promotion_id: Uuid) -> Option<i64> {
-        self.channels
-            .lock()
-            .ok()?
-            .get(&promotion_id)
-            .map(|channel| channel.published)
+        self.watchers.published(promotion_id)
     }
 
     /// The number of promotions that currently have watchers in this process.
     pub fn watched_promotions(&self) -> usize {
-        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+        self.watchers.len()
     }
 
     /// Wakes the engine: a promotion was created or a target was freed.
@@ -283,36 +247,6 @@ impl EventHub {
 
     pub async fn verification_signalled(&self) {
         self.verification_due.notified().await;
-    }
-}
-
-/// One watcher's receiver. Dropping the last one for a promotion frees its channel.
-struct Subscription {
-    receiver: Option<broadcast::Receiver<Arc<PromotionEventView>>>,
-    hub: Arc<EventHub>,
-    promotion_id: Uuid,
-}
-
-impl Subscription {
-    async fn recv(&mut self) -> Result<Arc<PromotionEventView>, broadcast::error::RecvError> {
-        match self.receiver.as_mut() {
-            Some(receiver) => receiver.recv().await,
-            None => Err(broadcast::error::RecvError::Closed),
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.receiver.take();
-        if let Ok(mut channels) = self.hub.channels.lock() {
-            if channels
-                .get(&self.promotion_id)
-                .is_some_and(|channel| channel.sender.receiver_count() == 0)
-            {
-                channels.remove(&self.promotion_id);
-            }
-        }
     }
 }
 
@@ -340,7 +274,7 @@ fn take_new(events: Vec<PromotionEventView>, last: &mut i64) -> (Vec<PromotionEv
 pub struct OpenedWatch {
     promotion_id: Uuid,
     after: i64,
-    live: Subscription,
+    live: Subscription<PromotionEventView>,
     history: Vec<PromotionEventView>,
 }
 

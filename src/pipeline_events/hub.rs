@@ -7,10 +7,7 @@
 //! costs a broadcast receiver, not a poll loop; one that lags, or sees a gap, reads what it
 //! missed from the database, where every event is, in order.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{broadcast, mpsc};
@@ -19,13 +16,12 @@ use uuid::Uuid;
 use super::render::{render, PipelineEventView};
 use crate::{
     error::{Error, Result},
+    fanout::{Fanout, Sequenced, Subscription},
     progress::EventHub,
     service::Services,
     store::{self, entities::pipeline_event},
 };
 
-/// Buffered events per pipeline before a slow watcher falls back to the database.
-const CHANNEL_CAPACITY: usize = 256;
 /// Events read from the database per statement.
 const PAGE: u64 = 500;
 
@@ -40,17 +36,17 @@ pub enum StreamItem {
     },
 }
 
-struct Channel {
-    sender: broadcast::Sender<Arc<PipelineEventView>>,
-    /// The last sequence read for this pipeline's watchers.
-    published: i64,
+impl Sequenced for PipelineEventView {
+    fn sequence(&self) -> i64 {
+        self.sequence
+    }
 }
 
 /// The pipeline streams of one process.
 pub struct PipelineStreams {
     db: DatabaseConnection,
     hub: Arc<EventHub>,
-    channels: Mutex<HashMap<Uuid, Channel>>,
+    watchers: Arc<Fanout<PipelineEventView>>,
 }
 
 impl PipelineStreams {
@@ -58,7 +54,7 @@ impl PipelineStreams {
         Arc::new(Self {
             db,
             hub,
-            channels: Mutex::new(HashMap::new()),
+            watchers: Fanout::new(),
         })
     }
 
@@ -82,23 +78,11 @@ impl PipelineStreams {
 
     /// The number of pipelines watched in this process.
     pub fn watched_pipelines(&self) -> usize {
-        self.channels.lock().map(|c| c.len()).unwrap_or(0)
-    }
-
-    fn watched(&self) -> Vec<(Uuid, i64)> {
-        self.channels
-            .lock()
-            .map(|channels| {
-                channels
-                    .iter()
-                    .map(|(id, channel)| (*id, channel.published))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.watchers.len()
     }
 
     async fn publish_new(&self, services: &Services) -> Result<()> {
-        let watched = self.watched();
+        let watched = self.watchers.watched();
         if watched.is_empty() {
             return Ok(());
         }
@@ -120,43 +104,11 @@ impl PipelineStreams {
                 for row in &rows {
                     rendered.push(Arc::new(render(services, row).await?));
                 }
-                self.send(pipeline_id, rendered);
+                self.watchers.send(pipeline_id, rendered);
                 published = newest;
             }
         }
         Ok(())
-    }
-
-    fn send(&self, pipeline_id: Uuid, events: Vec<Arc<PipelineEventView>>) {
-        let Ok(mut channels) = self.channels.lock() else {
-            return;
-        };
-        let Some(channel) = channels.get_mut(&pipeline_id) else {
-            return;
-        };
-        for event in events {
-            if event.sequence <= channel.published {
-                continue;
-            }
-            channel.published = event.sequence;
-            if channel.sender.send(event).is_err() {
-                channels.remove(&pipeline_id);
-                return;
-            }
-        }
-    }
-
-    fn subscribe(self: &Arc<Self>, pipeline_id: Uuid, last: i64) -> Option<Subscription> {
-        let mut channels = self.channels.lock().ok()?;
-        let channel = channels.entry(pipeline_id).or_insert_with(|| Channel {
-            sender: broadcast::channel(CHANNEL_CAPACITY).0,
-            published: last,
-        });
-        Some(Subscription {
-            receiver: Some(channel.sender.subscribe()),
-            streams: Arc::clone(self),
-            pipeline_id,
-        })
     }
 
     /// Watches a pipeline (an id or a name): from the present, or after sequence `after`.
@@ -184,6 +136,7 @@ impl PipelineStreams {
     async fn open(self: &Arc<Self>, pipeline_id: Uuid, after: Option<i64>) -> Result<OpenedStream> {
         let bounds = store::pipeline_events::bounds(&self.db, pipeline_id).await?;
         let live = self
+            .watchers
             .subscribe(pipeline_id, bounds.last)
             .ok_or_else(|| Error::Internal("the pipeline streams are unavailable".into()))?;
         let (start, reset) = match after {
@@ -301,35 +254,5 @@ pub struct OpenedStream {
     pipeline_id: Uuid,
     start: i64,
     reset: bool,
-    live: Subscription,
-}
-
-/// One watcher's receiver. Dropping the last one of a pipeline frees its channel.
-struct Subscription {
-    receiver: Option<broadcast::Receiver<Arc<PipelineEventView>>>,
-    streams: Arc<PipelineStreams>,
-    pipeline_id: Uuid,
-}
-
-impl Subscription {
-    async fn recv(&mut self) -> Result<Arc<PipelineEventView>, broadcast::error::RecvError> {
-        match self.receiver.as_mut() {
-            Some(receiver) => receiver.recv().await,
-            None => Err(broadcast::error::RecvError::Closed),
-        }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.receiver.take();
-        if let Ok(mut channels) = self.streams.channels.lock() {
-            if channels
-                .get(&self.pipeline_id)
-                .is_some_and(|channel| channel.sender.receiver_count() == 0)
-            {
-                channels.remove(&self.pipeline_id);
-            }
-        }
-    }
+    live: Subscription<PipelineEventView>,
 }
