@@ -6,6 +6,7 @@ mod audit;
 mod couplings;
 mod diff;
 mod freezes;
+mod lineage;
 mod lookup;
 mod paging;
 mod pipelines;
