@@ -27,6 +27,9 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+# Where screenshots go.
+ARTIFACTS = "target/board-artifacts"
+
 # Values that would run or inject markup if the page ever parsed them as HTML.
 XSS_IMAGE = 'registry/shop:<img/src=x/onerror=window.__pwned=1>'
 XSS_TEXT = '<script>window.__pwned=2</script><b onmouseover="window.__pwned=3">bold</b>'
@@ -192,6 +195,13 @@ def test_with_tokens(binary, driver):
         # The page asks for a token once, and keeps it out of the URL.
         dialog = wait_for(driver, EC.visibility_of_element_located((By.ID, "token-dialog")), "the token dialog")
         field = dialog.find_element(By.ID, "token-input")
+        field.send_keys("plt_not-a-token")
+        field.send_keys(Keys.ENTER)
+        # A refused token asks again, saying so.
+        wait_for(driver, EC.text_to_be_present_in_element((By.ID, "token-reason"), "refused"), "the second ask")
+        wait_for(driver, EC.visibility_of_element_located((By.ID, "token-dialog")), "the token dialog again")
+        console_errors(driver)  # the browser logs the 401 itself
+        field = driver.find_element(By.ID, "token-input")
         field.send_keys(alice)
         field.send_keys(Keys.ENTER)
         wait_for(driver, card_text("shop-dev"), "the shop-dev card")
@@ -215,6 +225,19 @@ def test_with_tokens(binary, driver):
             server.ok("POST", f"/apps/shop-dev/releases/{second['id']}/statuses",
                       {"context": context, "name": context, "state": "success"}, ci)
         wait_for(driver, text_in_card("shop-dev", "ci/build: success"), "v2's status")
+
+        # From the keyboard: Enter on the Promote button opens the plan, Escape closes it.
+        def press_enter_on_promote(d):
+            try:
+                promote_button("shop-dev")(d).send_keys(Keys.ENTER)
+                return True
+            except Exception:
+                return False
+        wait_for(driver, press_enter_on_promote, "Enter on Promote")
+        wait_for(driver, EC.visibility_of_element_located((By.ID, "promote-dialog")), "the plan from the keyboard")
+        wait_for(driver, EC.text_to_be_present_in_element((By.ID, "promote-body"), "Targets:"), "the plan")
+        driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+        wait_for(driver, EC.invisibility_of_element_located((By.ID, "promote-dialog")), "Escape closing the plan")
 
         # Promote through the page: the plan first, then the promotion, followed to its end.
         click_in(driver, promote_button("shop-dev"), "Promote on shop-dev")
@@ -288,6 +311,14 @@ def test_protected_mode(binary, driver):
         assert not driver.find_element(By.ID, "token-dialog").is_displayed()
         assert "local" in driver.find_element(By.ID, "who").text
         assert_inert(driver)
+        # On a phone the stages stack: nothing is wider than the screen.
+        driver.set_window_size(390, 844)
+        driver.refresh()
+        wait_for(driver, card_text("shop-dev"), "the board on a phone")
+        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow} px wider than a phone"
+        driver.save_screenshot(os.path.join(ARTIFACTS, "phone.png"))
+        driver.set_window_size(1280, 900)
     finally:
         server.stop()
 
@@ -354,6 +385,8 @@ def main():
     parser.add_argument("--screenshot", help="also save a screenshot of the board here")
     parser.add_argument("--demo-screenshot", help="only save a screenshot of a demo board here")
     args = parser.parse_args()
+    global ARTIFACTS
+    ARTIFACTS = args.artifacts
     os.makedirs(args.artifacts, exist_ok=True)
     driver = browser(args.artifacts)
     if args.demo_screenshot:
@@ -386,8 +419,8 @@ def main():
         test_protected_mode(args.binary, driver)
         errors = console_errors(driver)
         assert not errors, f"console errors: {errors}"
-        driver.set_window_size(390, 844)
-        driver.refresh()
+        errors = console_errors(driver)
+        assert not errors, f"console errors: {errors}"
         print("board: every browser test passed")
     except Exception:
         shot = os.path.join(args.artifacts, "failure.png")
