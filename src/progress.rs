@@ -73,6 +73,7 @@ pub async fn relay_between_processes(
             .listen_all([
                 store::EVENTS_CHANNEL,
                 read_model::CATALOG_CHANNEL,
+                store::pipeline_events::OUTBOX_CHANNEL,
                 store::pipeline_events::PIPELINE_EVENTS_CHANNEL,
             ])
             .await?;
@@ -110,8 +111,12 @@ pub async fn relay_between_processes(
                     may_have_missed = true;
                     continue;
                 };
-                if notification.channel() == store::pipeline_events::PIPELINE_EVENTS_CHANNEL {
+                if notification.channel() == store::pipeline_events::OUTBOX_CHANNEL {
                     hub.read_model.pipeline_events_committed();
+                    continue;
+                }
+                if notification.channel() == store::pipeline_events::PIPELINE_EVENTS_CHANNEL {
+                    hub.signal_pipeline_events();
                     continue;
                 }
                 if notification.channel() == read_model::CATALOG_CHANNEL {
@@ -143,8 +148,10 @@ pub async fn relay_between_processes(
                 if listener.is_none() {
                     listener = connect().await.ok();
                     if listener.is_some() {
-                        // Listening again: a reload now misses nothing.
+                        // Listening again: a reload now misses nothing, and the pipeline
+                        // streams look for events numbered meanwhile.
                         hub.read_model.invalidate_everything();
+                        hub.signal_pipeline_events();
                     }
                 }
                 if may_have_missed {
@@ -172,6 +179,7 @@ pub struct EventHub {
     pub promotion_pipelines: crate::pipeline_events::PromotionPipelines,
     work_available: Notify,
     verification_due: Notify,
+    pipeline_events_numbered: Notify,
     closing: tokio::sync::watch::Sender<bool>,
 }
 
@@ -184,6 +192,7 @@ impl EventHub {
             promotion_pipelines: Default::default(),
             work_available: Notify::new(),
             verification_due: Notify::new(),
+            pipeline_events_numbered: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
         })
     }
@@ -228,6 +237,15 @@ impl EventHub {
     /// The number of promotions that currently have watchers in this process.
     pub fn watched_promotions(&self) -> usize {
         self.watchers.len()
+    }
+
+    /// Tells this process's pipeline streams that pipelines have new numbered events.
+    pub fn signal_pipeline_events(&self) {
+        self.pipeline_events_numbered.notify_one();
+    }
+
+    pub async fn pipeline_events_signalled(&self) {
+        self.pipeline_events_numbered.notified().await;
     }
 
     /// Wakes the engine: a promotion was created or a target was freed.

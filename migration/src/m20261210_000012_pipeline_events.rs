@@ -1,5 +1,6 @@
-//! The pipeline event stream: each pipeline's changes, numbered per pipeline in the order
-//! their transactions committed, and the index that finds every release of one image.
+//! The pipeline event stream: each change's events, queued by the change's own
+//! transaction in an outbox, then numbered per pipeline by one sequencer at a time; and
+//! the index that finds every release of one image.
 
 use sea_orm_migration::prelude::*;
 
@@ -26,6 +27,18 @@ enum PipelineEvents {
 }
 
 #[derive(DeriveIden)]
+enum PipelineEventOutbox {
+    Table,
+    Id,
+    PipelineId,
+    Kind,
+    SubjectId,
+    AppId,
+    AppName,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
 enum Releases {
     Table,
     Image,
@@ -35,8 +48,44 @@ enum Releases {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One row per pipeline that has events: the last sequence given out. Its row lock
-        // orders a pipeline's events by commit.
+        // Events written by committed changes and not numbered yet, in the order written.
+        manager
+            .create_table(
+                Table::create()
+                    .table(PipelineEventOutbox::Table)
+                    .col(
+                        ColumnDef::new(PipelineEventOutbox::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(PipelineEventOutbox::PipelineId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(PipelineEventOutbox::Kind).text().not_null())
+                    .col(
+                        ColumnDef::new(PipelineEventOutbox::SubjectId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(PipelineEventOutbox::AppId).uuid().null())
+                    .col(
+                        ColumnDef::new(PipelineEventOutbox::AppName)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(PipelineEventOutbox::CreatedAt)
+                            .timestamp_with_time_zone()
+                            .not_null(),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        // One row per pipeline that has events: the last sequence given out.
         manager
             .create_table(
                 Table::create()
@@ -108,6 +157,9 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .drop_table(Table::drop().table(PipelineEventHeads::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(PipelineEventOutbox::Table).to_owned())
             .await
     }
 }

@@ -69,8 +69,7 @@ pub struct Transaction {
     txn: DatabaseTransaction,
     hub: Arc<EventHub>,
     events: Vec<PromotionEventView>,
-    /// The changes to append to their pipelines' streams just before the commit, once
-    /// every other lock is taken.
+    /// The changes to queue for their pipelines' streams just before the commit.
     pipeline_events: Vec<PipelineEventDraft>,
     /// Set when the transaction left work for the engine (an auto-promotion trigger), so
     /// that the commit wakes it.
@@ -113,13 +112,14 @@ impl Transaction {
         self.pipeline_events.push(draft);
     }
 
-    /// Appends the pipeline events, commits, then publishes the events written, in order.
+    /// Queues the pipeline events, commits, then publishes the events written, in order.
     pub async fn commit(self) -> Result<()> {
         let drafts = self.pipeline_events;
         let appended =
             pipeline_events::append(&self.txn, drafts, &self.hub.promotion_pipelines).await?;
         self.txn.commit().await?;
         if !appended.is_empty() {
+            // Its events are numbered by the sequencer.
             self.hub.read_model.pipeline_events_committed();
         }
         crate::metrics::record_committed(&self.events);

@@ -1,8 +1,8 @@
 //! Fan-out of pipeline events in one process, and the watch itself.
 //!
-//! One task per process ([`PipelineStreams::pump`]) wakes when a change commits, here or
-//! (through the read model's notifications) on another process, and only if some
-//! pipeline is watched here: it reads the new events of the watched pipelines once,
+//! One task per process ([`PipelineStreams::pump`]) wakes when a sequencer numbered new
+//! events, here or (by `NOTIFY`) on another process, and only if some pipeline is watched
+//! here: it reads the new events of the watched pipelines once,
 //! renders each once, and broadcasts them to every watcher of that pipeline. A watcher
 //! costs a broadcast receiver, not a poll loop; one that lags, or sees a gap, reads what it
 //! missed from the database, where every event is, in order.
@@ -67,7 +67,7 @@ impl PipelineStreams {
     ) {
         loop {
             tokio::select! {
-                _ = self.hub.read_model.pipeline_events_rung() => {}
+                _ = self.hub.pipeline_events_signalled() => {}
                 _ = stop.changed() => return,
             }
             if let Err(error) = self.publish_new(&services).await {

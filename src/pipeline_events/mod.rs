@@ -3,14 +3,16 @@
 //! pipeline in the order the changes committed, so that a watcher on any process sees the
 //! same sequence and resumes exactly.
 //!
-//! A change appends its events in its own transaction: the audit log's entries name their
+//! A change queues its events in its own transaction: the audit log's entries name their
 //! pipeline and action ([`kind_of_audit_action`]), and a promotion's progress events name
-//! their promotion ([`kinds_of_promotion_event`]). Each event stores only which resource
-//! changed; watchers receive the resource as it stands when the event is sent
-//! ([`render`]). [`hub`] fans committed events out to this process's watchers.
+//! their promotion ([`kinds_of_promotion_event`]). The [`sequencer`] numbers committed
+//! ones per pipeline. Each event stores only which resource changed; watchers receive the
+//! resource as it stands when the event is sent ([`render`]). [`hub`] fans numbered events
+//! out to this process's watchers.
 
 pub mod hub;
 pub mod render;
+pub mod sequencer;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -127,10 +129,10 @@ impl PromotionPipelines {
     }
 }
 
-/// Appends `drafts` to their pipelines' streams, on the connection of the transaction that
-/// made the changes; call it after every other statement of the transaction that takes a
-/// lock. Repeats of one event (same kind and resource) are appended once, and pipelines
-/// are appended to in the order of their ids. Answers the pipelines appended to.
+/// Queues `drafts` for their pipelines' streams, on the connection of the transaction that
+/// made the changes, so that they exist exactly when the changes do; the sequencer numbers
+/// them once committed. Repeats of one event (same kind and resource) are queued once.
+/// Answers the pipelines queued for.
 pub async fn append(
     db: &impl ConnectionTrait,
     drafts: Vec<PipelineEventDraft>,
@@ -169,7 +171,7 @@ pub async fn append(
         }
     }
     for (pipeline, events) in &by_pipeline {
-        store::pipeline_events::append(db, *pipeline, events).await?;
+        store::pipeline_events::enqueue(db, *pipeline, events).await?;
     }
     Ok(by_pipeline.into_keys().collect())
 }

@@ -184,8 +184,8 @@ pub struct ReadModel {
     pipeline_changes: std::sync::atomic::AtomicU64,
     pub promotions: VersionedCache<PromotionView>,
     pub targets: VersionedCache<Vec<TargetView>>,
-    /// Rung by every committed change this process hears of, so that the pipeline event
-    /// streams look for new events (see [`crate::pipeline_events::hub`]).
+    /// Rung by every committed change this process hears of, so that the pipeline events it
+    /// queued are numbered (see [`crate::pipeline_events::sequencer`]).
     stream_bell: tokio::sync::Notify,
 }
 
@@ -297,13 +297,14 @@ impl ReadModel {
         self.full_reloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Tells the pipeline event streams that changes committed, here or in another process.
+    /// Tells the pipeline event sequencer that changes committed, here or in another
+    /// process.
     pub fn pipeline_events_committed(&self) {
         self.stream_bell.notify_one();
     }
 
     /// Waits until a change committed since the last wait returned.
-    pub async fn pipeline_events_rung(&self) {
+    pub async fn pipeline_events_committed_rung(&self) {
         self.stream_bell.notified().await;
     }
 

@@ -241,6 +241,12 @@ impl Application {
             self.db.clone(),
             engine_stopped.clone(),
         ));
+        let pipeline_events_numbered =
+            tokio::spawn(crate::pipeline_events::sequencer::keep_numbering(
+                self.db.clone(),
+                Arc::clone(&self.hub),
+                engine_stopped.clone(),
+            ));
         let engine = tokio::spawn(self.engine.run(engine_stopped));
         let hub = Arc::clone(&self.hub);
         let shutdown = async move {
@@ -260,6 +266,7 @@ impl Application {
         resync.abort();
         pipeline_streams.abort();
         pipeline_events_trimmed.abort();
+        pipeline_events_numbered.abort();
         if let Some(audit_retention) = audit_retention {
             audit_retention.abort();
         }

@@ -1,10 +1,11 @@
-//! The pipeline event stream's rows: each pipeline's changes, numbered by the pipeline's
-//! head row in the order their transactions commit, read back after a sequence, and
-//! trimmed to the newest of each pipeline.
-//!
-//! The head's row lock is held from the append until the transaction ends, so a
-//! transaction appends last, after every other lock it takes, and appends to several
-//! pipelines in the order of their ids.
+//! The pipeline event stream's rows. A change's transaction only queues its events in the
+//! outbox ([`enqueue`]), which takes no lock another change waits for. One sequencer at a
+//! time ([`lock_sequencing`], [`number_queued`]) moves committed ones into
+//! `pipeline_events`, numbered per pipeline after the pipeline's last: the order in which
+//! they became visible, which is the same on every replica. Then they are read back after
+//! a sequence, and trimmed to the newest of each pipeline.
+
+use std::collections::BTreeMap;
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, QueryFilter,
@@ -12,13 +13,20 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::{entities::pipeline_event, placeholder, Parameters};
+use super::{
+    entities::{pipeline_event, pipeline_event_outbox},
+    placeholder, Parameters,
+};
 
-/// The channel on which a committed append tells the other processes (PostgreSQL) that a
-/// pipeline has new events, in the payload `<pipeline> <last sequence>`.
+/// The channel on which a change that queued pipeline events tells the sequencers of other
+/// processes (PostgreSQL), when it commits.
+pub const OUTBOX_CHANNEL: &str = "pipelines_pipeline_event_outbox";
+
+/// The channel on which a sequencer tells the other processes (PostgreSQL) that pipelines
+/// have new numbered events, when it commits.
 pub const PIPELINE_EVENTS_CHANNEL: &str = "pipelines_pipeline_events";
 
-/// A change about to be appended to a pipeline's stream.
+/// A change about to be queued for a pipeline's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPipelineEvent {
     pub kind: String,
@@ -27,9 +35,9 @@ pub struct NewPipelineEvent {
     pub app_name: String,
 }
 
-/// Numbers `events` after the pipeline's last one and stores them, in one statement on
-/// PostgreSQL (which also notifies the other processes at commit).
-pub async fn append(
+/// Queues `events` of one pipeline, in order, in one statement; on PostgreSQL the same
+/// statement wakes the sequencers of other processes when the transaction commits.
+pub async fn enqueue(
     db: &impl ConnectionTrait,
     pipeline_id: Uuid,
     events: &[NewPipelineEvent],
@@ -37,12 +45,10 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let count = events.len() as i64;
     let now = super::now();
     if db.get_database_backend() == DbBackend::Postgres {
         let mut parameters = Parameters::default();
         let pipeline = parameters.bind(pipeline_id, "uuid");
-        let added = parameters.bind(count, "bigint");
         let at = parameters.bind(now, "timestamptz");
         let rows: Vec<String> = events
             .iter()
@@ -59,18 +65,12 @@ pub async fn append(
             })
             .collect();
         let sql = format!(
-            "WITH head AS (\
-             INSERT INTO pipeline_event_heads (pipeline_id, last_sequence) VALUES ({pipeline}, {added}) \
-             ON CONFLICT (pipeline_id) DO UPDATE \
-             SET last_sequence = pipeline_event_heads.last_sequence + EXCLUDED.last_sequence \
-             RETURNING last_sequence), \
-             notified AS (SELECT pg_notify('{PIPELINE_EVENTS_CHANNEL}', \
-             {pipeline}::text || ' ' || last_sequence::text) IS NULL AS sent FROM head) \
-             INSERT INTO pipeline_events \
-             (pipeline_id, sequence, kind, subject_id, app_id, app_name, created_at) \
-             SELECT {pipeline}, head.last_sequence - {added} + v.ord, v.kind, v.subject_id, \
-             v.app_id, v.app_name, {at} \
-             FROM head, notified, (VALUES {}) AS v(ord, kind, subject_id, app_id, app_name)",
+            "WITH notified AS (SELECT pg_notify('{OUTBOX_CHANNEL}', '') IS NULL AS sent) \
+             INSERT INTO pipeline_event_outbox \
+             (pipeline_id, kind, subject_id, app_id, app_name, created_at) \
+             SELECT {pipeline}, v.kind, v.subject_id, v.app_id, v.app_name, {at} \
+             FROM notified, (VALUES {}) AS v(ord, kind, subject_id, app_id, app_name) \
+             ORDER BY v.ord",
             rows.join(", ")
         );
         db.execute(Statement::from_sql_and_values(
@@ -81,43 +81,103 @@ pub async fn append(
         .await?;
         return Ok(());
     }
-    let backend = db.get_database_backend();
-    #[derive(FromQueryResult)]
-    struct Head {
-        last_sequence: i64,
-    }
-    let head = Head::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "INSERT INTO pipeline_event_heads (pipeline_id, last_sequence) VALUES ({}, {}) \
-             ON CONFLICT (pipeline_id) DO UPDATE \
-             SET last_sequence = pipeline_event_heads.last_sequence + excluded.last_sequence \
-             RETURNING last_sequence",
-            placeholder(backend, 1),
-            placeholder(backend, 2)
-        ),
-        [pipeline_id.into(), count.into()],
-    ))
-    .one(db)
-    .await?
-    .ok_or_else(|| DbErr::RecordNotInserted)?;
-    let first = head.last_sequence - count + 1;
     let rows = events
         .iter()
-        .enumerate()
-        .map(|(offset, event)| pipeline_event::ActiveModel {
+        .map(|event| pipeline_event_outbox::ActiveModel {
+            id: sea_orm::NotSet,
             pipeline_id: sea_orm::Set(pipeline_id),
-            sequence: sea_orm::Set(first + offset as i64),
             kind: sea_orm::Set(event.kind.clone()),
             subject_id: sea_orm::Set(event.subject_id),
             app_id: sea_orm::Set(event.app_id),
             app_name: sea_orm::Set(event.app_name.clone()),
             created_at: sea_orm::Set(now),
         });
-    pipeline_event::Entity::insert_many(rows)
+    pipeline_event_outbox::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// Makes the caller's transaction the only sequencer until it ends (PostgreSQL; SQLite has
+/// one writer at a time anyway).
+pub async fn lock_sequencing(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_unprepared(
+            "SELECT pg_advisory_xact_lock(hashtext('pipelines.pipeline_event_sequencer'))",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Numbers up to `limit` queued events, oldest first, each after its pipeline's last, and
+/// answers each pipeline that got events with its new last sequence. The caller holds
+/// [`lock_sequencing`] in the same transaction. On PostgreSQL, other processes hear of the
+/// new events when it commits.
+pub async fn number_queued(
+    db: &impl ConnectionTrait,
+    limit: u64,
+) -> Result<Vec<(Uuid, i64)>, DbErr> {
+    let queued = pipeline_event_outbox::Entity::find()
+        .order_by_asc(pipeline_event_outbox::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    if queued.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_pipeline: BTreeMap<Uuid, Vec<&pipeline_event_outbox::Model>> = BTreeMap::new();
+    for row in &queued {
+        by_pipeline.entry(row.pipeline_id).or_default().push(row);
+    }
+    let backend = db.get_database_backend();
+    #[derive(FromQueryResult)]
+    struct Head {
+        last_sequence: i64,
+    }
+    let mut numbered = Vec::with_capacity(queued.len());
+    let mut heads = Vec::with_capacity(by_pipeline.len());
+    for (pipeline_id, rows) in &by_pipeline {
+        let count = rows.len() as i64;
+        let head = Head::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "INSERT INTO pipeline_event_heads (pipeline_id, last_sequence) VALUES ({}, {}) \
+                 ON CONFLICT (pipeline_id) DO UPDATE \
+                 SET last_sequence = pipeline_event_heads.last_sequence + excluded.last_sequence \
+                 RETURNING last_sequence",
+                placeholder(backend, 1),
+                placeholder(backend, 2)
+            ),
+            [(*pipeline_id).into(), count.into()],
+        ))
+        .one(db)
+        .await?
+        .ok_or(DbErr::RecordNotInserted)?;
+        let first = head.last_sequence - count + 1;
+        for (offset, row) in rows.iter().enumerate() {
+            numbered.push(pipeline_event::ActiveModel {
+                pipeline_id: sea_orm::Set(*pipeline_id),
+                sequence: sea_orm::Set(first + offset as i64),
+                kind: sea_orm::Set(row.kind.clone()),
+                subject_id: sea_orm::Set(row.subject_id),
+                app_id: sea_orm::Set(row.app_id),
+                app_name: sea_orm::Set(row.app_name.clone()),
+                created_at: sea_orm::Set(row.created_at),
+            });
+        }
+        heads.push((*pipeline_id, head.last_sequence));
+    }
+    pipeline_event::Entity::insert_many(numbered)
+        .exec_without_returning(db)
+        .await?;
+    // By id: a row queued with a smaller id may commit later, and is numbered then.
+    pipeline_event_outbox::Entity::delete_many()
+        .filter(pipeline_event_outbox::Column::Id.is_in(queued.iter().map(|row| row.id)))
+        .exec(db)
+        .await?;
+    super::notify(db, PIPELINE_EVENTS_CHANNEL, "").await?;
+    Ok(heads)
 }
 
 /// The pipeline's events after sequence `after`, oldest first, at most `limit`.

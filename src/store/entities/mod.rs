@@ -9,6 +9,7 @@ pub mod coupling;
 pub mod freeze;
 pub mod pipeline;
 pub mod pipeline_event;
+pub mod pipeline_event_outbox;
 pub mod promotion;
 pub mod promotion_event;
 pub mod promotion_target;

@@ -263,6 +263,9 @@ async fn a_stream_without_last_event_id_starts_at_the_present() {
     let app = spawn_app().await;
     shop(&app).await;
     app.create_release("shop-dev", "registry/shop:1").await;
+    // Numbered moments after its commit: wait for it to be.
+    let mut numbered = SseReader::open(&app, "/pipelines/shop/events", Some("3")).await;
+    assert_eq!(numbered.take(1).await[0].id, 4);
     let mut stream = SseReader::open(&app, "/pipelines/shop/events", None).await;
     assert!(
         stream
