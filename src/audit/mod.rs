@@ -254,13 +254,13 @@ impl AuditEntry {
             )
     }
 
-    /// Writes the entry, and its event in its pipeline's stream, on the connection of the
-    /// transaction that makes the change, as that transaction's last statements.
+    /// Writes the entry, and queues its event for its pipeline's stream, on the connection
+    /// of the transaction that makes the change.
     pub async fn record(self, db: &impl ConnectionTrait, actor: &Actor) -> Result<()> {
         Self::record_all(vec![self], db, actor).await
     }
 
-    /// Writes the entry in a lifecycle transaction, whose commit appends its pipeline event.
+    /// Writes the entry in a lifecycle transaction, whose commit queues its pipeline event.
     pub async fn record_in(
         self,
         tx: &mut crate::lifecycle::Transaction,
@@ -278,12 +278,12 @@ impl AuditEntry {
     ) -> Result<()> {
         let drafts = entries.iter().filter_map(Self::pipeline_event).collect();
         Self::record_leaving_stream(entries, db, actor).await?;
-        pipeline_events::append(db, drafts, &Default::default()).await?;
+        pipeline_events::queue(db, drafts, &Default::default()).await?;
         Ok(())
     }
 
-    /// Writes entries without their pipeline events, which the caller appends when its
-    /// transaction has taken its last lock (see [`crate::lifecycle::Transaction`]).
+    /// Writes entries without their pipeline events, which the caller queues with the rest
+    /// of its transaction's (see [`crate::lifecycle::Transaction`]).
     pub async fn record_leaving_stream(
         entries: Vec<Self>,
         db: &impl ConnectionTrait,

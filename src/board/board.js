@@ -524,6 +524,12 @@ $("promote-cancel").addEventListener("click", () => $("promote-dialog").close())
 $("promote-confirm").addEventListener("click", confirmPromotion);
 $("reject-form").addEventListener("submit", confirmReject);
 $("reject-cancel").addEventListener("click", () => $("reject-dialog").close());
+// A page left for another keeps no stream open (the browser allows few connections per
+// server); brought back from the back-forward cache, it resumes after its last event.
+window.addEventListener("pagehide", () => stopStream());
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted && state.pipeline) openStream();
+});
 setInterval(() => {
   if (state.couplings.length) {
     renderBoard();

@@ -100,14 +100,14 @@ impl Transaction {
         self.hub.origin()
     }
 
-    /// Records an audit entry of the transaction's change; its pipeline event is appended
+    /// Records an audit entry of the transaction's change; its pipeline event is queued
     /// with the others at the commit.
     pub async fn record_audit(&mut self, entry: AuditEntry, actor: &Actor) -> Result<()> {
         self.pipeline_events.extend(entry.pipeline_event());
         AuditEntry::record_leaving_stream(vec![entry], &self.txn, actor).await
     }
 
-    /// Adds a change to its pipeline's stream, appended at the commit.
+    /// Adds a change to its pipeline's stream, queued at the commit.
     pub fn add_pipeline_event(&mut self, draft: PipelineEventDraft) {
         self.pipeline_events.push(draft);
     }
@@ -115,10 +115,10 @@ impl Transaction {
     /// Queues the pipeline events, commits, then publishes the events written, in order.
     pub async fn commit(self) -> Result<()> {
         let drafts = self.pipeline_events;
-        let appended =
-            pipeline_events::append(&self.txn, drafts, &self.hub.promotion_pipelines).await?;
+        let queued =
+            pipeline_events::queue(&self.txn, drafts, &self.hub.promotion_pipelines).await?;
         self.txn.commit().await?;
-        if !appended.is_empty() {
+        if !queued.is_empty() {
             // Its events are numbered by the sequencer.
             self.hub.read_model.pipeline_events_committed();
         }

@@ -84,7 +84,7 @@ pub enum Scope {
     App(Uuid),
 }
 
-/// An event not appended yet.
+/// An event not queued yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineEventDraft {
     pub scope: Scope,
@@ -133,7 +133,7 @@ impl PromotionPipelines {
 /// made the changes, so that they exist exactly when the changes do; the sequencer numbers
 /// them once committed. Repeats of one event (same kind and resource) are queued once.
 /// Answers the pipelines queued for.
-pub async fn append(
+pub async fn queue(
     db: &impl ConnectionTrait,
     drafts: Vec<PipelineEventDraft>,
     promotions: &PromotionPipelines,

@@ -434,7 +434,6 @@ impl Releases {
         let triggered = self
             .trigger_on_success(&txn, &owner, &target, &updated, caller)
             .await?;
-        // Recorded last: its pipeline event holds the pipeline's stream until the commit.
         AuditEntry::about_status(&txn, "status.update", &owner, &target, &updated)
             .await?
             .change("state", &state_before, &updated.state)

@@ -26,7 +26,7 @@ def main():
         for _ in range(7):
             driver.get("about:blank")
             driver.get(url)
-            WebDriverWait(driver, 20, poll_frequency=0.01).until(lambda d: d.execute_script(MARK))
+            WebDriverWait(driver, 20, poll_frequency=0.05).until(lambda d: d.execute_script(MARK))
             cards = driver.execute_script("return document.querySelectorAll('article.card').length")
             if cards != 50:
                 raise SystemExit(f"expected 50 cards, saw {cards}")
