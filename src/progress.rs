@@ -73,7 +73,6 @@ pub async fn relay_between_processes(
             .listen_all([
                 store::EVENTS_CHANNEL,
                 read_model::CATALOG_CHANNEL,
-                store::pipeline_events::OUTBOX_CHANNEL,
                 store::pipeline_events::PIPELINE_EVENTS_CHANNEL,
             ])
             .await?;
@@ -111,10 +110,6 @@ pub async fn relay_between_processes(
                     may_have_missed = true;
                     continue;
                 };
-                if notification.channel() == store::pipeline_events::OUTBOX_CHANNEL {
-                    hub.read_model.pipeline_events_committed();
-                    continue;
-                }
                 if notification.channel() == store::pipeline_events::PIPELINE_EVENTS_CHANNEL {
                     hub.signal_pipeline_events();
                     continue;

@@ -11,9 +11,12 @@ use crate::{error::Result, progress::EventHub, store};
 
 /// Events numbered per transaction.
 const BATCH: u64 = 1_000;
-/// How often the outbox is looked at when nothing rang: a safety net, since every commit
-/// that queues events rings the sequencer (locally, or by `NOTIFY`).
+/// How often the outbox is looked at when nothing rang: a safety net for events whose
+/// process stopped between their commit and ringing its sequencer, since every commit
+/// that queues events rings its own process's sequencer.
 const SAFETY_TICK: Duration = Duration::from_secs(5);
+/// How long a sequencer that just numbered events waits for more before the next round.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// Numbers every committed queued event, batch by batch; answers how many pipelines got
 /// events.
@@ -31,8 +34,8 @@ pub async fn number_everything_queued(db: &DatabaseConnection) -> Result<usize> 
     }
 }
 
-/// Numbers queued events whenever a change commits here or on another process, until
-/// `stop`, and tells this process's pipeline streams when there are new ones.
+/// Numbers queued events whenever a change commits in this process (and every few seconds),
+/// until `stop`, and tells this process's pipeline streams when there are new ones.
 pub async fn keep_numbering(
     db: DatabaseConnection,
     hub: Arc<EventHub>,
@@ -41,15 +44,25 @@ pub async fn keep_numbering(
     let mut tick = tokio::time::interval(SAFETY_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        match number_everything_queued(&db).await {
-            Ok(0) => {}
-            Ok(_) => hub.signal_pipeline_events(),
-            Err(error) => tracing::warn!(%error, "cannot number pipeline events; trying again"),
-        }
+        let busy = match number_everything_queued(&db).await {
+            Ok(0) => false,
+            Ok(_) => {
+                hub.signal_pipeline_events();
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot number pipeline events; trying again");
+                false
+            }
+        };
         tokio::select! {
             _ = hub.read_model.pipeline_events_committed_rung() => {}
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        if busy {
+            // Under a steady stream of changes, gather a few more into one transaction.
+            tokio::time::sleep(GATHER).await;
         }
     }
 }

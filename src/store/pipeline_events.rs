@@ -15,12 +15,8 @@ use uuid::Uuid;
 
 use super::{
     entities::{pipeline_event, pipeline_event_outbox},
-    placeholder, Parameters,
+    placeholder,
 };
-
-/// The channel on which a change that queued pipeline events tells the sequencers of other
-/// processes (PostgreSQL), when it commits.
-pub const OUTBOX_CHANNEL: &str = "pipelines_pipeline_event_outbox";
 
 /// The channel on which a sequencer tells the other processes (PostgreSQL) that pipelines
 /// have new numbered events, when it commits.
@@ -35,8 +31,9 @@ pub struct NewPipelineEvent {
     pub app_name: String,
 }
 
-/// Queues `events` of one pipeline, in order, in one statement; on PostgreSQL the same
-/// statement wakes the sequencers of other processes when the transaction commits.
+/// Queues `events` of one pipeline, in order, in one statement. Nothing is announced: the
+/// process that commits it rings its own sequencer, and every sequencer also looks at the
+/// outbox every few seconds, which covers a process that died between the two.
 pub async fn enqueue(
     db: &impl ConnectionTrait,
     pipeline_id: Uuid,
@@ -46,41 +43,6 @@ pub async fn enqueue(
         return Ok(());
     }
     let now = super::now();
-    if db.get_database_backend() == DbBackend::Postgres {
-        let mut parameters = Parameters::default();
-        let pipeline = parameters.bind(pipeline_id, "uuid");
-        let at = parameters.bind(now, "timestamptz");
-        let rows: Vec<String> = events
-            .iter()
-            .enumerate()
-            .map(|(position, event)| {
-                format!(
-                    "({}::bigint, {}, {}, {}, {})",
-                    position + 1,
-                    parameters.bind(event.kind.clone(), "text"),
-                    parameters.bind(event.subject_id, "uuid"),
-                    parameters.bind(event.app_id, "uuid"),
-                    parameters.bind(event.app_name.clone(), "text"),
-                )
-            })
-            .collect();
-        let sql = format!(
-            "WITH notified AS (SELECT pg_notify('{OUTBOX_CHANNEL}', '') IS NULL AS sent) \
-             INSERT INTO pipeline_event_outbox \
-             (pipeline_id, kind, subject_id, app_id, app_name, created_at) \
-             SELECT {pipeline}, v.kind, v.subject_id, v.app_id, v.app_name, {at} \
-             FROM notified, (VALUES {}) AS v(ord, kind, subject_id, app_id, app_name) \
-             ORDER BY v.ord",
-            rows.join(", ")
-        );
-        db.execute(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            parameters.values,
-        ))
-        .await?;
-        return Ok(());
-    }
     let rows = events
         .iter()
         .map(|event| pipeline_event_outbox::ActiveModel {
