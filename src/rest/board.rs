@@ -25,11 +25,16 @@ pub const ASSETS: &str = "/ui/";
 const INDEX: &str = include_str!("../board/index.html");
 
 /// Each asset: its name under `/ui/`, content type and content.
-const FILES: [(&str, &str, &str); 5] = [
+const FILES: [(&str, &str, &str); 6] = [
     (
         "board.js",
         "text/javascript; charset=utf-8",
         include_str!("../board/board.js"),
+    ),
+    (
+        "render.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../board/render.js"),
     ),
     (
         "api.js",

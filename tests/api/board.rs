@@ -7,8 +7,9 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 
-const ASSETS: [(&str, &str); 5] = [
+const ASSETS: [(&str, &str); 6] = [
     ("/ui/board.js", "text/javascript"),
+    ("/ui/render.js", "text/javascript"),
     ("/ui/api.js", "text/javascript"),
     ("/ui/view.js", "text/javascript"),
     ("/ui/board.css", "text/css"),
