@@ -2,8 +2,9 @@
 // recent ones, kept current by the pipeline's event stream.
 
 import { ApiError, call, forgetToken, newKey, readEvents, saveToken, savedToken, seg } from "./api.js";
-import { NEXT, STAGES, drawBoard, drawPromotions, keepingFocus, planView } from "./render.js";
-import { el, fill, refusalLines } from "./view.js";
+import { drawPromotions, planView } from "./promotions.js";
+import { NEXT, STAGES, drawBoard } from "./stages.js";
+import { el, fill, keepingFocus, refusalLines } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 

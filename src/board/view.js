@@ -66,3 +66,13 @@ export function refusalLines(error) {
   }
   return lines;
 }
+
+/** Re-renders a region, keeping the keyboard focus on the same control. */
+export export function keepingFocus(render) {
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
+  render();
+  if (focused) {
+    const again = document.querySelector(`[data-key="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
+}

@@ -24,6 +24,22 @@ impl PipelineGrpc {
     }
 }
 
+/// The diff names its fields as the REST query spells them (`from`, `to`); a gRPC client
+/// sent `DiffStagesRequest`, whose fields are `from_stage` and `to_stage`.
+fn with_diff_field_names(error: Error) -> Error {
+    match error {
+        Error::InvalidArgument(mut invalid) => {
+            invalid.field = match invalid.field.as_str() {
+                "from" => "from_stage".to_owned(),
+                "to" => "to_stage".to_owned(),
+                other => other.to_owned(),
+            };
+            Error::InvalidArgument(invalid)
+        }
+        other => other,
+    }
+}
+
 #[tonic::async_trait]
 impl PipelineService for PipelineGrpc {
     type WatchPipelineStream = PipelineEventStream;
@@ -65,7 +81,11 @@ impl PipelineService for PipelineGrpc {
             to,
             source: Some(request.source).filter(|source| !source.trim().is_empty()),
         };
-        let view = self.services.diff_stages(diff, &caller).await?;
+        let view = self
+            .services
+            .diff_stages(diff, &caller)
+            .await
+            .map_err(with_diff_field_names)?;
         Ok(Response::new(convert::stage_diff(view)))
     }
 

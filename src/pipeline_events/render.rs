@@ -49,7 +49,8 @@ pub enum PipelineSubject {
     },
 }
 
-/// Renders a stored event with its resource as it stands now.
+/// Renders a stored event with its resource as it stands now; `Err` only while the database
+/// is unavailable.
 pub async fn render(services: &Services, row: &pipeline_event::Model) -> Result<PipelineEventView> {
     let id = row.subject_id;
     let app = row.app_id.map(|app_id| ResourceRef {
@@ -114,7 +115,13 @@ pub async fn render(services: &Services, row: &pipeline_event::Model) -> Result<
     let subject = match loaded {
         Ok(subject) => subject,
         Err(Error::NotFound(_)) => gone(),
-        Err(error) => return Err(error),
+        // The database is away: the event is sent once it answers again.
+        Err(error @ Error::Unavailable(_)) => return Err(error),
+        // A resource that cannot be rendered must not hold up the events after it.
+        Err(error) => {
+            error.log_cause();
+            gone()
+        }
     };
     Ok(PipelineEventView {
         pipeline_id: row.pipeline_id,

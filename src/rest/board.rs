@@ -25,16 +25,21 @@ pub const ASSETS: &str = "/ui/";
 const INDEX: &str = include_str!("../board/index.html");
 
 /// Each asset: its name under `/ui/`, content type and content.
-const FILES: [(&str, &str, &str); 6] = [
+const FILES: [(&str, &str, &str); 7] = [
     (
         "board.js",
         "text/javascript; charset=utf-8",
         include_str!("../board/board.js"),
     ),
     (
-        "render.js",
+        "stages.js",
         "text/javascript; charset=utf-8",
-        include_str!("../board/render.js"),
+        include_str!("../board/stages.js"),
+    ),
+    (
+        "promotions.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../board/promotions.js"),
     ),
     (
         "api.js",

@@ -7,9 +7,10 @@ use serde_json::json;
 
 use crate::helpers::spawn_app;
 
-const ASSETS: [(&str, &str); 6] = [
+const ASSETS: [(&str, &str); 7] = [
     ("/ui/board.js", "text/javascript"),
-    ("/ui/render.js", "text/javascript"),
+    ("/ui/stages.js", "text/javascript"),
+    ("/ui/promotions.js", "text/javascript"),
     ("/ui/api.js", "text/javascript"),
     ("/ui/view.js", "text/javascript"),
     ("/ui/board.css", "text/css"),

@@ -425,21 +425,33 @@ async fn the_diff_refuses_what_it_cannot_compare_by_name() {
         )
         .await;
     assert_eq!(status, 404);
-    let error = app
-        .pipelines
-        .clone()
-        .diff_stages(pipelines::proto::DiffStagesRequest {
-            pipeline: "shop".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), tonic::Code::InvalidArgument);
-    assert!(
-        error.message().contains("from_stage"),
-        "{}",
-        error.message()
-    );
+    use pipelines::proto::{DiffStagesRequest, Stage};
+    let grpc = |from_stage: i32, to_stage: i32, source: &str| DiffStagesRequest {
+        pipeline: "shop".into(),
+        from_stage,
+        to_stage,
+        source: source.into(),
+    };
+    let development = Stage::Development as i32;
+    for (request, field) in [
+        (grpc(0, 0, ""), "from_stage"),
+        (grpc(99, 0, ""), "from_stage"),
+        (grpc(development, Stage::Production as i32, ""), "to_stage"),
+        (grpc(development, 42, ""), "to_stage"),
+        (grpc(Stage::Staging as i32, 0, ""), "source"),
+    ] {
+        let error = app
+            .pipelines
+            .clone()
+            .diff_stages(request)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), tonic::Code::InvalidArgument, "{field}");
+        assert!(error.message().contains(field), "{}", error.message());
+    }
+    let mut client = app.pipelines.clone();
+    let missing = client.diff_stages(grpc(development, 0, "nope")).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
 }
 
 #[tokio::test]
