@@ -68,7 +68,7 @@ export function refusalLines(error) {
 }
 
 /** Re-renders a region, keeping the keyboard focus on the same control. */
-export export function keepingFocus(render) {
+export function keepingFocus(render) {
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : null;
   render();
   if (focused) {
