@@ -17,6 +17,7 @@ mod m20261207_000009_verification;
 mod m20261208_000010_freezes;
 mod m20261209_000011_audit_events;
 mod m20261210_000012_pipeline_events;
+mod m20261211_000013_app_status_contexts;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000010_freezes::Migration),
             Box::new(m20261209_000011_audit_events::Migration),
             Box::new(m20261210_000012_pipeline_events::Migration),
+            Box::new(m20261211_000013_app_status_contexts::Migration),
         ]
     }
 }

@@ -18,18 +18,20 @@
 //! (not loaded, still stale, or not found) goes to the database, so a resource created on
 //! another process a moment ago is never a 404.
 
+mod cache;
 mod load;
 mod state;
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    collections::{HashMap, HashSet},
+    sync::{Arc, RwLock},
     time::Duration,
 };
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
 use uuid::Uuid;
 
+pub use cache::VersionedCache;
 pub use state::{AppEntry, Catalog, CouplingRow};
 
 use crate::{
@@ -40,9 +42,6 @@ use crate::{
 /// The PostgreSQL channel that carries "these pipelines or apps changed" between
 /// processes. Payload: `pipeline <uuid>` or `app <uuid>`.
 pub const CATALOG_CHANNEL: &str = "pipelines_catalog";
-
-/// How many promotions' views are kept at most.
-const PROMOTIONS_KEPT: usize = 10_000;
 
 /// Something a write changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +77,23 @@ struct Freshness {
     stale: HashMap<Key, u64>,
     /// Everything must be reloaded before memory is trusted (start-up, a lost listener).
     everything_stale: bool,
+    /// The generation at which memory was last distrusted as a whole: a full reload that
+    /// began before it cannot restore trust.
+    distrusted_at: u64,
+    /// While a full reload builds its catalog, the keys changed since it began: it may
+    /// have read them before their change committed, so they are stale again once it
+    /// swaps its catalog in.
+    changed_during_reload: Option<HashSet<Key>>,
+}
+
+impl Freshness {
+    fn mark_stale(&mut self, key: Key) {
+        self.generation += 1;
+        self.stale.insert(key, self.generation);
+        if let Some(changed) = &mut self.changed_during_reload {
+            changed.insert(key);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -86,95 +102,15 @@ struct Inner {
     freshness: Freshness,
 }
 
-/// Values loaded from the database on a miss and dropped when their key changes. A load
-/// that raced a change is not kept: the version it started from no longer matches.
-pub struct VersionedCache<V> {
-    slots: Mutex<HashMap<Uuid, Slot<V>>>,
-}
-
-struct Slot<V> {
-    version: u64,
-    value: Option<V>,
-}
-
-impl<V: Clone> VersionedCache<V> {
-    fn new() -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Slot<V>>> {
-        // Every update leaves a slot consistent, so a poisoned lock still guards valid data.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The cached value, or the load on a miss (kept if nothing changed meanwhile).
-    pub async fn get_or_load<F, Fut>(&self, id: Uuid, load: F) -> Result<V>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<V>>,
-    {
-        let version = {
-            let mut slots = self.slots();
-            if let Some(value) = slots.get(&id).and_then(|slot| slot.value.clone()) {
-                return Ok(value);
-            }
-            if slots.len() >= PROMOTIONS_KEPT && !slots.contains_key(&id) {
-                // A load in flight finds its slot gone and keeps nothing: always safe.
-                slots.clear();
-            }
-            slots
-                .entry(id)
-                .or_insert(Slot {
-                    version: 0,
-                    value: None,
-                })
-                .version
-        };
-        let loaded = load().await;
-        let mut slots = self.slots();
-        match &loaded {
-            Ok(value) => {
-                if let Some(slot) = slots.get_mut(&id) {
-                    if slot.version == version {
-                        slot.value = Some(value.clone());
-                    }
-                }
-            }
-            // Nothing to keep (an unknown id, a database error): free the slot, so that
-            // lookups of ids that do not exist cannot fill the cache.
-            Err(_) => {
-                if slots
-                    .get(&id)
-                    .is_some_and(|slot| slot.version == version && slot.value.is_none())
-                {
-                    slots.remove(&id);
-                }
-            }
-        }
-        drop(slots);
-        loaded
-    }
-
-    fn invalidate(&self, id: Uuid) {
-        if let Some(slot) = self.slots().get_mut(&id) {
-            slot.version += 1;
-            slot.value = None;
-        }
-    }
-
-    fn clear(&self) {
-        self.slots().clear();
-    }
-}
-
 /// The process's read model. Cheap to share: clone the `Arc`.
 pub struct ReadModel {
     db: DatabaseConnection,
     inner: RwLock<Inner>,
-    /// One refresh at a time; readers that need one wait for it.
+    /// One refresh of stale keys at a time; readers that need one wait for it. A refresh
+    /// loads a few entries, so the wait is short, and a full reload never holds it.
     refreshing: tokio::sync::Mutex<()>,
+    /// One full reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     /// Wakes [`ReadModel::keep_in_sync`] for a full reload.
     reload_wanted: tokio::sync::Notify,
     /// Full reloads completed since start.
@@ -202,6 +138,7 @@ impl ReadModel {
                 },
             }),
             refreshing: tokio::sync::Mutex::new(()),
+            reloading: tokio::sync::Mutex::new(()),
             reload_wanted: tokio::sync::Notify::new(),
             full_reloads: std::sync::atomic::AtomicU64::new(0),
             pipeline_changes: std::sync::atomic::AtomicU64::new(0),
@@ -273,21 +210,48 @@ impl ReadModel {
         Ok(self.read_inner().freshness.stale.is_empty())
     }
 
-    /// Loads every live pipeline and app, replacing what memory holds. Keys invalidated
-    /// while it ran stay stale.
+    /// Loads every live pipeline and app, replacing what memory holds. The new catalog is
+    /// built off to the side while reads and refreshes of single keys go on against the
+    /// old one, then swapped in at once; keys changed while it was built stay stale.
     pub async fn reload_everything(&self) -> Result<()> {
-        let _one_at_a_time = self.refreshing.lock().await;
-        let generation = self.read_inner().freshness.generation;
-        let catalog = load::load_everything(&self.db).await?;
-        let mut inner = self.write_inner();
-        inner.catalog = catalog;
-        inner.freshness.stale.retain(|_, since| *since > generation);
-        inner.freshness.everything_stale = false;
-        drop(inner);
+        let _one_at_a_time = self.reloading.lock().await;
+        let started = self.begin_full_reload();
+        let built = load::load_everything(&self.db).await;
+        self.finish_full_reload(started, built)?;
         self.full_reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pipeline_changed();
         crate::metrics::record_read_model_reload();
+        Ok(())
+    }
+
+    /// Starts recording the keys that change while a full reload builds; answers the
+    /// generation it began at.
+    fn begin_full_reload(&self) -> u64 {
+        let mut inner = self.write_inner();
+        inner.freshness.changed_during_reload = Some(HashSet::new());
+        inner.freshness.generation
+    }
+
+    /// Swaps in the catalog a full reload built from `started` on, or keeps the old one
+    /// when the build failed.
+    fn finish_full_reload(&self, started: u64, built: Result<Catalog>) -> Result<()> {
+        let mut inner = self.write_inner();
+        let freshness = &mut inner.freshness;
+        let changed = freshness.changed_during_reload.take().unwrap_or_default();
+        let catalog = built?;
+        // Keys changed before the build began were read after their change committed.
+        freshness.stale.retain(|_, since| *since > started);
+        for key in changed {
+            freshness.mark_stale(key);
+        }
+        if freshness.distrusted_at <= started {
+            freshness.everything_stale = false;
+        }
+        let replaced = std::mem::replace(&mut inner.catalog, catalog);
+        drop(inner);
+        // Freed outside the lock: thousands of entries take a while to drop.
+        drop(replaced);
         Ok(())
     }
 
@@ -313,9 +277,7 @@ impl ReadModel {
         self.pipeline_events_committed();
         let mut inner = self.write_inner();
         for key in keys {
-            inner.freshness.generation += 1;
-            let generation = inner.freshness.generation;
-            inner.freshness.stale.insert(key, generation);
+            inner.freshness.mark_stale(key);
             if matches!(key, Key::Pipeline(_)) {
                 self.pipeline_changed();
             }
@@ -341,6 +303,7 @@ impl ReadModel {
         let mut inner = self.write_inner();
         inner.freshness.generation += 1;
         inner.freshness.everything_stale = true;
+        inner.freshness.distrusted_at = inner.freshness.generation;
         drop(inner);
         self.reload_wanted.notify_one();
         self.promotions.clear();
@@ -407,8 +370,9 @@ impl ReadModel {
         )
     }
 
-    /// Reloads everything every `period`, and at once after [`invalidate_everything`].
-    /// Runs until `stop` changes.
+    /// Loads everything at once, then again every `period` and after
+    /// [`invalidate_everything`]. Until the first load completes, reads go to the
+    /// database. Runs until `stop` changes.
     ///
     /// [`invalidate_everything`]: ReadModel::invalidate_everything
     pub async fn keep_in_sync(
@@ -418,19 +382,20 @@ impl ReadModel {
     ) {
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick completes at once: the load below counts for it.
         ticker.tick().await;
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = self.reload_wanted.notified() => {}
-                _ = stop.changed() => return,
-            }
             while let Err(error) = self.reload_everything().await {
                 tracing::warn!(%error, "cannot reload the read model; reads go to the database");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = stop.changed() => return,
                 }
+            }
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.reload_wanted.notified() => {}
+                _ = stop.changed() => return,
             }
         }
     }
@@ -451,36 +416,71 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn failed_loads_leave_nothing_behind() {
-        let cache: VersionedCache<u32> = VersionedCache::new();
-        for _ in 0..100 {
-            let missing = cache
-                .get_or_load(Uuid::new_v4(), || async {
-                    Err(crate::error::Error::not_found("promotion", "x"))
-                })
-                .await;
-            assert!(missing.is_err());
-        }
-        assert_eq!(cache.slots().len(), 0, "unknown ids take no room");
+    fn model() -> Arc<ReadModel> {
+        ReadModel::new(DatabaseConnection::default())
     }
 
-    #[tokio::test]
-    async fn a_load_that_raced_a_change_is_not_kept() {
-        let cache: VersionedCache<u32> = VersionedCache::new();
-        let id = Uuid::new_v4();
-        let loaded = cache
-            .get_or_load(id, || async {
-                // The value changes while it is being read.
-                cache.invalidate(id);
-                Ok(1)
-            })
-            .await
-            .unwrap();
-        assert_eq!(loaded, 1);
-        let reloaded = cache.get_or_load(id, || async { Ok(2) }).await.unwrap();
-        assert_eq!(reloaded, 2, "the raced value was not kept");
-        let kept = cache.get_or_load(id, || async { Ok(3) }).await.unwrap();
-        assert_eq!(kept, 2, "an undisturbed load is kept");
+    #[test]
+    fn a_key_changed_while_a_reload_builds_is_stale_after_the_swap() {
+        let model = model();
+        let started = model.begin_full_reload();
+        let changed = Key::App(Uuid::new_v4());
+        model.invalidate([changed]);
+        // A refresh during the build reloads the key into the old catalog.
+        model.write_inner().freshness.stale.clear();
+        model
+            .finish_full_reload(started, Ok(Catalog::default()))
+            .expect("swap");
+        let inner = model.read_inner();
+        assert!(!inner.freshness.everything_stale, "memory is trusted");
+        assert!(inner.freshness.stale.contains_key(&changed));
+        assert!(inner.freshness.changed_during_reload.is_none());
+    }
+
+    #[test]
+    fn keys_changed_before_the_reload_began_are_fresh_after_it() {
+        let model = model();
+        let earlier = Key::Pipeline(Uuid::new_v4());
+        model.invalidate([earlier]);
+        let started = model.begin_full_reload();
+        model
+            .finish_full_reload(started, Ok(Catalog::default()))
+            .expect("swap");
+        assert!(model.read_inner().freshness.stale.is_empty());
+    }
+
+    #[test]
+    fn memory_distrusted_during_a_reload_stays_distrusted() {
+        let model = model();
+        let first = model.begin_full_reload();
+        model
+            .finish_full_reload(first, Ok(Catalog::default()))
+            .expect("swap");
+        let started = model.begin_full_reload();
+        model.invalidate_everything();
+        model
+            .finish_full_reload(started, Ok(Catalog::default()))
+            .expect("swap");
+        assert!(model.read_inner().freshness.everything_stale);
+    }
+
+    #[test]
+    fn a_failed_build_leaves_memory_as_it_was() {
+        let model = model();
+        let started = model.begin_full_reload();
+        let changed = Key::App(Uuid::new_v4());
+        model.invalidate([changed]);
+        let failed = model.finish_full_reload(
+            started,
+            Err(crate::error::Error::Internal("database gone".into())),
+        );
+        assert!(failed.is_err());
+        let inner = model.read_inner();
+        assert!(
+            inner.freshness.everything_stale,
+            "never loaded, never trusted"
+        );
+        assert!(inner.freshness.stale.contains_key(&changed));
+        assert!(inner.freshness.changed_during_reload.is_none());
     }
 }

@@ -124,11 +124,8 @@ impl Application {
         let (listener, local_addr) = bind(settings.listen).await?;
 
         crate::metrics::handle();
+        // Loaded in the background once serving starts; reads go to the database meanwhile.
         let read_model = ReadModel::new(db.clone());
-        if let Err(error) = read_model.reload_everything().await {
-            tracing::warn!(%error, "cannot load the read model; reads go to the database until it loads");
-            read_model.invalidate_everything();
-        }
         let hub = EventHub::new(Arc::clone(&read_model));
         let services = Services::new(
             db.clone(),

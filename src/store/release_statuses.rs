@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
-use super::parameters::placeholders;
+use super::parameters::{placeholder, placeholders};
 use crate::domain::status::StatusState;
 
 /// One status context (with its display name) seen on a release of an app.
@@ -41,7 +41,8 @@ pub async fn states_of_release(
         .collect())
 }
 
-/// The distinct status contexts on the releases of `app_ids`.
+/// The distinct status contexts on the releases of `app_ids`, as the database keeps them
+/// counted (`app_status_contexts`): one indexed read, whatever the history.
 pub async fn status_contexts_of_apps(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
@@ -51,8 +52,8 @@ pub async fn status_contexts_of_apps(
     }
     let backend = db.get_database_backend();
     let sql = format!(
-        "SELECT DISTINCT r.app_id, s.context, s.name FROM release_statuses s \
-         JOIN releases r ON r.id = s.release_id WHERE r.app_id IN ({})",
+        "SELECT app_id, context, name FROM app_status_contexts \
+         WHERE app_id IN ({}) AND statuses > 0",
         placeholders(backend, 1, app_ids.len()),
     );
     let values = app_ids.iter().map(|id| Value::from(*id));
@@ -67,31 +68,29 @@ pub async fn contexts_of_pipeline(
     db: &impl ConnectionTrait,
     pipeline_id: Uuid,
 ) -> Result<Vec<(String, String)>, DbErr> {
-    use super::entities::{coupling, release, release_status};
-    use sea_orm::{
-        sea_query::Query, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    };
-    let coupled_apps = Query::select()
-        .column(coupling::Column::AppId)
-        .from(coupling::Entity)
-        .and_where(coupling::Column::PipelineId.eq(pipeline_id))
-        .to_owned();
-    let their_releases = Query::select()
-        .column(release::Column::Id)
-        .from(release::Entity)
-        .and_where(release::Column::AppId.in_subquery(coupled_apps))
-        .to_owned();
-    release_status::Entity::find()
-        .select_only()
-        .column(release_status::Column::Context)
-        .column(release_status::Column::Name)
-        .distinct()
-        .filter(release_status::Column::ReleaseId.in_subquery(their_releases))
-        .order_by_asc(release_status::Column::Context)
-        .order_by_asc(release_status::Column::Name)
-        .into_tuple()
-        .all(db)
-        .await
+    #[derive(FromQueryResult)]
+    struct Pair {
+        context: String,
+        name: String,
+    }
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT DISTINCT context, name FROM app_status_contexts WHERE statuses > 0 \
+         AND app_id IN (SELECT app_id FROM couplings WHERE pipeline_id = {}) \
+         ORDER BY context, name",
+        placeholder(backend, 1),
+    );
+    let pairs = Pair::find_by_statement(Statement::from_sql_and_values(
+        backend,
+        sql,
+        [Value::from(pipeline_id)],
+    ))
+    .all(db)
+    .await?;
+    Ok(pairs
+        .into_iter()
+        .map(|pair| (pair.context, pair.name))
+        .collect())
 }
 
 /// Stores a new status. A unique violation means the release has a status of that context.

@@ -31,6 +31,7 @@ mod releases;
 mod request_ids;
 mod rest;
 mod rest_promotions;
+mod scale;
 mod server;
 mod tls;
 mod verification;
