@@ -38,6 +38,7 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 mod auto;
 mod memory;
 mod rest;
+mod scale;
 mod stream;
 mod verification;
 
@@ -551,7 +552,7 @@ async fn main() -> BenchResult<()> {
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
     // `bench [promotions|latency|throughput|unary|auto|verification|rest|memory|stream]...` runs only those
-    // sections; `promotions` is `latency` and `throughput`.
+    // sections; `promotions` is `latency` and `throughput`. `bench scale` runs only when named.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
     println!("| measurement | backend | result |");
@@ -595,6 +596,16 @@ async fn main() -> BenchResult<()> {
             stream::stream_rows(backend).await?;
         }
         stream::board_rows().await?;
+    }
+    // Only when named: it loads a large history and takes several minutes.
+    if chosen.iter().any(|c| c == "scale") {
+        match backends.iter().find_map(|backend| match backend {
+            Backend::Postgres(admin_url) => Some(admin_url),
+            Backend::Sqlite => None,
+        }) {
+            Some(admin_url) => scale::scale_rows(admin_url).await?,
+            None => eprintln!("bench scale needs BENCH_DATABASE_URL: skipped"),
+        }
     }
     for backend in &backends {
         if let Backend::Postgres(admin_url) = backend {

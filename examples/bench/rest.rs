@@ -21,10 +21,10 @@ use super::{channel, promote, setup, start_logging, watch_to_end, Backend, Bench
 
 /// `wrk`'s requests per second against `url` over `duration` (such as `4s`). Any non-2xx
 /// answer fails the run: a fast error is not a result.
-fn wrk(url: &str, token: Option<&str>, duration: &str) -> BenchResult<f64> {
+pub fn wrk(url: &str, token: Option<&str>, duration: &str) -> BenchResult<f64> {
     let run = |duration: &str| -> BenchResult<String> {
         let mut command = Command::new("wrk");
-        command.args(["-t2", "-c32", "-d", duration]);
+        command.args(["-t2", "-c32", "--timeout", "10s", "-d", duration]);
         if let Some(token) = token {
             command.args(["-H", &format!("Authorization: Bearer {token}")]);
         }

@@ -76,6 +76,11 @@ fn describe() {
         "Promotion targets that ended on this process, by state"
     );
     describe_gauge!(
+        "pipelines_read_model_last_reload_seconds",
+        metrics::Unit::Seconds,
+        "How long the read model's last full reload took to build"
+    );
+    describe_gauge!(
         "pipelines_targets",
         "Unfinished promotion targets in the database, by state"
     );
@@ -196,8 +201,9 @@ pub fn record_webhook_attempt(elapsed: Duration, retried: bool) {
 }
 
 /// A full reload of the read model completed.
-pub fn record_read_model_reload() {
+pub fn record_read_model_reload(took: Duration) {
     counter!("pipelines_read_model_reloads_total").increment(1);
+    gauge!("pipelines_read_model_last_reload_seconds").set(took.as_secs_f64());
 }
 
 pub fn record_lease_renewal(kept: bool) {

@@ -215,13 +215,14 @@ impl ReadModel {
     /// old one, then swapped in at once; keys changed while it was built stay stale.
     pub async fn reload_everything(&self) -> Result<()> {
         let _one_at_a_time = self.reloading.lock().await;
+        let began = std::time::Instant::now();
         let started = self.begin_full_reload();
         let built = load::load_everything(&self.db).await;
         self.finish_full_reload(started, built)?;
         self.full_reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.pipeline_changed();
-        crate::metrics::record_read_model_reload();
+        crate::metrics::record_read_model_reload(began.elapsed());
         Ok(())
     }
 

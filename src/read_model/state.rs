@@ -1,7 +1,10 @@
 //! The rows the read model holds, and the views composed from them. Pure memory: loading
 //! and freshness live in the parent module.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::Arc,
+};
 
 use uuid::Uuid;
 
@@ -37,8 +40,12 @@ pub struct AppEntry {
     pub current_release: Option<ReleaseSummary>,
     /// The distinct (context, name) pairs of statuses on any of the app's releases,
     /// sorted. A vector: most apps have a handful, and a tree node costs half a kilobyte.
-    pub status_contexts: Vec<(String, String)>,
+    pub status_contexts: Vec<ContextPair>,
 }
+
+/// A status context and its display name. The catalog shares one copy of each text among
+/// all apps: thousands of apps post the same few contexts.
+pub type ContextPair = (Arc<str>, Arc<str>);
 
 /// What the database says about some keys: the live rows found. A key asked for and not
 /// found is deleted.
@@ -78,6 +85,8 @@ pub struct Catalog {
     app_ids_by_coupling: HashMap<Uuid, Uuid>,
     /// The live freezes of each pipeline that has any.
     freezes: HashMap<Uuid, Vec<Freeze>>,
+    /// One copy of each status context and name text the apps hold.
+    texts: HashSet<Arc<str>>,
 }
 
 impl Catalog {
@@ -156,7 +165,20 @@ impl Catalog {
         }
     }
 
-    fn put_app(&mut self, entry: AppEntry) {
+    /// The catalog's copy of `text`.
+    fn shared(&mut self, text: Arc<str>) -> Arc<str> {
+        if let Some(shared) = self.texts.get(&text) {
+            return Arc::clone(shared);
+        }
+        self.texts.insert(Arc::clone(&text));
+        text
+    }
+
+    fn put_app(&mut self, mut entry: AppEntry) {
+        entry.status_contexts = std::mem::take(&mut entry.status_contexts)
+            .into_iter()
+            .map(|(context, name)| (self.shared(context), self.shared(name)))
+            .collect();
         self.remove_app(entry.app.id);
         let id = entry.app.id;
         self.app_ids_by_name.insert(entry.app.name.clone(), id);
@@ -332,7 +354,7 @@ impl Catalog {
     /// The distinct (context, name) pairs of statuses on releases of the pipeline's
     /// coupled apps, sorted.
     pub fn status_contexts(&self, pipeline_id: Uuid) -> Vec<StatusContext> {
-        let pairs: BTreeSet<&(String, String)> = self
+        let pairs: BTreeSet<&ContextPair> = self
             .apps_by_pipeline
             .get(&pipeline_id)
             .into_iter()
@@ -343,8 +365,8 @@ impl Catalog {
         pairs
             .into_iter()
             .map(|(context, name)| StatusContext {
-                context: context.clone(),
-                name: name.clone(),
+                context: context.to_string(),
+                name: name.to_string(),
             })
             .collect()
     }

@@ -29,8 +29,16 @@ pub async fn app_names(
 
 /// The live apps among `ids`.
 pub async fn live_apps(db: &impl ConnectionTrait, ids: &[Uuid]) -> Result<Vec<app::Model>, DbErr> {
+    live_apps_among(db, super::AppIds::Listed(ids)).await
+}
+
+/// The live apps among `apps`.
+pub async fn live_apps_among(
+    db: &impl ConnectionTrait,
+    apps: super::AppIds<'_>,
+) -> Result<Vec<app::Model>, DbErr> {
     app::Entity::find()
-        .filter(app::Column::Id.is_in(ids.iter().copied()))
+        .filter(apps.condition(app::Column::Id))
         .filter(app::Column::DeletedAt.is_null())
         .all(db)
         .await
@@ -132,11 +140,12 @@ pub async fn apps_by_id(
 
 /// The ids of every live app.
 pub async fn live_app_ids(db: &impl ConnectionTrait) -> Result<Vec<Uuid>, DbErr> {
-    use sea_orm::QuerySelect;
+    use sea_orm::{QueryOrder, QuerySelect};
     app::Entity::find()
         .select_only()
         .column(app::Column::Id)
         .filter(app::Column::DeletedAt.is_null())
+        .order_by_asc(app::Column::Id)
         .into_tuple()
         .all(db)
         .await

@@ -50,8 +50,17 @@ pub async fn couplings_of_apps(
     db: &impl ConnectionTrait,
     app_ids: impl IntoIterator<Item = Uuid>,
 ) -> Result<Vec<coupling::Model>, DbErr> {
+    let app_ids: Vec<Uuid> = app_ids.into_iter().collect();
+    couplings_among(db, super::AppIds::Listed(&app_ids)).await
+}
+
+/// The couplings of the apps among `apps`.
+pub async fn couplings_among(
+    db: &impl ConnectionTrait,
+    apps: super::AppIds<'_>,
+) -> Result<Vec<coupling::Model>, DbErr> {
     coupling::Entity::find()
-        .filter(coupling::Column::AppId.is_in(app_ids))
+        .filter(apps.condition(coupling::Column::AppId))
         .all(db)
         .await
 }

@@ -32,7 +32,7 @@ pub use locks::{
     lock_promotion, lock_to_create_promotion, mark_deleted, queue_clock, LiveAppForBatch,
     LiveToCreate, SoftDeleteColumns,
 };
-pub use parameters::{placeholder, placeholders, Parameters};
+pub use parameters::{placeholder, placeholders, AppIds, Parameters};
 
 use std::time::Duration;
 

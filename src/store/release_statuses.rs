@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, Statement, Value};
 use uuid::Uuid;
 
-use super::parameters::{placeholder, placeholders};
+use super::parameters::placeholder;
 use crate::domain::status::StatusState;
 
 /// One status context (with its display name) seen on a release of an app.
@@ -41,22 +41,21 @@ pub async fn states_of_release(
         .collect())
 }
 
-/// The distinct status contexts on the releases of `app_ids`, as the database keeps them
-/// counted (`app_status_contexts`): one indexed read, whatever the history.
-pub async fn status_contexts_of_apps(
+/// The distinct status contexts on the releases of the apps among `apps`, as the database
+/// keeps them counted (`app_status_contexts`): an indexed read, whatever the history.
+pub async fn status_contexts_among(
     db: &impl ConnectionTrait,
-    app_ids: &[Uuid],
+    apps: super::AppIds<'_>,
 ) -> Result<Vec<AppStatusContext>, DbErr> {
-    if app_ids.is_empty() {
+    if apps.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
+    let (which_apps, values) = apps.sql(backend, "app_id", 1);
     let sql = format!(
         "SELECT app_id, context, name FROM app_status_contexts \
-         WHERE app_id IN ({}) AND statuses > 0",
-        placeholders(backend, 1, app_ids.len()),
+         WHERE {which_apps} AND statuses > 0"
     );
-    let values = app_ids.iter().map(|id| Value::from(*id));
     AppStatusContext::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
         .all(db)
         .await

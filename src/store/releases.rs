@@ -1,12 +1,11 @@
 //! Releases: which one is each app's current release, and releases read by id.
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Statement, Value};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, Statement, Value,
+};
 use uuid::Uuid;
 
-use super::{
-    entities::release,
-    parameters::{placeholder, placeholders},
-};
+use super::{entities::release, parameters::placeholder};
 use crate::domain::status::ReleaseState;
 
 /// Each of `app_ids`' current release: its newest succeeded one. Apps without one are
@@ -15,21 +14,38 @@ pub async fn current_releases_of_apps(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<release::Model>, DbErr> {
-    if app_ids.is_empty() {
+    current_releases_among(db, super::AppIds::Listed(app_ids)).await
+}
+
+/// The current release of each app among `apps`.
+pub async fn current_releases_among(
+    db: &impl ConnectionTrait,
+    apps: super::AppIds<'_>,
+) -> Result<Vec<release::Model>, DbErr> {
+    if apps.is_empty() {
         return Ok(Vec::new());
     }
     let backend = db.get_database_backend();
+    let (which_apps, app_values) = apps.sql(backend, "a.id", 2);
     // Per app, the releases index read backwards from the newest version to the first that
-    // succeeded: one or a few rows, however many releases the app has.
-    let sql = format!(
-        "SELECT r.* FROM releases r WHERE r.id IN (SELECT (SELECT n.id FROM releases n \
-         WHERE n.app_id = a.id AND n.status = {} ORDER BY n.version DESC LIMIT 1) \
-         FROM apps a WHERE a.id IN ({}))",
-        placeholder(backend, 1),
-        placeholders(backend, 2, app_ids.len()),
-    );
+    // succeeded: one or a few rows, however many releases the app has. PostgreSQL reads
+    // each app's row once, with a lateral join; SQLite has none, and finds the row by id.
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT r.* FROM apps a CROSS JOIN LATERAL (SELECT n.* FROM releases n \
+             WHERE n.app_id = a.id AND n.status = {} ORDER BY n.version DESC LIMIT 1) r \
+             WHERE {which_apps}",
+            placeholder(backend, 1),
+        ),
+        _ => format!(
+            "SELECT r.* FROM releases r WHERE r.id IN (SELECT (SELECT n.id FROM releases n \
+             WHERE n.app_id = a.id AND n.status = {} ORDER BY n.version DESC LIMIT 1) \
+             FROM apps a WHERE {which_apps})",
+            placeholder(backend, 1),
+        ),
+    };
     let mut values = vec![Value::from(ReleaseState::Succeeded.as_str())];
-    values.extend(app_ids.iter().map(|id| Value::from(*id)));
+    values.extend(app_values);
     release::Entity::find()
         .from_raw_sql(Statement::from_sql_and_values(backend, sql, values))
         .all(db)

@@ -53,14 +53,17 @@ pub async fn approvals(db: &impl ConnectionTrait, promotion_id: Uuid) -> Result<
         .await
 }
 
-/// The approvals of a promotion, in the order they were cast.
-pub async fn approvals_of(
+/// The approvals of several promotions, each promotion's in the order they were cast.
+pub async fn approvals_of_promotions(
     db: &impl ConnectionTrait,
-    promotion_id: Uuid,
+    promotion_ids: Vec<Uuid>,
 ) -> Result<Vec<promotion_vote::Model>, DbErr> {
     use sea_orm::QueryOrder;
+    if promotion_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     promotion_vote::Entity::find()
-        .filter(promotion_vote::Column::PromotionId.eq(promotion_id))
+        .filter(promotion_vote::Column::PromotionId.is_in(promotion_ids))
         .filter(promotion_vote::Column::Verdict.eq(Verdict::Approved.as_str()))
         .order_by_asc(promotion_vote::Column::CreatedAt)
         .order_by_asc(promotion_vote::Column::Id)

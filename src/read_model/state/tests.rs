@@ -37,7 +37,7 @@ fn app(name: &str, pipeline: Option<Uuid>, contexts: &[(&str, &str)]) -> AppEntr
         current_release: None,
         status_contexts: contexts
             .iter()
-            .map(|(c, n)| (c.to_string(), n.to_string()))
+            .map(|(c, n)| (Arc::from(*c), Arc::from(*n)))
             .collect(),
     }
 }

@@ -76,10 +76,7 @@ impl Promotions {
         } else {
             None
         };
-        let mut promotions = Vec::with_capacity(rows.len());
-        for row in rows {
-            promotions.push(promotion_view(&self.db, row).await?);
-        }
+        let promotions = promotion_views(&self.db, rows).await?;
         Ok(PromotionPage {
             promotions,
             next_page_token,
@@ -164,41 +161,86 @@ pub async fn promotion_view(
     db: &impl ConnectionTrait,
     model: promotion::Model,
 ) -> Result<PromotionView> {
-    let pipeline = store::pipelines::pipelines_by_id(db, vec![model.pipeline_id])
+    let id = model.id;
+    promotion_views(db, vec![model])
         .await?
         .pop()
-        .ok_or_else(|| Error::Internal(format!("promotion {} lost its pipeline", model.id)))?;
-    let source = store::apps::app_by_id(db, model.source_app_id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("promotion {} lost its source", model.id)))?;
-    let release = store::releases::release_by_id(db, model.source_release_id)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("promotion {} lost its release", model.id)))?;
-    let approvals = if model.required_approvals > 0 {
-        store::votes::approvals_of(db, model.id)
-            .await?
-            .into_iter()
-            .map(|vote| ApprovalView {
+        .ok_or_else(|| Error::Internal(format!("promotion {id} has no view")))
+}
+
+/// Turns stored promotions into their views, in order, in four statements however many
+/// there are: their pipelines, source apps, source releases and approvals.
+pub async fn promotion_views(
+    db: &impl ConnectionTrait,
+    models: Vec<promotion::Model>,
+) -> Result<Vec<PromotionView>> {
+    let unique = |ids: Vec<Uuid>| -> Vec<Uuid> {
+        let mut ids = ids;
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let pipelines: HashMap<Uuid, String> = store::pipelines::pipelines_by_id(
+        db,
+        unique(models.iter().map(|m| m.pipeline_id).collect()),
+    )
+    .await?
+    .into_iter()
+    .map(|pipeline| (pipeline.id, pipeline.name))
+    .collect();
+    let sources = apps_by_id(db, unique(models.iter().map(|m| m.source_app_id).collect())).await?;
+    let releases: HashMap<Uuid, i64> = store::releases::releases_by_id(
+        db,
+        &unique(models.iter().map(|m| m.source_release_id).collect()),
+    )
+    .await?
+    .into_iter()
+    .map(|release| (release.id, release.version))
+    .collect();
+    let voted: Vec<Uuid> = models
+        .iter()
+        .filter(|m| m.required_approvals > 0)
+        .map(|m| m.id)
+        .collect();
+    let mut approvals: HashMap<Uuid, Vec<ApprovalView>> = HashMap::new();
+    for vote in store::votes::approvals_of_promotions(db, voted).await? {
+        approvals
+            .entry(vote.promotion_id)
+            .or_default()
+            .push(ApprovalView {
                 by: vote.voter,
                 comment: vote.comment,
                 created_at: vote.created_at,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let names = PromotionNames {
-        pipeline: ResourceRef {
-            id: pipeline.id,
-            name: pipeline.name,
-        },
-        source_app: app_ref(&source),
-        source_release: ReleaseRef {
-            id: release.id,
-            version: release.version,
-        },
-    };
-    view_with_names(model, names, approvals)
+            });
+    }
+    models
+        .into_iter()
+        .map(|model| {
+            let lost =
+                |what: &str| Error::Internal(format!("promotion {} lost its {what}", model.id));
+            let names = PromotionNames {
+                pipeline: ResourceRef {
+                    id: model.pipeline_id,
+                    name: pipelines
+                        .get(&model.pipeline_id)
+                        .cloned()
+                        .ok_or_else(|| lost("pipeline"))?,
+                },
+                source_app: sources
+                    .get(&model.source_app_id)
+                    .map(app_ref)
+                    .ok_or_else(|| lost("source"))?,
+                source_release: ReleaseRef {
+                    id: model.source_release_id,
+                    version: *releases
+                        .get(&model.source_release_id)
+                        .ok_or_else(|| lost("release"))?,
+                },
+            };
+            let approvals = approvals.remove(&model.id).unwrap_or_default();
+            view_with_names(model, names, approvals)
+        })
+        .collect()
 }
 
 /// What a promotion's view names besides its own row.

@@ -2,5 +2,6 @@
 //! full reload that never holds up a request, and lists read in a constant number of
 //! statements per page.
 
+mod list_pages;
 mod reload;
 mod status_contexts;
