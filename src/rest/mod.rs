@@ -176,10 +176,6 @@ fn created<T: serde::Serialize>(body: T) -> (StatusCode, Json<T>) {
     (StatusCode::CREATED, Json(body))
 }
 
-fn list<V, S: From<V>>(views: Vec<V>) -> Json<Vec<S>> {
-    Json(views.into_iter().map(S::from).collect())
-}
-
 /// `?page_size=` and `?page_token=` on a list. Without a size the whole list is returned,
 /// as Akkeris clients expect.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -212,7 +208,66 @@ fn with_next_page_token(mut response: Response, token: Option<String>) -> Respon
 }
 
 /// A page as a JSON array, with `Next-Page-Token` when another page follows.
-fn paged<V, S: From<V> + serde::Serialize>(page: Page<V>) -> Response {
+fn paged<V: Send + 'static, S: From<V> + serde::Serialize>(page: Page<V>) -> Response {
+    if page.next_page_token.is_none() && page.items.len() > ENCODED_AT_A_TIME {
+        // A whole long list (Akkeris clients read them so) is encoded as it is sent.
+        let mut items = page.items.into_iter();
+        let chunks = std::iter::from_fn(move || {
+            let chunk: Vec<V> = items.by_ref().take(ENCODED_AT_A_TIME).collect();
+            (!chunk.is_empty()).then_some(Ok(chunk))
+        });
+        return streamed_list::<V, S>(futures_util::stream::iter(chunks));
+    }
     let body: Vec<S> = page.items.into_iter().map(S::from).collect();
     with_next_page_token(Json(body).into_response(), page.next_page_token)
+}
+
+/// Items of a whole list encoded at a time when it is sent as it is encoded.
+const ENCODED_AT_A_TIME: usize = 256;
+
+/// A JSON array whose items come a batch at a time, sent as each batch is encoded: the
+/// encoded list is never held whole. A batch that fails ends the response early, which
+/// the client sees as a cut-off body.
+fn streamed_list<V: Send + 'static, S: From<V> + serde::Serialize>(
+    batches: impl futures_util::Stream<Item = crate::error::Result<Vec<V>>> + Send + 'static,
+) -> Response {
+    use futures_util::StreamExt;
+    let mut first = true;
+    let encoded = batches.map(move |batch| {
+        let batch = batch.inspect_err(|error| {
+            tracing::warn!(%error, "a list failed while it was sent");
+        })?;
+        let mut chunk = Vec::with_capacity(batch.len() * 256);
+        for item in batch {
+            if !std::mem::take(&mut first) {
+                chunk.push(b',');
+            }
+            serde_json::to_writer(&mut chunk, &S::from(item))
+                .map_err(|error| crate::error::Error::Internal(error.to_string()))?;
+        }
+        Ok::<_, crate::error::Error>(axum::body::Bytes::from(chunk))
+    });
+    let opened = futures_util::stream::once(async { Ok(axum::body::Bytes::from_static(b"[")) });
+    let closed = futures_util::stream::once(async { Ok(axum::body::Bytes::from_static(b"]")) });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(opened.chain(encoded).chain(closed)),
+    )
+        .into_response()
+}
+
+/// A whole list read a batch at a time: one buffer when it fits in one batch, else sent
+/// as it is read and encoded.
+async fn whole_list<V: Send + 'static, S: From<V> + serde::Serialize>(
+    batches: impl futures_util::Stream<Item = crate::error::Result<Vec<V>>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    let mut batches = Box::pin(batches);
+    let first = batches.next().await.transpose()?.unwrap_or_default();
+    let Some(second) = batches.next().await.transpose()? else {
+        let body: Vec<S> = first.into_iter().map(S::from).collect();
+        return Ok(Json(body).into_response());
+    };
+    let ahead = futures_util::stream::iter([Ok(first), Ok(second)]);
+    Ok(streamed_list::<V, S>(ahead.chain(batches)))
 }

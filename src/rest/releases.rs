@@ -13,7 +13,7 @@ use super::{
     created,
     error::ApiError,
     extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
-    list, shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
+    shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
 use crate::{
     domain::status::StatusState,
@@ -115,14 +115,13 @@ async fn list_releases(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
     QueryParams(query): QueryParams<ListReleasesQuery>,
-) -> ApiResult<Json<Vec<shapes::Release>>> {
-    Ok(list(
-        state
-            .services
-            .releases
-            .list_oldest_first(&app, query.page_size)
-            .await?,
-    ))
+) -> ApiResult<Response> {
+    let batches = state
+        .services
+        .releases
+        .oldest_first(&app, query.page_size)
+        .await?;
+    super::whole_list::<_, shapes::Release>(batches).await
 }
 
 #[utoipa::path(get, path = "/apps/{app}/releases/{release}", tag = "releases",

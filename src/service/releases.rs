@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use futures_util::Stream;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
@@ -32,6 +33,10 @@ use crate::{
 
 /// A status check result to attach to a release. `state` is `None` when the request left
 /// it out.
+
+/// Releases read at a time by a whole list: one range of the `(app_id, version)` index.
+pub const RELEASES_PER_READ: u64 = 500;
+
 #[derive(Debug, Clone, Default)]
 pub struct NewReleaseStatus {
     pub context: String,
@@ -292,21 +297,41 @@ impl Releases {
 
     /// The app's releases oldest first, the order Akkeris clients read: the last one is the
     /// newest. With `newest`, only that many of the newest, still oldest first; 0 is no
-    /// limit, as a page size of 0 is elsewhere.
-    pub async fn list_oldest_first(
+    /// limit, as a page size of 0 is elsewhere. The app is found at once (an unknown one is
+    /// an error here); its releases are read [`RELEASES_PER_READ`] at a time as the
+    /// stream is consumed, so a long history is never held whole.
+    pub async fn oldest_first(
         &self,
         app: &str,
         newest: Option<u64>,
-    ) -> Result<Vec<ReleaseView>> {
+    ) -> Result<impl Stream<Item = Result<Vec<ReleaseView>>> + Send + 'static> {
         let owner = find_app(&self.db, "app", app).await?;
-        // Databases take a signed 64-bit limit; any larger one means "all" anyway.
-        let limit = newest
-            .filter(|limit| *limit > 0)
-            .map(|limit| limit.min(i64::MAX as u64));
-        let mut rows =
-            store::releases::releases_newest_first(&self.db, owner.id, None, limit).await?;
-        rows.reverse();
-        release_views(&self.db, &owner, rows).await
+        // Databases take a signed 64-bit offset; any larger one means "all" anyway.
+        let after = match newest.filter(|limit| *limit > 0 && *limit <= i64::MAX as u64) {
+            Some(limit) => store::releases::nth_newest_version(&self.db, owner.id, limit)
+                .await?
+                .map(|version| version - 1),
+            None => None,
+        };
+        let db = self.db.clone();
+        Ok(futures_util::stream::try_unfold(Some(after), move |next| {
+            let (db, owner) = (db.clone(), owner.clone());
+            async move {
+                let Some(after) = next else {
+                    return Ok(None);
+                };
+                let rows =
+                    store::releases::releases_oldest_first(&db, owner.id, after, RELEASES_PER_READ)
+                        .await?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let last = rows.last().map(|row| row.version);
+                let more = rows.len() as u64 == RELEASES_PER_READ;
+                let views = release_views(&db, &owner, rows).await?;
+                Ok(Some((views, more.then_some(last))))
+            }
+        }))
     }
 
     pub async fn create_status(

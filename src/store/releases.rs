@@ -126,6 +126,45 @@ pub async fn releases_newest_first(
     query.all(db).await
 }
 
+/// The releases of `app_id` oldest first, newer than version `after` when given, at most
+/// `limit` of them: one range of the `(app_id, version)` index.
+pub async fn releases_oldest_first(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<release::Model>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut query = release::Entity::find()
+        .filter(release::Column::AppId.eq(app_id))
+        .order_by_asc(release::Column::Version)
+        .limit(limit);
+    if let Some(version) = after {
+        query = query.filter(release::Column::Version.gt(version));
+    }
+    query.all(db).await
+}
+
+/// The version of the `n`th newest release of `app_id` (1 is the newest), if it has
+/// that many.
+pub async fn nth_newest_version(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+    n: u64,
+) -> Result<Option<i64>, DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    release::Entity::find()
+        .select_only()
+        .column(release::Column::Version)
+        .filter(release::Column::AppId.eq(app_id))
+        .order_by_desc(release::Column::Version)
+        .offset(n.saturating_sub(1))
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await
+}
+
 /// The releases whose image is exactly `image`, of apps not deleted, newest first, at most
 /// `limit`.
 pub async fn releases_with_image(

@@ -5,3 +5,4 @@
 mod list_pages;
 mod reload;
 mod status_contexts;
+mod whole_lists;
