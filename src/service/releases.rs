@@ -31,12 +31,11 @@ use crate::{
     },
 };
 
-/// A status check result to attach to a release. `state` is `None` when the request left
-/// it out.
-
 /// Releases read at a time by a whole list: one range of the `(app_id, version)` index.
 pub const RELEASES_PER_READ: u64 = 500;
 
+/// A status check result to attach to a release. `state` is `None` when the request left
+/// it out.
 #[derive(Debug, Clone, Default)]
 pub struct NewReleaseStatus {
     pub context: String,
