@@ -20,8 +20,10 @@ use crate::{
 /// Ids per `IN (…)` list: well under SQLite's limit on bound parameters.
 const CHUNK: usize = 500;
 
-/// Apps per range of a full load: each range costs four statements of two parameters.
-const RANGE: usize = 2_000;
+/// Apps per range of a full load: each range costs four statements of two parameters,
+/// and building its entries is a short burst of work between them, so a reload never
+/// holds a runtime thread for long.
+const RANGE: usize = 500;
 
 /// Every live pipeline and app. Apps are read a range of ids at a time, so the rows in
 /// flight stay small next to the catalog they build, and each statement reads an index
@@ -48,6 +50,7 @@ pub async fn load_everything(db: &DatabaseConnection) -> Result<Catalog> {
                 ..Loaded::default()
             },
         );
+        tokio::task::yield_now().await;
     }
     Ok(catalog)
 }

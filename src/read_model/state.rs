@@ -77,7 +77,8 @@ impl FrozenAt {
 pub struct Catalog {
     pipelines: HashMap<Uuid, PipelineView>,
     pipeline_ids_by_name: HashMap<String, Uuid>,
-    apps: HashMap<Uuid, AppEntry>,
+    /// Boxed: the table keeps spare slots, and a slot then costs a pointer, not an entry.
+    apps: HashMap<Uuid, Box<AppEntry>>,
     app_ids_by_name: HashMap<String, Uuid>,
     /// Coupled apps of each pipeline, in no particular order.
     apps_by_pipeline: HashMap<Uuid, Vec<Uuid>>,
@@ -189,7 +190,7 @@ impl Catalog {
                 .push(id);
             self.app_ids_by_coupling.insert(coupling.id, id);
         }
-        self.apps.insert(id, entry);
+        self.apps.insert(id, Box::new(entry));
     }
 
     fn remove_app(&mut self, id: Uuid) {
@@ -246,10 +247,10 @@ impl Catalog {
         let by_name = || {
             self.app_ids_by_name
                 .get(reference)
-                .and_then(|id| self.apps.get(id))
+                .and_then(|id| self.apps.get(id).map(Box::as_ref))
         };
         match Reference::parse(reference) {
-            Reference::Id(id) => self.apps.get(&id).or_else(by_name),
+            Reference::Id(id) => self.apps.get(&id).map(Box::as_ref).or_else(by_name),
             Reference::Name(_) => by_name(),
         }
     }
@@ -328,7 +329,7 @@ impl Catalog {
             .get(&pipeline_id)
             .into_iter()
             .flatten()
-            .filter_map(|app_id| self.apps.get(app_id))
+            .filter_map(|app_id| self.apps.get(app_id).map(Box::as_ref))
     }
 
     /// The couplings of a pipeline, in no particular order.
@@ -359,7 +360,7 @@ impl Catalog {
             .get(&pipeline_id)
             .into_iter()
             .flatten()
-            .filter_map(|app_id| self.apps.get(app_id))
+            .filter_map(|app_id| self.apps.get(app_id).map(Box::as_ref))
             .flat_map(|entry| entry.status_contexts.iter())
             .collect();
         pairs
