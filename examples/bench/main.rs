@@ -151,11 +151,16 @@ async fn start_replica(server: &Server) -> BenchResult<Server> {
     spawn_on(server.database_url.clone(), tempfile::tempdir()?, "warn").await
 }
 
-async fn spawn_on(url: String, dir: tempfile::TempDir, log: &str) -> BenchResult<Server> {
+/// A loopback address with a port free right now, for a server to listen on.
+fn free_address() -> BenchResult<SocketAddr> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    Ok(format!("127.0.0.1:{port}").parse()?)
+}
+
+async fn spawn_on(url: String, dir: tempfile::TempDir, log: &str) -> BenchResult<Server> {
+    let address = free_address()?;
     let child = Command::new(server_binary())
         .args([
             "serve",

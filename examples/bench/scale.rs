@@ -32,8 +32,8 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use super::{
-    database, memory::rss_kib, ms, percentile, promote, rest::wrk, server_binary, watch_to_end,
-    Backend, BenchResult,
+    database, free_address, memory::rss_kib, ms, percentile, promote, rest::wrk, server_binary,
+    watch_to_end, Backend, BenchResult,
 };
 
 /// The history of the big database, in statements run in order. `{P}` pipelines, `{A}`
@@ -189,10 +189,7 @@ impl Drop for Measured {
 
 /// Starts a server that reloads its read model every `resync_ms`.
 fn start_server(url: &str, resync_ms: u32) -> BenchResult<(Child, SocketAddr)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let address = free_address()?;
     let child = Command::new(server_binary())
         .args([
             "serve",
