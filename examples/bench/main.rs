@@ -463,10 +463,7 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
         }
     });
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let address = free_address()?;
     let child = Command::new(server_binary())
         .args([
             "serve",

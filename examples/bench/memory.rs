@@ -3,7 +3,6 @@
 //! have a release and a status).
 
 use std::{
-    net::SocketAddr,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -133,10 +132,7 @@ pub async fn idle_rss(pipelines: usize) -> BenchResult<(u64, Duration)> {
     if pipelines > 0 {
         fill(&url, pipelines).await?;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let address = super::free_address()?;
     let started = std::time::Instant::now();
     let child = Command::new(server_binary())
         .args(["serve", "--listen", &address.to_string()])
