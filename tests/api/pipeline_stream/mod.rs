@@ -106,7 +106,9 @@ impl SseReader {
     }
 }
 
-/// A pipeline `shop` with `shop-dev` and `shop-stg` (requiring `ci/test`).
+/// A pipeline `shop` with `shop-dev` and `shop-stg` (requiring `ci/test`), once its three
+/// events (the pipeline and two couplings) are numbered: numbering runs moments after each
+/// commit, and a stream opened without `Last-Event-ID` starts after what is numbered.
 pub async fn shop(app: &TestApp) {
     app.call(
         Method::POST,
@@ -132,6 +134,8 @@ pub async fn shop(app: &TestApp) {
             .await;
         assert_eq!(status, 201, "{body}");
     }
+    let mut from_the_start = SseReader::open(app, "/pipelines/shop/events", Some("0")).await;
+    from_the_start.take(3).await;
 }
 
 fn names(events: &[SseEvent]) -> Vec<&str> {
