@@ -134,4 +134,26 @@ async fn promotion_pages_meet_exactly_and_match_single_reads() {
         }
         assert_eq!(lengths, expected, "page size {size}");
     }
+    // REST answers the same promotions, newest first, with their approvals.
+    let (status, listed) = app
+        .call(
+            Method::GET,
+            "/pipeline-promotions?pipeline=shop",
+            None,
+            Some(&creator),
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed.as_array().expect("array");
+    let ids: Vec<&str> = listed.iter().filter_map(|p| p["id"].as_str()).collect();
+    let expected: Vec<&str> = singles.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, expected);
+    for (rest, grpc) in listed.iter().zip(&singles) {
+        assert_eq!(
+            rest["approvals"].as_array().map(Vec::len),
+            Some(grpc.approvals.len())
+        );
+        assert_eq!(rest["source"]["release"]["version"], 1);
+        assert_eq!(rest["pipeline"]["name"], "shop");
+    }
 }
