@@ -22,6 +22,11 @@ const LATENCY_BUCKETS: [f64; 14] = [
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often the recorder folds recorded histogram samples into its buckets. Until it
+/// does, every sample is held in memory, so this bounds memory whether or not anything
+/// scrapes `/metrics`.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// Installs the process-wide recorder once and returns its handle. `None` when another
 /// recorder was installed first (the series are then not collected here).
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -33,6 +38,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             match installed {
                 Ok(handle) => {
                     describe();
+                    keep_folding_samples(handle.clone());
                     Some(handle)
                 }
                 Err(error) => {
@@ -42,6 +48,20 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Runs the recorder's upkeep on a timer of its own, on a thread rather than a task so
+/// that it does not depend on which runtime first installed the recorder.
+fn keep_folding_samples(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "the metrics upkeep did not start: only scrapes fold samples");
+    }
 }
 
 fn describe() {

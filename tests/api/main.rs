@@ -10,6 +10,7 @@ mod akkeris_flow;
 mod apps;
 mod audit;
 mod board;
+mod bounded;
 mod cli;
 mod couplings;
 mod faults;

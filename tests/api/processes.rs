@@ -110,6 +110,10 @@ impl ServerProcess {
             .unwrap()
     }
 
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn kill(&mut self) {
         // Child::kill sends SIGKILL: no graceful shutdown, no lease release.
         let _ = self.child.kill();
