@@ -25,6 +25,7 @@ use crate::{
     domain::{
         access::{Caller, Role},
         names::AppName,
+        rate_limit::{RateLimit, TokenLimits},
     },
     error::{Error, Result},
     store::{self, entities::token},
@@ -57,21 +58,45 @@ pub struct TokenInfo {
     pub id: uuid::Uuid,
     pub name: String,
     pub role: Role,
+    /// The address `GET /account` answers with, when one was given.
+    pub email: Option<String>,
+    /// Its own rate limits, where it has any.
+    pub limits: TokenLimits,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// What a new token may have beside its name and role.
+#[derive(Debug, Clone, Default)]
+pub struct TokenOptions {
+    pub email: Option<String>,
+    pub limits: TokenLimits,
+}
+
 fn token_info(model: token::Model) -> Result<TokenInfo> {
-    let role = Role::parse(&model.role).ok_or_else(|| {
+    let corrupt = |what: &str, value: &str| {
         Error::Internal(format!(
-            "token {} has unknown role '{}'",
-            model.name, model.role
+            "token {} has an unreadable {what} '{value}'",
+            model.name
         ))
-    })?;
+    };
+    let role = Role::parse(&model.role).ok_or_else(|| corrupt("role", &model.role))?;
+    let limit = |stored: &Option<String>, what: &str| {
+        stored
+            .as_deref()
+            .map(|text| RateLimit::parse(what, text).map_err(|_| corrupt(what, text)))
+            .transpose()
+    };
+    let limits = TokenLimits {
+        read: limit(&model.rate_limit_read, "read limit")?,
+        write: limit(&model.rate_limit_write, "write limit")?,
+    };
     Ok(TokenInfo {
         id: model.id,
         name: model.name,
         role,
+        email: model.email,
+        limits,
         created_at: model.created_at,
         revoked_at: model.revoked_at,
     })
@@ -91,7 +116,20 @@ impl Tokens {
     /// Creates a token and returns its secret. The secret is not stored and cannot be shown
     /// again.
     pub async fn create(&self, name: &str, role: &str) -> Result<(TokenInfo, String)> {
+        self.create_with(name, role, TokenOptions::default()).await
+    }
+
+    /// Creates a token with an email address or rate limits of its own.
+    pub async fn create_with(
+        &self,
+        name: &str,
+        role: &str,
+        options: TokenOptions,
+    ) -> Result<(TokenInfo, String)> {
         let name = AppName::parse("name", name)?;
+        if let Some(email) = &options.email {
+            check_email("email", email)?;
+        }
         let role = Role::parse(role).ok_or_else(|| {
             Error::invalid(
                 "role",
@@ -103,14 +141,23 @@ impl Tokens {
         })?;
         let secret = generate_secret();
         let txn = self.db.begin().await?;
-        let model =
-            store::tokens::insert_token(&txn, name.as_str(), role.as_str(), hash_secret(&secret))
-                .await
-                .map_err(|error| {
-                    store::taken_or(error, || {
-                        format!("a token named '{}' already exists", name.as_str())
-                    })
-                })?;
+        let model = store::tokens::insert_token(
+            &txn,
+            store::tokens::NewToken {
+                name: name.as_str(),
+                role: role.as_str(),
+                secret_hash: hash_secret(&secret),
+                email: options.email.as_deref(),
+                rate_limit_read: options.limits.read.map(|limit| limit.to_string()),
+                rate_limit_write: options.limits.write.map(|limit| limit.to_string()),
+            },
+        )
+        .await
+        .map_err(|error| {
+            store::taken_or(error, || {
+                format!("a token named '{}' already exists", name.as_str())
+            })
+        })?;
         token_entry("token.create", &model, "created")
             .record(&txn, &Actor::operator())
             .await?;
@@ -151,6 +198,30 @@ impl Tokens {
     /// must not reopen the server.
     pub async fn any_exist(&self) -> Result<bool> {
         Ok(store::tokens::any_token(&self.db).await?)
+    }
+}
+
+/// The most characters an email address may have.
+const EMAIL_MAX_CHARS: usize = 254;
+
+/// A plausible email address: one `@` with text on both sides, no spaces or control
+/// characters, at most 254 characters. It is only ever shown back, never mailed.
+fn check_email(field: &str, email: &str) -> Result<()> {
+    let plausible = email.chars().count() <= EMAIL_MAX_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if plausible {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!(
+                "{} is not an email address such as ci@example.com",
+                crate::domain::quoted(email)
+            ),
+        ))
     }
 }
 
@@ -383,7 +454,11 @@ impl Authenticator {
             match store::tokens::live_token_with_hash(&self.tokens.db, hash.clone()).await? {
                 Some(found) => {
                     let info = token_info(found)?;
-                    Some(Caller::new(info.name, info.role).with_token_id(info.id))
+                    Some(
+                        Caller::new(info.name, info.role)
+                            .with_token_id(info.id)
+                            .with_limits(info.limits),
+                    )
                 }
                 None => None,
             };

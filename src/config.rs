@@ -4,7 +4,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{deploy::WebhookSettings, engine::EngineSettings, store::DEFAULT_DATABASE_URL};
+use crate::{
+    deploy::WebhookSettings, domain::rate_limit::RateLimit, engine::EngineSettings,
+    store::DEFAULT_DATABASE_URL,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -204,6 +207,16 @@ pub enum TokensCommand {
         /// access (deleting couplings and pipelines, removing required checks, bypasses).
         #[arg(long, value_parser = ["read", "write", "admin"])]
         role: String,
+        /// The address `GET /account` answers with (Heroku clients show it); else the name.
+        #[arg(long)]
+        email: Option<String>,
+        /// This token's own read limit, as <per second>/<burst> or 0 for none; else the
+        /// server's --rate-limit-read.
+        #[arg(long, value_parser = rate_limit_flag)]
+        rate_limit_read: Option<RateLimit>,
+        /// This token's own write limit, as --rate-limit-read.
+        #[arg(long, value_parser = rate_limit_flag)]
+        rate_limit_write: Option<RateLimit>,
     },
     /// List tokens with their roles and states, never their secrets.
     List,
@@ -274,6 +287,15 @@ pub struct ServeArgs {
     #[arg(long, env = "PIPELINES_AUDIT_RETENTION_DAYS", default_value_t = 400)]
     pub audit_retention_days: u32,
 
+    /// Each token's reads (gets, lists, watches) in this process, as <per second>/<burst>,
+    /// or 0 for no limit. A token's own limit overrides it.
+    #[arg(long, env = "PIPELINES_RATE_LIMIT_READ", default_value = "200/400", value_parser = rate_limit_flag)]
+    pub rate_limit_read: RateLimit,
+
+    /// Each token's writes in this process, as --rate-limit-read.
+    #[arg(long, env = "PIPELINES_RATE_LIMIT_WRITE", default_value = "50/100", value_parser = rate_limit_flag)]
+    pub rate_limit_write: RateLimit,
+
     /// Allow unauthenticated calls on a non-loopback address while no token exists.
     /// Without it the server refuses to start there until a token is created.
     #[arg(long, env = "PIPELINES_INSECURE")]
@@ -290,6 +312,11 @@ pub struct ServeArgs {
     /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
     #[arg(long, env = "PIPELINES_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+}
+
+/// A rate limit flag's value, `<per second>/<burst>` or `0`.
+fn rate_limit_flag(text: &str) -> Result<RateLimit, String> {
+    RateLimit::parse("rate limit", text).map_err(|invalid| invalid.reason)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -322,6 +349,8 @@ pub struct Settings {
     pub engine: EngineSettings,
     /// `None` for the local deployer.
     pub webhook: Option<WebhookSettings>,
+    /// The rate limits of tokens that have none of their own.
+    pub rate_limits: crate::rate_limits::DefaultLimits,
 }
 
 /// Where the server's TLS material lives.
@@ -357,6 +386,10 @@ impl Settings {
                     serve.verification_hosts.iter().cloned(),
                 ),
                 ..EngineSettings::default()
+            },
+            rate_limits: crate::rate_limits::DefaultLimits {
+                read: serve.rate_limit_read,
+                write: serve.rate_limit_write,
             },
             tls: match (&serve.tls_cert, &serve.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {

@@ -43,6 +43,12 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller's token has used up its rate limit for now.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The database could not be reached; the client may retry.
     #[error("the database is unavailable; retry later")]
     Unavailable(String),
@@ -84,6 +90,7 @@ impl Error {
             }
             Error::PermissionDenied(_) => (Code::PermissionDenied, StatusCode::FORBIDDEN),
             Error::Unauthenticated(_) => (Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Error::RateLimited { .. } => (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
             Error::Unavailable(_) => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             Error::Internal(_) => (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -103,6 +110,8 @@ impl Error {
             Error::UnmetStatusChecks { unmet, .. } => Some(ErrorDetail::UnmetStatusChecks(unmet)),
             Error::ConfigDrift { drift, .. } => Some(ErrorDetail::ConfigDrift(drift)),
             Error::Frozen { frozen, .. } => Some(ErrorDetail::Frozen(frozen)),
+            Error::InvalidArgument(field) => Some(ErrorDetail::BadRequest(field)),
+            Error::RateLimited { retry_after, .. } => Some(ErrorDetail::RetryInfo(*retry_after)),
             _ => None,
         }
     }
@@ -126,6 +135,10 @@ pub enum ErrorDetail<'a> {
     ConfigDrift(&'a [TargetDrift]),
     /// `pipelines.v1.Frozen`: the stage, the freeze, its reason and until when.
     Frozen(&'a FrozenStage),
+    /// `google.rpc.BadRequest`, one field violation: the field and what was wrong with it.
+    BadRequest(&'a InvalidField),
+    /// `google.rpc.RetryInfo`: how long to wait before calling again.
+    RetryInfo(std::time::Duration),
 }
 
 impl ErrorDetail<'_> {
@@ -136,6 +149,8 @@ impl ErrorDetail<'_> {
             }
             ErrorDetail::ConfigDrift(_) => "type.googleapis.com/pipelines.v1.ConfigDrift",
             ErrorDetail::Frozen(_) => "type.googleapis.com/pipelines.v1.Frozen",
+            ErrorDetail::BadRequest(_) => "type.googleapis.com/google.rpc.BadRequest",
+            ErrorDetail::RetryInfo(_) => "type.googleapis.com/google.rpc.RetryInfo",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod pipeline_events;
 pub mod progress;
 pub mod proto;
+pub mod rate_limits;
 pub mod read_model;
 pub mod rest;
 pub mod service;

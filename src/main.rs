@@ -2,9 +2,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pipelines::{
-    auth::Tokens,
+    auth::{TokenOptions, Tokens},
     client,
     config::{Cli, Command, Settings, TokensCommand},
+    domain::rate_limit::{RateLimit, TokenLimits},
     startup::{self, Application},
     store, telemetry,
 };
@@ -74,9 +75,22 @@ fn print_line(line: std::fmt::Arguments<'_>) -> Result<(), String> {
 async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), String> {
     let tokens = Tokens::new(open_database(database_url).await?);
     match command {
-        TokensCommand::Create { name, role } => {
+        TokensCommand::Create {
+            name,
+            role,
+            email,
+            rate_limit_read,
+            rate_limit_write,
+        } => {
+            let options = TokenOptions {
+                email: email.clone(),
+                limits: TokenLimits {
+                    read: *rate_limit_read,
+                    write: *rate_limit_write,
+                },
+            };
             let (info, secret) = tokens
-                .create(name, role)
+                .create_with(name, role, options)
                 .await
                 .map_err(|error| error.to_string())?;
             eprintln!(
@@ -88,18 +102,25 @@ async fn tokens(database_url: &str, command: &TokensCommand) -> Result<(), Strin
         TokensCommand::List => {
             let all = tokens.list().await.map_err(|error| error.to_string())?;
             print_line(format_args!(
-                "{:<32} {:<6} {:<25} STATE",
-                "NAME", "ROLE", "CREATED"
+                "{:<36} {:<32} {:<6} {:<12} {:<12} {:<25} {:<24} STATE",
+                "ID", "NAME", "ROLE", "READ LIMIT", "WRITE LIMIT", "EMAIL", "CREATED"
             ))?;
+            let limit = |own: Option<RateLimit>| {
+                own.map_or_else(|| "default".to_owned(), |limit| limit.to_string())
+            };
             for token in all {
                 let state = match token.revoked_at {
                     Some(at) => format!("revoked {}", at.to_rfc3339()),
                     None => "active".to_owned(),
                 };
                 print_line(format_args!(
-                    "{:<32} {:<6} {:<25} {state}",
+                    "{:<36} {:<32} {:<6} {:<12} {:<12} {:<25} {:<24} {state}",
+                    token.id,
                     token.name,
                     token.role.as_str(),
+                    limit(token.limits.read),
+                    limit(token.limits.write),
+                    token.email.as_deref().unwrap_or("-"),
                     token.created_at.format("%Y-%m-%dT%H:%M:%SZ")
                 ))?;
             }

@@ -31,6 +31,25 @@ function headers(extra) {
   return all;
 }
 
+const RATE_LIMITED = 429;
+const RETRIES_WHEN_LIMITED = 3;
+const LONGEST_WAIT_MS = 30000;
+
+/**
+ * fetch, made again after the server's Retry-After while the token is rate limited. A
+ * refused request never ran, so sending it again is safe.
+ */
+async function fetchHonouringRetryAfter(path, init) {
+  for (let attempt = 0; ; attempt += 1) {
+    const response = await fetch(path, init);
+    if (response.status !== RATE_LIMITED || attempt >= RETRIES_WHEN_LIMITED) return response;
+    const seconds = Number.parseInt(response.headers.get("retry-after") || "1", 10);
+    const wait = Math.min(Math.max(Number.isFinite(seconds) ? seconds : 1, 1) * 1000, LONGEST_WAIT_MS);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+    if (init.signal && init.signal.aborted) return response;
+  }
+}
+
 /** Calls the REST API and answers its JSON; throws ApiError on a refusal. */
 export async function call(method, path, body, extraHeaders = {}) {
   const init = { method, headers: headers(extraHeaders) };
@@ -38,7 +57,7 @@ export async function call(method, path, body, extraHeaders = {}) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  const response = await fetchHonouringRetryAfter(path, init);
   const text = await response.text();
   let data = null;
   if (text) {
@@ -71,7 +90,11 @@ export function newKey() {
 export async function readEvents(path, lastEventId, signal, onOpen, onEvent) {
   const extra = { accept: "text/event-stream" };
   if (lastEventId !== null && lastEventId !== undefined) extra["last-event-id"] = String(lastEventId);
-  const response = await fetch(path, { headers: headers(extra), signal, cache: "no-store" });
+  const response = await fetchHonouringRetryAfter(path, {
+    headers: headers(extra),
+    signal,
+    cache: "no-store",
+  });
   if (!response.ok) {
     let body = null;
     try {

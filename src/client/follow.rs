@@ -309,17 +309,19 @@ pub(super) async fn follow(
     let server = clients.server.clone();
     let refused = |status: tonic::Status| Stop::from_status(&status, &server);
     let id = promotion.id.clone();
-    let targets = clients
-        .promotions
-        .list_promotion_targets(proto::ListPromotionTargetsRequest {
+    let targets = super::retry::again_when_limited(|| {
+        let mut promotions = clients.promotions.clone();
+        let request = proto::ListPromotionTargetsRequest {
             id: id.clone(),
             page_size: 1000,
             page_token: String::new(),
-        })
-        .await
-        .map_err(refused)?
-        .into_inner()
-        .targets;
+        };
+        async move { promotions.list_promotion_targets(request).await }
+    })
+    .await
+    .map_err(refused)?
+    .into_inner()
+    .targets;
     let view = View::new(output, &targets);
     let source = promotion.source.clone().unwrap_or_default();
     let names: Vec<String> = targets
@@ -412,12 +414,14 @@ pub(super) async fn follow(
         }
     }
     view.stop();
-    let finished = clients
-        .promotions
-        .get_promotion(proto::GetPromotionRequest { id: id.clone() })
-        .await
-        .map_err(refused)?
-        .into_inner();
+    let finished = super::retry::again_when_limited(|| {
+        let mut promotions = clients.promotions.clone();
+        let request = proto::GetPromotionRequest { id: id.clone() };
+        async move { promotions.get_promotion(request).await }
+    })
+    .await
+    .map_err(refused)?
+    .into_inner();
     let ending = Ending::of(finished.status).ok_or_else(|| {
         Stop::new(
             Ending::Unreachable,
@@ -470,13 +474,25 @@ async fn show_arrived_results(
     }
 }
 
-/// A broken watch is resumed after its last event a few times, then given up on.
+/// A broken watch is resumed after its last event a few times, then given up on. One
+/// refused for the token's rate limit is resumed after the delay the server asked for.
 async fn resume_or_stop(
     status: &tonic::Status,
     failures: &mut u32,
     server: &str,
     view: &View,
 ) -> Result<(), Stop> {
+    if let Some(delay) = super::retry::retry_delay(status) {
+        *failures += 1;
+        if *failures <= RESUME_ATTEMPTS {
+            view.note(&format!(
+                "rate limited; resuming the watch in {:.1}s",
+                delay.as_secs_f64()
+            ));
+            tokio::time::sleep(delay).await;
+            return Ok(());
+        }
+    }
     let transient = matches!(
         status.code(),
         Code::Unavailable | Code::Unknown | Code::Internal

@@ -14,6 +14,7 @@ mod diff;
 mod follow;
 mod print;
 mod refusal;
+mod retry;
 
 use std::{process::ExitCode, time::Duration};
 
@@ -211,20 +212,23 @@ async fn run_promote(args: PromoteArgs) -> Result<Ending, Stop> {
         (_, true) => Some(false),
         _ => None,
     };
-    let answer = clients
-        .promotions
-        .create_promotion(proto::CreatePromotionRequest {
-            pipeline: args.pipeline.clone(),
-            source_app: args.from.clone(),
-            source_release_id: args.release.clone().unwrap_or_default(),
-            targets: args.to.clone(),
-            safe,
-            dry_run: args.dry_run,
-            request_id: String::new(),
-        })
-        .await
-        .map_err(|status| Stop::from_status(&status, &clients.server))?
-        .into_inner();
+    let request = proto::CreatePromotionRequest {
+        pipeline: args.pipeline.clone(),
+        source_app: args.from.clone(),
+        source_release_id: args.release.clone().unwrap_or_default(),
+        targets: args.to.clone(),
+        safe,
+        dry_run: args.dry_run,
+        request_id: String::new(),
+    };
+    let answer = retry::again_when_limited(|| {
+        let mut promotions = clients.promotions.clone();
+        let request = request.clone();
+        async move { promotions.create_promotion(request).await }
+    })
+    .await
+    .map_err(|status| Stop::from_status(&status, &clients.server))?
+    .into_inner();
     match answer.result {
         Some(Created::Plan(plan)) => {
             print::plan(&plan, args.server.output);
@@ -247,14 +251,18 @@ pub async fn watch(args: WatchArgs) -> ExitCode {
 
 async fn run_watch(args: WatchArgs) -> Result<Ending, Stop> {
     let mut clients = connect(&args.server).await?;
-    let promotion = clients
-        .promotions
-        .get_promotion(proto::GetPromotionRequest {
-            id: args.promotion_id.clone(),
-        })
-        .await
-        .map_err(|status| Stop::from_status(&status, &clients.server))?
-        .into_inner();
+    let promotion = retry::again_when_limited(|| {
+        let mut promotions = clients.promotions.clone();
+        let id = args.promotion_id.clone();
+        async move {
+            promotions
+                .get_promotion(proto::GetPromotionRequest { id })
+                .await
+        }
+    })
+    .await
+    .map_err(|status| Stop::from_status(&status, &clients.server))?
+    .into_inner();
     follow::follow(&mut clients, promotion, args.server.output).await
 }
 

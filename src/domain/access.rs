@@ -46,6 +46,8 @@ pub struct Caller {
     pub request_id: Option<String>,
     /// The stable id of the token that authenticated the call; `None` in protected mode.
     pub token_id: Option<uuid::Uuid>,
+    /// The token's own rate limits, where it has any.
+    pub limits: super::rate_limit::TokenLimits,
 }
 
 impl Caller {
@@ -55,12 +57,19 @@ impl Caller {
             role,
             request_id: None,
             token_id: None,
+            limits: Default::default(),
         }
     }
 
     /// The same caller, authenticated by the token with this id.
     pub fn with_token_id(mut self, id: uuid::Uuid) -> Self {
         self.token_id = Some(id);
+        self
+    }
+
+    /// The same caller, limited by its token's own rate limits.
+    pub fn with_limits(mut self, limits: super::rate_limit::TokenLimits) -> Self {
+        self.limits = limits;
         self
     }
 

@@ -7,6 +7,7 @@ pub mod freeze;
 pub mod names;
 pub mod policy;
 pub mod promotion;
+pub mod rate_limit;
 pub mod stage;
 pub mod status;
 pub mod verification;

@@ -10,6 +10,10 @@ mod pipelines;
 mod promotions;
 mod releases;
 
+/// The largest request message the gRPC services decode: tonic's default, named here so
+/// that refusals can quote it.
+pub const MAX_REQUEST_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 pub use apps::AppGrpc;
 pub use audit::AuditGrpc;
 pub use couplings::CouplingGrpc;
@@ -50,6 +54,14 @@ impl From<Error> for Status {
                 }
                 .encode_to_vec(),
                 ErrorDetail::Frozen(frozen) => convert::frozen(frozen).encode_to_vec(),
+                ErrorDetail::BadRequest(invalid) => bad_request(invalid).encode_to_vec(),
+                ErrorDetail::RetryInfo(delay) => tonic_types::pb::RetryInfo {
+                    retry_delay: Some(prost_types::Duration {
+                        seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+                        nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+                    }),
+                }
+                .encode_to_vec(),
             };
             pack(detail.type_url(), value)
         });
@@ -64,6 +76,17 @@ impl From<Error> for Status {
                 Status::with_details(code, message, status.encode_to_vec().into())
             }
         }
+    }
+}
+
+/// A `google.rpc.BadRequest` naming one field and what was wrong with it.
+pub fn bad_request(invalid: &crate::domain::InvalidField) -> tonic_types::pb::BadRequest {
+    tonic_types::pb::BadRequest {
+        field_violations: vec![tonic_types::pb::bad_request::FieldViolation {
+            field: invalid.field.clone(),
+            description: crate::domain::bounded_message(invalid.reason.clone()),
+            ..Default::default()
+        }],
     }
 }
 

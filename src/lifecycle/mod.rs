@@ -12,7 +12,8 @@
 //!    `FOR KEY SHARE`, which a join does not wait for;
 //! 2. the promotion row ([`store::lock_promotion`]), before any of its targets;
 //! 3. its target rows, and rollback rows;
-//! 4. releases.
+//! 4. the numbering of the apps' releases ([`store::lock_release_numbering`]), the last
+//!    lock a writer takes, then the releases themselves.
 //!
 //! Claims and lease renewals touch one target row in one statement, outside any
 //! transaction, so they hold no lock while waiting for another.

@@ -69,8 +69,8 @@ pub struct TargetBatch {
     apps: HashMap<Uuid, ResourceRef>,
     /// The claimed targets, by id.
     claimed: Vec<Uuid>,
-    /// Each live app's newest release version, when the batch locked the apps.
-    newest_versions: HashMap<Uuid, Option<i64>>,
+    /// The target apps that were live when the batch locked them.
+    live_apps: HashSet<Uuid>,
     /// The apps whose releases feed auto-promotion, when the batch locked the apps.
     feeding_auto_promotion: Option<HashSet<Uuid>>,
     /// The verifications of the target apps' couplings, as stored, by app.
@@ -106,17 +106,17 @@ impl TargetBatch {
         let mut app_ids: Vec<Uuid> = claimed.iter().map(|target| target.app_id).collect();
         app_ids.sort();
         app_ids.dedup();
-        let mut newest_versions = HashMap::new();
+        let mut live_apps = HashSet::new();
         let mut feeding = HashSet::new();
-        for app in store::lock_live_apps_with_versions(tx.connection(), &app_ids).await? {
-            newest_versions.insert(app.id, app.newest_version);
+        for app in store::lock_live_apps_for_batch(tx.connection(), &app_ids).await? {
+            live_apps.insert(app.id);
             if app.feeds_auto_promotion {
                 feeding.insert(app.id);
             }
         }
         let ids: Vec<Uuid> = claimed.iter().map(|target| target.id).collect();
         let mut batch = Self::lock_promotion(tx, worker, promotion_id, &ids).await?;
-        batch.newest_versions = newest_versions;
+        batch.live_apps = live_apps;
         batch.feeding_auto_promotion = Some(feeding);
         Ok(batch)
     }
@@ -174,7 +174,7 @@ impl TargetBatch {
             targets,
             apps,
             claimed: claimed.to_vec(),
-            newest_versions: HashMap::new(),
+            live_apps: HashSet::new(),
             feeding_auto_promotion: None,
             verifications,
             unwritten: Unwritten::default(),
@@ -283,7 +283,7 @@ impl TargetBatch {
         let orphaned: Vec<Uuid> = self
             .claimed_in(TargetStatus::Pending)
             .into_iter()
-            .filter(|(target, _)| !self.newest_versions.contains_key(&target.app_id))
+            .filter(|(target, _)| !self.live_apps.contains(&target.app_id))
             .map(|(target, _)| target.id)
             .collect();
         if !orphaned.is_empty() {
@@ -291,11 +291,11 @@ impl TargetBatch {
                 cancel_target_of_deleted_app(tx, target_id, None).await?;
             }
             let claimed = std::mem::take(&mut self.claimed);
-            let newest_versions = std::mem::take(&mut self.newest_versions);
+            let live_apps = std::mem::take(&mut self.live_apps);
             let feeding = self.feeding_auto_promotion.take();
             *self =
                 Self::lock_promotion(tx, &self.worker.clone(), self.promotion.id, &claimed).await?;
-            self.newest_versions = newest_versions;
+            self.live_apps = live_apps;
             self.feeding_auto_promotion = feeding;
         }
 
@@ -333,7 +333,9 @@ impl TargetBatch {
             .iter()
             .map(|(target, app)| self.subject.new_release(app, target))
             .collect();
-        let releases = number_releases(news.iter(), &self.newest_versions);
+        let numbered: Vec<Uuid> = news.iter().map(|new| new.app_id).collect();
+        let newest = store::lock_release_numbering(tx.connection(), &numbered).await?;
+        let releases = number_releases(news.iter(), &newest);
         for ((target, app), release) in to_number.into_iter().zip(releases) {
             self.link_new_release(&target, &app, &release)?;
             runs.push(Run {

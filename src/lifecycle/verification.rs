@@ -49,7 +49,7 @@ async fn lock_verifying(
     let Some(seen) = store::targets::target_by_id(db, target_id).await? else {
         return Ok(None);
     };
-    if store::lock_live_apps_with_versions(db, &[seen.app_id])
+    if store::lock_live_apps_for_batch(db, &[seen.app_id])
         .await?
         .is_empty()
     {

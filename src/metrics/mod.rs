@@ -158,6 +158,10 @@ fn describe() {
         "Log lines dropped because the log destination fell 16,384 lines behind"
     );
     describe_counter!(
+        "pipelines_rate_limited_total",
+        "Calls refused because their token's bucket was empty, by kind (read or write)"
+    );
+    describe_counter!(
         "pipelines_lease_renewals_total",
         "Leases on running work renewed by this process"
     );
@@ -224,6 +228,11 @@ pub fn record_webhook_attempt(elapsed: Duration, retried: bool) {
 pub fn record_read_model_reload(took: Duration) {
     counter!("pipelines_read_model_reloads_total").increment(1);
     gauge!("pipelines_read_model_last_reload_seconds").set(took.as_secs_f64());
+}
+
+/// A call refused for its token's rate limit, by the bucket it drew on (`read`, `write`).
+pub fn record_rate_limited(kind: &'static str) {
+    counter!("pipelines_rate_limited_total", "kind" => kind).increment(1);
 }
 
 pub fn record_lease_renewal(kept: bool) {

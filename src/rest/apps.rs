@@ -27,7 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreateAppBody {
     /// Unique among live apps.
     #[serde(default)]

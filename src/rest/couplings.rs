@@ -33,7 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreateCouplingBody {
     #[serde(default)]
     app: Option<ReferenceInput>,

@@ -24,8 +24,11 @@ pub enum ApiError {
     MissingBody,
     /// The body exceeds the gateway's limit.
     BodyTooLarge,
-    /// A path parameter or query string could not be read.
-    BadRequest(String),
+    /// A path parameter, query string or body could not be read: `part` names which.
+    BadRequest {
+        part: &'static str,
+        reason: String,
+    },
     UnknownPath(String),
     MethodNotAllowed,
 }
@@ -43,8 +46,10 @@ pub struct ErrorBody {
     code: i32,
     /// What went wrong, for people; it names the field, quoting at most 200 characters.
     message: String,
-    /// Machine-readable details: `google.rpc.PreconditionFailure` for unmet status checks,
-    /// `pipelines.v1.ConfigDrift` for config drift, each with an `@type`.
+    /// Machine-readable details, each with an `@type`: `google.rpc.BadRequest` naming the
+    /// field on every INVALID_ARGUMENT, `google.rpc.PreconditionFailure` for unmet status
+    /// checks, `pipelines.v1.ConfigDrift` for config drift, `pipelines.v1.Frozen` for a
+    /// frozen stage, `google.rpc.RetryInfo` when rate limited.
     details: Vec<serde_json::Value>,
 }
 
@@ -61,32 +66,21 @@ impl ApiError {
                     details,
                 )
             }
-            ApiError::MalformedJson(reason) => (
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                bounded_message(format!(
-                    "malformed JSON body: the body must be a JSON object ({reason})"
-                )),
-                Vec::new(),
+            ApiError::MalformedJson(reason) => unreadable(
+                "body",
+                format!("malformed JSON body: the body must be a JSON object ({reason})"),
             ),
-            ApiError::MissingBody => (
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                "a JSON body is required".into(),
-                Vec::new(),
-            ),
+            ApiError::MissingBody => unreadable("body", "a JSON body is required".into()),
             ApiError::BodyTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                tonic::Code::InvalidArgument,
-                "the request body exceeds 1 MiB".into(),
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "the request body exceeds {} MiB",
+                    super::extract::MAX_BODY_BYTES / (1024 * 1024)
+                ),
                 Vec::new(),
             ),
-            ApiError::BadRequest(reason) => (
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                bounded_message(reason),
-                Vec::new(),
-            ),
+            ApiError::BadRequest { part, reason } => unreadable(part, reason),
             ApiError::UnknownPath(path) => (
                 StatusCode::NOT_FOUND,
                 tonic::Code::NotFound,
@@ -101,6 +95,30 @@ impl ApiError {
             ),
         }
     }
+}
+
+/// A request part the gateway could not read: 400, INVALID_ARGUMENT, with a
+/// `google.rpc.BadRequest` naming the part.
+fn unreadable(
+    part: &str,
+    reason: String,
+) -> (StatusCode, tonic::Code, String, Vec<serde_json::Value>) {
+    let message = bounded_message(reason);
+    let detail = bad_request_json(part, &message);
+    (
+        StatusCode::BAD_REQUEST,
+        tonic::Code::InvalidArgument,
+        message,
+        vec![detail],
+    )
+}
+
+/// `google.rpc.BadRequest` in JSON, with one field violation.
+fn bad_request_json(field: &str, description: &str) -> serde_json::Value {
+    serde_json::json!({
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        "field_violations": [{"field": field, "description": bounded_message(description.to_owned())}],
+    })
 }
 
 impl IntoResponse for ApiError {
@@ -146,6 +164,11 @@ fn detail_json(detail: ErrorDetail<'_>) -> serde_json::Value {
             "reason": frozen.reason,
             "until": frozen.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "freeze_id": frozen.freeze_id,
+        }),
+        ErrorDetail::BadRequest(invalid) => bad_request_json(&invalid.field, &invalid.reason),
+        ErrorDetail::RetryInfo(delay) => serde_json::json!({
+            "@type": type_url,
+            "retry_delay": format!("{}.{:03}s", delay.as_secs(), delay.subsec_millis()),
         }),
     }
 }

@@ -32,7 +32,10 @@ where
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::BodyTooLarge
                 } else {
-                    ApiError::BadRequest(rejection.body_text())
+                    ApiError::BadRequest {
+                        part: "body",
+                        reason: rejection.body_text(),
+                    }
                 }
             })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -55,12 +58,24 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::Service(Error::invalid(
-            field,
-            strip_position(&error.into_inner().to_string()),
-        ))
+        let reason = strip_position(&error.into_inner().to_string());
+        let field = match (unknown_field(&reason), path.as_str()) {
+            (Some(unknown), ".") => unknown.to_owned(),
+            (Some(unknown), parent) => format!("{parent}.{unknown}"),
+            (None, ".") => "body".to_owned(),
+            (None, _) => path.clone(),
+        };
+        ApiError::Service(Error::invalid(field, reason))
     })
+}
+
+/// The name in serde's "unknown field `colour`, expected ..." message: a body field that
+/// the request does not take is named as the field at fault.
+fn unknown_field(reason: &str) -> Option<&str> {
+    reason
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
 }
 
 /// serde_json appends " at line 1 column 12" to messages; the field name says more.
@@ -85,7 +100,10 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| PathParams(value))
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+            .map_err(|rejection| ApiError::BadRequest {
+                part: "path",
+                reason: rejection.body_text(),
+            })
     }
 }
 
@@ -103,7 +121,10 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| QueryParams(value))
-            .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+            .map_err(|rejection| ApiError::BadRequest {
+                part: "query",
+                reason: rejection.body_text(),
+            })
     }
 }
 

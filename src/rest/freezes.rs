@@ -27,7 +27,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 /// One of two forms: one-off (`ends_at`, optional `starts_at`), or recurring
 /// (`freeze_start`, `freeze_end`, optional `cron_timezone`).
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreateFreezeBody {
     /// The stages to freeze, each once.
     #[serde(default)]

@@ -17,7 +17,8 @@ use crate::{
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(
     untagged,
-    expecting = "must be a name or an object such as {\"id\": \"...\"}"
+    expecting = "must be a name or an object such as {\"id\": \"...\"}",
+    deny_unknown_fields
 )]
 pub enum ReferenceInput {
     Plain(String),

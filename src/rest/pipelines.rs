@@ -29,7 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreatePipelineBody {
     /// Unique among live pipelines.
     #[serde(default)]
@@ -37,6 +37,36 @@ struct CreatePipelineBody {
     name: String,
     #[serde(default)]
     description: Option<String>,
+    /// Sent by Heroku clients: checked for its shape, never stored.
+    #[serde(default, rename = "owner")]
+    _owner: Option<HerokuOwner>,
+    /// Sent by Heroku clients: checked for its shape, never stored.
+    #[serde(default, rename = "generation")]
+    _generation: Option<HerokuGeneration>,
+}
+
+/// Heroku's pipeline owner, `{id: string or null, type: string}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(
+    expecting = "an object such as {\"id\": null, \"type\": \"user\"}",
+    deny_unknown_fields
+)]
+struct HerokuOwner {
+    #[serde(default, rename = "id")]
+    _id: Option<String>,
+    #[serde(rename = "type")]
+    _kind: String,
+}
+
+/// Heroku's pipeline generation, `{name: string}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(
+    expecting = "an object such as {\"name\": \"cedar\"}",
+    deny_unknown_fields
+)]
+struct HerokuGeneration {
+    #[serde(rename = "name")]
+    _name: String,
 }
 
 #[utoipa::path(post, path = "/pipelines", tag = "pipelines",

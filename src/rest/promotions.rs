@@ -22,7 +22,7 @@ use super::{
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(expecting = "an object such as {\"id\": \"...\"}")]
+#[serde(expecting = "an object such as {\"id\": \"...\"}", deny_unknown_fields)]
 pub(super) struct IdObject {
     #[serde(default)]
     id: Option<String>,
@@ -33,7 +33,8 @@ pub(super) struct IdObject {
 #[derive(Deserialize, ToSchema)]
 #[serde(
     untagged,
-    expecting = "must be an app name or an object such as {\"id\": \"...\"}"
+    expecting = "must be an app name or an object such as {\"id\": \"...\"}",
+    deny_unknown_fields
 )]
 pub(super) enum SourceAppInput {
     Plain(String),
@@ -61,7 +62,10 @@ impl SourceAppInput {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
+#[serde(
+    expecting = "an object such as {\"app\": {\"id\": \"...\"}}",
+    deny_unknown_fields
+)]
 pub(super) struct SourceObject {
     #[serde(default)]
     app: Option<SourceAppInput>,
@@ -82,14 +86,17 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "an object such as {\"app\": {\"id\": \"...\"}}")]
+#[serde(
+    expecting = "an object such as {\"app\": {\"id\": \"...\"}}",
+    deny_unknown_fields
+)]
 pub(super) struct TargetObject {
     #[serde(default)]
     app: Option<ReferenceInput>,
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 pub(super) struct CreatePromotionBody {
     #[serde(default)]
     pipeline: Option<ReferenceInput>,

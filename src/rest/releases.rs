@@ -33,7 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 /// back to an earlier release, as Akkeris clients send it (their `description` is ignored:
 /// a rollback is described as `Rollback to v<N>`).
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreateReleaseBody {
     #[serde(default)]
     image: Option<String>,
@@ -145,7 +145,7 @@ fn parse_state(state: Option<String>) -> Result<Option<StatusState>, ApiError> {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct CreateReleaseStatusBody {
     #[serde(default)]
     context: String,
@@ -209,7 +209,7 @@ async fn list_release_statuses(
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object")]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
 struct UpdateReleaseStatusBody {
     #[serde(default)]
     context: Option<String>,

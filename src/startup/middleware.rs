@@ -18,11 +18,19 @@ use tracing::Instrument;
 
 use crate::{
     auth::{Authenticator, Transport},
-    domain::access::Caller,
+    domain::{access::Caller, rate_limit::CallKind},
     error::Error,
+    rate_limits::{Admission, Quota, RateLimiter},
     rest::{self, error::ApiError},
     telemetry::access::{self, AccessRecord},
 };
+
+/// What every request passes before it runs: who is calling, and whether the caller's
+/// token may call again now.
+pub(super) struct Gate {
+    pub(super) authenticator: Authenticator,
+    pub(super) limiter: RateLimiter,
+}
 
 /// The board's page and assets: the page asks for a token for the data it reads.
 fn is_board(path: &str) -> bool {
@@ -96,10 +104,11 @@ async fn caller_of(
 /// structured access-log line, with its outcome and latency, and its metrics. Headers are
 /// never logged, so tokens stay out of the logs.
 pub(super) async fn serve_request(
-    State(authenticator): State<Arc<Authenticator>>,
+    State(gate): State<Arc<Gate>>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let authenticator = &gate.authenticator;
     let started = std::time::Instant::now();
     let method = request.method().clone();
     let uri = request.uri().clone();
@@ -121,13 +130,20 @@ pub(super) async fn serve_request(
             .extensions_mut()
             .insert(rest::board::TokenNeeded(needed));
     }
-    let caller = caller_of(&authenticator, uri.path(), authorization, transport).await;
+    let caller = caller_of(authenticator, uri.path(), authorization, transport).await;
     let caller_name = match &caller {
         Ok(Some(caller)) => Some(caller.name.clone()),
         _ => None,
     };
     let span = access::request_span(&id, caller_name.as_deref());
+    let admission = match &caller {
+        Ok(Some(caller)) => admit(&gate.limiter, caller, &method, uri.path(), transport),
+        _ => Admission::Unlimited,
+    };
     let mut response = match caller {
+        Ok(_) if matches!(admission, Admission::Refused(_)) => {
+            refusal_of(admission, caller_name.as_deref(), transport)
+        }
         Ok(caller) => {
             if let Some(caller) = caller {
                 // An explicit parent, not `in_scope`: entering the span costs even when the
@@ -140,6 +156,11 @@ pub(super) async fn serve_request(
         Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
         Err(error) => ApiError::Service(error).into_response(),
     };
+    if transport == Transport::Grpc {
+        oversized_message_as_resource_exhausted(&mut response);
+    } else if let Admission::Admitted(quota) | Admission::Refused(quota) = admission {
+        add_rate_limit_headers(&mut response, &quota);
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -170,6 +191,115 @@ pub(super) async fn serve_request(
     };
     access::log(&record, &span);
     response
+}
+
+/// Draws the call from its token's bucket. Protected mode (no token) and `/metrics` are
+/// not limited.
+fn admit(
+    limiter: &RateLimiter,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    transport: Transport,
+) -> Admission {
+    let Some(token_id) = caller.token_id else {
+        return Admission::Unlimited;
+    };
+    if path == "/metrics" {
+        return Admission::Unlimited;
+    }
+    let kind = match transport {
+        Transport::Grpc => CallKind::of_grpc_path(path),
+        Transport::Rest => CallKind::of_http_method(method),
+    };
+    limiter.admit(token_id, caller.limits, kind)
+}
+
+/// A call refused for its rate limit: 429 or RESOURCE_EXHAUSTED, with when to retry.
+fn refusal_of(admission: Admission, token: Option<&str>, transport: Transport) -> Response {
+    let Admission::Refused(quota) = admission else {
+        return ApiError::Service(Error::Internal("an admitted call was refused".into()))
+            .into_response();
+    };
+    crate::metrics::record_rate_limited(quota.kind.as_str());
+    let error = Error::RateLimited {
+        message: format!(
+            "rate limit exceeded: token {} may make {} {}s a second, in bursts of {}; retry in {} s",
+            crate::domain::quoted(token.unwrap_or_default()),
+            quota.per_second,
+            quota.kind.as_str(),
+            quota.burst,
+            quota.retry_after_seconds()
+        ),
+        retry_after: quota.retry_after,
+    };
+    match transport {
+        Transport::Grpc => tonic::Status::from(error).into_http(),
+        Transport::Rest => {
+            let mut response = ApiError::Service(error).into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(quota.retry_after_seconds()),
+            );
+            response
+        }
+    }
+}
+
+/// The IETF draft's headers for the bucket a REST call drew on.
+fn add_rate_limit_headers(response: &mut Response, quota: &Quota) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-policy", quota.policy_header()),
+        ("ratelimit", quota.state_header()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// tonic refuses a request message over its decoding limit as OUT_OF_RANGE, before any
+/// handler runs. A message too large is RESOURCE_EXHAUSTED, as with REST's 413, with a
+/// message naming the limit.
+fn oversized_message_as_resource_exhausted(response: &mut Response) {
+    const TONIC_PREFIX: &str = "Error, decoded message length too large";
+    let headers = response.headers();
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|status| status == "11");
+    if !out_of_range {
+        return;
+    }
+    let Some(message) = headers
+        .get("grpc-message")
+        .and_then(|value| value.to_str().ok())
+        .map(|text| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .filter(|text| text.starts_with(TONIC_PREFIX))
+    else {
+        return;
+    };
+    let found = message
+        .split("found ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("more");
+    let status = tonic::Status::resource_exhausted(format!(
+        "the request message is {found} bytes; the limit is {} bytes (4 MiB)",
+        crate::grpc::MAX_REQUEST_MESSAGE_BYTES
+    ));
+    let rewritten = status.into_http::<axum::body::Body>();
+    let headers = response.headers_mut();
+    for name in ["grpc-status", "grpc-message"] {
+        headers.remove(name);
+        if let Some(value) = rewritten.headers().get(name) {
+            headers.insert(name, value.clone());
+        }
+    }
 }
 
 /// The request's metrics.

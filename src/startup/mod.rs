@@ -164,7 +164,10 @@ impl Application {
             ))
             .fallback(rest::unknown_path)
             .layer(axum::middleware::from_fn_with_state(
-                Arc::new(authenticator),
+                Arc::new(middleware::Gate {
+                    authenticator,
+                    limiter: crate::rate_limits::RateLimiter::new(settings.rate_limits),
+                }),
                 middleware::serve_request,
             ));
 

@@ -49,19 +49,17 @@ pub async fn lock_live_apps(
         .await
 }
 
-/// A live app locked by [`lock_live_apps_with_versions`], with what its new releases need.
+/// A live app locked by [`lock_live_apps_for_batch`].
 #[derive(Debug, sea_orm::FromQueryResult)]
 pub struct LiveAppForBatch {
     pub id: Uuid,
-    /// Its newest release's version, if it has one.
-    pub newest_version: Option<i64>,
     /// Whether it feeds an auto-promote coupling (see [`super::triggers`]).
     pub feeds_auto_promotion: bool,
 }
 
-/// Locks the live apps among `app_ids` (sorted) like [`lock_live_apps`], and reads each
-/// one's newest release version and whether it feeds auto-promotion, in one statement.
-pub async fn lock_live_apps_with_versions(
+/// Locks the live apps among `app_ids` (sorted) like [`lock_live_apps`], and reads
+/// whether each one feeds auto-promotion, in one statement.
+pub async fn lock_live_apps_for_batch(
     db: &impl ConnectionTrait,
     app_ids: &[Uuid],
 ) -> Result<Vec<LiveAppForBatch>, DbErr> {
@@ -75,8 +73,7 @@ pub async fn lock_live_apps_with_versions(
         _ => "",
     };
     let sql = format!(
-        "SELECT a.id, (SELECT MAX(r.version) FROM releases r WHERE r.app_id = a.id) \
-         AS newest_version, {} AS feeds_auto_promotion \
+        "SELECT a.id, {} AS feeds_auto_promotion \
          FROM apps a WHERE a.id IN ({}) AND a.deleted_at IS NULL ORDER BY a.id{lock}",
         super::triggers::feeds_auto_promotion("a.id"),
         super::placeholders(backend, 1, app_ids.len()),
@@ -88,6 +85,75 @@ pub async fn lock_live_apps_with_versions(
     ))
     .all(db)
     .await
+}
+
+/// The advisory-lock space of release numbering: the two-key form, which never meets
+/// the single-key locks taken elsewhere.
+const RELEASE_NUMBERING: i32 = 0x7265_6c76;
+
+/// The advisory key of an app's release numbering. Two apps may share a key; they then
+/// only number their releases one after the other.
+fn release_numbering_key(app_id: Uuid) -> i32 {
+    let bits = app_id.as_u128();
+    let folded =
+        (bits as u32) ^ ((bits >> 32) as u32) ^ ((bits >> 64) as u32) ^ ((bits >> 96) as u32);
+    folded as i32
+}
+
+/// Takes the numbering of `app_ids`' next releases until the transaction ends, then
+/// reads each one's newest version (absent when it has none). Every writer of a new
+/// release calls this first, so concurrent creates, rollbacks and promotion targets on
+/// one app number their releases one after the other, the first one included.
+///
+/// On PostgreSQL these are transaction-scoped advisory locks, taken in key order and
+/// after every row lock the writer needs (the lock order in [`crate::lifecycle`]), so
+/// that no two writers wait for each other in a cycle. The versions are read in a
+/// statement of their own, whose snapshot sees what the previous holder committed.
+/// SQLite runs one writer at a time, which serializes numbering already.
+pub async fn lock_release_numbering(
+    db: &impl ConnectionTrait,
+    app_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, DbErr> {
+    use sea_orm::Statement;
+    if app_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let mut keys: Vec<i32> = app_ids.iter().copied().map(release_numbering_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let keys: Vec<String> = keys.iter().map(i32::to_string).collect();
+        // `unnest` yields the array in order, and the locks are taken row by row.
+        db.execute(Statement::from_string(
+            backend,
+            format!(
+                "SELECT pg_advisory_xact_lock({RELEASE_NUMBERING}, key) \
+                 FROM unnest(ARRAY[{}]::int4[]) AS key",
+                keys.join(", ")
+            ),
+        ))
+        .await?;
+    }
+    let sql = format!(
+        "SELECT app_id, MAX(version) AS newest FROM releases WHERE app_id IN ({}) GROUP BY app_id",
+        super::placeholders(backend, 1, app_ids.len()),
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            sql,
+            app_ids.iter().map(|id| sea_orm::Value::from(*id)),
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<Uuid>("", "app_id")?,
+                row.try_get::<i64>("", "newest")?,
+            ))
+        })
+        .collect()
 }
 
 /// The ids of the live apps among `app_ids`, in id order, the order locks are taken in.

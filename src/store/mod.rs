@@ -28,8 +28,8 @@ pub mod verifications;
 pub mod votes;
 
 pub use locks::{
-    lock_apps_to_join_queues, lock_live, lock_live_apps, lock_live_apps_with_versions,
-    lock_promotion, lock_to_create_promotion, mark_deleted, queue_clock, LiveAppForBatch,
+    lock_apps_to_join_queues, lock_live, lock_live_apps, lock_live_apps_for_batch, lock_promotion,
+    lock_release_numbering, lock_to_create_promotion, mark_deleted, queue_clock, LiveAppForBatch,
     LiveToCreate, SoftDeleteColumns,
 };
 pub use parameters::{placeholder, placeholders, AppIds, Parameters};
@@ -335,29 +335,38 @@ pub struct NewRelease {
 
 const RELEASE_VERSION_ATTEMPTS: usize = 50;
 
-/// Inserts a release with the app's next version. Concurrent writers race for the same
-/// version; the unique index on (app, version) lets exactly one win, and the others retry
-/// with the next number. Each attempt runs in its own (nested) transaction so that a lost
-/// race does not abort an enclosing one on PostgreSQL.
+/// Inserts a release with the app's next version, numbered under
+/// [`lock_release_numbering`], which the caller's transaction holds until it ends.
+///
+/// A process of an earlier version numbers without that lock and may still take the same
+/// version first; the unique index on (app, version) then lets exactly one win, and this
+/// one retries with the next number. Each attempt runs in its own (nested) transaction
+/// so that a lost race does not abort the enclosing one on PostgreSQL.
 pub async fn insert_release_with_next_version<C>(
     db: &C,
     new: NewRelease,
 ) -> Result<entities::release::Model, DbErr>
 where
-    C: TransactionTrait,
+    C: ConnectionTrait + TransactionTrait,
 {
     use entities::release;
+    let mut newest = lock_release_numbering(db, &[new.app_id])
+        .await?
+        .get(&new.app_id)
+        .copied();
     let mut last_error = None;
     for _ in 0..RELEASE_VERSION_ATTEMPTS {
         let attempt = db.begin().await?;
-        let newest: Option<i64> = release::Entity::find()
-            .select_only()
-            .column_as(release::Column::Version.max(), "newest")
-            .filter(release::Column::AppId.eq(new.app_id))
-            .into_tuple::<Option<i64>>()
-            .one(&attempt)
-            .await?
-            .flatten();
+        if last_error.is_some() {
+            newest = release::Entity::find()
+                .select_only()
+                .column_as(release::Column::Version.max(), "newest")
+                .filter(release::Column::AppId.eq(new.app_id))
+                .into_tuple::<Option<i64>>()
+                .one(&attempt)
+                .await?
+                .flatten();
+        }
         let now = now();
         let row = release::ActiveModel {
             id: Set(Uuid::new_v4()),

@@ -9,19 +9,30 @@ use uuid::Uuid;
 use super::entities::token;
 
 /// Stores a new token. A unique violation means the name is taken.
+/// A token to store: never its secret, only the secret's hash.
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub role: &'a str,
+    pub secret_hash: String,
+    pub email: Option<&'a str>,
+    pub rate_limit_read: Option<String>,
+    pub rate_limit_write: Option<String>,
+}
+
 pub async fn insert_token(
     db: &impl ConnectionTrait,
-    name: &str,
-    role: &str,
-    secret_hash: String,
+    new: NewToken<'_>,
 ) -> Result<token::Model, DbErr> {
     token::ActiveModel {
         id: Set(Uuid::new_v4()),
-        name: Set(name.to_owned()),
-        role: Set(role.to_owned()),
-        secret_hash: Set(secret_hash),
+        name: Set(new.name.to_owned()),
+        role: Set(new.role.to_owned()),
+        secret_hash: Set(new.secret_hash),
         created_at: Set(super::now()),
         revoked_at: Set(None),
+        rate_limit_read: Set(new.rate_limit_read),
+        rate_limit_write: Set(new.rate_limit_write),
+        email: Set(new.email.map(str::to_owned)),
     }
     .insert(db)
     .await

@@ -135,6 +135,7 @@ pub fn settings_for(database_url: &str) -> Settings {
         audit_retention: Some(chrono::Duration::days(400)),
         tls: None,
         webhook: None,
+        rate_limits: Default::default(),
         engine: pipelines::engine::EngineSettings {
             poll_interval: Duration::from_millis(100),
             // The tests' HTTP checks probe servers they start on loopback.

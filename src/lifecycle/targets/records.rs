@@ -60,14 +60,14 @@ pub(super) fn release_created_event(
 /// in order; not stored.
 pub(super) fn number_releases<'a>(
     news: impl Iterator<Item = &'a NewRelease>,
-    newest: &HashMap<Uuid, Option<i64>>,
+    newest: &HashMap<Uuid, i64>,
 ) -> Vec<release::Model> {
     let mut next: HashMap<Uuid, i64> = HashMap::new();
     let now = store::now();
     news.map(|new| {
         let version = next
             .entry(new.app_id)
-            .or_insert_with(|| newest.get(&new.app_id).copied().flatten().unwrap_or(0) + 1);
+            .or_insert_with(|| newest.get(&new.app_id).copied().unwrap_or(0) + 1);
         let model = release::Model {
             id: Uuid::new_v4(),
             app_id: new.app_id,

@@ -74,7 +74,7 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         targets: vec![target.clone()],
         apps: [(app.id, app.clone())].into_iter().collect(),
         claimed: vec![target.id],
-        newest_versions: [(app.id, Some(7))].into_iter().collect(),
+        live_apps: [app.id].into_iter().collect(),
         verifications: HashMap::new(),
         feeding_auto_promotion: Some(HashSet::new()),
         unwritten: Unwritten::default(),
@@ -106,7 +106,8 @@ fn a_start_and_an_outcome_in_one_batch_write_one_move() {
         .move_target(target.id, TargetStatus::Running, None, None)
         .unwrap();
     let news = [batch.subject.new_release(&app, &target)];
-    let release = number_releases(news.iter(), &batch.newest_versions).remove(0);
+    let newest = [(app.id, 7)].into_iter().collect();
+    let release = number_releases(news.iter(), &newest).remove(0);
     assert_eq!(release.version, 8);
     let running = batch.targets[0].clone();
     batch.link_new_release(&running, &app, &release).unwrap();

@@ -64,7 +64,10 @@ impl From<views::PipelineView> for Pipeline {
 }
 
 #[derive(Debug, Serialize, Deserialize, Default, ToSchema)]
-#[serde(expecting = "an object such as {\"contexts\": [\"ci/tests\"]}")]
+#[serde(
+    expecting = "an object such as {\"contexts\": [\"ci/tests\"]}",
+    deny_unknown_fields
+)]
 pub struct RequiredStatusChecks {
     #[serde(default)]
     pub contexts: Vec<String>,

@@ -12,6 +12,13 @@ pub struct Model {
     pub secret_hash: String,
     pub created_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
+    /// The token's own read limit, `<per second>/<burst>` or `0`; the server's default when
+    /// absent.
+    pub rate_limit_read: Option<String>,
+    /// The token's own write limit, as `rate_limit_read`.
+    pub rate_limit_write: Option<String>,
+    /// The address `GET /account` answers with; the token's name when absent.
+    pub email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,3 +3,4 @@
 //! two transports.
 
 mod memory;
+mod versions;
