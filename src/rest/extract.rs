@@ -59,11 +59,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let reason = strip_position(&error.into_inner().to_string());
+        // serde names an unknown field in the path when it is nested, and not at the top.
         let field = match (unknown_field(&reason), path.as_str()) {
             (Some(unknown), ".") => unknown.to_owned(),
-            (Some(unknown), parent) => format!("{parent}.{unknown}"),
+            (Some(unknown), nested) if !nested.ends_with(unknown) => format!("{nested}.{unknown}"),
             (None, ".") => "body".to_owned(),
-            (None, _) => path.clone(),
+            _ => path.clone(),
         };
         ApiError::Service(Error::invalid(field, reason))
     })

@@ -42,21 +42,21 @@ def free_port():
 
 
 class Server:
-    def __init__(self, binary, tokens=()):
+    def __init__(self, binary, tokens=(), serve_args=()):
         self.dir = tempfile.mkdtemp(prefix="board-test-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, DATABASE_URL=f"sqlite://{self.dir}/board.db?mode=rwc", RUST_LOG="warn")
         self.tokens = {}
         subprocess.run([binary, "migrate"], env=env, check=True, capture_output=True)
-        for name, role in tokens:
+        for name, role, *extra in tokens:
             made = subprocess.run(
-                [binary, "tokens", "create", "--name", name, "--role", role],
+                [binary, "tokens", "create", "--name", name, "--role", role, *extra],
                 env=env, check=True, capture_output=True, text=True,
             )
             self.tokens[name] = made.stdout.strip().split()[-1]
         self.process = subprocess.Popen(
-            [binary, "serve", "--listen", f"127.0.0.1:{self.port}"], env=env,
+            [binary, "serve", "--listen", f"127.0.0.1:{self.port}", *serve_args], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         for _ in range(200):
@@ -329,6 +329,38 @@ def test_protected_mode(binary, driver):
         server.stop()
 
 
+def test_rate_limited(binary, driver):
+    """A token with a small read limit: the page's first reads are refused with 429, and it
+    waits out each Retry-After instead of failing."""
+    server = Server(
+        binary,
+        tokens=[("ops", "admin", "--rate-limit-read", "0", "--rate-limit-write", "0"),
+                ("viewer", "read", "--rate-limit-read", "1/2")],
+    )
+    try:
+        seed(server, server.tokens["ops"])
+        driver.get(server.url + "/")
+        dialog = wait_for(driver, EC.visibility_of_element_located((By.ID, "token-dialog")), "the token dialog")
+        field = dialog.find_element(By.ID, "token-input")
+        field.send_keys(server.tokens["viewer"])
+        field.send_keys(Keys.ENTER)
+        wait_for(driver, card_text("shop-dev"), "the shop-dev card, after the waits", timeout=30)
+        wait_for(driver, text_in_card("shop-dev", "ci/build: missing"), "the missing check", timeout=30)
+        status, metrics = 0, ""
+        request = urllib.request.Request(server.url + "/metrics")
+        request.add_header("authorization", f"Bearer {server.tokens['ops']}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, metrics = response.status, response.read().decode()
+        assert status == 200
+        refused = [line for line in metrics.splitlines()
+                   if line.startswith('pipelines_rate_limited_total{kind="read"}')]
+        assert refused and float(refused[0].split()[-1]) > 0, "the page's reads were refused first"
+        console_errors(driver)  # the browser logs the 429s itself
+        driver.execute_script("sessionStorage.clear()")
+    finally:
+        server.stop()
+
+
 def demo_screenshot(binary, driver, path):
     """A realistic board for the README: four stages, checks, a freeze, promotions."""
     server = Server(binary, tokens=[("ci-bot", "write"), ("alice", "write")])
@@ -421,6 +453,8 @@ def main():
             assert not errors, f"console errors: {errors}"
         finally:
             server.stop()
+        step = "rate limited"
+        test_rate_limited(args.binary, driver)
         step = "protected mode"
         test_protected_mode(args.binary, driver)
         errors = console_errors(driver)

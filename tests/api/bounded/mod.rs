@@ -3,4 +3,6 @@
 //! two transports.
 
 mod memory;
+mod rate_limits;
+mod refusals;
 mod versions;
