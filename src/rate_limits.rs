@@ -55,6 +55,9 @@ impl TokenBuckets {
     }
 }
 
+/// A policy header's parts: the kind, the rate and the burst.
+type PolicyKey = (CallKind, u32, u32);
+
 /// What a bucket said about one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -78,14 +81,47 @@ impl Quota {
         format!("\"{}\";q={};w={window}", self.kind.as_str(), self.burst)
     }
 
-    /// The IETF draft's `RateLimit` value: `"read";r=399;t=1`.
-    pub fn state_header(&self) -> String {
-        format!(
+    /// [`Self::policy_header`] as a header value, made once per policy: it is the same
+    /// on every answer to tokens of one limit.
+    pub fn policy_header_value(&self) -> http::HeaderValue {
+        thread_local! {
+            static MADE: std::cell::RefCell<Vec<(PolicyKey, http::HeaderValue)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let key = (self.kind, self.per_second, self.burst);
+        MADE.with(|made| {
+            let mut made = made.borrow_mut();
+            if let Some((_, value)) = made.iter().find(|(policy, _)| *policy == key) {
+                return value.clone();
+            }
+            let value = http::HeaderValue::from_str(&self.policy_header())
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+            // Policies are few (the defaults and the tokens' own); keep a handful.
+            if made.len() >= 16 {
+                made.remove(0);
+            }
+            made.push((key, value.clone()));
+            value
+        })
+    }
+
+    /// The IETF draft's `RateLimit` value: `"read";r=399;t=1`, written without a
+    /// formatting allocation: it goes on every answer to a limited token.
+    pub fn state_header(&self) -> http::HeaderValue {
+        use std::io::Write as _;
+        let mut buffer = [0u8; 64];
+        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+        // 64 bytes hold the longest value: two u64 numbers and a kind.
+        let _ = write!(
+            cursor,
             "\"{}\";r={};t={}",
             self.kind.as_str(),
             self.remaining,
             rate_limit::header_seconds(self.until_full)
-        )
+        );
+        let written = usize::try_from(cursor.position()).unwrap_or(0);
+        http::HeaderValue::from_bytes(&buffer[..written])
+            .unwrap_or_else(|_| http::HeaderValue::from_static(""))
     }
 
     /// `Retry-After` in whole seconds, rounded up, at least 1.
@@ -106,14 +142,28 @@ pub enum Admission {
 /// Every token's buckets in this process. Bounded by the number of tokens that have
 /// called; each costs two words.
 pub struct RateLimiter {
+    /// Tells this limiter's buckets from another's in the threads' caches (several
+    /// servers may share a process, as the tests' do).
+    id: u64,
     defaults: DefaultLimits,
     started: Instant,
     buckets: RwLock<HashMap<Uuid, Arc<TokenBuckets>>>,
 }
 
+/// Buckets each worker thread has looked up, so that a call touches no lock shared with
+/// the other threads: only its bucket. Bounded: it starts over past its limit.
+type KnownBuckets = HashMap<(u64, Uuid), Arc<TokenBuckets>>;
+const BUCKETS_KNOWN_PER_THREAD: usize = 4096;
+
+thread_local! {
+    static KNOWN: std::cell::RefCell<KnownBuckets> = std::cell::RefCell::new(HashMap::new());
+}
+
 impl RateLimiter {
     pub fn new(defaults: DefaultLimits) -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             defaults,
             started: Instant::now(),
             buckets: RwLock::new(HashMap::new()),
@@ -159,6 +209,22 @@ impl RateLimiter {
     }
 
     fn buckets_of(&self, token_id: Uuid) -> Arc<TokenBuckets> {
+        let key = (self.id, token_id);
+        if let Some(known) = KNOWN.with(|known| known.borrow().get(&key).cloned()) {
+            return known;
+        }
+        let buckets = self.shared_buckets_of(token_id);
+        KNOWN.with(|known| {
+            let mut known = known.borrow_mut();
+            if known.len() >= BUCKETS_KNOWN_PER_THREAD {
+                known.clear();
+            }
+            known.insert(key, Arc::clone(&buckets));
+        });
+        buckets
+    }
+
+    fn shared_buckets_of(&self, token_id: Uuid) -> Arc<TokenBuckets> {
         // A poisoned lock still guards a consistent map: each write is one insert.
         let known = self
             .buckets

@@ -36,6 +36,7 @@ use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 mod auto;
+mod limits;
 mod memory;
 mod rest;
 mod scale;
@@ -159,7 +160,22 @@ fn free_address() -> BenchResult<SocketAddr> {
     Ok(format!("127.0.0.1:{port}").parse()?)
 }
 
+/// The rate limits every measured server runs with: far above any load here, so that no
+/// call is refused and every one still passes through its token's buckets. `bench limits`
+/// compares them with limits off.
+const LIMITS_FAR_ABOVE_THE_LOAD: &str = "1000000/1000000";
+
 async fn spawn_on(url: String, dir: tempfile::TempDir, log: &str) -> BenchResult<Server> {
+    spawn_limited(url, dir, log, LIMITS_FAR_ABOVE_THE_LOAD).await
+}
+
+/// A server whose tokens' read and write limits are `limits` (`0` for none).
+async fn spawn_limited(
+    url: String,
+    dir: tempfile::TempDir,
+    log: &str,
+    limits: &str,
+) -> BenchResult<Server> {
     let address = free_address()?;
     let child = Command::new(server_binary())
         .args([
@@ -170,6 +186,8 @@ async fn spawn_on(url: String, dir: tempfile::TempDir, log: &str) -> BenchResult
             &parallel_targets(),
         ])
         .env("DATABASE_URL", &url)
+        .env("PIPELINES_RATE_LIMIT_READ", limits)
+        .env("PIPELINES_RATE_LIMIT_WRITE", limits)
         .env(
             "RUST_LOG",
             std::env::var("BENCH_SERVER_RUST_LOG").unwrap_or_else(|_| log.to_owned()),
@@ -486,6 +504,8 @@ async fn watch_memory(count: usize) -> BenchResult<(u64, u64)> {
             ),
         )
         .env("RUST_LOG", "warn")
+        .env("PIPELINES_RATE_LIMIT_READ", LIMITS_FAR_ABOVE_THE_LOAD)
+        .env("PIPELINES_RATE_LIMIT_WRITE", LIMITS_FAR_ABOVE_THE_LOAD)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
@@ -553,7 +573,7 @@ async fn main() -> BenchResult<()> {
         Ok(url) if !url.is_empty() => {}
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
-    // `bench [promotions|latency|throughput|unary|auto|verification|rest|memory|stream]...` runs only those
+    // `bench [promotions|latency|throughput|unary|auto|verification|rest|limits|memory|stream]...` runs only those
     // sections; `promotions` is `latency` and `throughput`. `bench scale` runs only when named.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
@@ -588,6 +608,11 @@ async fn main() -> BenchResult<()> {
                     row.rate / row.ceiling * 100.0
                 );
             }
+        }
+    }
+    if runs("limits") {
+        for backend in &backends {
+            limits::limiter_rows(backend).await?;
         }
     }
     if runs("memory") {

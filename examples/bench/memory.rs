@@ -138,6 +138,14 @@ pub async fn idle_rss(pipelines: usize) -> BenchResult<(u64, Duration)> {
         .args(["serve", "--listen", &address.to_string()])
         .env("DATABASE_URL", &url)
         .env("RUST_LOG", "warn")
+        .env(
+            "PIPELINES_RATE_LIMIT_READ",
+            super::LIMITS_FAR_ABOVE_THE_LOAD,
+        )
+        .env(
+            "PIPELINES_RATE_LIMIT_WRITE",
+            super::LIMITS_FAR_ABOVE_THE_LOAD,
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

@@ -56,7 +56,7 @@ async fn bare_handler(body: String) -> BenchResult<SocketAddr> {
     Ok(address)
 }
 
-fn admin_token(server: &Server) -> BenchResult<String> {
+pub(super) fn admin_token(server: &Server) -> BenchResult<String> {
     let output = Command::new(super::server_binary())
         .args(["tokens", "create", "--name", "bench", "--role", "admin"])
         .env("DATABASE_URL", &server.database_url)

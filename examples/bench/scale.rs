@@ -200,6 +200,14 @@ fn start_server(url: &str, resync_ms: u32) -> BenchResult<(Child, SocketAddr)> {
         ])
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
+        .env(
+            "PIPELINES_RATE_LIMIT_READ",
+            super::LIMITS_FAR_ABOVE_THE_LOAD,
+        )
+        .env(
+            "PIPELINES_RATE_LIMIT_WRITE",
+            super::LIMITS_FAR_ABOVE_THE_LOAD,
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;

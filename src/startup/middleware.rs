@@ -248,15 +248,11 @@ fn refusal_of(admission: Admission, token: Option<&str>, transport: Transport) -
 
 /// The IETF draft's headers for the bucket a REST call drew on.
 fn add_rate_limit_headers(response: &mut Response, quota: &Quota) {
+    static POLICY: axum::http::HeaderName = axum::http::HeaderName::from_static("ratelimit-policy");
+    static STATE: axum::http::HeaderName = axum::http::HeaderName::from_static("ratelimit");
     let headers = response.headers_mut();
-    for (name, value) in [
-        ("ratelimit-policy", quota.policy_header()),
-        ("ratelimit", quota.state_header()),
-    ] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
+    headers.insert(POLICY.clone(), quota.policy_header_value());
+    headers.insert(STATE.clone(), quota.state_header());
 }
 
 /// tonic refuses a request message over its decoding limit as OUT_OF_RANGE, before any
