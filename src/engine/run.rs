@@ -16,7 +16,7 @@ use super::EngineContext;
 use crate::{
     deploy::{DeployCause, DeployRequest},
     error::Result,
-    lifecycle::{DeployOutcome, Run, Subject, TargetBatch, Transaction},
+    lifecycle::{DeployOutcome, OutcomeRecorded, Run, Subject, TargetBatch, Transaction},
     store::entities::promotion_target,
     store::leases::{self, LeasedWork},
 };
@@ -122,11 +122,17 @@ async fn drive(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "targets run in one transaction and committed"
         );
-        return Ok(if every_claim_ran && recorded.iter().all(|done| *done) {
-            Leases::Cleared
-        } else {
-            Leases::MayBeHeld
-        });
+        return Ok(
+            if every_claim_ran
+                && recorded
+                    .iter()
+                    .all(|done| *done == OutcomeRecorded::Recorded)
+            {
+                Leases::Cleared
+            } else {
+                Leases::MayBeHeld
+            },
+        );
     }
 
     batch.write(&mut tx).await?;
@@ -186,11 +192,16 @@ async fn drive(
             "outcomes recorded and committed"
         );
         for (id, recorded) in ids.into_iter().zip(recorded) {
-            if !recorded {
-                tracing::info!(
+            match recorded {
+                OutcomeRecorded::Recorded => {}
+                OutcomeRecorded::Canceled => tracing::info!(
                     target = %id,
-                    "the target was canceled or taken over while deploying; its outcome is not recorded"
-                );
+                    "the target was canceled while it deployed; the cancel stands and the deploy's outcome is not recorded"
+                ),
+                OutcomeRecorded::TakenOver => tracing::warn!(
+                    target = %id,
+                    "this process's lease on the target ran out while it deployed, and the target moved on; the deploy's outcome is not recorded"
+                ),
             }
         }
     }

@@ -39,7 +39,7 @@ pub use rollbacks::{
     cancel_rollbacks_of_deleted_app, create_rollback, record_rollback_outcome, start_rollback,
 };
 pub use subject::{SourceRelease, Subject};
-pub use targets::{DeployOutcome, Run, TargetBatch};
+pub use targets::{DeployOutcome, OutcomeRecorded, Run, TargetBatch};
 pub use verification::{
     record_rollback_deploy, record_verdict, rollback_to_deploy, RollbackToDeploy,
 };

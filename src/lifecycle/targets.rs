@@ -57,6 +57,16 @@ pub enum DeployOutcome {
     Failed(String),
 }
 
+/// What became of a deploy's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeRecorded {
+    Recorded,
+    /// The target was canceled while it deployed; the cancel stands.
+    Canceled,
+    /// Another worker holds the target now (this one's lease ran out), or it moved on.
+    TakenOver,
+}
+
 /// One promotion's targets, read under the promotion's lock, with the changes the batch's
 /// transitions made to them and not yet written.
 pub struct TargetBatch {
@@ -386,21 +396,31 @@ impl TargetBatch {
     /// ends if they were its last. Returns, per outcome, whether it was recorded: not when
     /// the target was no longer this worker's (canceled by its app's deletion, or the
     /// lease lost).
-    pub fn record_outcomes(&mut self, outcomes: Vec<(Run, DeployOutcome)>) -> Result<Vec<bool>> {
+    pub fn record_outcomes(
+        &mut self,
+        outcomes: Vec<(Run, DeployOutcome)>,
+    ) -> Result<Vec<OutcomeRecorded>> {
         let mut recorded = Vec::with_capacity(outcomes.len());
         let reporting = self.promotion_status()?;
         for (run, outcome) in outcomes {
-            let recordable = self.targets.iter().any(|row| {
-                row.id == run.target.id
-                    && row.status == TargetStatus::Running.as_str()
-                    && row.lease_owner.as_deref() == Some(self.worker.as_str())
-                    && row.release_id == Some(run.release.id)
-            });
-            if !recordable {
-                recorded.push(false);
+            let now = self.targets.iter().find(|row| row.id == run.target.id);
+            let verdict = match now {
+                Some(row)
+                    if row.status == TargetStatus::Running.as_str()
+                        && row.lease_owner.as_deref() == Some(self.worker.as_str())
+                        && row.release_id == Some(run.release.id) =>
+                {
+                    OutcomeRecorded::Recorded
+                }
+                Some(row) if row.status == TargetStatus::Canceled.as_str() => {
+                    OutcomeRecorded::Canceled
+                }
+                _ => OutcomeRecorded::TakenOver,
+            };
+            recorded.push(verdict);
+            if verdict != OutcomeRecorded::Recorded {
                 continue;
             }
-            recorded.push(true);
             let verification = self
                 .verifications
                 .get(&run.app.id)

@@ -119,7 +119,7 @@ fn a_start_and_an_outcome_in_one_batch_write_one_move() {
     let recorded = batch
         .record_outcomes(vec![(run, DeployOutcome::Deployed)])
         .unwrap();
-    assert_eq!(recorded, [true]);
+    assert_eq!(recorded, [OutcomeRecorded::Recorded]);
 
     let unwritten = &batch.unwritten;
     assert_eq!(unwritten.moves.len(), 1);
@@ -147,4 +147,40 @@ fn a_start_and_an_outcome_in_one_batch_write_one_move() {
             EventKind::PromotionFinished
         ]
     );
+}
+
+/// An outcome that arrives after the target was canceled, or after another worker took
+/// it, is not recorded, and says which.
+#[test]
+fn an_outcome_for_a_target_canceled_or_taken_meanwhile_says_which() {
+    for (status, owner, expected) in [
+        (
+            TargetStatus::Canceled,
+            Some("worker"),
+            OutcomeRecorded::Canceled,
+        ),
+        (
+            TargetStatus::Running,
+            Some("another"),
+            OutcomeRecorded::TakenOver,
+        ),
+        (TargetStatus::Running, None, OutcomeRecorded::TakenOver),
+    ] {
+        let (mut batch, target, app) = batch_of_one_pending_target();
+        let news = [batch.subject.new_release(&app, &target)];
+        let release = number_releases(news.iter(), &HashMap::new()).remove(0);
+        batch.targets[0].status = status.as_str().to_owned();
+        batch.targets[0].lease_owner = owner.map(str::to_owned);
+        batch.targets[0].release_id = Some(release.id);
+        let run = Run {
+            target: batch.targets[0].clone(),
+            app,
+            release,
+        };
+        let recorded = batch
+            .record_outcomes(vec![(run, DeployOutcome::Deployed)])
+            .unwrap();
+        assert_eq!(recorded, [expected], "{status:?} held by {owner:?}");
+        assert!(batch.unwritten.moves.is_empty());
+    }
 }

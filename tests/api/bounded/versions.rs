@@ -66,6 +66,26 @@ async fn concurrent_creates_rollbacks_and_promotions_on_one_app_all_get_a_versio
     app.couple("shop-stg", "shop", Stage::Staging, &[]).await;
     app.create_release("shop-dev", "registry/shop:dev").await;
 
+    // Reads go on throughout the bursts, and are answered.
+    let bursts_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let url = format!("http://{}/apps/shop-dev/releases?page_size=5", app.address);
+        let done = bursts_done.clone();
+        let http = app.http.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let started = std::time::Instant::now();
+                let response = http.get(&url).send().await.expect("a read");
+                assert_eq!(response.status(), 200, "a read during the burst");
+                slowest = slowest.max(started.elapsed());
+                reads += 1;
+            }
+            (reads, slowest)
+        })
+    };
+
     // The first release of a fresh app is in the race too.
     let creates = (0..FIRST_BURST).map(|n| {
         post(
@@ -105,6 +125,15 @@ async fn concurrent_creates_rollbacks_and_promotions_on_one_app_all_get_a_versio
     for (status, body) in created.iter().chain(&rolled_back).chain(&promoted) {
         assert_eq!(*status, 201, "{body}");
     }
+
+    bursts_done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, slowest) = reader.await.expect("the reader");
+    assert!(reads > 0);
+    // The pool's acquire timeout: a read that waited longer would have been a 503.
+    assert!(
+        slowest < Duration::from_secs(10),
+        "{reads} reads, the slowest {slowest:?}"
+    );
 
     let total = FIRST_BURST + CREATES + ROLLBACKS + PROMOTIONS;
     let versions = until_settled(&app, "shop-stg", total).await;
