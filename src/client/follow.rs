@@ -309,19 +309,7 @@ pub(super) async fn follow(
     let server = clients.server.clone();
     let refused = |status: tonic::Status| Stop::from_status(&status, &server);
     let id = promotion.id.clone();
-    let targets = super::retry::again_when_limited(|| {
-        let mut promotions = clients.promotions.clone();
-        let request = proto::ListPromotionTargetsRequest {
-            id: id.clone(),
-            page_size: 1000,
-            page_token: String::new(),
-        };
-        async move { promotions.list_promotion_targets(request).await }
-    })
-    .await
-    .map_err(refused)?
-    .into_inner()
-    .targets;
+    let targets = targets_of(clients, &id).await.map_err(refused)?;
     let view = View::new(output, &targets);
     let source = promotion.source.clone().unwrap_or_default();
     let names: Vec<String> = targets
@@ -445,6 +433,24 @@ pub(super) async fn follow(
     Ok(ending)
 }
 
+/// The promotion's targets, read again after the server's delay while rate limited.
+async fn targets_of(
+    clients: &Clients,
+    id: &str,
+) -> Result<Vec<proto::PromotionTarget>, tonic::Status> {
+    let listed = super::retry::again_when_limited(|| {
+        let mut promotions = clients.promotions.clone();
+        let request = proto::ListPromotionTargetsRequest {
+            id: id.to_owned(),
+            page_size: 1000,
+            page_token: String::new(),
+        };
+        async move { promotions.list_promotion_targets(request).await }
+    })
+    .await?;
+    Ok(listed.into_inner().targets)
+}
+
 /// Prints the verification results that arrived on verifying targets. A failed read is
 /// skipped: the next tick tries again, and the events still tell the outcome.
 async fn show_arrived_results(
@@ -453,18 +459,10 @@ async fn show_arrived_results(
     states: &mut HashMap<String, TargetState>,
     view: &View,
 ) {
-    let Ok(listed) = clients
-        .promotions
-        .list_promotion_targets(proto::ListPromotionTargetsRequest {
-            id: id.to_owned(),
-            page_size: 1000,
-            page_token: String::new(),
-        })
-        .await
-    else {
+    let Ok(listed) = targets_of(clients, id).await else {
         return;
     };
-    for fresh in listed.into_inner().targets {
+    for fresh in listed {
         let Some(state) = states.get_mut(&fresh.id) else {
             continue;
         };
@@ -474,35 +472,31 @@ async fn show_arrived_results(
     }
 }
 
-/// A broken watch is resumed after its last event a few times, then given up on. One
-/// refused for the token's rate limit is resumed after the delay the server asked for.
+/// A broken watch is resumed after its last event a few times, then given up on: after
+/// a second, or, when refused for the token's rate limit, after the delay the server gave.
 async fn resume_or_stop(
     status: &tonic::Status,
     failures: &mut u32,
     server: &str,
     view: &View,
 ) -> Result<(), Stop> {
-    if let Some(delay) = super::retry::retry_delay(status) {
-        *failures += 1;
-        if *failures <= RESUME_ATTEMPTS {
-            view.note(&format!(
-                "rate limited; resuming the watch in {:.1}s",
-                delay.as_secs_f64()
-            ));
-            tokio::time::sleep(delay).await;
-            return Ok(());
-        }
-    }
+    *failures += 1;
     let transient = matches!(
         status.code(),
         Code::Unavailable | Code::Unknown | Code::Internal
     );
-    *failures += 1;
-    if !transient || *failures > RESUME_ATTEMPTS {
+    let wait = super::retry::retry_delay(status)
+        .or(transient.then_some(Duration::from_secs(1)))
+        .filter(|_| *failures <= RESUME_ATTEMPTS);
+    let Some(wait) = wait else {
         view.stop();
         return Err(Stop::from_status(status, server));
-    }
-    view.note(&format!("the watch broke ({}); resuming", status.message()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    view.note(&format!(
+        "the watch broke ({}); resuming in {:.1}s",
+        status.message(),
+        wait.as_secs_f64()
+    ));
+    tokio::time::sleep(wait).await;
     Ok(())
 }
