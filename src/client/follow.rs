@@ -434,22 +434,20 @@ pub(super) async fn follow(
 }
 
 /// The promotion's targets, read again after the server's delay while rate limited.
-async fn targets_of(
-    clients: &Clients,
-    id: &str,
-) -> Result<Vec<proto::PromotionTarget>, tonic::Status> {
+async fn targets_of(clients: &Clients, id: &str) -> Result<Vec<Target>, tonic::Status> {
+    let request = proto::ListPromotionTargetsRequest {
+        id: id.to_owned(),
+        page_size: 1000,
+        page_token: String::new(),
+    };
     let listed = super::retry::again_when_limited(|| {
-        let mut promotions = clients.promotions.clone();
-        let request = proto::ListPromotionTargetsRequest {
-            id: id.to_owned(),
-            page_size: 1000,
-            page_token: String::new(),
-        };
+        let (mut promotions, request) = (clients.promotions.clone(), request.clone());
         async move { promotions.list_promotion_targets(request).await }
-    })
-    .await?;
-    Ok(listed.into_inner().targets)
+    });
+    Ok(listed.await?.into_inner().targets)
 }
+
+type Target = proto::PromotionTarget;
 
 /// Prints the verification results that arrived on verifying targets. A failed read is
 /// skipped: the next tick tries again, and the events still tell the outcome.
