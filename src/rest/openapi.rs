@@ -75,15 +75,16 @@ wire_names!(
 pub const PATH: &str = "/openapi.json";
 
 /// The error statuses any operation may answer, with what they mean here.
-const ERROR_RESPONSES: [(&str, &str); 9] = [
+const ERROR_RESPONSES: [(&str, &str); 10] = [
     ("400", "Malformed JSON, a missing body, or an unreadable path or query parameter"),
     ("401", "No token, or one the server does not know (UNAUTHENTICATED)"),
     ("403", "The token's role does not allow it (PERMISSION_DENIED)"),
     ("404", "Something it names does not exist (NOT_FOUND)"),
     ("405", "The path does not take this method"),
     ("409", "It already exists, its state does not allow it, or required status checks are unmet (details list them)"),
-    ("413", "The body exceeds 1 MiB"),
-    ("422", "A field breaks a rule; the message names it (INVALID_ARGUMENT), or config drift (details list it)"),
+    ("413", "The body exceeds 1 MiB (RESOURCE_EXHAUSTED)"),
+    ("422", "A field breaks a rule, or the body has a field the operation does not take; the message and a google.rpc.BadRequest detail name it (INVALID_ARGUMENT), or config drift (details list it)"),
+    ("429", "The token's rate limit is used up; retry after Retry-After seconds (RESOURCE_EXHAUSTED, with RetryInfo)"),
     ("503", "The database is unreachable; retry (UNAVAILABLE)"),
 ];
 
