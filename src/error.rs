@@ -43,6 +43,10 @@ pub enum Error {
     PermissionDenied(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// A request body or message beyond the size the server reads; the message names the
+    /// limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The caller's token has used up its rate limit for now.
     #[error("{message}")]
     RateLimited {
@@ -90,6 +94,7 @@ impl Error {
             }
             Error::PermissionDenied(_) => (Code::PermissionDenied, StatusCode::FORBIDDEN),
             Error::Unauthenticated(_) => (Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            Error::TooLarge(_) => (Code::ResourceExhausted, StatusCode::PAYLOAD_TOO_LARGE),
             Error::RateLimited { .. } => (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
             Error::Unavailable(_) => (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             Error::Internal(_) => (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),

@@ -22,8 +22,6 @@ pub enum ApiError {
     MalformedJson(String),
     /// A body was required and none came.
     MissingBody,
-    /// The body exceeds the gateway's limit.
-    BodyTooLarge,
     /// A path parameter, query string or body could not be read: `part` names which.
     BadRequest {
         part: &'static str,
@@ -71,15 +69,6 @@ impl ApiError {
                 format!("malformed JSON body: the body must be a JSON object ({reason})"),
             ),
             ApiError::MissingBody => unreadable("body", "a JSON body is required".into()),
-            ApiError::BodyTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                tonic::Code::ResourceExhausted,
-                format!(
-                    "the request body exceeds {} MiB",
-                    super::extract::MAX_BODY_BYTES / (1024 * 1024)
-                ),
-                Vec::new(),
-            ),
             ApiError::BadRequest { part, reason } => unreadable(part, reason),
             ApiError::UnknownPath(path) => (
                 StatusCode::NOT_FOUND,

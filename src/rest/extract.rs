@@ -30,7 +30,10 @@ where
             .await
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::BodyTooLarge
+                    ApiError::Service(Error::TooLarge(format!(
+                        "the request body exceeds {} MiB",
+                        MAX_BODY_BYTES / (1024 * 1024)
+                    )))
                 } else {
                     ApiError::BadRequest {
                         part: "body",

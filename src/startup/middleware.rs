@@ -140,11 +140,9 @@ pub(super) async fn serve_request(
         Ok(Some(caller)) => admit(&gate.limiter, caller, &method, uri.path(), transport),
         _ => Admission::Unlimited,
     };
-    let mut response = match caller {
-        Ok(_) if matches!(admission, Admission::Refused(_)) => {
-            refusal_of(admission, caller_name.as_deref(), transport)
-        }
-        Ok(caller) => {
+    let mut response = match (caller, admission) {
+        (Ok(_), Admission::Refused(quota)) => refusal_of(&quota, caller_name.as_deref(), transport),
+        (Ok(caller), _) => {
             if let Some(caller) = caller {
                 // An explicit parent, not `in_scope`: entering the span costs even when the
                 // line is filtered out.
@@ -153,8 +151,8 @@ pub(super) async fn serve_request(
             }
             next.run(request).instrument(span.clone()).await
         }
-        Err(error) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
-        Err(error) => ApiError::Service(error).into_response(),
+        (Err(error), _) if transport == Transport::Grpc => tonic::Status::from(error).into_http(),
+        (Err(error), _) => ApiError::Service(error).into_response(),
     };
     if transport == Transport::Grpc {
         oversized_message_as_resource_exhausted(&mut response);
@@ -216,11 +214,7 @@ fn admit(
 }
 
 /// A call refused for its rate limit: 429 or RESOURCE_EXHAUSTED, with when to retry.
-fn refusal_of(admission: Admission, token: Option<&str>, transport: Transport) -> Response {
-    let Admission::Refused(quota) = admission else {
-        return ApiError::Service(Error::Internal("an admitted call was refused".into()))
-            .into_response();
-    };
+fn refusal_of(quota: &Quota, token: Option<&str>, transport: Transport) -> Response {
     crate::metrics::record_rate_limited(quota.kind.as_str());
     let error = Error::RateLimited {
         message: format!(
@@ -284,11 +278,11 @@ fn oversized_message_as_resource_exhausted(response: &mut Response) {
         .nth(1)
         .and_then(|rest| rest.split(' ').next())
         .unwrap_or("more");
-    let status = tonic::Status::resource_exhausted(format!(
+    let refusal = Error::TooLarge(format!(
         "the request message is {found} bytes; the limit is {} bytes (4 MiB)",
         crate::grpc::MAX_REQUEST_MESSAGE_BYTES
     ));
-    let rewritten = status.into_http::<axum::body::Body>();
+    let rewritten = tonic::Status::from(refusal).into_http::<axum::body::Body>();
     let headers = response.headers_mut();
     for name in ["grpc-status", "grpc-message"] {
         headers.remove(name);
