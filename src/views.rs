@@ -126,8 +126,20 @@ pub struct ReleaseView {
     pub description: String,
     pub status: ReleaseState,
     pub promoted_from: Option<PromotedFrom>,
+    /// It is the app's current release: its newest succeeded one.
+    pub current: bool,
+    /// Who made it.
+    pub user: crate::domain::access::Author,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ReleaseView {
+    /// Whether the app may be rolled back to it: it succeeded (the current release
+    /// included).
+    pub fn eligible_for_rollback(&self) -> bool {
+        self.status == ReleaseState::Succeeded
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

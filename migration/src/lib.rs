@@ -19,6 +19,7 @@ mod m20261209_000011_audit_events;
 mod m20261210_000012_pipeline_events;
 mod m20261211_000013_app_status_contexts;
 mod m20261212_000014_token_limits;
+mod m20261213_000015_release_history;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000012_pipeline_events::Migration),
             Box::new(m20261211_000013_app_status_contexts::Migration),
             Box::new(m20261212_000014_token_limits::Migration),
+            Box::new(m20261213_000015_release_history::Migration),
         ]
     }
 }

@@ -30,7 +30,7 @@ pub use tokens::{TokenInfo, TokenOptions, Tokens};
 
 /// The caller every request acts as while no token exists and the server runs in protected
 /// mode.
-pub const PROTECTED_MODE_CALLER: &str = "protected-mode";
+pub use crate::domain::access::PROTECTED_MODE_CALLER;
 
 /// Which API a request came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,7 +258,8 @@ impl Authenticator {
                     Some(
                         Caller::new(info.name, info.role)
                             .with_token_id(info.id)
-                            .with_limits(info.limits),
+                            .with_limits(info.limits)
+                            .with_email(info.email),
                     )
                 }
                 None => None,

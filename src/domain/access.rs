@@ -48,6 +48,41 @@ pub struct Caller {
     pub token_id: Option<uuid::Uuid>,
     /// The token's own rate limits, where it has any.
     pub limits: super::rate_limit::TokenLimits,
+    /// The email address given with the token, if any.
+    pub email: Option<String>,
+}
+
+/// The caller's name in protected mode, when no token exists and the server listens on
+/// loopback only.
+pub const PROTECTED_MODE_CALLER: &str = "protected-mode";
+
+/// Who made a release or a promotion, as `GET /account` answers for its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// The token's stable id; `None` in protected mode and for the engine's own.
+    pub id: Option<uuid::Uuid>,
+    /// The token's email address, else its name; `local` in protected mode, `system` for
+    /// the engine's own.
+    pub email: String,
+}
+
+impl Author {
+    /// The engine itself: auto-promotions and automatic rollbacks.
+    pub fn system() -> Self {
+        Self {
+            id: None,
+            email: "system".to_owned(),
+        }
+    }
+
+    /// As stored; a row made before authors were recorded has no email and answers
+    /// `unknown`.
+    pub fn stored(id: Option<uuid::Uuid>, email: Option<String>) -> Self {
+        Self {
+            id,
+            email: email.unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
 }
 
 impl Caller {
@@ -58,7 +93,39 @@ impl Caller {
             request_id: None,
             token_id: None,
             limits: Default::default(),
+            email: None,
         }
+    }
+
+    /// Whether this is protected mode's caller rather than a token's.
+    pub fn is_protected_mode(&self) -> bool {
+        self.token_id.is_none() && self.name == PROTECTED_MODE_CALLER
+    }
+
+    /// The name the caller answers to: the token's name, or `local` in protected mode.
+    pub fn display_name(&self) -> &str {
+        if self.is_protected_mode() {
+            "local"
+        } else {
+            &self.name
+        }
+    }
+
+    /// The caller as the author of what it makes.
+    pub fn author(&self) -> Author {
+        Author {
+            id: self.token_id,
+            email: self
+                .email
+                .clone()
+                .unwrap_or_else(|| self.display_name().to_owned()),
+        }
+    }
+
+    /// The same caller, whose token was given this email address.
+    pub fn with_email(mut self, email: Option<String>) -> Self {
+        self.email = email;
+        self
     }
 
     /// The same caller, authenticated by the token with this id.

@@ -7,6 +7,7 @@ pub mod freeze;
 pub mod names;
 pub mod policy;
 pub mod promotion;
+pub mod range;
 pub mod rate_limit;
 pub mod stage;
 pub mod status;
@@ -110,5 +111,47 @@ mod tests {
         let bounded = bounded_message("ü".repeat(2000));
         assert!(bounded.len() <= MESSAGE_MAX_BYTES);
         assert!(bounded.ends_with('…'));
+    }
+}
+
+/// How a path or body names a release of a known app: by id, or by version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseReference {
+    Id(uuid::Uuid),
+    /// `7` or `v7`.
+    Version(i64),
+}
+
+impl ReleaseReference {
+    /// A UUID, a version `N` or `vN` (N at least 1); `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits = text.strip_prefix('v').unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+            return digits
+                .parse::<i64>()
+                .ok()
+                .filter(|version| *version >= 1)
+                .map(Self::Version);
+        }
+        uuid::Uuid::parse_str(text).ok().map(Self::Id)
+    }
+}
+
+#[cfg(test)]
+mod release_reference_tests {
+    use super::ReleaseReference;
+
+    #[test]
+    fn versions_ids_and_everything_else() {
+        assert_eq!(ReleaseReference::parse("7"), Some(ReleaseReference::Version(7)));
+        assert_eq!(ReleaseReference::parse("v12"), Some(ReleaseReference::Version(12)));
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(
+            ReleaseReference::parse(&id.to_string()),
+            Some(ReleaseReference::Id(id))
+        );
+        for refused in ["", "v", "0", "v0", "-1", "+3", "V3", "3.0", "v 3", "latest", "99999999999999999999"] {
+            assert_eq!(ReleaseReference::parse(refused), None, "{refused:?}");
+        }
     }
 }

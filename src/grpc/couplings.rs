@@ -113,6 +113,11 @@ impl CouplingService for CouplingGrpc {
         let caller = caller_of(&request)?;
         let request = request.into_inner();
         let change = CouplingChange {
+            stage: request
+                .stage
+                .map(|stage| convert::stage_from_proto("stage", stage))
+                .transpose()
+                .map_err(Error::from)?,
             required_contexts: request.required_status_checks.map(|checks| checks.contexts),
             policy: convert::policy_change(request.promotion_policy),
             verification: convert::verification_change(

@@ -164,6 +164,7 @@ pub async fn evaluate_trigger(
         targets: claimed.iter().map(|t| t.app.clone()).collect(),
         safe: false,
         created_by: AUTO_PROMOTION_CREATOR.to_owned(),
+        author: crate::domain::access::Author::system(),
         overridden_checks: "[]".to_owned(),
         overridden_freezes: "[]".to_owned(),
         freeze_exempt: false,

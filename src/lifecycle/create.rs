@@ -12,7 +12,10 @@ use super::{
 };
 use crate::{
     audit::{Actor, AuditEntry},
-    domain::promotion::{EventKind, PromotionStatus, TargetStatus},
+    domain::{
+        access::Author,
+        promotion::{EventKind, PromotionStatus, TargetStatus},
+    },
     error::{Error, Result},
     store::{
         self,
@@ -35,6 +38,8 @@ pub struct PromotionRecord {
     pub targets: Vec<ResourceRef>,
     pub safe: bool,
     pub created_by: String,
+    /// Who the releases it makes are by: the caller, or the engine for an auto-promotion.
+    pub author: Author,
     /// The bypassed checks, as stored JSON.
     pub overridden_checks: String,
     /// The idempotency key and the fingerprint of the request that carried it.
@@ -222,6 +227,8 @@ pub async fn create_promotion(
         required_approvals: record.required_approvals as i32,
         triggered_by: record.triggered_by,
         overridden_freezes: record.overridden_freezes,
+        created_by_id: record.author.id,
+        created_by_email: Some(record.author.email),
     };
     let events = event_rows(id, events, now);
     match store::promotions::insert_new(tx.connection(), tx.origin(), row, targets, events).await {

@@ -11,7 +11,7 @@ use super::{
     target_states_moving_to, DeployOutcome, Transaction,
 };
 use crate::{
-    domain::{promotion::TargetStatus, status::ReleaseState},
+    domain::{access::Caller, promotion::TargetStatus, status::ReleaseState},
     error::{Error, Result},
     pipeline_events::{PipelineEventDraft, Scope},
     store::{
@@ -31,8 +31,9 @@ pub async fn create_rollback(
     tx: &mut Transaction,
     app: &app::Model,
     to: &release::Model,
-    created_by: &str,
+    caller: &Caller,
 ) -> Result<release::Model> {
+    let author = caller.author();
     if store::lock_apps_to_join_queues(tx.connection(), &[app.id])
         .await?
         .is_empty()
@@ -50,6 +51,8 @@ pub async fn create_rollback(
             promoted_from_release_id: None,
             promoted_from_promotion_id: None,
             promotion_target_id: None,
+            created_by_id: author.id,
+            created_by_email: author.email,
         },
     )
     .await?;
@@ -61,7 +64,7 @@ pub async fn create_rollback(
         rolled_back_to_id: to.id,
         status: TargetStatus::Pending.as_str().to_owned(),
         error_message: String::new(),
-        created_by: created_by.to_owned(),
+        created_by: caller.name.clone(),
         lease_owner: None,
         lease_expires_at: None,
         attempts: 0,

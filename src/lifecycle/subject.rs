@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::{
-    domain::status::ReleaseState,
+    domain::{access::Author, status::ReleaseState},
     store::{entities::promotion_target, promotions::SubjectRow, NewRelease},
     views::ResourceRef,
 };
@@ -16,6 +16,8 @@ pub struct Subject {
     pub pipeline: ResourceRef,
     pub source_app: ResourceRef,
     pub source_release: SourceRelease,
+    /// The promotion's creator, whom its releases are by.
+    pub author: Author,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +44,7 @@ impl Subject {
                 version: row.subject_source_release_version,
                 image: row.subject_source_release_image,
             },
+            author: Author::stored(row.subject_created_by_id, row.subject_created_by_email),
         }
     }
 
@@ -63,6 +66,8 @@ impl Subject {
             promoted_from_release_id: Some(self.source_release.id),
             promoted_from_promotion_id: Some(self.promotion_id),
             promotion_target_id: Some(target.id),
+            created_by_id: self.author.id,
+            created_by_email: self.author.email.clone(),
         }
     }
 }

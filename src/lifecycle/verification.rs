@@ -13,6 +13,7 @@ use super::{
 use crate::{
     audit::{Actor, AuditEntry},
     domain::{
+        access::Author,
         promotion::{EventKind, TargetStatus},
         status::ReleaseState,
         verification::{
@@ -232,6 +233,8 @@ pub async fn record_verdict(
                             promoted_from_release_id: None,
                             promoted_from_promotion_id: None,
                             promotion_target_id: None,
+                            created_by_id: None,
+                            created_by_email: Author::system().email,
                         },
                     )
                     .await?;

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{extract::AuthenticatedCaller, GatewayState};
-use crate::{auth::PROTECTED_MODE_CALLER, domain::access::Caller};
+use crate::domain::access::Caller;
 
 pub(super) fn routes() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new()
@@ -20,24 +20,20 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
 pub struct Account {
     /// The token's stable id; `null` in protected mode.
     pub id: Option<uuid::Uuid>,
-    /// The token's name (`local` in protected mode).
+    /// The email address given with the token, else its name (`local` in protected mode).
     pub email: String,
+    /// The token's name (`local` in protected mode).
     pub name: String,
     /// `read`, `write` or `admin`.
     pub role: String,
 }
 
 fn account_of(caller: &Caller) -> Account {
-    let protected = caller.token_id.is_none() && caller.name == PROTECTED_MODE_CALLER;
-    let name = if protected {
-        "local".to_owned()
-    } else {
-        caller.name.clone()
-    };
+    let author = caller.author();
     Account {
-        id: caller.token_id,
-        email: name.clone(),
-        name,
+        id: author.id,
+        email: author.email,
+        name: caller.display_name().to_owned(),
         role: caller.role.to_string(),
     }
 }

@@ -24,6 +24,7 @@ pub(super) fn routes() -> OpenApiRouter<GatewayState> {
         .routes(routes!(list_apps, create_app))
         .routes(routes!(get_app, delete_app))
         .routes(routes!(get_config_vars, patch_config_vars))
+        .routes(routes!(filter_apps))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -110,4 +111,31 @@ async fn patch_config_vars(
         .patch_config_vars(&app, changes, &caller)
         .await?;
     Ok(Json(vars.into_iter().map(|(k, v)| (k, Some(v))).collect()))
+}
+
+/// `{"in": {"id": [...]}}`, as Heroku clients send it.
+#[derive(Deserialize, ToSchema)]
+#[serde(expecting = "a JSON object such as {\"in\": {\"id\": [\"shop-dev\"]}}", deny_unknown_fields)]
+struct FilterAppsBody {
+    #[serde(rename = "in")]
+    within: FilterAppsIn,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(expecting = "a JSON object such as {\"id\": [\"shop-dev\"]}", deny_unknown_fields)]
+struct FilterAppsIn {
+    /// App ids or names, at most 1,000.
+    id: Vec<String>,
+}
+
+/// The apps among the given ids or names that exist, in the order asked, each once; the
+/// others are left out.
+#[utoipa::path(post, path = "/filters/apps", tag = "apps", request_body = FilterAppsBody,
+    responses((status = 200, description = "The apps that exist among those asked for", body = [shapes::App])))]
+async fn filter_apps(
+    State(state): State<GatewayState>,
+    JsonBody(body): JsonBody<FilterAppsBody>,
+) -> ApiResult<Json<Vec<shapes::App>>> {
+    let apps = state.services.apps.filter("in.id", &body.within.id).await?;
+    Ok(Json(apps.into_iter().map(shapes::App::from).collect()))
 }

@@ -137,12 +137,16 @@ async fn get_app_coupling(
     ))
 }
 
-/// PATCH may change only `required_status_checks`, `promotion_policy` and
+/// PATCH may change only `stage`, `required_status_checks`, `promotion_policy` and
 /// `verification`; any other field is refused by name.
 #[derive(Deserialize, ToSchema)]
 #[serde(expecting = "a JSON object")]
 #[serde(deny_unknown_fields)]
 struct UpdateCouplingBody {
+    /// Moves the app to another stage of its pipeline (elevated access).
+    #[serde(default)]
+    #[schema(value_type = Option<crate::rest::openapi::StageName>)]
+    stage: Option<String>,
     #[serde(default)]
     required_status_checks: Option<RequiredStatusChecks>,
     #[serde(default)]
@@ -164,6 +168,11 @@ async fn update_coupling(
     JsonBody(body): JsonBody<UpdateCouplingBody>,
 ) -> ApiResult<Json<shapes::Coupling>> {
     let change = CouplingChange {
+        stage: body
+            .stage
+            .map(|stage| Stage::parse("stage", &stage))
+            .transpose()
+            .map_err(crate::error::Error::from)?,
         required_contexts: body.required_status_checks.map(|checks| checks.contexts),
         policy: body.promotion_policy.unwrap_or_default().into_change()?,
         verification: verification_change(body.verification)?,

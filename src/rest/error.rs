@@ -29,6 +29,8 @@ pub enum ApiError {
     },
     UnknownPath(String),
     MethodNotAllowed,
+    /// A `Range` header that cannot be used: 416.
+    UnusableRange(crate::domain::range::UnusableRange),
 }
 
 impl From<Error> for ApiError {
@@ -76,6 +78,16 @@ impl ApiError {
                 format!("no such path: {}", quoted(&path)),
                 Vec::new(),
             ),
+            ApiError::UnusableRange(unusable) => {
+                let message = bounded_message(format!("unusable Range header: {}", unusable.reason));
+                let detail = bad_request_json(&format!("Range.{}", unusable.part), &message);
+                (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    tonic::Code::InvalidArgument,
+                    message,
+                    vec![detail],
+                )
+            }
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 tonic::Code::Unimplemented,

@@ -16,6 +16,7 @@ mod pipeline_events;
 mod pipelines;
 mod promotions;
 mod query;
+mod range;
 mod releases;
 mod shapes;
 
@@ -76,14 +77,17 @@ pub fn router(services: Services, database_up: Arc<AtomicBool>, pools: Pools) ->
     let api = openapi::document(api);
     let query_rules = Arc::new(query::QueryRules::from_document(&api));
     // The document never changes while the process runs: it is encoded once.
-    let document = match serde_json::to_vec(&api) {
-        Ok(encoded) => axum::body::Bytes::from(encoded),
+    let document = match serde_json::to_value(&api) {
+        Ok(document) => document,
         Err(error) => {
             tracing::error!(%error, "the OpenAPI document cannot be encoded; it is served empty");
-            axum::body::Bytes::new()
+            serde_json::Value::Null
         }
     };
+    let range_rules = Arc::new(range::RangeRules::from_document(&document));
+    let document = axum::body::Bytes::from(document.to_string());
     routes
+        .route_layer(range::HonourRangesLayer(range_rules))
         .route_layer(query::RefuseUnknownQueryLayer(query_rules))
         .merge(board::routes())
         .route(

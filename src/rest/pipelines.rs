@@ -23,7 +23,7 @@ use super::{
 pub(super) fn routes() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new()
         .routes(routes!(list_pipelines, create_pipeline))
-        .routes(routes!(get_pipeline, delete_pipeline))
+        .routes(routes!(get_pipeline, update_pipeline, delete_pipeline))
         .routes(routes!(list_stages))
         .routes(routes!(list_pipeline_statuses))
 }
@@ -132,6 +132,41 @@ async fn get_pipeline(
     PathParams(pipeline): PathParams<String>,
 ) -> ApiResult<Json<shapes::Pipeline>> {
     Ok(Json(state.services.pipelines.get(&pipeline).await?.into()))
+}
+
+/// PATCH may change only `name` and `description`.
+#[derive(Deserialize, ToSchema)]
+#[serde(expecting = "a JSON object", deny_unknown_fields)]
+struct UpdatePipelineBody {
+    /// A new name, unique among live pipelines.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9-]{2,29}$")]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/pipelines/{pipeline}", tag = "pipelines",
+    params(("pipeline" = String, Path, description = "The pipeline's id or name")),
+    request_body = UpdatePipelineBody,
+    responses((status = 200, description = "The pipeline after the change", body = shapes::Pipeline)))]
+async fn update_pipeline(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams(pipeline): PathParams<String>,
+    JsonBody(body): JsonBody<UpdatePipelineBody>,
+) -> ApiResult<Json<shapes::Pipeline>> {
+    let view = state
+        .services
+        .pipelines
+        .update(
+            &pipeline,
+            body.name.as_deref(),
+            body.description.as_deref(),
+            &caller,
+        )
+        .await?;
+    Ok(Json(view.into()))
 }
 
 #[utoipa::path(delete, path = "/pipelines/{pipeline}", tag = "pipelines",

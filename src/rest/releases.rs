@@ -2,6 +2,7 @@
 
 use axum::{
     extract::State,
+    Extension,
     response::{IntoResponse, Response},
     Json,
 };
@@ -16,15 +17,19 @@ use super::{
     shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
 use crate::{
-    domain::status::StatusState,
+    domain::{range::ListRange, status::StatusState},
     service::{NewReleaseStatus, ReleaseStatusChanges},
 };
+
+/// How a path names a release.
+const RELEASE_PARAMETER: &str = "The release's id, or its version as `7` or `v7`";
 
 /// An app's releases and their statuses.
 pub(super) fn routes() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new()
         .routes(routes!(list_releases, create_release))
         .routes(routes!(get_release))
+        .routes(routes!(get_release_config_vars))
         .routes(routes!(list_release_statuses, create_release_status))
         .routes(routes!(update_release_status))
 }
@@ -115,7 +120,20 @@ async fn list_releases(
     State(state): State<GatewayState>,
     PathParams(app): PathParams<String>,
     QueryParams(query): QueryParams<ListReleasesQuery>,
+    range: Option<Extension<ListRange>>,
 ) -> ApiResult<Response> {
+    if let Some(Extension(range)) = range.filter(|range| range.field == "version") {
+        range.numeric_bounds().map_err(ApiError::UnusableRange)?;
+        let (page, more) = state
+            .services
+            .releases
+            .in_version_range(&app, &range)
+            .await?;
+        let page: Vec<shapes::Release> = page.into_iter().map(shapes::Release::from).collect();
+        return Ok(super::range::ranged_page(&range, page, more, |release| {
+            release.version.to_string()
+        }));
+    }
     let batches = state
         .services
         .releases
@@ -126,7 +144,7 @@ async fn list_releases(
 
 #[utoipa::path(get, path = "/apps/{app}/releases/{release}", tag = "releases",
     params(("app" = String, Path, description = "The app's id or name"),
-           ("release" = String, Path, description = "The release's id")),
+           ("release" = String, Path, description = RELEASE_PARAMETER)),
     responses((status = 200, description = "The release", body = shapes::Release)))]
 async fn get_release(
     State(state): State<GatewayState>,
@@ -134,6 +152,24 @@ async fn get_release(
 ) -> ApiResult<Json<shapes::Release>> {
     Ok(Json(
         state.services.releases.get(&app, &release).await?.into(),
+    ))
+}
+
+#[utoipa::path(get, path = "/apps/{app}/releases/{release}/config-vars", tag = "releases",
+    params(("app" = String, Path, description = "The app's id or name"),
+           ("release" = String, Path, description = RELEASE_PARAMETER)),
+    responses((status = 200, description = "`{KEY: value}` as they were when the release was made; a value a read token may not see is null", body = shapes::ConfigVars)))]
+async fn get_release_config_vars(
+    State(state): State<GatewayState>,
+    AuthenticatedCaller(caller): AuthenticatedCaller,
+    PathParams((app, release)): PathParams<(String, String)>,
+) -> ApiResult<Json<shapes::ConfigVars>> {
+    Ok(Json(
+        state
+            .services
+            .releases
+            .config_vars(&app, &release, &caller)
+            .await?,
     ))
 }
 
@@ -164,7 +200,7 @@ struct CreateReleaseStatusBody {
 
 #[utoipa::path(post, path = "/apps/{app}/releases/{release}/statuses", tag = "releases",
     params(("app" = String, Path, description = "The app's id or name"),
-           ("release" = String, Path, description = "The release's id")),
+           ("release" = String, Path, description = RELEASE_PARAMETER)),
     request_body = CreateReleaseStatusBody,
     responses((status = 201, description = "The new status", body = shapes::ReleaseStatus)))]
 async fn create_release_status(
@@ -191,7 +227,7 @@ async fn create_release_status(
 
 #[utoipa::path(get, path = "/apps/{app}/releases/{release}/statuses", tag = "releases",
     params(("app" = String, Path, description = "The app's id or name"),
-           ("release" = String, Path, description = "The release's id"), PageQuery),
+           ("release" = String, Path, description = RELEASE_PARAMETER), PageQuery),
     responses((status = 200, description = "The release, its statuses, and their combined state", body = shapes::ReleaseStatuses)))]
 async fn list_release_statuses(
     State(state): State<GatewayState>,
@@ -228,7 +264,7 @@ struct UpdateReleaseStatusBody {
 
 #[utoipa::path(patch, path = "/apps/{app}/releases/{release}/statuses/{status}", tag = "releases",
     params(("app" = String, Path, description = "The app's id or name"),
-           ("release" = String, Path, description = "The release's id"),
+           ("release" = String, Path, description = RELEASE_PARAMETER),
            ("status" = String, Path, description = "The status's id")),
     request_body = UpdateReleaseStatusBody,
     responses((status = 200, description = "The status after the change", body = shapes::ReleaseStatus)))]

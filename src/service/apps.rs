@@ -6,7 +6,7 @@ use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{
     authorize,
-    lookup::{app_view, find_app},
+    lookup::{self, app_view, find_app},
     paging::{Page, PageRequest},
     views::{AppView, ConfigVars, VisibleConfigVars},
 };
@@ -23,6 +23,9 @@ use crate::{
     read_model::Key,
     store::{self, entities::app},
 };
+
+/// The most apps one filter may ask for.
+pub const MOST_APPS_FILTERED: usize = 1_000;
 
 /// One change to an app's config vars: a new value, or `None` to delete the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,32 @@ impl Apps {
         txn.commit().await?;
         self.hub.read_model.changed(&[Key::App(model.id)]).await;
         Ok(app_view(model))
+    }
+
+    /// The live apps among `references` (ids or names), in their order, each once; those
+    /// that do not exist are left out. At most [`MOST_APPS_FILTERED`] references.
+    pub async fn filter(&self, field: &str, references: &[String]) -> Result<Vec<AppView>> {
+        if references.len() > MOST_APPS_FILTERED {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "holds {} apps; at most {MOST_APPS_FILTERED} may be asked for at once",
+                    references.len()
+                ),
+            ));
+        }
+        let named: Vec<(String, &str)> = references
+            .iter()
+            .map(|reference| (field.to_owned(), reference.as_str()))
+            .collect();
+        let mut seen = HashSet::new();
+        Ok(lookup::find_apps(&self.db, &named)
+            .await?
+            .into_iter()
+            .filter_map(|found| found.ok().flatten())
+            .filter(|app| seen.insert(app.id))
+            .map(app_view)
+            .collect())
     }
 
     pub async fn get(&self, app: &str) -> Result<AppView> {
@@ -137,11 +166,7 @@ impl Apps {
     pub async fn config_vars(&self, app: &str, caller: &Caller) -> Result<VisibleConfigVars> {
         let found = find_app(&self.db, "app", app).await?;
         let vars = store::config_vars::config_vars_of(&self.db, found.id).await?;
-        let withhold = !caller.has_role(Role::Write);
-        Ok(vars
-            .into_iter()
-            .map(|(key, value)| (key, (!withhold).then_some(value)))
-            .collect())
+        Ok(visible_to(caller, vars))
     }
 
     /// Applies all changes together, or none when one of them is invalid.
@@ -204,4 +229,13 @@ impl Apps {
         }
         Ok(result)
     }
+}
+
+/// Config vars as `caller` may see them: values can be secrets, so only a caller who may
+/// write sees them; a reader gets the keys with every value withheld (`None`).
+pub(super) fn visible_to(caller: &Caller, vars: ConfigVars) -> VisibleConfigVars {
+    let withhold = !caller.has_role(Role::Write);
+    vars.into_iter()
+        .map(|(key, value)| (key, (!withhold).then_some(value)))
+        .collect()
 }

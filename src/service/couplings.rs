@@ -54,6 +54,8 @@ pub struct NewCoupling {
 /// What a coupling update changes; parts left out stay as they are.
 #[derive(Debug, Clone, Default)]
 pub struct CouplingChange {
+    /// Moves the app to another stage of its pipeline (elevated access).
+    pub stage: Option<Stage>,
     /// Replaces the required contexts whole.
     pub required_contexts: Option<Vec<String>>,
     pub policy: PolicyChange,
@@ -382,8 +384,12 @@ impl Couplings {
         coupling_view(&self.db, row).await
     }
 
-    /// Changes the required contexts (replaced whole) and the promotion policy. Weakening a
-    /// gate (dropping a context, lowering the approvals) needs elevated access.
+    /// Changes the stage, the required contexts (replaced whole), the promotion policy and
+    /// the verification. Moving the app between stages, and weakening a gate (dropping a
+    /// context, lowering the approvals), need elevated access. The coupling must suit its
+    /// stage afterwards: moving one to review is refused unless its contexts, policy and
+    /// verification are empty or emptied by the same change. Promotions already created
+    /// keep the targets they resolved.
     pub async fn update(
         &self,
         id: &str,
@@ -391,20 +397,30 @@ impl Couplings {
         caller: &Caller,
     ) -> Result<CouplingView> {
         authorize(caller, Role::Write, "updating a coupling")?;
-        if change.required_contexts.is_none()
+        if change.stage.is_none()
+            && change.required_contexts.is_none()
             && change.policy.is_empty()
             && change.verification == VerificationChange::Unchanged
         {
             return Err(Error::invalid(
                 "required_status_checks",
-                "promotion_policy or verification is required: the update changes nothing",
+                "stage, promotion_policy or verification is required: the update changes \
+                 nothing",
             ));
         }
         // Optimistic concurrency: the update only applies if the coupling is still the one
         // the permission checks saw, so a concurrent change cannot slip a weakening past them.
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let row = self.find(id).await?;
-            let stage = coupling_stage(&row)?;
+            let current_stage = coupling_stage(&row)?;
+            let stage = change.stage.unwrap_or(current_stage);
+            if stage != current_stage {
+                authorize(
+                    caller,
+                    Role::Admin,
+                    &format!("moving an app from stage {current_stage} to {stage}"),
+                )?;
+            }
             let current = coupling_contexts(&row)?;
             let contexts = change.required_contexts.clone().unwrap_or(current.clone());
             check_contexts_for_stage(stage, &contexts)?;
@@ -446,6 +462,7 @@ impl Couplings {
                 &txn,
                 &row,
                 store::couplings::CouplingSettings {
+                    stage: stage.as_str().to_owned(),
                     required_contexts: encode_contexts(&contexts)?,
                     auto_promote: policy.auto_promote,
                     required_approvals: policy.required_approvals as i32,
@@ -456,15 +473,23 @@ impl Couplings {
             if updated {
                 let before = coupling_view(&txn, row.clone()).await?;
                 let after = CouplingView {
+                    stage,
                     required_contexts: contexts,
                     policy,
                     verification,
                     ..before.clone()
                 };
-                let summary = format!(
-                    "updated the coupling of {} in {}",
-                    before.app.name, before.pipeline.name
-                );
+                let summary = if stage == current_stage {
+                    format!(
+                        "updated the coupling of {} in {}",
+                        before.app.name, before.pipeline.name
+                    )
+                } else {
+                    format!(
+                        "moved {} in {} from stage {current_stage} to {stage}",
+                        before.app.name, before.pipeline.name
+                    )
+                };
                 coupling_entry("coupling.update", &before, summary)
                     .coupling_change(Some((&before).into()), Some((&after).into()))
                     .record(&txn, &Actor::of(caller))

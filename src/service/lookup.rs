@@ -11,7 +11,7 @@ pub use crate::views::{
 };
 use crate::views::{PromotedFrom, ReleaseView, ResourceRef};
 use crate::{
-    domain::{quoted, status::ReleaseState},
+    domain::{access::Author, quoted, status::ReleaseState, ReleaseReference},
     error::{Error, Result},
     store::{
         self,
@@ -106,24 +106,40 @@ pub async fn find_apps(
         .collect())
 }
 
-/// Finds a release by UUID, which must belong to `app`.
+/// Finds a release of `app` by UUID, or by version as `7` or `v7`: 422 naming `field`
+/// for anything else, 404 when there is no such release.
 pub async fn find_release_of_app(
     db: &impl ConnectionTrait,
     app: &ResourceRef,
     field: &str,
-    value: &str,
+    reference: &str,
 ) -> Result<release::Model> {
-    let id = parse_uuid(field, value)?;
-    store::releases::release_by_id(db, id)
-        .await?
-        .filter(|release| release.app_id == app.id)
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "release {} of app '{}' not found",
-                quoted(value),
-                app.name
+    let reference = reference.trim();
+    let not_found = || {
+        Error::NotFound(format!(
+            "release {} of app '{}' not found",
+            quoted(reference),
+            app.name
+        ))
+    };
+    let found = match ReleaseReference::parse(reference) {
+        Some(ReleaseReference::Version(version)) => {
+            store::releases::release_by_version(db, app.id, version).await?
+        }
+        Some(ReleaseReference::Id(id)) => store::releases::release_by_id(db, id)
+            .await?
+            .filter(|release| release.app_id == app.id),
+        None => {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{} is neither a release id nor a version such as 7 or v7",
+                    quoted(reference)
+                ),
             ))
-        })
+        }
+    };
+    found.ok_or_else(not_found)
 }
 
 /// The app's current release: its newest succeeded one (the one query for it:
@@ -163,6 +179,7 @@ pub async fn release_views(
             .filter_map(|release| release.promoted_from_app_id),
     )
     .await?;
+    let current = current_release(db, owner.id).await?.map(|release| release.id);
     releases
         .into_iter()
         .map(|model| {
@@ -198,6 +215,8 @@ pub async fn release_views(
                 description: model.description,
                 status,
                 promoted_from,
+                current: current == Some(model.id),
+                user: Author::stored(model.created_by_id, model.created_by_email),
                 created_at: model.created_at,
                 updated_at: model.updated_at,
             })

@@ -108,6 +108,50 @@ impl Pipelines {
         Ok(page.page_of_sorted(found, |view| view.name.clone()))
     }
 
+    /// Renames a pipeline or changes its description, under the rules a new pipeline's
+    /// name and description follow. Absent fields stay as they are.
+    pub async fn update(
+        &self,
+        pipeline: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        caller: &Caller,
+    ) -> Result<PipelineView> {
+        authorize(caller, Role::Write, "changing a pipeline")?;
+        if name.is_none() && description.is_none() {
+            return Err(Error::invalid(
+                "name",
+                "name or description is required: the update changes nothing",
+            ));
+        }
+        let name = name.map(|name| PipelineName::parse("name", name)).transpose()?;
+        if let Some(description) = description {
+            check_description("description", description)?;
+        }
+        let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
+        let new_name = name.as_ref().map_or(found.name.as_str(), |name| name.as_str());
+        let new_description = description.unwrap_or(&found.description);
+        let txn = self.db.begin().await?;
+        let model = store::pipelines::update_pipeline(&txn, found.id, new_name, new_description)
+            .await
+            .map_err(|error| {
+                store::taken_or(error, || format!("pipeline '{new_name}' already exists"))
+            })?
+            .ok_or_else(|| Error::not_found("pipeline", pipeline))?;
+        let summary = if model.name == found.name {
+            format!("changed the description of pipeline {}", model.name)
+        } else {
+            format!("renamed pipeline {} to {}", found.name, model.name)
+        };
+        AuditEntry::new("pipeline.update", "pipeline", model.id, &model.name, summary)
+            .in_pipeline(model.id, &model.name)
+            .record(&txn, &Actor::of(caller))
+            .await?;
+        txn.commit().await?;
+        self.read_model.changed(&[Key::Pipeline(model.id)]).await;
+        Ok(pipeline_view(model))
+    }
+
     /// Deletes a pipeline with its couplings. The row is kept, marked deleted, so that past
     /// promotions can still name it; its name becomes free again.
     pub async fn delete(&self, pipeline: &str, caller: &Caller) -> Result<PipelineView> {

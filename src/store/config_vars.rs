@@ -83,3 +83,33 @@ pub async fn keys_of_apps(
         .all(db)
         .await
 }
+
+/// An app's config vars as they were after its config change `change_id` (0: before any):
+/// per key, the newest change up to it, unless that change removed the key. One step of
+/// the `(app_id, key, id)` index per key the app has had.
+pub async fn config_vars_as_of(
+    db: &impl ConnectionTrait,
+    app_id: Uuid,
+    change_id: i64,
+) -> Result<BTreeMap<String, String>, DbErr> {
+    use sea_orm::{Statement, Value};
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT c.key, c.value FROM config_var_changes c \
+         WHERE c.app_id = {app} AND c.id = (SELECT MAX(d.id) FROM config_var_changes d \
+         WHERE d.app_id = c.app_id AND d.key = c.key AND d.id <= {change}) \
+         AND c.value IS NOT NULL",
+        app = super::parameters::placeholder(backend, 1),
+        change = super::parameters::placeholder(backend, 2),
+    );
+    let rows = db
+        .query_all(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [Value::from(app_id), Value::from(change_id)],
+        ))
+        .await?;
+    rows.into_iter()
+        .map(|row| Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?)))
+        .collect()
+}

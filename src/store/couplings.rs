@@ -93,6 +93,7 @@ pub async fn insert_coupling(
 
 /// What an update sets on a coupling, as stored.
 pub struct CouplingSettings {
+    pub stage: String,
     /// JSON array of contexts.
     pub required_contexts: String,
     pub auto_promote: bool,
@@ -101,7 +102,7 @@ pub struct CouplingSettings {
     pub verification: Option<String>,
 }
 
-/// Replaces a coupling's required contexts, policy and verification, where the coupling
+/// Replaces a coupling's stage, required contexts, policy and verification, where the coupling
 /// is still `seen` (optimistic concurrency). Returns whether it changed.
 pub async fn update_coupling_if_unchanged(
     db: &impl ConnectionTrait,
@@ -117,6 +118,7 @@ pub async fn update_coupling_if_unchanged(
             coupling::Column::RequiredContexts,
             settings.required_contexts.into(),
         )
+        .col_expr(coupling::Column::Stage, settings.stage.into())
         .col_expr(coupling::Column::AutoPromote, settings.auto_promote.into())
         .col_expr(
             coupling::Column::RequiredApprovals,
@@ -125,6 +127,7 @@ pub async fn update_coupling_if_unchanged(
         .col_expr(coupling::Column::Verification, settings.verification.into())
         .col_expr(coupling::Column::UpdatedAt, super::now().into())
         .filter(coupling::Column::Id.eq(seen.id))
+        .filter(coupling::Column::Stage.eq(seen.stage.clone()))
         .filter(coupling::Column::RequiredContexts.eq(seen.required_contexts.clone()))
         .filter(coupling::Column::AutoPromote.eq(seen.auto_promote))
         .filter(coupling::Column::RequiredApprovals.eq(seen.required_approvals))

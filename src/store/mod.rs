@@ -331,6 +331,9 @@ pub struct NewRelease {
     pub promoted_from_release_id: Option<Uuid>,
     pub promoted_from_promotion_id: Option<Uuid>,
     pub promotion_target_id: Option<Uuid>,
+    /// Who made it: the token's id, and its email or name.
+    pub created_by_id: Option<Uuid>,
+    pub created_by_email: String,
 }
 
 const RELEASE_VERSION_ATTEMPTS: usize = 50;
@@ -379,6 +382,10 @@ where
             promoted_from_release_id: Set(new.promoted_from_release_id),
             promoted_from_promotion_id: Set(new.promoted_from_promotion_id),
             promotion_target_id: Set(new.promotion_target_id),
+            created_by_id: Set(new.created_by_id),
+            created_by_email: Set(Some(new.created_by_email.clone())),
+            // Set by the database as the row is inserted.
+            config_change_id: sea_orm::NotSet,
             created_at: Set(now),
             updated_at: Set(now),
         };

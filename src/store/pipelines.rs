@@ -93,3 +93,27 @@ pub async fn live_pipelines_among(
         .all(db)
         .await
 }
+
+/// Renames a live pipeline and sets its description. A unique violation means another live
+/// pipeline has the name. Returns the pipeline as changed, or `None` when it is no longer
+/// live.
+pub async fn update_pipeline(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    name: &str,
+    description: &str,
+) -> Result<Option<pipeline::Model>, DbErr> {
+    use sea_orm::sea_query::Expr;
+    let changed = pipeline::Entity::update_many()
+        .col_expr(pipeline::Column::Name, Expr::value(name))
+        .col_expr(pipeline::Column::Description, Expr::value(description))
+        .col_expr(pipeline::Column::UpdatedAt, Expr::value(super::now()))
+        .filter(pipeline::Column::Id.eq(id))
+        .filter(pipeline::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    if changed.rows_affected == 0 {
+        return Ok(None);
+    }
+    pipeline::Entity::find_by_id(id).one(db).await
+}

@@ -22,7 +22,8 @@ use crate::domain::promotion::PromotionStatus;
 const SUBJECT_COLUMNS: &str = "p.id AS subject_pipeline_id, \
      p.name AS subject_pipeline_name, a.id AS subject_source_app_id, \
      a.name AS subject_source_app_name, r.id AS subject_source_release_id, \
-     r.version AS subject_source_release_version, r.image AS subject_source_release_image";
+     r.version AS subject_source_release_version, r.image AS subject_source_release_image, \
+     pr.created_by_id AS subject_created_by_id, pr.created_by_email AS subject_created_by_email";
 
 /// The joins [`SUBJECT_COLUMNS`] reads from, after `FROM promotions pr`: deleted rows
 /// included, since a promotion under way keeps its names.
@@ -39,6 +40,8 @@ pub struct SubjectRow {
     pub subject_source_release_id: Uuid,
     pub subject_source_release_version: i64,
     pub subject_source_release_image: String,
+    pub subject_created_by_id: Option<Uuid>,
+    pub subject_created_by_email: Option<String>,
 }
 
 /// Locks the promotion row (`FOR UPDATE` on PostgreSQL) and reads it with its subject.
@@ -98,9 +101,9 @@ async fn insert_with_targets_and_events(
         "INSERT INTO promotions (id, pipeline_id, source_app_id, source_release_id, status, \
          safe, created_by, overridden_checks, request_id, request_fingerprint, event_count, \
          created_at, updated_at, finished_at, cancel_requested_at, required_approvals, \
-         triggered_by, overridden_freezes) \
+         triggered_by, overridden_freezes, created_by_id, created_by_email) \
          SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, clock.now, clock.now, NULL, NULL, \
-         {}, {}, {} FROM clock RETURNING id, status",
+         {}, {}, {}, {}, {} FROM clock RETURNING id, status",
         p.bind(row.id, "uuid"),
         p.bind(row.pipeline_id, "uuid"),
         p.bind(row.source_app_id, "uuid"),
@@ -115,6 +118,8 @@ async fn insert_with_targets_and_events(
         p.bind(row.required_approvals, "integer"),
         p.bind(row.triggered_by.clone(), "text"),
         p.bind(row.overridden_freezes.clone(), "text"),
+        p.bind(row.created_by_id, "uuid"),
+        p.bind(row.created_by_email.clone(), "text"),
     );
     let target_tuples: Vec<String> = targets
         .iter()

@@ -79,6 +79,10 @@ pub(super) fn number_releases<'a>(
             promoted_from_release_id: new.promoted_from_release_id,
             promoted_from_promotion_id: new.promoted_from_promotion_id,
             promotion_target_id: new.promotion_target_id,
+            created_by_id: new.created_by_id,
+            created_by_email: Some(new.created_by_email.clone()),
+            // Set by the database as the row is inserted.
+            config_change_id: None,
             created_at: now,
             updated_at: now,
         };

@@ -209,13 +209,34 @@ pub struct Release {
     #[schema(value_type = crate::rest::openapi::ReleaseStateName)]
     pub status: &'static str,
     pub promoted_from: Option<PromotedFrom>,
+    /// It is the app's current release.
+    pub current: bool,
+    /// It succeeded, so the app may be rolled back to it (the current release included).
+    pub eligible_for_rollback: bool,
+    /// Who made it: the token's id and email (`null` and `local` in protected mode,
+    /// `null` and `system` for the engine's own).
+    pub user: ReleaseUser,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// Who made a release, as `GET /account` answers for its token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseUser {
+    pub id: Option<Uuid>,
+    pub email: String,
+}
+
 impl From<views::ReleaseView> for Release {
     fn from(view: views::ReleaseView) -> Self {
+        let eligible_for_rollback = view.eligible_for_rollback();
         Self {
+            current: view.current,
+            eligible_for_rollback,
+            user: ReleaseUser {
+                id: view.user.id,
+                email: view.user.email,
+            },
             id: view.id,
             app: view.app.into(),
             version: view.version,

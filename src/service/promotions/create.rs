@@ -469,6 +469,7 @@ impl Validated {
             targets: self.targets.iter().map(|t| t.app.clone()).collect(),
             safe: self.safe,
             created_by: caller.name.clone(),
+            author: caller.author(),
             overridden_checks: serde_json::to_string(overridden)
                 .map_err(|error| Error::Internal(error.to_string()))?,
             freeze_exempt: !overridden_freezes.is_empty(),

@@ -16,13 +16,14 @@ use super::{
     authorize,
     lookup::{app_ref, find_app, find_release_of_app, parse_uuid, release_views},
     paging::{Page, PageRequest},
-    views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView},
+    views::{ReleaseStatusView, ReleaseStatusesView, ReleaseView, VisibleConfigVars},
 };
 
 use crate::{
     audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
+        range::{ListRange, RangeOrder},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
         status::{combined_state, ReleaseState, StatusState},
     },
@@ -93,6 +94,8 @@ impl Releases {
                 promoted_from_release_id: None,
                 promoted_from_promotion_id: None,
                 promotion_target_id: None,
+                created_by_id: caller.token_id,
+                created_by_email: caller.author().email,
             },
         )
         .await?;
@@ -132,7 +135,7 @@ impl Releases {
     pub async fn rollback(&self, app: &str, to: &str, caller: &Caller) -> Result<ReleaseView> {
         authorize(caller, Role::Write, "rolling back a release")?;
         let owner = find_app(&self.db, "app", app).await?;
-        let earlier = self.find_by_id_or_version(&owner, to).await?;
+        let earlier = find_release_of_app(&self.db, &app_ref(&owner), "release", to).await?;
         if earlier.status != ReleaseState::Succeeded.as_str() {
             return Err(Error::invalid(
                 "release",
@@ -144,7 +147,7 @@ impl Releases {
         }
         let _turn = self.numbering.wait_turn(owner.id).await;
         let mut tx = Transaction::begin(&self.db, &self.hub).await?;
-        let created = lifecycle::create_rollback(&mut tx, &owner, &earlier, &caller.name).await?;
+        let created = lifecycle::create_rollback(&mut tx, &owner, &earlier, caller).await?;
         AuditEntry::about_release(
             tx.connection(),
             "release.rollback",
@@ -165,51 +168,57 @@ impl Releases {
         self.view_of(&owner, created).await
     }
 
-    /// A release of `owner` by UUID, or by version as `7` or `v7`.
-    async fn find_by_id_or_version(
-        &self,
-        owner: &app::Model,
-        reference: &str,
-    ) -> Result<release::Model> {
-        let reference = reference.trim();
-        if reference.is_empty() {
-            return Err(Error::invalid(
-                "release",
-                "is required: a release id, or a version such as 7 or v7",
-            ));
-        }
-        let version = reference
-            .strip_prefix('v')
-            .unwrap_or(reference)
-            .parse::<i64>()
-            .ok();
-        match version {
-            Some(version) => store::releases::release_by_version(&self.db, owner.id, version)
-                .await?
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "release v{version} of app '{}' not found",
-                        owner.name
-                    ))
-                }),
-            None if Uuid::parse_str(reference).is_ok() => {
-                find_release_of_app(&self.db, &app_ref(owner), "release", reference).await
-            }
-            None => Err(Error::invalid(
-                "release",
-                format!(
-                    "{} is neither a release id nor a version such as 7 or v7",
-                    crate::domain::quoted(reference)
-                ),
-            )),
-        }
-    }
-
     pub async fn get(&self, app: &str, release_id: &str) -> Result<ReleaseView> {
         let owner = find_app(&self.db, "app", app).await?;
         let model =
             find_release_of_app(&self.db, &app_ref(&owner), "release_id", release_id).await?;
         self.view_of(&owner, model).await
+    }
+
+    /// The app's config vars as they were when `release` was made. Values are withheld
+    /// from a reader, as for the app's current config vars.
+    pub async fn config_vars(
+        &self,
+        app: &str,
+        release: &str,
+        caller: &Caller,
+    ) -> Result<VisibleConfigVars> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let model = find_release_of_app(&self.db, &app_ref(&owner), "release", release).await?;
+        let Some(change_id) = model.config_change_id else {
+            return Err(Error::NotFound(format!(
+                "config vars of release v{} of app '{}' were not recorded: it was made before \
+                 config history was kept",
+                model.version, owner.name
+            )));
+        };
+        let vars = store::config_vars::config_vars_as_of(&self.db, owner.id, change_id).await?;
+        Ok(super::apps::visible_to(caller, vars))
+    }
+
+    /// A page of the app's releases in a range of versions, in the range's order, and
+    /// whether more follow it.
+    pub async fn in_version_range(
+        &self,
+        app: &str,
+        range: &ListRange,
+    ) -> Result<(Vec<ReleaseView>, bool)> {
+        let owner = find_app(&self.db, "app", app).await?;
+        let (first, last) = range
+            .numeric_bounds()
+            .map_err(|unusable| Error::invalid("Range", unusable.reason))?;
+        let mut rows = store::releases::releases_in_version_range(
+            &self.db,
+            owner.id,
+            (first, range.first_excluded),
+            last,
+            range.order == RangeOrder::Desc,
+            u64::from(range.max) + 1,
+        )
+        .await?;
+        let more = rows.len() > range.max as usize;
+        rows.truncate(range.max as usize);
+        Ok((release_views(&self.db, &owner, rows).await?, more))
     }
 
     /// The app's releases, newest first.

@@ -31,6 +31,10 @@ pub struct Model {
     pub triggered_by: Option<String>,
     /// The freezes an elevated caller broke glass through, as a JSON array.
     pub overridden_freezes: String,
+    /// The token that created it (null in protected mode and for auto-promotions).
+    pub created_by_id: Option<Uuid>,
+    /// Its creator as `GET /account` answers; null for promotions made before it was kept.
+    pub created_by_email: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,14 @@ pub struct Model {
     pub promoted_from_promotion_id: Option<Uuid>,
     /// The promotion target that created this release; unique, so a target never gets two.
     pub promotion_target_id: Option<Uuid>,
+    /// The token that made it (null in protected mode and for the engine's own).
+    pub created_by_id: Option<Uuid>,
+    /// Who made it, as `GET /account` answers: the token's email or name, `local` or
+    /// `system`; null for releases made before this was recorded.
+    pub created_by_email: Option<String>,
+    /// The app's newest config change when the release was made, set by the database on
+    /// insert (0: none yet); null for releases made before config history was kept.
+    pub config_change_id: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

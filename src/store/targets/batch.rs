@@ -97,7 +97,7 @@ async fn write_batch_in_one_statement(
             .into_iter()
             .map(|release| {
                 format!(
-                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {now}, {now})",
                     p.bind(release.id, "uuid"),
                     p.bind(release.app_id, "uuid"),
                     p.bind(release.version, "bigint"),
@@ -108,13 +108,16 @@ async fn write_batch_in_one_statement(
                     p.bind(release.promoted_from_release_id, "uuid"),
                     p.bind(release.promoted_from_promotion_id, "uuid"),
                     p.bind(release.promotion_target_id, "uuid"),
+                    p.bind(release.created_by_id, "uuid"),
+                    p.bind(release.created_by_email, "text"),
                 )
             })
             .collect();
         parts.push(format!(
             "made AS (INSERT INTO releases (id, app_id, version, image, description, status, \
              promoted_from_app_id, promoted_from_release_id, promoted_from_promotion_id, \
-             promotion_target_id, created_at, updated_at) VALUES {} \
+             promotion_target_id, created_by_id, created_by_email, created_at, updated_at) \
+             VALUES {} \
              ON CONFLICT (app_id, version) DO NOTHING RETURNING id)",
             rows.join(", ")
         ));
