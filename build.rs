@@ -13,6 +13,7 @@ const PROTO_FILES: &[&str] = &[
     "pipelines/v1/release_service.proto",
     "pipelines/v1/promotion_service.proto",
     "pipelines/v1/audit_service.proto",
+    "pipelines/v1/account_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -169,6 +169,7 @@ pub fn app(view: views::AppView) -> proto::App {
 }
 
 pub fn release(view: views::ReleaseView) -> proto::Release {
+    let eligible_for_rollback = view.eligible_for_rollback();
     proto::Release {
         id: view.id.to_string(),
         app: resource_ref(view.app),
@@ -180,6 +181,12 @@ pub fn release(view: views::ReleaseView) -> proto::Release {
             app: resource_ref(from.app),
             release_id: from.release_id.to_string(),
             promotion_id: from.promotion_id.to_string(),
+        }),
+        current: view.current,
+        eligible_for_rollback,
+        user: Some(proto::ReleaseUser {
+            id: view.user.id.map(|id| id.to_string()).unwrap_or_default(),
+            email: view.user.email,
         }),
         created_at: timestamp(view.created_at),
         updated_at: timestamp(view.updated_at),

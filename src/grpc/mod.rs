@@ -1,6 +1,7 @@
 //! The gRPC adapters: tonic service implementations that translate protobuf requests into
 //! use-case calls and views back into protobuf messages. They decide nothing themselves.
 
+mod account;
 mod apps;
 mod audit;
 pub mod codec;
@@ -14,6 +15,7 @@ mod releases;
 /// that refusals can quote it.
 pub const MAX_REQUEST_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+pub use account::AccountGrpc;
 pub use apps::AppGrpc;
 pub use audit::AuditGrpc;
 pub use couplings::CouplingGrpc;

@@ -128,6 +128,25 @@ impl PipelineService for PipelineGrpc {
         }))
     }
 
+    async fn update_pipeline(
+        &self,
+        request: Request<proto::UpdatePipelineRequest>,
+    ) -> Result<Response<proto::Pipeline>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let view = self
+            .services
+            .pipelines
+            .update(
+                &request.pipeline,
+                request.name.as_deref(),
+                request.description.as_deref(),
+                &caller,
+            )
+            .await?;
+        Ok(Response::new(convert::pipeline(view)))
+    }
+
     async fn delete_pipeline(
         &self,
         request: Request<proto::DeletePipelineRequest>,

@@ -33,6 +33,20 @@ impl ReleaseService for ReleaseGrpc {
         Ok(Response::new(convert::lineage(releases)))
     }
 
+    async fn get_release_config_vars(
+        &self,
+        request: Request<proto::GetReleaseConfigVarsRequest>,
+    ) -> Result<Response<proto::ConfigVars>, Status> {
+        let caller = caller_of(&request)?;
+        let request = request.into_inner();
+        let vars = self
+            .services
+            .releases
+            .config_vars(&request.app, &request.release, &caller)
+            .await?;
+        Ok(Response::new(convert::visible_config_vars(vars)))
+    }
+
     async fn create_release(
         &self,
         request: Request<proto::CreateReleaseRequest>,

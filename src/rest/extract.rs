@@ -206,3 +206,32 @@ mod tests {
         }
     }
 }
+
+/// The words a client reads promotion and target statuses in: Heroku's when its `Accept`
+/// names `application/vnd.heroku+json`, else the full statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    Full,
+    Heroku,
+}
+
+impl<S> FromRequestParts<S> for Vocabulary
+where
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let heroku = parts
+            .headers
+            .get_all(axum::http::header::ACCEPT)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| value.contains("application/vnd.heroku+json"));
+        Ok(if heroku {
+            Vocabulary::Heroku
+        } else {
+            Vocabulary::Full
+        })
+    }
+}

@@ -15,9 +15,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     created,
     error::ApiError,
-    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams},
+    extract::{AuthenticatedCaller, JsonBody, PathParams, QueryParams, Vocabulary},
     inputs::ReferenceInput,
-    paged, shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
+    shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
 use crate::service::{CreatedPromotion, NewPromotion, Safety};
 
@@ -122,6 +122,7 @@ pub(super) async fn create_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
     headers: HeaderMap,
+    vocabulary: Vocabulary,
     JsonBody(body): JsonBody<CreatePromotionBody>,
 ) -> ApiResult<Response> {
     let source = body.source.unwrap_or_default();
@@ -169,7 +170,7 @@ pub(super) async fn create_promotion(
     let outcome = state.services.promotions.create(request, &caller).await?;
     Ok(match outcome {
         CreatedPromotion::Created(view) | CreatedPromotion::Replayed(view) => {
-            created(shapes::Promotion::from(view)).into_response()
+            created(shapes::Promotion::worded(view, vocabulary)).into_response()
         }
         CreatedPromotion::Planned(plan) => Json(shapes::PromotionPlan::from(plan)).into_response(),
     })
@@ -204,6 +205,7 @@ pub(super) enum PromotionOrPlan {
         headers(("Next-Page-Token" = String, description = "Present when more remain: pass as `page_token`")))))]
 pub(super) async fn list_promotions(
     State(state): State<GatewayState>,
+    vocabulary: Vocabulary,
     QueryParams(query): QueryParams<ListPromotionsQuery>,
 ) -> ApiResult<Response> {
     let page = state
@@ -215,7 +217,11 @@ pub(super) async fn list_promotions(
             query.page_token.as_deref(),
         )
         .await?;
-    let body: Vec<shapes::Promotion> = page.promotions.into_iter().map(Into::into).collect();
+    let body: Vec<shapes::Promotion> = page
+        .promotions
+        .into_iter()
+        .map(|view| shapes::Promotion::worded(view, vocabulary))
+        .collect();
     Ok(with_next_page_token(
         Json(body).into_response(),
         page.next_page_token,
@@ -227,9 +233,11 @@ pub(super) async fn list_promotions(
     responses((status = 200, description = "The promotion", body = shapes::Promotion)))]
 pub(super) async fn get_promotion(
     State(state): State<GatewayState>,
+    vocabulary: Vocabulary,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<shapes::Promotion>> {
-    Ok(Json(state.services.promotions.get(&id).await?.into()))
+    let view = state.services.promotions.get(&id).await?;
+    Ok(Json(shapes::Promotion::worded(view, vocabulary)))
 }
 
 #[utoipa::path(get, path = "/pipeline-promotions/{id}/promotion-targets", tag = "promotions",
@@ -237,6 +245,7 @@ pub(super) async fn get_promotion(
     responses((status = 200, description = "The promotion's targets, in order", body = [shapes::PromotionTarget])))]
 pub(super) async fn list_promotion_targets(
     State(state): State<GatewayState>,
+    vocabulary: Vocabulary,
     PathParams(id): PathParams<String>,
     QueryParams(page): QueryParams<PageQuery>,
 ) -> ApiResult<Response> {
@@ -245,7 +254,15 @@ pub(super) async fn list_promotion_targets(
         .promotions
         .targets(&id, &page.request()?)
         .await?;
-    Ok(paged::<_, shapes::PromotionTarget>(page))
+    let body: Vec<shapes::PromotionTarget> = page
+        .items
+        .into_iter()
+        .map(|view| shapes::PromotionTarget::worded(view, vocabulary))
+        .collect();
+    Ok(with_next_page_token(
+        Json(body).into_response(),
+        page.next_page_token,
+    ))
 }
 
 #[utoipa::path(post, path = "/pipeline-promotions/{id}/cancel", tag = "promotions",
@@ -254,11 +271,13 @@ pub(super) async fn list_promotion_targets(
 pub(super) async fn cancel_promotion(
     State(state): State<GatewayState>,
     AuthenticatedCaller(caller): AuthenticatedCaller,
+    vocabulary: Vocabulary,
     PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<shapes::Promotion>> {
-    Ok(Json(
-        state.services.promotions.cancel(&id, &caller).await?.into(),
-    ))
+    Ok(Json(shapes::Promotion::worded(
+        state.services.promotions.cancel(&id, &caller).await?,
+        vocabulary,
+    )))
 }
 
 /// The body of a vote. It may be left out when it would be empty.

@@ -4,9 +4,9 @@ use tonic::server::NamedService;
 
 use super::StartupError;
 use crate::{
-    grpc::{AppGrpc, AuditGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
+    grpc::{AccountGrpc, AppGrpc, AuditGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
     proto::{
-        app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        account_service_server::AccountServiceServer, app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         coupling_service_server::CouplingServiceServer,
         pipeline_service_server::PipelineServiceServer,
         promotion_service_server::PromotionServiceServer,
@@ -16,7 +16,7 @@ use crate::{
 };
 
 /// Every gRPC service whose health is reported, by its fully qualified name.
-pub(super) const SERVICE_NAMES: [&str; 7] = [
+pub(super) const SERVICE_NAMES: [&str; 8] = [
     "",
     <PipelineServiceServer<PipelineGrpc> as NamedService>::NAME,
     <CouplingServiceServer<CouplingGrpc> as NamedService>::NAME,
@@ -24,6 +24,7 @@ pub(super) const SERVICE_NAMES: [&str; 7] = [
     <ReleaseServiceServer<ReleaseGrpc> as NamedService>::NAME,
     <PromotionServiceServer<PromotionGrpc> as NamedService>::NAME,
     <AuditServiceServer<AuditGrpc> as NamedService>::NAME,
+    <AccountServiceServer<AccountGrpc> as NamedService>::NAME,
 ];
 
 /// The gRPC services, health and reflection, as routes beside REST's.
@@ -61,6 +62,7 @@ pub(super) fn grpc_routes(
             services.clone(),
         )))
         .add_service(AuditServiceServer::new(AuditGrpc::new(services.clone())))
+        .add_service(AccountServiceServer::new(AccountGrpc))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

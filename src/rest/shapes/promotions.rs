@@ -7,7 +7,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{FreezeRef, IdRef, NamedRef};
-use crate::{domain::names::akkeris_app_and_space, views};
+use crate::{
+    domain::{
+        names::akkeris_app_and_space,
+        promotion::{PromotionStatus, TargetStatus},
+    },
+    rest::extract::Vocabulary,
+    views,
+};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReleaseIdVersion {
@@ -353,6 +360,49 @@ impl From<views::PromotionEventView> for PromotionEvent {
             waiting_for_freeze: view.waiting_for_freeze.map(FreezeRef::from),
             actor: Some(view.actor).filter(|actor| !actor.is_empty()),
             comment: Some(view.comment).filter(|_| view.kind.is_vote()),
+        }
+    }
+}
+
+/// A promotion's status as `vocabulary` words it. Heroku's: `pending` until the promotion
+/// is final, then `completed`.
+fn promotion_status_word(status: PromotionStatus, vocabulary: Vocabulary) -> &'static str {
+    match vocabulary {
+        Vocabulary::Full => status.as_str(),
+        Vocabulary::Heroku if status.is_final() => "completed",
+        Vocabulary::Heroku => "pending",
+    }
+}
+
+/// A target's status as `vocabulary` words it. Heroku's: `pending` until the target is
+/// final, then `succeeded`, or `failed` for a failed or canceled one.
+fn target_status_word(status: TargetStatus, vocabulary: Vocabulary) -> &'static str {
+    match (vocabulary, status) {
+        (Vocabulary::Full, status) => status.as_str(),
+        (Vocabulary::Heroku, TargetStatus::Succeeded) => "succeeded",
+        (Vocabulary::Heroku, TargetStatus::Failed | TargetStatus::Canceled) => "failed",
+        (Vocabulary::Heroku, _) => "pending",
+    }
+}
+
+impl Promotion {
+    /// The promotion, its status in `vocabulary`'s words.
+    pub fn worded(view: views::PromotionView, vocabulary: Vocabulary) -> Self {
+        let status = view.status;
+        Self {
+            status: promotion_status_word(status, vocabulary),
+            ..Self::from(view)
+        }
+    }
+}
+
+impl PromotionTarget {
+    /// The target, its status in `vocabulary`'s words.
+    pub fn worded(view: views::TargetView, vocabulary: Vocabulary) -> Self {
+        let status = view.status;
+        Self {
+            status: target_status_word(status, vocabulary),
+            ..Self::from(view)
         }
     }
 }

@@ -6,6 +6,12 @@ use std::{collections::HashMap, sync::Arc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use uuid::Uuid;
 
+mod rules;
+
+use self::rules::{
+    check_contexts_for_stage, check_policy_for_stage, encode_contexts, encode_verification,
+    verification_after,
+};
 use super::{
     authorize,
     lookup::{
@@ -19,11 +25,10 @@ use crate::{
     audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
-        names::check_required_contexts,
         policy::{role_to_change, PolicyChange, PromotionPolicy},
         stage::Stage,
         status::removed_contexts,
-        verification::{self, AllowedHosts, Verification, VerificationChange},
+        verification::{self, AllowedHosts, VerificationChange},
     },
     error::{Error, Result},
     read_model::{Key, ReadModel},
@@ -34,8 +39,6 @@ use crate::{
     },
 };
 
-const CONTEXTS_FIELD: &str = "required_status_checks.contexts";
-const POLICY_FIELD: &str = "promotion_policy";
 const MAX_UPDATE_ATTEMPTS: usize = 10;
 
 /// A coupling to create. `stage` is `None` when the request left it out.
@@ -67,73 +70,6 @@ pub struct Couplings {
     db: DatabaseConnection,
     read_model: Arc<ReadModel>,
     verification_hosts: AllowedHosts,
-}
-
-/// The verification a change leaves on a coupling at `stage` that has `current`, checked
-/// field by field against the allowed hosts: none on a review-stage coupling, into which
-/// nothing is promoted.
-fn verification_after(
-    stage: Stage,
-    current: Option<Verification>,
-    change: &VerificationChange,
-    hosts: &AllowedHosts,
-) -> Result<Option<Verification>> {
-    let next = match change {
-        VerificationChange::Unchanged => current,
-        VerificationChange::Remove => None,
-        VerificationChange::Set(spec) => Some(spec.resolve(hosts)?),
-    };
-    if next.is_some() && stage.previous().is_none() {
-        return Err(Error::invalid(
-            verification::FIELD,
-            format!(
-                "nothing is promoted into stage {stage}, so its couplings take no verification"
-            ),
-        ));
-    }
-    Ok(next)
-}
-
-fn encode_verification(verification: &Option<Verification>) -> Result<Option<String>> {
-    verification
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()
-        .map_err(|error| Error::Internal(error.to_string()))
-}
-
-fn check_contexts_for_stage(stage: Stage, contexts: &[String]) -> Result<()> {
-    check_required_contexts(CONTEXTS_FIELD, contexts)?;
-    if !stage.allows_required_checks() && !contexts.is_empty() {
-        return Err(Error::invalid(
-            CONTEXTS_FIELD,
-            "a review-stage coupling cannot require status checks",
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses an out-of-range `change`, and a resulting `policy` that is not off on a
-/// review-stage coupling, into which nothing is promoted.
-fn check_policy_for_stage(
-    stage: Stage,
-    change: &PolicyChange,
-    policy: PromotionPolicy,
-) -> Result<()> {
-    change.check(POLICY_FIELD)?;
-    if stage.previous().is_none() && policy != PromotionPolicy::default() {
-        return Err(Error::invalid(
-            POLICY_FIELD,
-            format!(
-                "nothing is promoted into stage {stage}, so its couplings take no promotion policy"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn encode_contexts(contexts: &[String]) -> Result<String> {
-    serde_json::to_string(contexts).map_err(|error| Error::Internal(error.to_string()))
 }
 
 /// Turns coupling rows into views, resolving apps, pipelines and current releases.
