@@ -86,6 +86,9 @@ async fn fill(url: &str, pipelines: usize) -> BenchResult<()> {
                 promoted_from_release_id: Set(None),
                 promoted_from_promotion_id: Set(None),
                 promotion_target_id: Set(None),
+                created_by_id: Set(None),
+                created_by_email: Set(Some("bench".to_owned())),
+                config_change_id: sea_orm::NotSet,
                 created_at: Set(now),
                 updated_at: Set(now),
             });

@@ -98,15 +98,37 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // One column per statement: SQLite adds one at a time.
         let added = [
-            (Releases::Table.into_iden(), ColumnDef::new(Releases::CreatedById).uuid().to_owned()),
-            (Releases::Table.into_iden(), ColumnDef::new(Releases::CreatedByEmail).text().to_owned()),
-            (Releases::Table.into_iden(), ColumnDef::new(Releases::ConfigChangeId).big_integer().to_owned()),
-            (Promotions::Table.into_iden(), ColumnDef::new(Promotions::CreatedById).uuid().to_owned()),
-            (Promotions::Table.into_iden(), ColumnDef::new(Promotions::CreatedByEmail).text().to_owned()),
+            (
+                Releases::Table.into_iden(),
+                ColumnDef::new(Releases::CreatedById).uuid().to_owned(),
+            ),
+            (
+                Releases::Table.into_iden(),
+                ColumnDef::new(Releases::CreatedByEmail).text().to_owned(),
+            ),
+            (
+                Releases::Table.into_iden(),
+                ColumnDef::new(Releases::ConfigChangeId)
+                    .big_integer()
+                    .to_owned(),
+            ),
+            (
+                Promotions::Table.into_iden(),
+                ColumnDef::new(Promotions::CreatedById).uuid().to_owned(),
+            ),
+            (
+                Promotions::Table.into_iden(),
+                ColumnDef::new(Promotions::CreatedByEmail).text().to_owned(),
+            ),
         ];
         for (table, mut column) in added {
             manager
-                .alter_table(Table::alter().table(table).add_column(&mut column).to_owned())
+                .alter_table(
+                    Table::alter()
+                        .table(table)
+                        .add_column(&mut column)
+                        .to_owned(),
+                )
                 .await?;
         }
         manager

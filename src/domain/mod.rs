@@ -143,14 +143,32 @@ mod release_reference_tests {
 
     #[test]
     fn versions_ids_and_everything_else() {
-        assert_eq!(ReleaseReference::parse("7"), Some(ReleaseReference::Version(7)));
-        assert_eq!(ReleaseReference::parse("v12"), Some(ReleaseReference::Version(12)));
+        assert_eq!(
+            ReleaseReference::parse("7"),
+            Some(ReleaseReference::Version(7))
+        );
+        assert_eq!(
+            ReleaseReference::parse("v12"),
+            Some(ReleaseReference::Version(12))
+        );
         let id = uuid::Uuid::new_v4();
         assert_eq!(
             ReleaseReference::parse(&id.to_string()),
             Some(ReleaseReference::Id(id))
         );
-        for refused in ["", "v", "0", "v0", "-1", "+3", "V3", "3.0", "v 3", "latest", "99999999999999999999"] {
+        for refused in [
+            "",
+            "v",
+            "0",
+            "v0",
+            "-1",
+            "+3",
+            "V3",
+            "3.0",
+            "v 3",
+            "latest",
+            "99999999999999999999",
+        ] {
             assert_eq!(ReleaseReference::parse(refused), None, "{refused:?}");
         }
     }

@@ -92,7 +92,9 @@ impl ListRange {
             field: field.to_owned(),
             first: (!first.is_empty()).then(|| first.to_owned()),
             first_excluded,
-            last: Some(last.trim()).filter(|last| !last.is_empty()).map(str::to_owned),
+            last: Some(last.trim())
+                .filter(|last| !last.is_empty())
+                .map(str::to_owned),
             max: DEFAULT_RANGE_MAX,
             order: RangeOrder::Asc,
         };
@@ -229,7 +231,10 @@ mod tests {
         assert_eq!((range.field.as_str(), range.max), ("id", 1000));
         assert_eq!(range.order, RangeOrder::Asc);
         let range = parsed("version ..");
-        assert_eq!((range.max, range.order), (DEFAULT_RANGE_MAX, RangeOrder::Asc));
+        assert_eq!(
+            (range.max, range.order),
+            (DEFAULT_RANGE_MAX, RangeOrder::Asc)
+        );
     }
 
     #[test]

@@ -115,14 +115,20 @@ async fn patch_config_vars(
 
 /// `{"in": {"id": [...]}}`, as Heroku clients send it.
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object such as {\"in\": {\"id\": [\"shop-dev\"]}}", deny_unknown_fields)]
+#[serde(
+    expecting = "a JSON object such as {\"in\": {\"id\": [\"shop-dev\"]}}",
+    deny_unknown_fields
+)]
 struct FilterAppsBody {
     #[serde(rename = "in")]
     within: FilterAppsIn,
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(expecting = "a JSON object such as {\"id\": [\"shop-dev\"]}", deny_unknown_fields)]
+#[serde(
+    expecting = "a JSON object such as {\"id\": [\"shop-dev\"]}",
+    deny_unknown_fields
+)]
 struct FilterAppsIn {
     /// App ids or names, at most 1,000.
     id: Vec<String>,

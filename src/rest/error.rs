@@ -79,7 +79,8 @@ impl ApiError {
                 Vec::new(),
             ),
             ApiError::UnusableRange(unusable) => {
-                let message = bounded_message(format!("unusable Range header: {}", unusable.reason));
+                let message =
+                    bounded_message(format!("unusable Range header: {}", unusable.reason));
                 let detail = bad_request_json(&format!("Range.{}", unusable.part), &message);
                 (
                     StatusCode::RANGE_NOT_SATISFIABLE,

@@ -85,9 +85,10 @@ pub(super) fn ranged_page<S: serde::Serialize>(
     more: bool,
     value_of: impl Fn(&S) -> String,
 ) -> Response {
-    let bounds = page.first().zip(page.last()).map(|(first, last)| {
-        (value_of(first), value_of(last))
-    });
+    let bounds = page
+        .first()
+        .zip(page.last())
+        .map(|(first, last)| (value_of(first), value_of(last)));
     let mut response = Json(page).into_response();
     if let Some((first, last)) = bounds {
         let headers = response.headers_mut();
@@ -246,23 +247,25 @@ where
             request.extensions_mut().insert(range.clone());
         }
         let answer = self.inner.call(request);
-        Answer::Ranged { future: Box::pin(async move {
-            let Ok(mut response) = answer.await;
-            let cut = match range {
-                Some(range)
-                    if response.status() == StatusCode::OK
-                        && response.extensions().get::<Ranged>().is_none() =>
-                {
-                    cut_to_range(&range, response).await
-                }
-                _ => response,
-            };
-            response = cut;
-            response
-                .headers_mut()
-                .insert(header::ACCEPT_RANGES, accepted);
-            Ok(response)
-        }) }
+        Answer::Ranged {
+            future: Box::pin(async move {
+                let Ok(mut response) = answer.await;
+                let cut = match range {
+                    Some(range)
+                        if response.status() == StatusCode::OK
+                            && response.extensions().get::<Ranged>().is_none() =>
+                    {
+                        cut_to_range(&range, response).await
+                    }
+                    _ => response,
+                };
+                response = cut;
+                response
+                    .headers_mut()
+                    .insert(header::ACCEPT_RANGES, accepted);
+                Ok(response)
+            }),
+        }
     }
 }
 
@@ -289,7 +292,9 @@ where
                     return Poll::Pending;
                 };
                 if let Some(accepted) = accepted.take() {
-                    response.headers_mut().insert(header::ACCEPT_RANGES, accepted);
+                    response
+                        .headers_mut()
+                        .insert(header::ACCEPT_RANGES, accepted);
                 }
                 Poll::Ready(Ok(response))
             }

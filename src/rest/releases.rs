@@ -2,9 +2,8 @@
 
 use axum::{
     extract::State,
-    Extension,
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};

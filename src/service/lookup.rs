@@ -124,7 +124,14 @@ pub async fn find_release_of_app(
     };
     let found = match ReleaseReference::parse(reference) {
         Some(ReleaseReference::Version(version)) => {
-            store::releases::release_by_version(db, app.id, version).await?
+            return store::releases::release_by_version(db, app.id, version)
+                .await?
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "release v{version} of app '{}' not found",
+                        app.name
+                    ))
+                });
         }
         Some(ReleaseReference::Id(id)) => store::releases::release_by_id(db, id)
             .await?
@@ -179,7 +186,9 @@ pub async fn release_views(
             .filter_map(|release| release.promoted_from_app_id),
     )
     .await?;
-    let current = current_release(db, owner.id).await?.map(|release| release.id);
+    let current = current_release(db, owner.id)
+        .await?
+        .map(|release| release.id);
     releases
         .into_iter()
         .map(|model| {

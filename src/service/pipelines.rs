@@ -124,12 +124,16 @@ impl Pipelines {
                 "name or description is required: the update changes nothing",
             ));
         }
-        let name = name.map(|name| PipelineName::parse("name", name)).transpose()?;
+        let name = name
+            .map(|name| PipelineName::parse("name", name))
+            .transpose()?;
         if let Some(description) = description {
             check_description("description", description)?;
         }
         let found = find_pipeline(&self.db, "pipeline", pipeline).await?;
-        let new_name = name.as_ref().map_or(found.name.as_str(), |name| name.as_str());
+        let new_name = name
+            .as_ref()
+            .map_or(found.name.as_str(), |name| name.as_str());
         let new_description = description.unwrap_or(&found.description);
         let txn = self.db.begin().await?;
         let model = store::pipelines::update_pipeline(&txn, found.id, new_name, new_description)
@@ -143,10 +147,16 @@ impl Pipelines {
         } else {
             format!("renamed pipeline {} to {}", found.name, model.name)
         };
-        AuditEntry::new("pipeline.update", "pipeline", model.id, &model.name, summary)
-            .in_pipeline(model.id, &model.name)
-            .record(&txn, &Actor::of(caller))
-            .await?;
+        AuditEntry::new(
+            "pipeline.update",
+            "pipeline",
+            model.id,
+            &model.name,
+            summary,
+        )
+        .in_pipeline(model.id, &model.name)
+        .record(&txn, &Actor::of(caller))
+        .await?;
         txn.commit().await?;
         self.read_model.changed(&[Key::Pipeline(model.id)]).await;
         Ok(pipeline_view(model))

@@ -4,10 +4,12 @@ use tonic::server::NamedService;
 
 use super::StartupError;
 use crate::{
-    grpc::{AccountGrpc, AppGrpc, AuditGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc},
+    grpc::{
+        AccountGrpc, AppGrpc, AuditGrpc, CouplingGrpc, PipelineGrpc, PromotionGrpc, ReleaseGrpc,
+    },
     proto::{
-        account_service_server::AccountServiceServer, app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
-        coupling_service_server::CouplingServiceServer,
+        account_service_server::AccountServiceServer, app_service_server::AppServiceServer,
+        audit_service_server::AuditServiceServer, coupling_service_server::CouplingServiceServer,
         pipeline_service_server::PipelineServiceServer,
         promotion_service_server::PromotionServiceServer,
         release_service_server::ReleaseServiceServer,

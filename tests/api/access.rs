@@ -274,6 +274,7 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .clone()
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
+                        stage: None,
                         promotion_policy: None,
                         verification: None,
                         remove_verification: false,
@@ -295,6 +296,7 @@ async fn grpc_outcomes(s: &Secured, token: &str, suffix: &str) -> Vec<(&'static 
                 .clone()
                 .update_coupling(with_token(
                     UpdateCouplingRequest {
+                        stage: None,
                         promotion_policy: None,
                         verification: None,
                         remove_verification: false,

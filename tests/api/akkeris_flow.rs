@@ -505,6 +505,7 @@ async fn the_akkeris_flow_over_grpc() {
     couplings
         .update_coupling(with_token(
             UpdateCouplingRequest {
+                stage: None,
                 promotion_policy: None,
                 verification: None,
                 remove_verification: false,

@@ -356,6 +356,7 @@ async fn the_coupling_of_an_app_is_found_by_id_or_name() {
 
 fn update(id: &str, names: &[&str]) -> UpdateCouplingRequest {
     UpdateCouplingRequest {
+        stage: None,
         promotion_policy: None,
         verification: None,
         remove_verification: false,
@@ -426,6 +427,7 @@ async fn update_rejects_bad_input() {
     assert_status(
         client
             .update_coupling(UpdateCouplingRequest {
+                stage: None,
                 promotion_policy: None,
                 verification: None,
                 remove_verification: false,

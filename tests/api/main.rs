@@ -16,6 +16,7 @@ mod couplings;
 mod faults;
 mod freezes;
 mod helpers;
+mod heroku;
 mod metrics;
 mod openapi;
 mod paging;

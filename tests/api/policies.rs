@@ -980,6 +980,7 @@ async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
         .clone()
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                stage: None,
                 verification: None,
                 remove_verification: false,
                 id: coupling["id"].as_str().unwrap().into(),
@@ -1004,6 +1005,7 @@ async fn policies_are_changed_with_the_right_role_and_refused_by_field() {
         .clone()
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                stage: None,
                 verification: None,
                 remove_verification: false,
                 id: coupling["id"].as_str().unwrap().into(),

@@ -1214,6 +1214,9 @@ async fn a_target_can_never_get_a_second_release() {
         promoted_from_release_id: Set(None),
         promoted_from_promotion_id: Set(None),
         promotion_target_id: Set(Some(uuid::Uuid::parse_str(&target.id).unwrap())),
+        created_by_id: Set(None),
+        created_by_email: Set(None),
+        config_change_id: sea_orm::NotSet,
         created_at: Set(pipelines::store::now()),
         updated_at: Set(pipelines::store::now()),
     }

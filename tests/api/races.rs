@@ -802,6 +802,9 @@ async fn a_batch_whose_release_version_was_taken_moves_no_target() {
         promoted_from_release_id: None,
         promoted_from_promotion_id: None,
         promotion_target_id: Some(target.id),
+        created_by_id: None,
+        created_by_email: Some("ops".into()),
+        config_change_id: None,
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),
     };

@@ -77,7 +77,14 @@ async fn releases_get_increasing_versions_and_succeed() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(fetched, first);
+    // The second release is now the current one.
+    assert_eq!(
+        fetched,
+        pipelines::proto::Release {
+            current: false,
+            ..first
+        }
+    );
 }
 
 #[tokio::test]
@@ -138,7 +145,7 @@ async fn a_release_belongs_to_its_app() {
             release_id: "v1".into(),
         })
         .await;
-    assert_status(result, Code::InvalidArgument, &["release_id", "v1"]);
+    assert_status(result, Code::NotFound, &["release v1", "shop-dev"]);
     let result = client
         .create_release_status(status(
             "shop-dev",

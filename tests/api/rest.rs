@@ -341,11 +341,11 @@ async fn patching_a_coupling_replaces_its_contexts_only() {
         .call(
             Method::PATCH,
             &path,
-            Some(json!({"stage": "production"})),
+            Some(json!({"app": "shop-prod"})),
             None,
         )
         .await;
-    assert_error(status, &body, 422, 3, "stage");
+    assert_error(status, &body, 422, 3, "app");
     let (status, body) = app.call(Method::PATCH, &path, Some(json!({})), None).await;
     assert_error(status, &body, 422, 3, "required_status_checks");
     let (_, unchanged) = get(&app, &path).await;
@@ -478,6 +478,9 @@ async fn releases_and_release_statuses() {
             "description",
             "status",
             "promoted_from",
+            "current",
+            "eligible_for_rollback",
+            "user",
             "created_at",
             "updated_at"
         ])

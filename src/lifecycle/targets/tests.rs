@@ -23,6 +23,8 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
         required_approvals: 0,
         triggered_by: None,
         overridden_freezes: "[]".to_owned(),
+        created_by_id: None,
+        created_by_email: Some("ops".to_owned()),
     };
     let app = ResourceRef {
         id: Uuid::new_v4(),
@@ -68,6 +70,7 @@ fn batch_of_one_pending_target() -> (TargetBatch, promotion_target::Model, Resou
                 version: 3,
                 image: "shop:3".to_owned(),
             },
+            author: crate::domain::access::Author::stored(None, Some("ops".to_owned())),
         },
         worker: "worker".to_owned(),
         promotion,

@@ -28,7 +28,7 @@ use crate::{
         lookup::{
             app_ref, apps_by_id, coupling_contexts, coupling_policy, coupling_stage,
             coupling_verification, current_release, find_app, find_apps, find_pipeline,
-            find_release_of_app,
+            find_release_of_app, parse_uuid,
         },
     },
     store::{
@@ -221,6 +221,8 @@ impl Promotions {
     ) -> Result<release::Model> {
         match named {
             Some(id) if !id.is_empty() => {
+                // A promotion names its source release by id, as the contract's `{id}`.
+                parse_uuid("source.release.id", id)?;
                 let named = find_release_of_app(&self.db, source, "source.release.id", id).await?;
                 if named.status != ReleaseState::Succeeded.as_str() {
                     return Err(Error::invalid(

@@ -23,8 +23,8 @@ use crate::{
     audit::{Actor, AuditEntry},
     domain::{
         access::{Caller, Role},
-        range::{ListRange, RangeOrder},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
+        range::{ListRange, RangeOrder},
         status::{combined_state, ReleaseState, StatusState},
     },
     error::{Error, Result},

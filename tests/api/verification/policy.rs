@@ -169,6 +169,7 @@ async fn a_coupling_shows_its_verification_with_defaults_and_refuses_each_bad_fi
     let refused = couplings
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                stage: None,
                 id: id.clone(),
                 required_status_checks: None,
                 promotion_policy: None,
@@ -245,6 +246,7 @@ async fn tightening_a_verification_needs_write_and_weakening_it_needs_elevated_a
         .clone()
         .update_coupling(with_token(
             pipelines::proto::UpdateCouplingRequest {
+                stage: None,
                 id: coupling["id"].as_str().unwrap().into(),
                 required_status_checks: None,
                 promotion_policy: None,
