@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(range.first.as_deref(), Some("3"));
         assert_eq!(range.last.as_deref(), Some("7"));
         assert!(!range.first_excluded);
-        assert!(range.holds("3") && range.holds("7") && range.holds("10") == false);
+        assert!(range.holds("3") && range.holds("7") && !range.holds("10"));
         let next = parsed("version ]12..; max=5, order=desc");
         assert!(next.first_excluded);
         assert!(!next.holds("12") && next.holds("11") && !next.holds("13"));

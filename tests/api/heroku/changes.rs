@@ -48,7 +48,7 @@ async fn shop(app: &TestApp, token: &str) -> Value {
 async fn a_pipeline_is_renamed_under_the_create_rules() {
     let app = spawn_app().await;
     let admin = app.create_token("ops", "admin").await;
-    let writer = app.create_token("ci", "write").await;
+    let writer = app.create_token("ci-bot", "write").await;
     let reader = app.create_token("viewer", "read").await;
     let pipeline = shop(&app, &admin).await;
     app.call(
@@ -146,7 +146,7 @@ async fn a_pipeline_is_renamed_under_the_create_rules() {
 async fn moving_an_app_between_stages_needs_elevated_access_and_suits_the_stage() {
     let app = spawn_app().await;
     let admin = app.create_token("ops", "admin").await;
-    let writer = app.create_token("ci", "write").await;
+    let writer = app.create_token("ci-bot", "write").await;
     shop(&app, &admin).await;
     let (_, coupling) = app
         .call(
@@ -343,50 +343,18 @@ async fn heroku_clients_read_statuses_in_herokus_words() {
         .await;
     assert_eq!(status, 201, "{promotion}");
     let id = promotion["id"].as_str().unwrap();
+    let bearer = format!("Bearer {admin}");
     let heroku = [
         ("accept", "application/vnd.heroku+json; version=3"),
-        ("authorization", &*format!("Bearer {admin}")),
+        ("authorization", bearer.as_str()),
     ];
-    let akkeris = [
-        ("accept", "*/*"),
-        ("authorization", &*format!("Bearer {admin}")),
-    ];
-    let statuses = |headers: Vec<(&str, String)>| {
-        let app = &app;
-        async move {
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            let (_, _, promotion) = call_with(
-                app,
-                Method::GET,
-                &format!("/pipeline-promotions/{id}"),
-                &headers,
-                None,
-            )
-            .await;
-            let (_, _, targets) = call_with(
-                app,
-                Method::GET,
-                &format!("/pipeline-promotions/{id}/promotion-targets"),
-                &headers,
-                None,
-            )
-            .await;
-            (
-                promotion["status"].as_str().unwrap().to_owned(),
-                targets[0]["status"].as_str().unwrap().to_owned(),
-            )
-        }
-    };
-    let owned = |headers: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
-        headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect()
-    };
+    let akkeris = [("accept", "*/*"), ("authorization", bearer.as_str())];
     assert_eq!(
-        statuses(owned(&heroku)).await,
+        statuses(&app, id, &heroku).await,
         ("pending".into(), "pending".into())
     );
     assert_eq!(
-        statuses(owned(&akkeris)).await,
+        statuses(&app, id, &akkeris).await,
         ("awaiting_approval".into(), "pending".into())
     );
     let (status, body) = app
@@ -394,19 +362,31 @@ async fn heroku_clients_read_statuses_in_herokus_words() {
             Method::POST,
             &format!("/pipeline-promotions/{id}/rejections"),
             Some(json!({"comment": "not today"})),
-            Some(&app.create_token("qa", "write").await),
+            Some(&app.create_token("qa-lead", "write").await),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        statuses(owned(&heroku)).await,
+        statuses(&app, id, &heroku).await,
         ("completed".into(), "failed".into())
     );
     assert_eq!(
-        statuses(owned(&akkeris)).await,
+        statuses(&app, id, &akkeris).await,
         ("rejected".into(), "canceled".into())
     );
     // The promotions list words them the same way.
     let (_, _, list) = call_with(&app, Method::GET, "/pipeline-promotions", &heroku, None).await;
     assert_eq!(list[0]["status"], "completed");
+}
+
+/// A promotion's status and its first target's, read with `headers`.
+async fn statuses(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> (String, String) {
+    let path = format!("/pipeline-promotions/{id}");
+    let (_, _, promotion) = call_with(app, Method::GET, &path, headers, None).await;
+    let targets_path = format!("{path}/promotion-targets");
+    let (_, _, targets) = call_with(app, Method::GET, &targets_path, headers, None).await;
+    (
+        promotion["status"].as_str().unwrap().to_owned(),
+        targets[0]["status"].as_str().unwrap().to_owned(),
+    )
 }

@@ -20,27 +20,47 @@ async fn releases_range_by_version_in_every_form_the_cli_sends() {
     let app = spawn_app().await;
     app_with_releases(&app, "shop-dev", 20).await;
     let path = "/apps/shop-dev/releases";
-    for (range, expected) in [
+    // Each range, what its first page holds, and the Next-Range when more remain.
+    for (range, expected, next) in [
         (
             "version ..; max=15, order=desc",
-            (20..=6).rev().collect::<Vec<i64>>(),
+            (6..=20).rev().collect::<Vec<i64>>(),
+            Some("version ]6..; max=15, order=desc"),
         ),
-        ("version ..; order=desc,max=1", vec![20]),
-        ("version ..; max=1, order=desc;", vec![20]),
-        ("version ..; order=desc", (1..=20).rev().collect()),
-        ("version ..", (1..=20).collect()),
-        ("version 5..7", vec![5, 6, 7]),
-        ("version ..3", vec![1, 2, 3]),
-        ("version 18..", vec![18, 19, 20]),
-        ("version ]18..", vec![19, 20]),
-        ("version 7..5; order=desc", vec![7, 6, 5]),
+        (
+            "version ..; order=desc,max=1",
+            vec![20],
+            Some("version ]20..; max=1, order=desc"),
+        ),
+        (
+            "version ..; max=1, order=desc;",
+            vec![20],
+            Some("version ]20..; max=1, order=desc"),
+        ),
+        ("version ..; order=desc", (1..=20).rev().collect(), None),
+        ("version ..", (1..=20).collect(), None),
+        ("version 5..7", vec![5, 6, 7], None),
+        ("version ..3", vec![1, 2, 3], None),
+        ("version 18..", vec![18, 19, 20], None),
+        ("version ]18..", vec![19, 20], None),
+        ("version 7..5; order=desc", vec![7, 6, 5], None),
+        (
+            "version 3..9; max=2",
+            vec![3, 4],
+            Some("version ]4..9; max=2, order=asc"),
+        ),
     ] {
         let (status, headers, body) =
             call_with(&app, Method::GET, path, &[("range", range)], None).await;
-        assert_eq!(status, 200, "{range}: {body}");
+        assert_eq!(status, if next.is_some() { 206 } else { 200 }, "{range}");
         assert_eq!(versions(&body), expected, "{range}");
         assert_eq!(header(&headers, "accept-ranges"), Some("version, id"));
-        assert_eq!(header(&headers, "next-range"), None, "{range}");
+        assert_eq!(header(&headers, "next-range"), next, "{range}");
+        let content_range = format!("version {}..{}", expected[0], expected[expected.len() - 1]);
+        assert_eq!(
+            header(&headers, "content-range"),
+            Some(content_range.as_str())
+        );
     }
     // Without a Range: Akkeris's order, whole.
     let (status, headers, body) = call_with(&app, Method::GET, path, &[], None).await;

@@ -50,7 +50,7 @@ async fn a_release_says_whether_it_is_current_eligible_and_who_made_it() {
         let db = pipelines::store::connect(&app.database.url).await.unwrap();
         let (_, secret) = pipelines::auth::Tokens::new(db)
             .create_with(
-                "ci",
+                "ci-bot",
                 "write",
                 pipelines::auth::TokenOptions {
                     email: Some("ci@example.com".into()),
@@ -63,7 +63,7 @@ async fn a_release_says_whether_it_is_current_eligible_and_who_made_it() {
     };
     let (_, account) = app.call(Method::GET, "/users/~", None, Some(&token)).await;
     assert_eq!(account["email"], "ci@example.com");
-    assert_eq!(account["name"], "ci");
+    assert_eq!(account["name"], "ci-bot");
     let token_id = account["id"].as_str().expect("the token's id").to_owned();
     let (status, _) = app
         .call(
@@ -138,7 +138,7 @@ async fn a_release_says_whether_it_is_current_eligible_and_who_made_it() {
             account.name.as_str(),
             account.role.as_str()
         ),
-        (token_id.as_str(), "ci@example.com", "ci", "write")
+        (token_id.as_str(), "ci@example.com", "ci-bot", "write")
     );
 }
 
