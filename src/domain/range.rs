@@ -137,22 +137,27 @@ impl ListRange {
         Ok(range)
     }
 
-    /// The bounds as numbers, for a field such as `version`.
-    pub fn numeric_bounds(&self) -> Result<(Option<i64>, Option<i64>), UnusableRange> {
-        let number = |bound: &Option<String>| {
+    /// The bounds read by `parse`, for a field whose values are numbers or ids; `what`
+    /// names such a value in the refusal.
+    pub fn bounds<V>(
+        &self,
+        parse: impl Fn(&str) -> Option<V>,
+        what: &str,
+    ) -> Result<(Option<V>, Option<V>), UnusableRange> {
+        let read = |bound: &Option<String>| {
             bound
                 .as_deref()
                 .map(|text| {
-                    text.parse::<i64>().map_err(|_| {
+                    parse(text).ok_or_else(|| {
                         UnusableRange::new(
                             "bounds",
-                            format!("{} is not a {}", super::quoted(text), self.field),
+                            format!("{} is not {what}", super::quoted(text)),
                         )
                     })
                 })
                 .transpose()
         };
-        Ok((number(&self.first)?, number(&self.last)?))
+        Ok((read(&self.first)?, read(&self.last)?))
     }
 
     /// Whether `value` of the ranged field lies in the range, in its order.

@@ -23,10 +23,12 @@ impl CallKind {
         }
     }
 
-    /// A REST request's kind, by its method.
-    pub fn of_http_method(method: &http::Method) -> CallKind {
+    /// A REST request's kind, by its method; `POST /filters/...` only reads (Heroku's
+    /// filters carry their query in a body).
+    pub fn of_rest(method: &http::Method, path: &str) -> CallKind {
         match *method {
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS => CallKind::Read,
+            http::Method::POST if path.starts_with("/filters/") => CallKind::Read,
             _ => CallKind::Write,
         }
     }
@@ -251,9 +253,20 @@ mod tests {
             CallKind::of_grpc_path("/pipelines.v1.PromotionService/CreatePromotion"),
             CallKind::Write
         );
-        assert_eq!(CallKind::of_http_method(&http::Method::GET), CallKind::Read);
         assert_eq!(
-            CallKind::of_http_method(&http::Method::PATCH),
+            CallKind::of_rest(&http::Method::GET, "/apps"),
+            CallKind::Read
+        );
+        assert_eq!(
+            CallKind::of_rest(&http::Method::PATCH, "/apps"),
+            CallKind::Write
+        );
+        assert_eq!(
+            CallKind::of_rest(&http::Method::POST, "/filters/apps"),
+            CallKind::Read
+        );
+        assert_eq!(
+            CallKind::of_rest(&http::Method::POST, "/apps"),
             CallKind::Write
         );
     }

@@ -5,7 +5,7 @@ use axum::{
     extract::State,
     http::HeaderMap,
     response::{IntoResponse, Response},
-    Json,
+    Extension, Json,
 };
 use serde::Deserialize;
 use tokio_stream::StreamExt;
@@ -19,7 +19,10 @@ use super::{
     inputs::ReferenceInput,
     shapes, with_next_page_token, ApiResult, GatewayState, PageQuery,
 };
-use crate::service::{CreatedPromotion, NewPromotion, Safety};
+use crate::{
+    domain::range::ListRange,
+    service::{CreatedPromotion, NewPromotion, Safety},
+};
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(expecting = "an object such as {\"id\": \"...\"}", deny_unknown_fields)]
@@ -207,7 +210,27 @@ pub(super) async fn list_promotions(
     State(state): State<GatewayState>,
     vocabulary: Vocabulary,
     QueryParams(query): QueryParams<ListPromotionsQuery>,
+    range: Option<Extension<ListRange>>,
 ) -> ApiResult<Response> {
+    // A range by id is read from the database from where it starts; the list answers
+    // 100 by default, so it cannot be cut from one of its pages.
+    if let Some(Extension(range)) = range.filter(|range| range.field == "id") {
+        range
+            .bounds(|text| uuid::Uuid::parse_str(text).ok(), "a promotion id")
+            .map_err(ApiError::UnusableRange)?;
+        let (page, more) = state
+            .services
+            .promotions
+            .in_id_range(query.pipeline.as_deref(), &range)
+            .await?;
+        let page: Vec<shapes::Promotion> = page
+            .into_iter()
+            .map(|view| shapes::Promotion::worded(view, vocabulary))
+            .collect();
+        return Ok(super::range::ranged_page(&range, page, more, |promotion| {
+            promotion.id.to_string()
+        }));
+    }
     let page = state
         .services
         .promotions

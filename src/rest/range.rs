@@ -2,9 +2,11 @@
 //! this one layer. Which fields a list ranges by is read from the OpenAPI document: the
 //! item's `version`, `id` and `name`, those it has.
 //!
-//! A list that can read a range from the database answers it itself (the releases list,
-//! by version: one range of the `(app_id, version)` index) and marks its answer
-//! [`Ranged`]. Any other list is answered whole and cut here, in the range's order.
+//! A list that can read a range from the database answers it itself and marks its answer
+//! [`Ranged`]: releases by version (one range of the `(app_id, version)` index) and
+//! promotions by id (one range of the primary key; the list answers 100 by default, so
+//! it must). Any other list is answered whole, as without a range, and cut here in the
+//! range's order.
 
 use std::{
     collections::HashMap,
@@ -117,6 +119,15 @@ fn field_value(item: &serde_json::Value, field: &str) -> Option<String> {
 
 /// A whole list's answer cut to `range`.
 async fn cut_to_range(range: &ListRange, whole: Response) -> Response {
+    if whole.headers().contains_key("next-page-token") {
+        // A list that pages by default must read its ranges itself, as the promotions
+        // list does: a cut of one page would claim to be the whole range.
+        tracing::error!("a list that answers one page at a time was cut to a range");
+        return ApiError::Service(crate::error::Error::Internal(
+            "this list cannot be read by that range".into(),
+        ))
+        .into_response();
+    }
     let (parts, body) = whole.into_parts();
     let bytes = match axum::body::to_bytes(body, MOST_BYTES_CUT).await {
         Ok(bytes) => bytes,

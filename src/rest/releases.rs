@@ -122,7 +122,9 @@ async fn list_releases(
     range: Option<Extension<ListRange>>,
 ) -> ApiResult<Response> {
     if let Some(Extension(range)) = range.filter(|range| range.field == "version") {
-        range.numeric_bounds().map_err(ApiError::UnusableRange)?;
+        range
+            .bounds(|text| text.parse::<i64>().ok(), "a version")
+            .map_err(ApiError::UnusableRange)?;
         let (page, more) = state
             .services
             .releases

@@ -208,7 +208,7 @@ fn admit(
     }
     let kind = match transport {
         Transport::Grpc => CallKind::of_grpc_path(path),
-        Transport::Rest => CallKind::of_http_method(method),
+        Transport::Rest => CallKind::of_rest(method, path),
     };
     limiter.admit(token_id, caller.limits, kind)
 }

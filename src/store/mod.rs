@@ -18,6 +18,7 @@ pub mod pipeline_events;
 pub mod pipelines;
 pub mod promotions;
 pub mod queue;
+mod ranges;
 pub mod release_statuses;
 pub mod releases;
 pub mod rollbacks;
@@ -33,6 +34,7 @@ pub use locks::{
     LiveToCreate, SoftDeleteColumns,
 };
 pub use parameters::{placeholder, placeholders, AppIds, Parameters};
+pub use ranges::{in_key_range, KeyRange};
 
 use std::time::Duration;
 

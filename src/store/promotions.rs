@@ -376,6 +376,22 @@ pub async fn promotions_newest_first(
     query.all(db).await
 }
 
+/// Promotions, of one pipeline when given, in a range of ids: one range of the primary
+/// key.
+pub async fn promotions_in_id_range(
+    db: &impl ConnectionTrait,
+    pipeline_id: Option<Uuid>,
+    range: super::KeyRange<Uuid>,
+) -> Result<Vec<promotion::Model>, DbErr> {
+    let mut query = promotion::Entity::find();
+    if let Some(pipeline_id) = pipeline_id {
+        query = query.filter(promotion::Column::PipelineId.eq(pipeline_id));
+    }
+    super::in_key_range(query, promotion::Column::Id, range)
+        .all(db)
+        .await
+}
+
 /// The pipeline of a promotion, if the promotion exists.
 pub async fn pipeline_of_promotion(
     db: &impl ConnectionTrait,

@@ -188,38 +188,15 @@ pub async fn releases_with_image(
         .await
 }
 
-/// The releases of `app_id` in a range of versions, in the range's order: from `first`
-/// (left out when `first_excluded`) to `last`, at most `limit` of them. One range of the
-/// `(app_id, version)` index, however many releases the app has.
+/// The releases of `app_id` in a range of versions: one range of the `(app_id, version)`
+/// index, however many releases the app has.
 pub async fn releases_in_version_range(
     db: &impl ConnectionTrait,
     app_id: Uuid,
-    (first, first_excluded): (Option<i64>, bool),
-    last: Option<i64>,
-    descending: bool,
-    limit: u64,
+    range: super::KeyRange<i64>,
 ) -> Result<Vec<release::Model>, DbErr> {
-    use sea_orm::{QueryOrder, QuerySelect};
-    let version = release::Column::Version;
-    let mut query = release::Entity::find()
-        .filter(release::Column::AppId.eq(app_id))
-        .limit(limit);
-    query = match (descending, first, first_excluded) {
-        (_, None, _) => query,
-        (false, Some(first), false) => query.filter(version.gte(first)),
-        (false, Some(first), true) => query.filter(version.gt(first)),
-        (true, Some(first), false) => query.filter(version.lte(first)),
-        (true, Some(first), true) => query.filter(version.lt(first)),
-    };
-    query = match (descending, last) {
-        (_, None) => query,
-        (false, Some(last)) => query.filter(version.lte(last)),
-        (true, Some(last)) => query.filter(version.gte(last)),
-    };
-    query = if descending {
-        query.order_by_desc(version)
-    } else {
-        query.order_by_asc(version)
-    };
-    query.all(db).await
+    let of_app = release::Entity::find().filter(release::Column::AppId.eq(app_id));
+    super::in_key_range(of_app, release::Column::Version, range)
+        .all(db)
+        .await
 }

@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use super::Promotions;
 use crate::{
-    domain::promotion::{PromotionStatus, TargetStatus},
+    domain::{
+        promotion::{PromotionStatus, TargetStatus},
+        range::{ListRange, RangeOrder},
+    },
     error::{Error, Result},
     progress,
     service::lookup::{app_ref, apps_by_id, find_pipeline, parse_uuid},
@@ -81,6 +84,34 @@ impl Promotions {
             promotions,
             next_page_token,
         })
+    }
+
+    /// A page of promotions, of one pipeline when given, in a range of ids, in the range's
+    /// order, and whether more follow it.
+    pub async fn in_id_range(
+        &self,
+        pipeline: Option<&str>,
+        range: &ListRange,
+    ) -> Result<(Vec<PromotionView>, bool)> {
+        let (first, last) = range
+            .bounds(|text| Uuid::parse_str(text).ok(), "a promotion id")
+            .map_err(|unusable| Error::invalid("Range", unusable.reason))?;
+        let pipeline_id = match pipeline.filter(|p| !p.is_empty()) {
+            Some(reference) => Some(find_pipeline(&self.db, "pipeline", reference).await?.id),
+            None => None,
+        };
+        let range_of_ids = store::KeyRange {
+            first,
+            first_excluded: range.first_excluded,
+            last,
+            descending: range.order == RangeOrder::Desc,
+            limit: u64::from(range.max) + 1,
+        };
+        let mut rows =
+            store::promotions::promotions_in_id_range(&self.db, pipeline_id, range_of_ids).await?;
+        let more = rows.len() > range.max as usize;
+        rows.truncate(range.max as usize);
+        Ok((promotion_views(&self.db, rows).await?, more))
     }
 
     /// One target, by id.

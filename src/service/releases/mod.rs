@@ -205,15 +205,18 @@ impl Releases {
     ) -> Result<(Vec<ReleaseView>, bool)> {
         let owner = find_app(&self.db, "app", app).await?;
         let (first, last) = range
-            .numeric_bounds()
+            .bounds(|text| text.parse::<i64>().ok(), "a version")
             .map_err(|unusable| Error::invalid("Range", unusable.reason))?;
         let mut rows = store::releases::releases_in_version_range(
             &self.db,
             owner.id,
-            (first, range.first_excluded),
-            last,
-            range.order == RangeOrder::Desc,
-            u64::from(range.max) + 1,
+            store::KeyRange {
+                first,
+                first_excluded: range.first_excluded,
+                last,
+                descending: range.order == RangeOrder::Desc,
+                limit: u64::from(range.max) + 1,
+            },
         )
         .await?;
         let more = rows.len() > range.max as usize;

@@ -257,3 +257,140 @@ async fn an_unusable_range_is_416_naming_its_part() {
         );
     }
 }
+
+#[tokio::test]
+async fn promotions_range_by_id_past_the_lists_default_page() {
+    let app = spawn_app().await;
+    app.call(
+        Method::POST,
+        "/pipelines",
+        Some(json!({"name": "shop"})),
+        None,
+    )
+    .await;
+    for (name, stage) in [("shop-dev", "development"), ("shop-stg", "staging")] {
+        app.call(Method::POST, "/apps", Some(json!({"name": name})), None)
+            .await;
+        app.call(
+            Method::POST,
+            "/pipeline-couplings",
+            Some(json!({"app": name, "pipeline": "shop", "stage": stage})),
+            None,
+        )
+        .await;
+    }
+    app.call(
+        Method::POST,
+        "/apps/shop-dev/releases",
+        Some(json!({"image": "img:1"})),
+        None,
+    )
+    .await;
+    // More than the list's default page of 100.
+    let mut made = Vec::new();
+    for _ in 0..105 {
+        let (status, promotion) = app
+            .call(
+                Method::POST,
+                "/pipeline-promotions",
+                Some(json!({"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-dev"}}})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{promotion}");
+        made.push(promotion["id"].as_str().unwrap().to_owned());
+    }
+    made.sort();
+    let mut range = "id ..; max=40".to_owned();
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let (status, headers, body) = call_with(
+            &app,
+            Method::GET,
+            "/pipeline-promotions?pipeline=shop",
+            &[("range", &range)],
+            None,
+        )
+        .await;
+        seen.extend(
+            body.as_array()
+                .unwrap()
+                .iter()
+                .map(|promotion| promotion["id"].as_str().unwrap().to_owned()),
+        );
+        match header(&headers, "next-range") {
+            Some(next) => {
+                assert_eq!(status, 206);
+                range = next.to_owned();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "every promotion once, by id");
+    let (status, _, body) = call_with(
+        &app,
+        Method::GET,
+        "/pipeline-promotions",
+        &[("range", "id not-an-id..")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 416, "{body}");
+}
+
+/// Every GET route whose answer is a JSON array, read from the served document, so that a
+/// new list is tested the moment it is routed.
+#[tokio::test]
+async fn every_list_route_honours_a_range_and_refuses_an_unusable_one() {
+    let app = spawn_app().await;
+    app_with_releases(&app, "shop-dev", 2).await;
+    app.call(
+        Method::POST,
+        "/pipelines",
+        Some(json!({"name": "shop"})),
+        None,
+    )
+    .await;
+    let (_, document) = app.call(Method::GET, "/openapi.json", None, None).await;
+    let mut lists = 0;
+    for (template, item) in document["paths"].as_object().unwrap() {
+        let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        if schema["type"] != "array" {
+            continue;
+        }
+        lists += 1;
+        let path = template
+            .replace("{pipeline}", "shop")
+            .replace("{app}", "shop-dev")
+            .replace("{release}", "1")
+            .replace("{id}", "00000000-0000-4000-8000-000000000001");
+        let path = if path == "/releases" {
+            "/releases?image=img:1".to_owned()
+        } else {
+            path
+        };
+        let (status, headers, body) =
+            call_with(&app, Method::GET, &path, &[("range", "colour ..")], None).await;
+        assert_eq!(status, 416, "{path}: {body}");
+        let accepted = header(&headers, "accept-ranges")
+            .expect("Accept-Ranges")
+            .to_owned();
+        let field = accepted.split(", ").next().unwrap();
+        let range = format!("{field} ..; max=1");
+        let (status, headers, body) =
+            call_with(&app, Method::GET, &path, &[("range", &range)], None).await;
+        assert!(
+            [200, 206, 404].contains(&status),
+            "{path} with {range}: {status} {body}"
+        );
+        assert_eq!(
+            header(&headers, "accept-ranges"),
+            Some(accepted.as_str()),
+            "{path}"
+        );
+        if status != 404 {
+            assert!(body.as_array().unwrap().len() <= 1, "{path}: {body}");
+        }
+    }
+    assert!(lists >= 8, "only {lists} lists found in the document");
+}
