@@ -38,6 +38,7 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 mod auto;
 mod limits;
 mod memory;
+mod ranges;
 mod rest;
 mod scale;
 mod stream;
@@ -573,7 +574,7 @@ async fn main() -> BenchResult<()> {
         Ok(url) if !url.is_empty() => {}
         _ => eprintln!("BENCH_DATABASE_URL is not set: PostgreSQL rows are skipped"),
     }
-    // `bench [promotions|latency|throughput|unary|auto|verification|rest|limits|memory|stream]...` runs only those
+    // `bench [promotions|latency|throughput|unary|auto|verification|rest|limits|ranges|memory|stream]...` runs only those
     // sections; `promotions` is `latency` and `throughput`. `bench scale` runs only when named.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     let runs = |section: &str| chosen.is_empty() || chosen.iter().any(|c| c == section);
@@ -613,6 +614,11 @@ async fn main() -> BenchResult<()> {
     if runs("limits") {
         for backend in &backends {
             limits::limiter_rows(backend).await?;
+        }
+    }
+    if runs("ranges") {
+        for backend in &backends {
+            ranges::range_rows(backend).await?;
         }
     }
     if runs("memory") {

@@ -22,11 +22,17 @@ use super::{channel, promote, setup, start_logging, watch_to_end, Backend, Bench
 /// `wrk`'s requests per second against `url` over `duration` (such as `4s`). Any non-2xx
 /// answer fails the run: a fast error is not a result.
 pub fn wrk(url: &str, token: Option<&str>, duration: &str) -> BenchResult<f64> {
+    let authorization = token.map(|token| format!("Authorization: Bearer {token}"));
+    wrk_with_headers(url, authorization.as_slice(), duration)
+}
+
+/// [`wrk`], sending each of `headers` (`Name: value`) with every request.
+pub fn wrk_with_headers(url: &str, headers: &[String], duration: &str) -> BenchResult<f64> {
     let run = |duration: &str| -> BenchResult<String> {
         let mut command = Command::new("wrk");
         command.args(["-t2", "-c32", "--timeout", "10s", "-d", duration]);
-        if let Some(token) = token {
-            command.args(["-H", &format!("Authorization: Bearer {token}")]);
+        for header in headers {
+            command.args(["-H", header]);
         }
         let output = command.arg(url).output().map_err(|error| {
             format!("cannot run wrk: {error} (install it: apt-get install wrk)")
