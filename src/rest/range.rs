@@ -38,13 +38,19 @@ const MOST_BYTES_CUT: usize = 256 * 1024 * 1024;
 /// The lists, by route template, and the fields each ranges by.
 #[derive(Default)]
 pub(super) struct RangeRules {
-    fields: HashMap<String, (Vec<&'static str>, HeaderValue)>,
+    lists: HashMap<String, Arc<RangedList>>,
+}
+
+/// One list's fields, and its `Accept-Ranges` value, encoded once.
+struct RangedList {
+    fields: Vec<&'static str>,
+    accepted: HeaderValue,
 }
 
 impl RangeRules {
     /// Every GET operation whose 200 answer is a JSON array of objects.
     pub(super) fn from_document(document: &serde_json::Value) -> Self {
-        let mut fields = HashMap::new();
+        let mut lists = HashMap::new();
         let schemas = &document["components"]["schemas"];
         let Some(paths) = document["paths"].as_object() else {
             return Self::default();
@@ -69,9 +75,13 @@ impl RangeRules {
             let Ok(accepted) = HeaderValue::from_str(&ranged.join(", ")) else {
                 continue;
             };
-            fields.insert(path.clone(), (ranged, accepted));
+            let list = RangedList {
+                fields: ranged,
+                accepted,
+            };
+            lists.insert(path.clone(), Arc::new(list));
         }
-        Self { fields }
+        Self { lists }
     }
 }
 
@@ -212,20 +222,22 @@ where
         let listed = (request.method() == Method::GET || request.method() == Method::HEAD)
             .then(|| request.extensions().get::<MatchedPath>())
             .flatten()
-            .and_then(|route| self.rules.fields.get(route.as_str()))
-            .cloned();
-        let Some((fields, accepted)) = listed else {
+            .and_then(|route| self.rules.lists.get(route.as_str()));
+        let Some(list) = listed else {
             return Answer::Plain {
                 future: self.inner.call(request),
                 accepted: None,
             };
         };
         if !request.headers().contains_key(header::RANGE) {
+            let accepted = Some(list.accepted.clone());
             return Answer::Plain {
                 future: self.inner.call(request),
-                accepted: Some(accepted),
+                accepted,
             };
         }
+        let list = Arc::clone(list);
+        let accepted = list.accepted.clone();
         let refused = |response: Response| Answer::Ranged {
             future: Box::pin(std::future::ready(Ok(response))),
         };
@@ -233,7 +245,7 @@ where
             None => None,
             Some(value) => {
                 let text = value.to_str().unwrap_or_default();
-                match ListRange::parse(text, &fields) {
+                match ListRange::parse(text, &list.fields) {
                     Ok(range) => Some(range),
                     Err(unusable) => {
                         let mut refusal = ApiError::UnusableRange(unusable).into_response();
