@@ -239,3 +239,74 @@ async fn a_release_keeps_its_config_vars_as_they_were() {
     assert!(grpc.values_withheld);
     assert_eq!(grpc.vars.len(), 2);
 }
+
+#[tokio::test]
+async fn promoted_releases_are_by_the_promotions_creator_and_the_engines_by_system() {
+    let app = spawn_app().await;
+    let token = app.create_token("release-bot", "admin").await;
+    let call = |method: Method, path: String, body: Option<serde_json::Value>| {
+        let (app, token) = (&app, token.clone());
+        async move { app.call(method, &path, body, Some(&token)).await }
+    };
+    call(
+        Method::POST,
+        "/pipelines".into(),
+        Some(json!({"name": "shop"})),
+    )
+    .await;
+    for (name, stage, policy) in [
+        ("shop-dev", "development", json!({})),
+        ("shop-stg", "staging", json!({})),
+        ("shop-prod", "production", json!({"auto_promote": true})),
+    ] {
+        call(Method::POST, "/apps".into(), Some(json!({"name": name}))).await;
+        let (status, body) = call(
+            Method::POST,
+            "/pipeline-couplings".into(),
+            Some(json!({"app": name, "pipeline": "shop", "stage": stage, "promotion_policy": policy})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    call(
+        Method::POST,
+        "/apps/shop-dev/releases".into(),
+        Some(json!({"image": "img:1"})),
+    )
+    .await;
+    let (status, promotion) = call(
+        Method::POST,
+        "/pipeline-promotions".into(),
+        Some(json!({"pipeline": {"id": "shop"}, "source": {"app": {"id": "shop-dev"}}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{promotion}");
+    // Staging gets the release from the promotion; production from the auto-promotion
+    // that staging's new release triggers.
+    let newest = |name: &'static str| {
+        let call = &call;
+        async move {
+            let (_, releases) = call(Method::GET, format!("/apps/{name}/releases"), None).await;
+            releases
+                .as_array()
+                .and_then(|all| all.last().cloned())
+                .filter(|release| release["status"] == "succeeded")
+        }
+    };
+    let mut prod = None;
+    for _ in 0..200 {
+        prod = newest("shop-prod").await;
+        if prod.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let staging = newest("shop-stg").await.expect("staging's release");
+    let (_, account) = call(Method::GET, "/account".into(), None).await;
+    assert_eq!(
+        staging["user"],
+        json!({"id": account["id"], "email": "release-bot"})
+    );
+    let prod = prod.expect("the auto-promotion delivered to production");
+    assert_eq!(prod["user"], json!({"id": null, "email": "system"}));
+}
