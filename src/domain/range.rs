@@ -40,6 +40,16 @@ pub struct ListRange {
     pub order: RangeOrder,
 }
 
+/// A range whose bounds are values of its column, as a store reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedRange<V> {
+    pub first: Option<V>,
+    pub first_excluded: bool,
+    pub last: Option<V>,
+    pub descending: bool,
+    pub max: u32,
+}
+
 /// Why a `Range` header cannot be used: `part` names the offending part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnusableRange {
@@ -58,7 +68,21 @@ impl UnusableRange {
 
 impl ListRange {
     /// Reads a header for a list that ranges by `fields`.
+    /// Every refusal names the offending part and the fields the list ranges by.
     pub fn parse(header: &str, fields: &[&str]) -> Result<Self, UnusableRange> {
+        Self::read(header, fields).map_err(|mut unusable| {
+            if unusable.part != "field" {
+                unusable.reason = format!(
+                    "{}; this list ranges by {}",
+                    unusable.reason,
+                    fields.join(", ")
+                );
+            }
+            unusable
+        })
+    }
+
+    fn read(header: &str, fields: &[&str]) -> Result<Self, UnusableRange> {
         let header = header.trim();
         let (field, rest) = header
             .split_once(|c: char| c.is_ascii_whitespace())
@@ -137,13 +161,13 @@ impl ListRange {
         Ok(range)
     }
 
-    /// The bounds read by `parse`, for a field whose values are numbers or ids; `what`
-    /// names such a value in the refusal.
-    pub fn bounds<V>(
+    /// The range with its bounds read by `parse`, for a list that reads it from an
+    /// indexed column of numbers or ids; `what` names such a value in the refusal.
+    pub fn typed<V>(
         &self,
         parse: impl Fn(&str) -> Option<V>,
         what: &str,
-    ) -> Result<(Option<V>, Option<V>), UnusableRange> {
+    ) -> Result<TypedRange<V>, UnusableRange> {
         let read = |bound: &Option<String>| {
             bound
                 .as_deref()
@@ -157,7 +181,13 @@ impl ListRange {
                 })
                 .transpose()
         };
-        Ok((read(&self.first)?, read(&self.last)?))
+        Ok(TypedRange {
+            first: read(&self.first)?,
+            first_excluded: self.first_excluded,
+            last: read(&self.last)?,
+            descending: self.order == RangeOrder::Desc,
+            max: self.max,
+        })
     }
 
     /// Whether `value` of the ranged field lies in the range, in its order.
@@ -269,10 +299,37 @@ mod tests {
     }
 
     #[test]
+    fn a_typed_range_reads_its_bounds_or_names_the_bad_one() {
+        let range = parsed("version ]12..3; max=5, order=desc");
+        let typed = range
+            .typed(|text| text.parse::<i64>().ok(), "a version")
+            .unwrap();
+        assert_eq!(
+            typed,
+            TypedRange {
+                first: Some(12),
+                first_excluded: true,
+                last: Some(3),
+                descending: true,
+                max: 5
+            }
+        );
+        let refused = parsed("version 2..x")
+            .typed(|text| text.parse::<i64>().ok(), "a version")
+            .unwrap_err();
+        assert_eq!(refused.part, "bounds");
+        assert_eq!(refused.reason, "'x' is not a version");
+    }
+
+    #[test]
     fn unusable_ranges_name_their_part() {
         let unknown = refused("name ..");
         assert_eq!(unknown.part, "field");
         assert!(unknown.reason.contains("version, id"), "{}", unknown.reason);
+        assert_eq!(
+            refused("version ..; max=0").reason,
+            "max='0' is not a number from 1 to 1000; this list ranges by version, id"
+        );
         for (header, part) in [
             ("version ..; max=0", "max"),
             ("version ..; max=1001", "max"),

@@ -215,13 +215,13 @@ pub(super) async fn list_promotions(
     // A range by id is read from the database from where it starts; the list answers
     // 100 by default, so it cannot be cut from one of its pages.
     if let Some(Extension(range)) = range.filter(|range| range.field == "id") {
-        range
-            .bounds(|text| uuid::Uuid::parse_str(text).ok(), "a promotion id")
+        let ids = range
+            .typed(|text| uuid::Uuid::parse_str(text).ok(), "a promotion id")
             .map_err(ApiError::UnusableRange)?;
         let (page, more) = state
             .services
             .promotions
-            .in_id_range(query.pipeline.as_deref(), &range)
+            .in_id_range(query.pipeline.as_deref(), ids)
             .await?;
         let page: Vec<shapes::Promotion> = page
             .into_iter()

@@ -122,13 +122,13 @@ async fn list_releases(
     range: Option<Extension<ListRange>>,
 ) -> ApiResult<Response> {
     if let Some(Extension(range)) = range.filter(|range| range.field == "version") {
-        range
-            .bounds(|text| text.parse::<i64>().ok(), "a version")
+        let versions = range
+            .typed(|text| text.parse::<i64>().ok(), "a version")
             .map_err(ApiError::UnusableRange)?;
         let (page, more) = state
             .services
             .releases
-            .in_version_range(&app, &range)
+            .in_version_range(&app, versions)
             .await?;
         let page: Vec<shapes::Release> = page.into_iter().map(shapes::Release::from).collect();
         return Ok(super::range::ranged_page(&range, page, more, |release| {

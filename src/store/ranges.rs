@@ -1,6 +1,7 @@
 //! A range of one indexed column, read from where it starts: what a Heroku `Range` on a
 //! list asks of the database.
 
+use crate::domain::range::TypedRange;
 use sea_orm::{
     sea_query::Value, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
@@ -14,6 +15,19 @@ pub struct KeyRange<V> {
     pub last: Option<V>,
     pub descending: bool,
     pub limit: u64,
+}
+
+impl<V> From<TypedRange<V>> for KeyRange<V> {
+    /// The rows of a page, and one more, which tells whether more follow it.
+    fn from(range: TypedRange<V>) -> Self {
+        Self {
+            first: range.first,
+            first_excluded: range.first_excluded,
+            last: range.last,
+            descending: range.descending,
+            limit: u64::from(range.max) + 1,
+        }
+    }
 }
 
 /// `query` narrowed to `range` of `column`, ordered along it.

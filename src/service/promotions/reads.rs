@@ -10,7 +10,7 @@ use super::Promotions;
 use crate::{
     domain::{
         promotion::{PromotionStatus, TargetStatus},
-        range::{ListRange, RangeOrder},
+        range::TypedRange,
     },
     error::{Error, Result},
     progress,
@@ -91,26 +91,17 @@ impl Promotions {
     pub async fn in_id_range(
         &self,
         pipeline: Option<&str>,
-        range: &ListRange,
+        range: TypedRange<Uuid>,
     ) -> Result<(Vec<PromotionView>, bool)> {
-        let (first, last) = range
-            .bounds(|text| Uuid::parse_str(text).ok(), "a promotion id")
-            .map_err(|unusable| Error::invalid("Range", unusable.reason))?;
         let pipeline_id = match pipeline.filter(|p| !p.is_empty()) {
             Some(reference) => Some(find_pipeline(&self.db, "pipeline", reference).await?.id),
             None => None,
         };
-        let range_of_ids = store::KeyRange {
-            first,
-            first_excluded: range.first_excluded,
-            last,
-            descending: range.order == RangeOrder::Desc,
-            limit: u64::from(range.max) + 1,
-        };
+        let max = range.max as usize;
         let mut rows =
-            store::promotions::promotions_in_id_range(&self.db, pipeline_id, range_of_ids).await?;
-        let more = rows.len() > range.max as usize;
-        rows.truncate(range.max as usize);
+            store::promotions::promotions_in_id_range(&self.db, pipeline_id, range.into()).await?;
+        let more = rows.len() > max;
+        rows.truncate(max);
         Ok((promotion_views(&self.db, rows).await?, more))
     }
 

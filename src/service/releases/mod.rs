@@ -24,7 +24,7 @@ use crate::{
     domain::{
         access::{Caller, Role},
         names::{check_context, check_description, check_image, check_label, check_optional_url},
-        range::{ListRange, RangeOrder},
+        range::TypedRange,
         status::{combined_state, ReleaseState, StatusState},
     },
     error::{Error, Result},
@@ -201,26 +201,14 @@ impl Releases {
     pub async fn in_version_range(
         &self,
         app: &str,
-        range: &ListRange,
+        range: TypedRange<i64>,
     ) -> Result<(Vec<ReleaseView>, bool)> {
         let owner = find_app(&self.db, "app", app).await?;
-        let (first, last) = range
-            .bounds(|text| text.parse::<i64>().ok(), "a version")
-            .map_err(|unusable| Error::invalid("Range", unusable.reason))?;
-        let mut rows = store::releases::releases_in_version_range(
-            &self.db,
-            owner.id,
-            store::KeyRange {
-                first,
-                first_excluded: range.first_excluded,
-                last,
-                descending: range.order == RangeOrder::Desc,
-                limit: u64::from(range.max) + 1,
-            },
-        )
-        .await?;
-        let more = rows.len() > range.max as usize;
-        rows.truncate(range.max as usize);
+        let max = range.max as usize;
+        let mut rows =
+            store::releases::releases_in_version_range(&self.db, owner.id, range.into()).await?;
+        let more = rows.len() > max;
+        rows.truncate(max);
         Ok((release_views(&self.db, &owner, rows).await?, more))
     }
 

@@ -107,6 +107,21 @@ async fn a_pipeline_is_renamed_under_the_create_rules() {
         )
         .await;
     assert_eq!(status, 404);
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            "/audit-events?action=pipeline.update",
+            None,
+            Some(&admin),
+        )
+        .await;
+    let summaries: Vec<&str> = audit["audit_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["summary"].as_str())
+        .collect();
+    assert_eq!(summaries, ["renamed pipeline shop to storefront"]);
     // gRPC: the same rule.
     let renamed = app
         .pipelines

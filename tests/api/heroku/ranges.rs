@@ -234,6 +234,12 @@ async fn an_unusable_range_is_416_naming_its_part() {
         assert_eq!(body["code"], 3, "{range}");
         let message = body["message"].as_str().unwrap();
         assert!(message.contains(fragment), "{range}: {message}");
+        if range != "version abc.." {
+            assert!(
+                message.contains("ranges by version, id"),
+                "{range}: {message}"
+            );
+        }
         assert_eq!(
             body["details"][0]["field_violations"][0]["field"], part,
             "{range}"

@@ -41,6 +41,26 @@ async fn every_release_path_takes_an_id_or_a_version() {
         .expect("a release by version")
         .into_inner();
     assert_eq!(grpc.version, 2);
+    // In protected mode the caller is `local`, over both transports.
+    let account =
+        pipelines::proto::account_service_client::AccountServiceClient::new(app.channel.clone())
+            .get_account(pipelines::proto::GetAccountRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(
+        (
+            account.id.as_str(),
+            account.email.as_str(),
+            account.name.as_str()
+        ),
+        ("", "local", "local")
+    );
+    let (_, account) = app.call(Method::GET, "/account", None, None).await;
+    assert_eq!(
+        (&account["id"], &account["email"], &account["name"]),
+        (&json!(null), &json!("local"), &json!("local"))
+    );
 }
 
 #[tokio::test]
@@ -309,4 +329,93 @@ async fn promoted_releases_are_by_the_promotions_creator_and_the_engines_by_syst
     );
     let prod = prod.expect("the auto-promotion delivered to production");
     assert_eq!(prod["user"], json!({"id": null, "email": "system"}));
+}
+
+/// A database from before release history was kept: its config vars become the first
+/// changes, its releases keep no config and no author, and releases made afterwards have
+/// both.
+#[tokio::test]
+async fn releases_made_before_the_history_say_so() {
+    use migration::{Migrator, MigratorTrait};
+    let database = crate::helpers::fresh_database().await;
+    let db = pipelines::store::connect(&database.url).await.unwrap();
+    // Every migration before the one that keeps release history.
+    let before_history = Migrator::migrations().len() as u32 - 1;
+    Migrator::up(&db, Some(before_history)).await.unwrap();
+    let app_id = uuid::Uuid::new_v4();
+    let now = pipelines::store::now();
+    use sea_orm::{ActiveModelTrait, Set};
+    pipelines::store::entities::app::ActiveModel {
+        id: Set(app_id),
+        name: Set("shop-dev".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    pipelines::store::config_vars::set_config_var(&db, app_id, "OLD".into(), "1".into())
+        .await
+        .unwrap();
+    db.execute(sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        format!(
+            "INSERT INTO releases (id, app_id, version, image, description, status, \
+             created_at, updated_at) VALUES ({})",
+            pipelines::store::placeholders(db.get_database_backend(), 1, 8)
+        ),
+        [
+            uuid::Uuid::new_v4().into(),
+            app_id.into(),
+            1i64.into(),
+            "img:1".into(),
+            "".into(),
+            "succeeded".into(),
+            now.into(),
+            now.into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    db.close().await.ok();
+
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::settings_for(&database.url), database).await;
+    let (status, body) = app
+        .call(
+            Method::GET,
+            "/apps/shop-dev/releases/1/config-vars",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("before config history was kept"),
+        "{body}"
+    );
+    let (_, old) = app
+        .call(Method::GET, "/apps/shop-dev/releases/1", None, None)
+        .await;
+    assert_eq!(old["user"], json!({"id": null, "email": "unknown"}));
+    app.call(
+        Method::POST,
+        "/apps/shop-dev/releases",
+        Some(json!({"image": "img:2"})),
+        None,
+    )
+    .await;
+    let (status, vars) = app
+        .call(
+            Method::GET,
+            "/apps/shop-dev/releases/2/config-vars",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, vars), (200, json!({"OLD": "1"})));
 }
